@@ -1,0 +1,417 @@
+//! Name resolution, imports, signatures, types and shapes: everything that can be wrong
+//! with a pipeline is found here, before any compute is spent.
+
+mod elaborate;
+mod modules;
+mod types;
+mod typing;
+mod value;
+
+pub use elaborate::stage_type;
+pub use types::Ty;
+pub use value::{Args, CVal, Config, StageRef, VKind};
+
+use crate::diag::{Code, Diag, SourceMap, Span, did_you_mean};
+use crate::stages::{Builtin, Meta};
+use crate::syntax::ast::{Expr, Program, StmtKind};
+use elaborate::{Elab, Global};
+use std::collections::HashMap;
+
+/// A stage call: a node of the stage graph.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The `let` name, or `let.argument` / `let.builtinN` for stages nested in expressions.
+    pub name: String,
+    pub builtin: &'static Builtin,
+    pub args: Args,
+    pub span: Span,
+    pub meta: Meta,
+    /// Nodes whose results this one uses.
+    pub deps: Vec<usize>,
+}
+
+/// `path = value` from `--set` or a profile.
+#[derive(Debug, Clone)]
+pub struct Override {
+    pub path: String,
+    pub value: Expr,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReportItem {
+    pub node: usize,
+    pub field: Option<String>,
+    /// As written: `score` or `fit.final_loss`.
+    pub label: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub nodes: Vec<Node>,
+    pub reports: Vec<ReportItem>,
+    pub seed: u64,
+    pub profile: Option<String>,
+    pub profiles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    pub profile: Option<String>,
+    /// `path=value` strings from the command line.
+    pub sets: Vec<String>,
+}
+
+const DEFAULT_SEED: u64 = 0;
+
+/// Check the pipeline in `entry` (already added to `sources`).
+pub fn check(
+    sources: &mut SourceMap,
+    entry: u32,
+    opts: &CheckOptions,
+) -> Result<Checked, Vec<Diag>> {
+    let loaded = modules::load(sources, entry);
+    let mut diags = loaded.diags;
+    let (result, more) = check_modules(sources, &loaded.modules, opts);
+    diags.extend(more);
+    finish(result, diags)
+}
+
+/// Check the base pipeline and every profile it defines (what `flowline check` does).
+pub fn check_all_profiles(
+    sources: &mut SourceMap,
+    entry: u32,
+    sets: &[String],
+) -> Result<Checked, Vec<Diag>> {
+    let loaded = modules::load(sources, entry);
+    let mut diags = loaded.diags;
+    let base_opts = CheckOptions {
+        profile: None,
+        sets: sets.to_vec(),
+    };
+    let (base, more) = check_modules(sources, &loaded.modules, &base_opts);
+    diags.extend(more);
+    if let Some(b) = &base {
+        for p in b.profiles.clone() {
+            let opts = CheckOptions {
+                profile: Some(p),
+                sets: sets.to_vec(),
+            };
+            let (_, more) = check_modules(sources, &loaded.modules, &opts);
+            diags.extend(more);
+        }
+    }
+    finish(base, diags)
+}
+
+fn finish(result: Option<Checked>, mut diags: Vec<Diag>) -> Result<Checked, Vec<Diag>> {
+    let mut seen = std::collections::HashSet::new();
+    diags.retain(|d| seen.insert((d.code, d.span, d.message.clone())));
+    diags.sort_by_key(|d| (d.span.map(|s| (s.file, s.lo)), d.code));
+    match result {
+        Some(c) if diags.is_empty() => Ok(c),
+        _ => Err(diags),
+    }
+}
+
+fn check_modules(
+    sources: &mut SourceMap,
+    modules: &[modules::Module],
+    opts: &CheckOptions,
+) -> (Option<Checked>, Vec<Diag>) {
+    let mut diags = Vec::new();
+    let Some(main) = modules.first() else {
+        return (None, diags);
+    };
+
+    // Globals of every module share one namespace.
+    let mut globals: HashMap<&str, Global> = HashMap::new();
+    let mut order: Vec<&str> = Vec::new();
+    for m in modules {
+        for stmt in &m.program.stmts {
+            let (name, g) = match &stmt.kind {
+                StmtKind::Let { name, value } => (name, Global::Let { name, value }),
+                StmtKind::Def { name, params, body } => (name, Global::Def { name, params, body }),
+                StmtKind::Seed(_) | StmtKind::Report(_) | StmtKind::Profile { .. }
+                    if m.file != main.file =>
+                {
+                    diags.push(
+                        Diag::new(Code::E1005, "imported modules may only hold `let` and `def`")
+                            .at(stmt.span, "not allowed in a module")
+                            .hint("put `seed`, `report` and `profile` in the pipeline that imports this file"),
+                    );
+                    continue;
+                }
+                _ => continue,
+            };
+            if let Some(prev) = globals.get(name.name.as_str()) {
+                let line = sources.line_of(prev.span().file, prev.span().lo);
+                let file = sources.get(prev.span().file).name.clone();
+                diags.push(
+                    Diag::new(Code::E1002, format!("`{}` is defined twice", name.name))
+                        .at(name.span, "defined again here")
+                        .hint(format!(
+                            "the first definition is at {file}:{line}; rename one of them"
+                        )),
+                );
+                continue;
+            }
+            if crate::stages::find(&name.name).is_some() {
+                diags.push(
+                    Diag::new(
+                        Code::E1002,
+                        format!("`{}` is the name of a built-in", name.name),
+                    )
+                    .at(name.span, "shadows a built-in")
+                    .hint("choose another name; `flowline doc NAME` shows the built-in"),
+                );
+                continue;
+            }
+            globals.insert(&name.name, g);
+            order.push(&name.name);
+        }
+    }
+
+    let program: &Program = &main.program;
+    let mut seed: Option<u64> = None;
+    let mut profiles: Vec<(&str, Span, &[crate::syntax::ast::Assign])> = Vec::new();
+    for stmt in &program.stmts {
+        match &stmt.kind {
+            StmtKind::Seed(s) => {
+                if seed.is_some() {
+                    diags.push(
+                        Diag::new(Code::E1008, "`seed` is given twice")
+                            .at(stmt.span, "second seed")
+                            .hint("one global seed feeds every random choice; keep one `seed` statement"),
+                    );
+                }
+                seed = Some(*s as u64);
+            }
+            StmtKind::Profile { name, assigns } => {
+                if profiles.iter().any(|(n, _, _)| *n == name.name) {
+                    diags.push(
+                        Diag::new(
+                            Code::E1002,
+                            format!("profile `{}` is defined twice", name.name),
+                        )
+                        .at(name.span, "defined again here"),
+                    );
+                } else {
+                    profiles.push((&name.name, name.span, assigns));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // Overrides: the selected profile first, then `--set` (which wins).
+    let mut overrides = Vec::new();
+    if let Some(p) = &opts.profile {
+        match profiles.iter().find(|(n, _, _)| n == p) {
+            Some((_, _, assigns)) => {
+                for a in assigns.iter() {
+                    overrides.push(Override {
+                        path: a.path.dotted(),
+                        value: a.value.clone(),
+                        span: a.span,
+                    });
+                }
+            }
+            None => {
+                let names: Vec<&str> = profiles.iter().map(|(n, _, _)| *n).collect();
+                diags.push(
+                    Diag::new(Code::E1006, format!("no profile named `{p}`"))
+                        .maybe_hint(
+                            did_you_mean(p, names.iter().copied())
+                                .map(|s| format!("did you mean `{s}`?")),
+                        )
+                        .hint(if names.is_empty() {
+                            "this pipeline defines no profiles".to_string()
+                        } else {
+                            format!("profiles: {}", names.join(", "))
+                        }),
+                );
+            }
+        }
+    }
+    for set in &opts.sets {
+        match parse_set(sources, set) {
+            Ok(o) => {
+                overrides.retain(|x: &Override| x.path != o.path);
+                overrides.push(o);
+            }
+            Err(d) => diags.push(d),
+        }
+    }
+    // `seed` is a statement, not an argument.
+    let mut rest = Vec::new();
+    for o in overrides {
+        if o.path == "seed" {
+            match o.value.kind {
+                crate::syntax::ast::ExprKind::Int(s) => seed = Some(s as u64),
+                _ => diags.push(
+                    Diag::new(Code::E2005, "`seed` must be an integer")
+                        .at(o.value.span, "not an integer"),
+                ),
+            }
+        } else {
+            rest.push(o);
+        }
+    }
+
+    let mut elab = Elab::new(globals, &rest);
+    for name in &order {
+        if matches!(elab.globals.get(name), Some(Global::Let { .. })) {
+            elab.eval_let(name);
+        }
+    }
+    let main_defs: Vec<&str> = program
+        .stmts
+        .iter()
+        .filter_map(|s| match &s.kind {
+            StmtKind::Def { name, .. } => Some(name.name.as_str()),
+            _ => None,
+        })
+        .collect();
+    for d in main_defs {
+        if elab.globals.contains_key(d) {
+            elab.probe_def(d);
+        }
+    }
+    elab.unconsumed_overrides();
+
+    let mut reports = Vec::new();
+    for stmt in &program.stmts {
+        let StmtKind::Report(paths) = &stmt.kind else {
+            continue;
+        };
+        for path in paths {
+            if let Some(item) = report_item(&mut elab, path) {
+                reports.push(item);
+            }
+        }
+    }
+
+    diags.append(&mut elab.diags);
+    let checked = Checked {
+        nodes: elab.nodes,
+        reports,
+        seed: seed.unwrap_or(DEFAULT_SEED),
+        profile: opts.profile.clone(),
+        profiles: profiles.iter().map(|(n, _, _)| n.to_string()).collect(),
+    };
+    (Some(checked), diags)
+}
+
+fn report_item<'a>(elab: &mut Elab<'a>, path: &crate::syntax::ast::Path) -> Option<ReportItem> {
+    let first = path.segments.first()?;
+    let is_let = matches!(
+        elab.globals.get(first.name.as_str()),
+        Some(Global::Let { .. })
+    );
+    if !is_let {
+        let lets: Vec<&str> = elab
+            .globals
+            .iter()
+            .filter(|(_, g)| matches!(g, Global::Let { .. }))
+            .map(|(k, _)| *k)
+            .collect();
+        elab.diags.push(
+            Diag::new(
+                Code::E1001,
+                format!("cannot report `{}`: no `let` has this name", first.name),
+            )
+            .at(first.span, "unknown name")
+            .maybe_hint(did_you_mean(&first.name, lets).map(|s| format!("did you mean `{s}`?"))),
+        );
+        return None;
+    }
+    let key: &'a str = elab
+        .globals
+        .get_key_value(first.name.as_str())
+        .map(|(k, _)| *k)?;
+    let value = elab.eval_let(key)?;
+    let VKind::Stage(StageRef { node, field: None }) = value.kind else {
+        let what = value.describe(|r| stage_type(&elab.nodes, r));
+        elab.diags.push(
+            Diag::new(
+                Code::E2013,
+                format!("`{}` is {what}, not a stage result", first.name),
+            )
+            .at(path.span, "nothing to report")
+            .hint("reports list stage results, such as `score` or `fit.final_loss`"),
+        );
+        return None;
+    };
+    let field = match path.segments.get(1) {
+        None => None,
+        Some(f) => {
+            let n = &elab.nodes[node];
+            let fields = n
+                .builtin
+                .stage
+                .as_ref()
+                .map(|s| s.fields(&n.args))
+                .unwrap_or_default();
+            if !fields.iter().any(|(name, _)| *name == f.name) {
+                let names: Vec<&str> = fields.iter().map(|(x, _)| x.as_str()).collect();
+                elab.diags.push(
+                    Diag::new(
+                        Code::E2008,
+                        format!("`{}` has no field `{}`", n.builtin.name, f.name),
+                    )
+                    .at(f.span, "unknown field")
+                    .maybe_hint(
+                        did_you_mean(&f.name, names.iter().copied())
+                            .map(|s| format!("did you mean `{s}`?")),
+                    )
+                    .hint(format!("fields: {}", names.join(", "))),
+                );
+                return None;
+            }
+            if path.segments.len() > 2 {
+                elab.diags.push(
+                    Diag::new(Code::E2008, "reports go at most one field deep")
+                        .at(path.segments[2].span, "too deep"),
+                );
+                return None;
+            }
+            Some(f.name.clone())
+        }
+    };
+    Some(ReportItem {
+        node,
+        field,
+        label: path.dotted(),
+    })
+}
+
+/// `fit.iters=50` -> an override whose value is parsed as an expression.
+fn parse_set(sources: &mut SourceMap, set: &str) -> Result<Override, Diag> {
+    let file = sources.add("<--set>", None, set.to_string());
+    let whole = Span::new(file, 0, set.len());
+    let Some(eq) = set.find('=') else {
+        return Err(Diag::new(Code::E2010, format!("`--set {set}` has no `=`"))
+            .at(whole, "expected `path=value`")
+            .hint("write `--set fit.iters=50`"));
+    };
+    let path = set[..eq].trim();
+    let valid = !path.is_empty()
+        && path.split('.').all(|seg| {
+            seg.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+    if !valid {
+        return Err(Diag::new(Code::E2010, format!("`{path}` is not a path"))
+            .at(Span::new(file, 0, eq), "expected names separated by `.`")
+            .hint("write `--set fit.iters=50`"));
+    }
+    let value = crate::syntax::parse_expr(file, &set[eq + 1..], eq + 1)?;
+    Ok(Override {
+        path: path.to_string(),
+        value,
+        span: whole,
+    })
+}

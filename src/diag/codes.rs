@@ -1,0 +1,120 @@
+//! The stable diagnostic codes. E0 syntax, E1 names/imports, E2 types/arguments, E3 graph,
+//! E4 shapes, R1 runtime I/O and data, R2 numerics. A code never changes meaning.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Code {
+    /// Unexpected or missing token.
+    E0001,
+    /// A line that starts no statement.
+    E0002,
+    /// A string without its closing quote.
+    E0003,
+    /// A number that does not fit.
+    E0004,
+    /// Unknown name.
+    E1001,
+    /// Name defined twice.
+    E1002,
+    /// Module not found.
+    E1003,
+    /// Import cycle.
+    E1004,
+    /// Statement not allowed in an imported module.
+    E1005,
+    /// Unknown profile.
+    E1006,
+    /// Recursive `def`.
+    E1007,
+    /// `seed` given twice.
+    E1008,
+    /// Unknown argument.
+    E2001,
+    /// Missing required argument.
+    E2002,
+    /// Argument given twice.
+    E2003,
+    /// Too many positional arguments.
+    E2004,
+    /// Type mismatch.
+    E2005,
+    /// Value out of range.
+    E2006,
+    /// Unknown choice for an enumerated argument.
+    E2007,
+    /// Unknown field of a stage result or config.
+    E2008,
+    /// Unknown override path (`--set`, profile).
+    E2009,
+    /// Malformed `--set`.
+    E2010,
+    /// Bad arithmetic (non-numbers, division by zero).
+    E2011,
+    /// Calling something that is not callable.
+    E2012,
+    /// Reporting something that is not a stage result.
+    E2013,
+    /// Arguments that exclude each other.
+    E2014,
+    /// Cycle between stages.
+    E3001,
+    /// Unknown stage for `--only`.
+    E3002,
+    /// Layer input width mismatch.
+    E4001,
+    /// Model output does not match the data.
+    E4002,
+    /// I/O failure.
+    R1001,
+    /// Malformed data or artifact.
+    R1002,
+    /// Device not available.
+    R1003,
+    /// Loss or gradient became NaN/Inf.
+    R2001,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::E0001 => "E0001",
+            Code::E0002 => "E0002",
+            Code::E0003 => "E0003",
+            Code::E0004 => "E0004",
+            Code::E1001 => "E1001",
+            Code::E1002 => "E1002",
+            Code::E1003 => "E1003",
+            Code::E1004 => "E1004",
+            Code::E1005 => "E1005",
+            Code::E1006 => "E1006",
+            Code::E1007 => "E1007",
+            Code::E1008 => "E1008",
+            Code::E2001 => "E2001",
+            Code::E2002 => "E2002",
+            Code::E2003 => "E2003",
+            Code::E2004 => "E2004",
+            Code::E2005 => "E2005",
+            Code::E2006 => "E2006",
+            Code::E2007 => "E2007",
+            Code::E2008 => "E2008",
+            Code::E2009 => "E2009",
+            Code::E2010 => "E2010",
+            Code::E2011 => "E2011",
+            Code::E2012 => "E2012",
+            Code::E2013 => "E2013",
+            Code::E2014 => "E2014",
+            Code::E3001 => "E3001",
+            Code::E3002 => "E3002",
+            Code::E4001 => "E4001",
+            Code::E4002 => "E4002",
+            Code::R1001 => "R1001",
+            Code::R1002 => "R1002",
+            Code::R1003 => "R1003",
+            Code::R2001 => "R2001",
+        }
+    }
+
+    /// Pipeline errors exit with 2, runtime failures with 1.
+    pub fn is_runtime(self) -> bool {
+        self.as_str().starts_with('R')
+    }
+}

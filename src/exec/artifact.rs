@@ -1,0 +1,190 @@
+//! What stages produce, and how each kind is saved to and loaded from its stage folder.
+
+use super::atomic;
+use crate::data::Dataset;
+use crate::diag::{Code, Diag};
+use crate::nn::{LayerSpec, Mlp};
+use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+pub struct Trained {
+    pub model: Mlp,
+    pub classes: Option<usize>,
+}
+
+#[derive(Clone)]
+pub enum Artifact {
+    Dataset(Arc<Dataset>),
+    Trained(Arc<Trained>),
+    /// Numbers only; they live in the stage's metrics.
+    Metrics,
+    /// A written file (figure), relative to the run folder.
+    File(String),
+}
+
+/// What a stage returns to the interpreter.
+pub struct Output {
+    pub artifact: Artifact,
+    pub metrics: BTreeMap<String, f64>,
+    /// Files written, relative to the run folder.
+    pub files: Vec<String>,
+}
+
+/// Facts needed to reload an artifact, kept in the stage's manifest.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Reload {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<LayerSpec>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+fn r1002(path: &Path, e: impl std::fmt::Display) -> Diag {
+    Diag::new(Code::R1002, format!("cannot read {}: {e}", path.display()))
+}
+
+fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<(), Diag> {
+    atomic::write_with(path, |tmp| {
+        candle_core::safetensors::save(tensors, tmp).map_err(|e| e.to_string())
+    })
+}
+
+impl Artifact {
+    /// Save what is not already a file; returns the reload facts and files written
+    /// (relative to `run_dir`).
+    pub fn save(&self, run_dir: &Path, stage_dir: &str) -> Result<(Reload, Vec<String>), Diag> {
+        let cpu = |t: Tensor| {
+            t.to_device(&Device::Cpu)
+                .map_err(|e| Diag::new(Code::R1001, e.to_string()))
+        };
+        match self {
+            Artifact::Dataset(d) => {
+                let mut map = HashMap::new();
+                let x = Tensor::from_vec(d.x.clone(), (d.n, d.features), &Device::Cpu)
+                    .map_err(|e| Diag::new(Code::R1001, e.to_string()))?;
+                map.insert("x".to_string(), x);
+                if let Some(y) = &d.y {
+                    map.insert(
+                        "y".to_string(),
+                        Tensor::from_vec(y.clone(), d.n, &Device::Cpu)
+                            .map_err(|e| Diag::new(Code::R1001, e.to_string()))?,
+                    );
+                }
+                let rel = format!("{stage_dir}/data.safetensors");
+                save_tensors(&run_dir.join(&rel), &map)?;
+                let reload = Reload {
+                    kind: Some("dataset".into()),
+                    classes: d.classes,
+                    features: Some(d.features),
+                    layers: None,
+                    file: Some(rel.clone()),
+                };
+                Ok((reload, vec![rel]))
+            }
+            Artifact::Trained(t) => {
+                let mut map = HashMap::new();
+                for (name, tensor) in t.model.named_tensors() {
+                    map.insert(name, cpu(tensor)?);
+                }
+                let rel = format!("{stage_dir}/model.safetensors");
+                save_tensors(&run_dir.join(&rel), &map)?;
+                let reload = Reload {
+                    kind: Some("trained".into()),
+                    classes: t.classes,
+                    features: Some(t.model.input),
+                    layers: Some(t.model.specs.clone()),
+                    file: Some(rel.clone()),
+                };
+                Ok((reload, vec![rel]))
+            }
+            Artifact::Metrics => Ok((
+                Reload {
+                    kind: Some("metrics".into()),
+                    ..Reload::default()
+                },
+                vec![],
+            )),
+            Artifact::File(rel) => Ok((
+                Reload {
+                    kind: Some("file".into()),
+                    file: Some(rel.clone()),
+                    ..Reload::default()
+                },
+                vec![],
+            )),
+        }
+    }
+
+    pub fn load(reload: &Reload, run_dir: &Path, device: &Device) -> Result<Artifact, Diag> {
+        let file = reload.file.as_ref().map(|f| run_dir.join(f));
+        match reload.kind.as_deref() {
+            Some("dataset") => {
+                let path =
+                    file.ok_or_else(|| Diag::new(Code::R1002, "dataset manifest names no file"))?;
+                let map = candle_core::safetensors::load(&path, &Device::Cpu)
+                    .map_err(|e| r1002(&path, e))?;
+                let x = map.get("x").ok_or_else(|| r1002(&path, "no tensor `x`"))?;
+                let (n, features) = x.dims2().map_err(|e| r1002(&path, e))?;
+                let x: Vec<f32> = x
+                    .to_dtype(DType::F32)
+                    .and_then(|t| t.flatten_all())
+                    .and_then(|t| t.to_vec1())
+                    .map_err(|e| r1002(&path, e))?;
+                let y = match map.get("y") {
+                    Some(t) => Some(t.to_vec1::<u32>().map_err(|e| r1002(&path, e))?),
+                    None => None,
+                };
+                Ok(Artifact::Dataset(Arc::new(Dataset {
+                    x,
+                    n,
+                    features,
+                    y,
+                    classes: reload.classes,
+                })))
+            }
+            Some("trained") => {
+                let path =
+                    file.ok_or_else(|| Diag::new(Code::R1002, "model manifest names no file"))?;
+                let map =
+                    candle_core::safetensors::load(&path, device).map_err(|e| r1002(&path, e))?;
+                let layers = reload
+                    .layers
+                    .as_ref()
+                    .ok_or_else(|| r1002(&path, "manifest has no layers"))?;
+                let input = reload
+                    .features
+                    .ok_or_else(|| r1002(&path, "manifest has no input width"))?;
+                let model =
+                    Mlp::from_tensors(layers, input, &map, device).map_err(|e| r1002(&path, e))?;
+                Ok(Artifact::Trained(Arc::new(Trained {
+                    model,
+                    classes: reload.classes,
+                })))
+            }
+            Some("metrics") => Ok(Artifact::Metrics),
+            Some("file") => {
+                let rel = reload
+                    .file
+                    .clone()
+                    .ok_or_else(|| Diag::new(Code::R1002, "file manifest names no file"))?;
+                if !run_dir.join(&rel).exists() {
+                    return Err(Diag::new(Code::R1002, format!("{rel} is missing")));
+                }
+                Ok(Artifact::File(rel))
+            }
+            other => Err(Diag::new(
+                Code::R1002,
+                format!("unknown artifact kind {other:?}"),
+            )),
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Cache keys: a content hash of everything a stage's result depends on (its built-in,
+//! its name, which seeds its random stream, the global seed, its resolved arguments and
+//! the keys of the stages it uses), and the manifest that records them.
+
+use super::artifact::Reload;
+use crate::check::{CVal, Node, VKind};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// Written last into each stage folder; a stage whose manifest holds the current key and
+/// whose files exist is taken from the cache.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub key: String,
+    pub builtin: String,
+    pub metrics: BTreeMap<String, f64>,
+    pub files: Vec<String>,
+    pub reload: Reload,
+}
+
+pub fn keys(nodes: &[Node], order: &[usize], seed: u64) -> Vec<String> {
+    let mut keys = vec![String::new(); nodes.len()];
+    for &i in order {
+        let n = &nodes[i];
+        let mut text = format!(
+            "flowline {}\n{}\n{}\nseed {seed}\n",
+            env!("CARGO_PKG_VERSION"),
+            n.builtin.name,
+            n.name
+        );
+        for (name, v) in &n.args.0 {
+            let _ = write!(text, "{name}=");
+            canonical(v, &keys, &mut text);
+            text.push('\n');
+        }
+        keys[i] = hex(&Sha256::digest(text.as_bytes()));
+    }
+    keys
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A deterministic spelling of a value; floats in their exact round-trip form.
+fn canonical(v: &CVal, keys: &[String], out: &mut String) {
+    match &v.kind {
+        VKind::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        VKind::Float(f) => {
+            let _ = write!(out, "{f:?}");
+        }
+        VKind::Str(s) | VKind::Sym(s) => {
+            let _ = write!(out, "{s:?}");
+        }
+        VKind::Bool(b) => {
+            let _ = write!(out, "{b}");
+        }
+        VKind::None => out.push_str("none"),
+        VKind::List(items) | VKind::Pipe(items) => {
+            out.push(if matches!(v.kind, VKind::Pipe(_)) {
+                '<'
+            } else {
+                '['
+            });
+            for it in items {
+                canonical(it, keys, out);
+                out.push(',');
+            }
+            out.push(']');
+        }
+        VKind::Config(c) => {
+            let _ = write!(out, "{}(", c.builtin.name);
+            for (name, a) in &c.args.0 {
+                let _ = write!(out, "{name}=");
+                canonical(a, keys, out);
+                out.push(',');
+            }
+            out.push(')');
+        }
+        VKind::Stage(r) => {
+            let _ = write!(
+                out,
+                "@{}",
+                keys.get(r.node).map(String::as_str).unwrap_or("")
+            );
+            if let Some(f) = &r.field {
+                let _ = write!(out, ".{f}");
+            }
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! What a running stage sees: its arguments with upstream results resolved, its folder,
+//! its random stream, the device and progress reporting.
+
+use super::artifact::{Artifact, Trained};
+use super::atomic;
+use super::progress::Progress;
+use crate::check::{Args, Node, StageRef};
+use crate::data::Dataset;
+use crate::diag::{Code, Diag};
+use crate::nn::LayerSpec;
+use crate::rng::Rng;
+use candle_core::Device;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A model argument: layers to initialise, or a trained model to continue from.
+pub enum ModelArg {
+    Layers(Vec<LayerSpec>),
+    Trained(Arc<Trained>),
+}
+
+pub struct RunCtx<'a> {
+    pub node: &'a Node,
+    pub run_dir: &'a Path,
+    pub rng: Rng,
+    pub device: Device,
+    pub progress: Progress,
+    pub(super) artifacts: &'a [Option<Artifact>],
+}
+
+impl RunCtx<'_> {
+    pub fn args(&self) -> &Args {
+        &self.node.args
+    }
+
+    /// The stage's random stream, for code that needs it alongside other borrows of the context.
+    pub fn take_rng(&mut self) -> Rng {
+        std::mem::replace(&mut self.rng, Rng::new(0))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.node.name
+    }
+
+    /// The stage's folder, relative to the run folder (its name).
+    pub fn stage_dir(&self) -> &str {
+        &self.node.name
+    }
+
+    fn missing(&self, param: &str) -> Diag {
+        Diag::new(
+            Code::R1002,
+            format!(
+                "stage `{}`: argument `{param}` has no result to read",
+                self.node.name
+            ),
+        )
+    }
+
+    fn upstream(&self, param: &str) -> Result<(&StageRef, &Artifact), Diag> {
+        let r = self
+            .args()
+            .stage(param)
+            .ok_or_else(|| self.missing(param))?;
+        let a = self
+            .artifacts
+            .get(r.node)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| self.missing(param))?;
+        Ok((r, a))
+    }
+
+    pub fn dataset(&self, param: &str) -> Result<Arc<Dataset>, Diag> {
+        match self.upstream(param)? {
+            (_, Artifact::Dataset(d)) => Ok(d.clone()),
+            _ => Err(self.missing(param)),
+        }
+    }
+
+    pub fn trained(&self, param: &str) -> Result<Arc<Trained>, Diag> {
+        match self.upstream(param)? {
+            (_, Artifact::Trained(t)) => Ok(t.clone()),
+            _ => Err(self.missing(param)),
+        }
+    }
+
+    pub fn model(&self, param: &str) -> Result<ModelArg, Diag> {
+        if self.args().stage(param).is_some() {
+            return self.trained(param).map(ModelArg::Trained);
+        }
+        let v = self.args().get(param).ok_or_else(|| self.missing(param))?;
+        crate::stages::layer_specs(v)
+            .map(ModelArg::Layers)
+            .ok_or_else(|| self.missing(param))
+    }
+
+    /// Write a file into the stage folder atomically; returns its run-relative path.
+    pub fn write_file(&self, file: &str, bytes: &[u8]) -> Result<String, Diag> {
+        let rel = format!("{}/{file}", self.stage_dir());
+        atomic::write(&self.run_dir.join(&rel), bytes)?;
+        Ok(rel)
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.run_dir.join(rel)
+    }
+
+    /// A runtime failure located at this stage's call.
+    pub fn error(&self, code: Code, message: impl Into<String>) -> Diag {
+        Diag::new(code, message).at(self.node.span, format!("in stage `{}`", self.node.name))
+    }
+}

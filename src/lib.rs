@@ -1,0 +1,78 @@
+//! flowline: a pipeline language for continuous-time generative models and adversarial
+//! robustness. The compiler's stages, one public function per edge:
+//!
+//! text --[`parse`]--> AST --[`check`]--> checked nodes --[`plan`]--> DAG --[`run`]--> report
+//!
+//! See docs/ARCHITECTURE.md for the table of stages and modules.
+
+pub mod check;
+pub mod data;
+pub mod diag;
+pub mod exec;
+pub mod nn;
+pub mod plan;
+pub mod plots;
+pub mod rng;
+pub mod snapshot;
+pub mod stages;
+pub mod stdlib;
+pub mod syntax;
+
+use diag::{Code, Diag, SourceMap};
+use std::path::Path;
+
+pub use check::{CheckOptions, Checked};
+pub use exec::{Report, RunOptions};
+pub use plan::Plan;
+
+/// Read a pipeline file into the source map.
+pub fn load(sources: &mut SourceMap, path: &Path) -> Result<u32, Diag> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diag::new(Code::R1001, format!("cannot read {}: {e}", path.display()))
+            .hint("check the path of the pipeline file")
+    })?;
+    Ok(sources.add(path.display().to_string(), Some(path), text))
+}
+
+/// text -> AST (syntax errors only).
+pub fn parse(sources: &SourceMap, file: u32) -> (syntax::ast::Program, Vec<Diag>) {
+    syntax::parse_program(file, &sources.get(file).text)
+}
+
+/// AST (with imports) -> checked stage nodes.
+pub fn check(
+    sources: &mut SourceMap,
+    file: u32,
+    opts: &CheckOptions,
+) -> Result<Checked, Vec<Diag>> {
+    check::check(sources, file, opts)
+}
+
+/// Checked nodes -> DAG in execution order.
+pub fn plan(checked: Checked) -> Result<Plan, Vec<Diag>> {
+    plan::plan(checked)
+}
+
+/// DAG -> executed stages and the report.
+pub fn run(plan: &Plan, opts: &RunOptions) -> Result<Report, Diag> {
+    exec::execute(plan, opts)
+}
+
+/// `parse -> check -> plan` for a file on disk.
+pub fn compile(
+    sources: &mut SourceMap,
+    path: &Path,
+    opts: &CheckOptions,
+) -> Result<Plan, Vec<Diag>> {
+    let file = load(sources, path).map_err(|d| vec![d])?;
+    plan(check(sources, file, opts)?)
+}
+
+/// The process exit code for a set of diagnostics: 1 for runtime failures, 2 otherwise.
+pub fn exit_code(diags: &[Diag]) -> i32 {
+    if diags.iter().all(|d| d.code.is_runtime()) {
+        1
+    } else {
+        2
+    }
+}

@@ -1,0 +1,354 @@
+//! The command line. Everything it does is a call into the library; this file only
+//! parses arguments, renders diagnostics and chooses exit codes.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use flowline::diag::{Diag, SourceMap, render_all};
+use flowline::exec::{DeviceChoice, RunOptions, flatten_metrics};
+use flowline::{CheckOptions, snapshot};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "flowline",
+    version,
+    about = "Typed, cached ML pipelines for neural ODEs, flows and adversarial robustness"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DeviceArg {
+    Cpu,
+    Cuda,
+    Auto,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    Text,
+    Dot,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check, plan and execute a pipeline, reusing cached stages.
+    Run {
+        file: PathBuf,
+        /// Output folder (default: runs/<file stem>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override an argument: --set fit.iters=50.
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        sets: Vec<String>,
+        /// Apply a profile defined in the file.
+        #[arg(long)]
+        profile: Option<String>,
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceArg,
+        /// Re-execute every stage, ignoring the cache.
+        #[arg(long)]
+        force: bool,
+        /// Run one stage and what it needs.
+        #[arg(long)]
+        only: Option<String>,
+        /// No progress bars or stage lines.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Parse, resolve, type- and shape-check; report every problem.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Print the stage graph.
+    Graph {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: GraphFormat,
+    },
+    /// List the built-ins.
+    Stages,
+    /// Show one built-in.
+    Doc { name: String },
+    /// Print the canonical formatting of a file.
+    Fmt {
+        file: PathBuf,
+        /// Rewrite the file in place.
+        #[arg(long, short)]
+        write: bool,
+    },
+    /// Run pipelines (profile `smoke` by default) and compare their metrics with NAME.snap.yaml.
+    Test {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write the current metrics as the new snapshots.
+        #[arg(long)]
+        accept: bool,
+        #[arg(long, default_value = "smoke")]
+        profile: String,
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceArg,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Deeply nested input must not exhaust the stack: the work runs on a large one.
+    let worker = std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(move || dispatch(cli));
+    match worker.map(|h| h.join()) {
+        Ok(Ok(code)) => ExitCode::from(code as u8),
+        _ => {
+            eprintln!("flowline: internal error (please report it)");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn width() -> usize {
+    100
+}
+
+fn fail(diags: &[Diag], sources: &SourceMap) -> i32 {
+    eprint!("{}", render_all(diags, sources, width()));
+    let n = diags.len();
+    eprintln!("{n} error{}", if n == 1 { "" } else { "s" });
+    flowline::exit_code(diags)
+}
+
+fn device(d: DeviceArg) -> DeviceChoice {
+    match d {
+        DeviceArg::Cpu => DeviceChoice::Cpu,
+        DeviceArg::Cuda => DeviceChoice::Cuda,
+        DeviceArg::Auto => DeviceChoice::Auto,
+    }
+}
+
+fn dispatch(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Run {
+            file,
+            out,
+            sets,
+            profile,
+            device: d,
+            force,
+            only,
+            quiet,
+        } => {
+            let mut sources = SourceMap::new();
+            let opts = CheckOptions { profile, sets };
+            let plan = match flowline::compile(&mut sources, &file, &opts) {
+                Ok(p) => p,
+                Err(diags) => return fail(&diags, &sources),
+            };
+            let stem = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_else(|| "pipeline".into());
+            let out = out.unwrap_or_else(|| Path::new("runs").join(stem));
+            let ropts = RunOptions {
+                out: out.clone(),
+                device: device(d),
+                force,
+                only,
+                quiet,
+                pipeline: file.display().to_string(),
+            };
+            match flowline::run(&plan, &ropts) {
+                Ok(report) => {
+                    if !quiet {
+                        for (k, v) in flatten_metrics(&report) {
+                            println!("{k}: {v:.6}");
+                        }
+                        println!("report: {}", out.join("report.yaml").display());
+                    }
+                    0
+                }
+                Err(d) => fail(&[d], &sources),
+            }
+        }
+        Command::Check { files, sets } => {
+            let mut code = 0;
+            for file in files {
+                let mut sources = SourceMap::new();
+                let id = match flowline::load(&mut sources, &file) {
+                    Ok(id) => id,
+                    Err(d) => {
+                        code = code.max(fail(&[d], &sources).max(2));
+                        continue;
+                    }
+                };
+                let result = flowline::check::check_all_profiles(&mut sources, id, &sets)
+                    .and_then(flowline::plan);
+                match result {
+                    Ok(plan) => println!("{}: ok ({} stages)", file.display(), plan.nodes().len()),
+                    Err(diags) => code = code.max(fail(&diags, &sources).max(2)),
+                }
+            }
+            code
+        }
+        Command::Graph { file, format } => {
+            let mut sources = SourceMap::new();
+            match flowline::compile(&mut sources, &file, &CheckOptions::default()) {
+                Ok(plan) => {
+                    print!(
+                        "{}",
+                        match format {
+                            GraphFormat::Text => flowline::plan::render_text(&plan),
+                            GraphFormat::Dot => flowline::plan::render_dot(&plan),
+                        }
+                    );
+                    0
+                }
+                Err(diags) => fail(&diags, &sources).max(2),
+            }
+        }
+        Command::Stages => {
+            print!("{}", flowline::stages::listing());
+            0
+        }
+        Command::Doc { name } => match flowline::stages::doc(&name) {
+            Ok(text) => {
+                print!("{text}");
+                0
+            }
+            Err(msg) => {
+                eprintln!("{msg}");
+                2
+            }
+        },
+        Command::Fmt { file, write } => {
+            let mut sources = SourceMap::new();
+            let id = match flowline::load(&mut sources, &file) {
+                Ok(id) => id,
+                Err(d) => return fail(&[d], &sources).max(2),
+            };
+            let (program, diags) = flowline::parse(&sources, id);
+            if !diags.is_empty() {
+                return fail(&diags, &sources).max(2);
+            }
+            let text = flowline::syntax::format_program(&program, &sources.get(id).text);
+            if write {
+                if let Err(d) = flowline::exec::write_atomic(&file, text.as_bytes()) {
+                    return fail(&[d], &sources);
+                }
+            } else {
+                print!("{text}");
+            }
+            0
+        }
+        Command::Test {
+            files,
+            accept,
+            profile,
+            device: d,
+        } => {
+            let mut code = 0;
+            for file in files {
+                code = code.max(test_one(&file, accept, &profile, device(d)));
+            }
+            code
+        }
+    }
+}
+
+fn test_one(file: &Path, accept: bool, profile: &str, device: DeviceChoice) -> i32 {
+    let mut sources = SourceMap::new();
+    let snap_path = snapshot::path_for(file);
+    let old = std::fs::read_to_string(&snap_path)
+        .ok()
+        .map(|t| snapshot::parse(&t));
+    let old = match old {
+        Some(Err(e)) => {
+            eprintln!("{}: {e}", snap_path.display());
+            return 2;
+        }
+        Some(Ok(s)) => Some(s),
+        None => None,
+    };
+    let opts = CheckOptions {
+        profile: Some(profile.to_string()),
+        sets: vec![],
+    };
+    let plan = match flowline::compile(&mut sources, file, &opts) {
+        Ok(p) => p,
+        Err(diags) => return fail(&diags, &sources),
+    };
+    let Ok(tmp) = tempfile::tempdir() else {
+        eprintln!("cannot create a temporary folder");
+        return 1;
+    };
+    let ropts = RunOptions {
+        out: tmp.path().to_path_buf(),
+        device,
+        force: true,
+        only: None,
+        quiet: !std::io::stderr().is_terminal(),
+        pipeline: file.display().to_string(),
+    };
+    let report = match flowline::run(&plan, &ropts) {
+        Ok(r) => r,
+        Err(d) => return fail(&[d], &sources),
+    };
+    let current = flatten_metrics(&report);
+    if accept {
+        let snap = snapshot::accept(old.as_ref(), Some(profile.to_string()), &current);
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let text = match snapshot::render(&snap, &name) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("{e}");
+                return 1;
+            }
+        };
+        if let Err(d) = flowline::exec::write_atomic(&snap_path, text.as_bytes()) {
+            return fail(&[d], &sources);
+        }
+        println!(
+            "{}: accepted {} metrics into {}",
+            file.display(),
+            current.len(),
+            snap_path.display()
+        );
+        return 0;
+    }
+    let Some(snap) = old else {
+        eprintln!(
+            "{}: no snapshot at {}; run `flowline test --accept {}`",
+            file.display(),
+            snap_path.display(),
+            file.display()
+        );
+        return 1;
+    };
+    let diff = snapshot::compare(&snap, &current);
+    if diff.is_empty() {
+        println!("{}: ok ({} metrics match)", file.display(), current.len());
+        0
+    } else {
+        println!(
+            "{}: {} difference(s) from {}",
+            file.display(),
+            diff.len(),
+            snap_path.display()
+        );
+        for line in diff {
+            println!("  {line}");
+        }
+        1
+    }
+}

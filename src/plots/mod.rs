@@ -1,0 +1,8 @@
+//! Figures as PNG: a small raster canvas with axes, ticks and text (8x8 bitmap font),
+//! and the plots built on it. No system fonts or graphics libraries are needed.
+
+mod canvas;
+mod figures;
+
+pub use canvas::Canvas;
+pub use figures::{Series, decision_plot, line_plot, scatter_plot};

@@ -1,0 +1,89 @@
+//! Dataset stages.
+
+use super::registry::{Builtin, Dflt, Meta, Param, Stage, StaticCall};
+use crate::check::{Args, Ty};
+use crate::data::{TOY2D, toy2d};
+use crate::diag::{Code, Diag};
+use crate::exec::{Artifact, Output, RunCtx};
+use crate::rng::Rng;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub fn builtins() -> Vec<Builtin> {
+    vec![Builtin::stage(
+        "toy2d",
+        "One of FFJORD's eight 2-D sets from its generating formula, labelled where it has natural classes.",
+        vec![
+            Param::new("name", Ty::choice(&TOY2D), Dflt::Required, "which set"),
+            Param::new("n", Ty::Int, Dflt::Int(1000), "number of points")
+                .within(Some(1.0), Some(10_000_000.0)),
+            Param::new(
+                "seed",
+                Ty::opt(Ty::Int),
+                Dflt::None,
+                "own seed instead of one derived from the global seed (e.g. a held-out set)",
+            ),
+            Param::new(
+                "noise",
+                Ty::opt(Ty::Float),
+                Dflt::None,
+                "noise level instead of the set's default",
+            )
+            .within(Some(0.0), None),
+        ],
+        Toy2d,
+    )]
+}
+
+struct Toy2d;
+
+fn classes_of(name: &str) -> Option<usize> {
+    match name {
+        "moons" | "circles" | "2spirals" => Some(2),
+        "rings" => Some(4),
+        "pinwheel" => Some(5),
+        "8gaussians" | "checkerboard" => Some(8),
+        _ => None,
+    }
+}
+
+impl Stage for Toy2d {
+    fn output(&self) -> Ty {
+        Ty::Dataset
+    }
+    fn fields(&self, _args: &Args) -> Vec<(String, Ty)> {
+        vec![
+            ("n".into(), Ty::Int),
+            ("features".into(), Ty::Int),
+            ("classes".into(), Ty::Int),
+        ]
+    }
+    fn meta(&self, cx: &StaticCall) -> Meta {
+        Meta {
+            features: Some(2),
+            classes: cx.args.text("name").and_then(classes_of),
+        }
+    }
+    fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
+        let a = cx.args();
+        let name = a.text("name").unwrap_or("moons").to_string();
+        let n = a.int("n").unwrap_or(1000) as usize;
+        let noise = a.float("noise");
+        let mut rng = match a.int("seed") {
+            Some(s) => Rng::derive(s as u64, "toy2d"),
+            None => cx.take_rng(),
+        };
+        let d = toy2d(&name, n, noise, &mut rng).map_err(|e| cx.error(Code::R1002, e))?;
+        let mut metrics = BTreeMap::new();
+        metrics.insert("n".into(), d.n as f64);
+        metrics.insert("features".into(), d.features as f64);
+        if let Some(k) = d.classes {
+            metrics.insert("classes".into(), k as f64);
+        }
+        Ok(Output {
+            artifact: Artifact::Dataset(Arc::new(d)),
+            metrics,
+            files: vec![],
+        })
+    }
+}

@@ -1,0 +1,73 @@
+//! The built-ins of the language, one file per family. Each file declares signatures and
+//! calls into the numerical library (`nn`, `data`, `plots`), which knows nothing of the language.
+
+mod data;
+mod evaluate;
+mod layers;
+mod optim;
+mod plots;
+mod registry;
+mod train;
+
+pub use layers::layer_specs;
+pub use optim::optimizer_spec;
+pub use registry::{
+    Builtin, Dflt, Meta, Param, Range, Sort, Stage, StaticCall, all, find, is_symbol, show_default,
+    symbols,
+};
+
+/// `flowline stages`: every built-in, grouped by sort, with its signature and doc line.
+pub fn listing() -> String {
+    let mut out = String::new();
+    for sort in [Sort::Stage, Sort::Layer, Sort::Optimizer] {
+        out.push_str(&format!("{}s:\n", sort.name()));
+        for b in all().iter().filter(|b| b.sort == sort) {
+            out.push_str(&format!("  {:<48} {}\n", b.signature(), b.doc));
+        }
+    }
+    out
+}
+
+/// `flowline doc NAME`.
+pub fn doc(name: &str) -> Result<String, String> {
+    let Some(b) = find(name) else {
+        let hint = crate::diag::did_you_mean(name, all().iter().map(|b| b.name))
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        return Err(format!(
+            "no built-in named `{name}`{hint}; `flowline stages` lists them"
+        ));
+    };
+    let mut out = format!(
+        "{} ({})\n\n  {}\n\n{}\n",
+        b.name,
+        b.sort.name(),
+        b.signature(),
+        b.doc
+    );
+    if !b.params.is_empty() {
+        out.push_str("\nparameters:\n");
+        for p in &b.params {
+            let range = p
+                .range
+                .map(|r| format!(", {}", r.describe()))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  {:<14} {} (default: {}{range})\n      {}\n",
+                p.name,
+                p.ty,
+                show_default(&p.default),
+                p.doc
+            ));
+        }
+    }
+    if let Some(s) = &b.stage {
+        let fields = s.fields(&crate::check::Args::default());
+        out.push_str(&format!("\nresult: {}\n", s.output()));
+        if !fields.is_empty() {
+            let names: Vec<String> = fields.iter().map(|(n, t)| format!("{n} ({t})")).collect();
+            out.push_str(&format!("fields: {}\n", names.join(", ")));
+        }
+    }
+    Ok(out)
+}

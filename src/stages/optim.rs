@@ -1,0 +1,83 @@
+//! Optimizers as config values.
+
+use super::registry::{Builtin, Dflt, Param, Sort};
+use crate::check::{Config, Ty};
+use crate::nn::OptimSpec;
+
+pub fn builtins() -> Vec<Builtin> {
+    vec![
+        Builtin::new(
+            "adam",
+            Sort::Optimizer,
+            "Adam (Kingma & Ba); weight_decay adds an L2 term to the gradient, as torch.optim.Adam.",
+            vec![
+                Param::new("lr", Ty::Float, Dflt::Float(1e-3), "learning rate").positive(),
+                Param::new(
+                    "weight_decay",
+                    Ty::Float,
+                    Dflt::Float(0.0),
+                    "L2 penalty coefficient",
+                )
+                .within(Some(0.0), None),
+                Param::new(
+                    "beta1",
+                    Ty::Float,
+                    Dflt::Float(0.9),
+                    "decay of the first moment",
+                )
+                .within(Some(0.0), Some(0.999_999)),
+                Param::new(
+                    "beta2",
+                    Ty::Float,
+                    Dflt::Float(0.999),
+                    "decay of the second moment",
+                )
+                .within(Some(0.0), Some(0.999_999_9)),
+                Param::new("eps", Ty::Float, Dflt::Float(1e-8), "denominator guard").positive(),
+            ],
+        ),
+        Builtin::new(
+            "sgd",
+            Sort::Optimizer,
+            "Stochastic gradient descent with momentum (PyTorch's formulation) and optional Nesterov.",
+            vec![
+                Param::new("lr", Ty::Float, Dflt::Float(0.1), "learning rate").positive(),
+                Param::new(
+                    "momentum",
+                    Ty::Float,
+                    Dflt::Float(0.0),
+                    "momentum coefficient",
+                )
+                .within(Some(0.0), Some(1.0)),
+                Param::new(
+                    "weight_decay",
+                    Ty::Float,
+                    Dflt::Float(0.0),
+                    "L2 penalty coefficient",
+                )
+                .within(Some(0.0), None),
+                Param::new("nesterov", Ty::Bool, Dflt::Bool(false), "Nesterov momentum"),
+            ],
+        ),
+    ]
+}
+
+pub fn optimizer_spec(c: &Config) -> Option<OptimSpec> {
+    let a = &c.args;
+    Some(match c.builtin.name {
+        "adam" => OptimSpec::Adam {
+            lr: a.float("lr")?,
+            beta1: a.float("beta1")?,
+            beta2: a.float("beta2")?,
+            eps: a.float("eps")?,
+            weight_decay: a.float("weight_decay")?,
+        },
+        "sgd" => OptimSpec::Sgd {
+            lr: a.float("lr")?,
+            momentum: a.float("momentum")?,
+            weight_decay: a.float("weight_decay")?,
+            nesterov: a.bool("nesterov")?,
+        },
+        _ => return None,
+    })
+}

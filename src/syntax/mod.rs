@@ -1,0 +1,11 @@
+//! Text -> syntax tree, and syntax tree -> canonical text.
+
+pub mod ast;
+mod chunks;
+mod comments;
+mod format;
+mod parser;
+
+pub use comments::{Comment, comments};
+pub use format::format_program;
+pub use parser::{parse_expr, parse_program};
