@@ -40,11 +40,7 @@ pub fn parse(sources: &SourceMap, file: u32) -> (syntax::ast::Program, Vec<Diag>
 }
 
 /// AST (with imports) -> checked stage nodes.
-pub fn check(
-    sources: &mut SourceMap,
-    file: u32,
-    opts: &CheckOptions,
-) -> Result<Checked, Vec<Diag>> {
+pub fn check(sources: &mut SourceMap, file: u32, opts: &CheckOptions) -> Result<Checked, Vec<Diag>> {
     check::check(sources, file, opts)
 }
 
@@ -59,20 +55,12 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<Report, Diag> {
 }
 
 /// `parse -> check -> plan` for a file on disk.
-pub fn compile(
-    sources: &mut SourceMap,
-    path: &Path,
-    opts: &CheckOptions,
-) -> Result<Plan, Vec<Diag>> {
+pub fn compile(sources: &mut SourceMap, path: &Path, opts: &CheckOptions) -> Result<Plan, Vec<Diag>> {
     let file = load(sources, path).map_err(|d| vec![d])?;
     plan(check(sources, file, opts)?)
 }
 
 /// The process exit code for a set of diagnostics: 1 for runtime failures, 2 otherwise.
 pub fn exit_code(diags: &[Diag]) -> i32 {
-    if diags.iter().all(|d| d.code.is_runtime()) {
-        1
-    } else {
-        2
-    }
+    if diags.iter().all(|d| d.code.is_runtime()) { 1 } else { 2 }
 }

@@ -103,9 +103,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Deeply nested input must not exhaust the stack: the work runs on a large one.
-    let worker = std::thread::Builder::new()
-        .stack_size(256 << 20)
-        .spawn(move || dispatch(cli));
+    let worker = std::thread::Builder::new().stack_size(256 << 20).spawn(move || dispatch(cli));
     match worker.map(|h| h.join()) {
         Ok(Ok(code)) => ExitCode::from(code as u8),
         _ => {
@@ -136,26 +134,14 @@ fn device(d: DeviceArg) -> DeviceChoice {
 
 fn dispatch(cli: Cli) -> i32 {
     match cli.command {
-        Command::Run {
-            file,
-            out,
-            sets,
-            profile,
-            device: d,
-            force,
-            only,
-            quiet,
-        } => {
+        Command::Run { file, out, sets, profile, device: d, force, only, quiet } => {
             let mut sources = SourceMap::new();
             let opts = CheckOptions { profile, sets };
             let plan = match flowline::compile(&mut sources, &file, &opts) {
                 Ok(p) => p,
                 Err(diags) => return fail(&diags, &sources),
             };
-            let stem = file
-                .file_stem()
-                .map(|s| s.to_string_lossy().to_string())
-                .unwrap_or_else(|| "pipeline".into());
+            let stem = file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "pipeline".into());
             let out = out.unwrap_or_else(|| Path::new("runs").join(stem));
             let ropts = RunOptions {
                 out: out.clone(),
@@ -189,8 +175,7 @@ fn dispatch(cli: Cli) -> i32 {
                         continue;
                     }
                 };
-                let result = flowline::check::check_all_profiles(&mut sources, id, &sets)
-                    .and_then(flowline::plan);
+                let result = flowline::check::check_all_profiles(&mut sources, id, &sets).and_then(flowline::plan);
                 match result {
                     Ok(plan) => println!("{}: ok ({} stages)", file.display(), plan.nodes().len()),
                     Err(diags) => code = code.max(fail(&diags, &sources).max(2)),
@@ -248,12 +233,7 @@ fn dispatch(cli: Cli) -> i32 {
             }
             0
         }
-        Command::Test {
-            files,
-            accept,
-            profile,
-            device: d,
-        } => {
+        Command::Test { files, accept, profile, device: d } => {
             let mut code = 0;
             for file in files {
                 code = code.max(test_one(&file, accept, &profile, device(d)));
@@ -266,9 +246,7 @@ fn dispatch(cli: Cli) -> i32 {
 fn test_one(file: &Path, accept: bool, profile: &str, device: DeviceChoice) -> i32 {
     let mut sources = SourceMap::new();
     let snap_path = snapshot::path_for(file);
-    let old = std::fs::read_to_string(&snap_path)
-        .ok()
-        .map(|t| snapshot::parse(&t));
+    let old = std::fs::read_to_string(&snap_path).ok().map(|t| snapshot::parse(&t));
     let old = match old {
         Some(Err(e)) => {
             eprintln!("{}: {e}", snap_path.display());
@@ -277,10 +255,7 @@ fn test_one(file: &Path, accept: bool, profile: &str, device: DeviceChoice) -> i
         Some(Ok(s)) => Some(s),
         None => None,
     };
-    let opts = CheckOptions {
-        profile: Some(profile.to_string()),
-        sets: vec![],
-    };
+    let opts = CheckOptions { profile: Some(profile.to_string()), sets: vec![] };
     let plan = match flowline::compile(&mut sources, file, &opts) {
         Ok(p) => p,
         Err(diags) => return fail(&diags, &sources),
@@ -304,10 +279,7 @@ fn test_one(file: &Path, accept: bool, profile: &str, device: DeviceChoice) -> i
     let current = flatten_metrics(&report);
     if accept {
         let snap = snapshot::accept(old.as_ref(), Some(profile.to_string()), &current);
-        let name = file
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
+        let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let text = match snapshot::render(&snap, &name) {
             Ok(t) => t,
             Err(e) => {
@@ -318,12 +290,7 @@ fn test_one(file: &Path, accept: bool, profile: &str, device: DeviceChoice) -> i
         if let Err(d) = flowline::exec::write_atomic(&snap_path, text.as_bytes()) {
             return fail(&[d], &sources);
         }
-        println!(
-            "{}: accepted {} metrics into {}",
-            file.display(),
-            current.len(),
-            snap_path.display()
-        );
+        println!("{}: accepted {} metrics into {}", file.display(), current.len(), snap_path.display());
         return 0;
     }
     let Some(snap) = old else {
@@ -340,12 +307,7 @@ fn test_one(file: &Path, accept: bool, profile: &str, device: DeviceChoice) -> i
         println!("{}: ok ({} metrics match)", file.display(), current.len());
         0
     } else {
-        println!(
-            "{}: {} difference(s) from {}",
-            file.display(),
-            diff.len(),
-            snap_path.display()
-        );
+        println!("{}: {} difference(s) from {}", file.display(), diff.len(), snap_path.display());
         for line in diff {
             println!("  {line}");
         }

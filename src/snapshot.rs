@@ -27,28 +27,16 @@ pub fn path_for(pipeline: &Path) -> PathBuf {
 
 pub fn parse(text: &str) -> Result<Snapshot, String> {
     let v: Value = yaml::from_str(text)?;
-    let rtol = v
-        .get("rtol")
-        .and_then(Value::as_f64)
-        .unwrap_or(DEFAULT_RTOL);
+    let rtol = v.get("rtol").and_then(Value::as_f64).unwrap_or(DEFAULT_RTOL);
     let profile = v.get("profile").and_then(Value::as_str).map(str::to_string);
     let mut metrics = BTreeMap::new();
     if let Some(Value::Mapping(m)) = v.get("metrics") {
         for (k, val) in m {
-            let key = k
-                .as_str()
-                .ok_or("metric names must be strings")?
-                .to_string();
+            let key = k.as_str().ok_or("metric names must be strings")?.to_string();
             let e = match val {
-                Value::Number(n) => Expected {
-                    value: n.as_f64().unwrap_or(f64::NAN),
-                    rtol: None,
-                },
+                Value::Number(n) => Expected { value: n.as_f64().unwrap_or(f64::NAN), rtol: None },
                 Value::Mapping(_) => Expected {
-                    value: val
-                        .get("value")
-                        .and_then(Value::as_f64)
-                        .ok_or(format!("`{key}` needs a `value`"))?,
+                    value: val.get("value").and_then(Value::as_f64).ok_or(format!("`{key}` needs a `value`"))?,
                     rtol: val.get("rtol").and_then(Value::as_f64),
                 },
                 _ => return Err(format!("`{key}`: expected a number or {{value, rtol}}")),
@@ -56,20 +44,13 @@ pub fn parse(text: &str) -> Result<Snapshot, String> {
             metrics.insert(key, e);
         }
     }
-    Ok(Snapshot {
-        profile,
-        rtol,
-        metrics,
-    })
+    Ok(Snapshot { profile, rtol, metrics })
 }
 
 pub fn render(s: &Snapshot, pipeline: &str) -> Result<String, String> {
     let mut top = Mapping::new();
     top.insert(yaml::string("pipeline"), yaml::string(pipeline));
-    top.insert(
-        yaml::string("profile"),
-        s.profile.clone().map(Value::String).unwrap_or(Value::Null),
-    );
+    top.insert(yaml::string("profile"), s.profile.clone().map(Value::String).unwrap_or(Value::Null));
     top.insert(yaml::string("rtol"), yaml::float(s.rtol));
     let mut m = Mapping::new();
     for (k, e) in &s.metrics {
@@ -101,10 +82,7 @@ pub fn compare(s: &Snapshot, current: &BTreeMap<String, f64>) -> Vec<String> {
                 let tol = e.rtol.unwrap_or(s.rtol);
                 let rel = rel_diff(e.value, v);
                 if rel > tol {
-                    out.push(format!(
-                        "~ {k}: {} -> {v} (relative difference {rel:.3e} > rtol {tol:.0e})",
-                        e.value
-                    ));
+                    out.push(format!("~ {k}: {} -> {v} (relative difference {rel:.3e} > rtol {tol:.0e})", e.value));
                 }
             }
         }
@@ -128,28 +106,14 @@ fn rel_diff(a: f64, b: f64) -> f64 {
 }
 
 /// The snapshot to write for `current`, keeping the tolerances of `old`.
-pub fn accept(
-    old: Option<&Snapshot>,
-    profile: Option<String>,
-    current: &BTreeMap<String, f64>,
-) -> Snapshot {
+pub fn accept(old: Option<&Snapshot>, profile: Option<String>, current: &BTreeMap<String, f64>) -> Snapshot {
     let metrics = current
         .iter()
         .map(|(k, &v)| {
-            (
-                k.clone(),
-                Expected {
-                    value: v,
-                    rtol: old.and_then(|o| o.metrics.get(k)).and_then(|e| e.rtol),
-                },
-            )
+            (k.clone(), Expected { value: v, rtol: old.and_then(|o| o.metrics.get(k)).and_then(|e| e.rtol) })
         })
         .collect();
-    Snapshot {
-        profile,
-        rtol: old.map(|o| o.rtol).unwrap_or(DEFAULT_RTOL),
-        metrics,
-    }
+    Snapshot { profile, rtol: old.map(|o| o.rtol).unwrap_or(DEFAULT_RTOL), metrics }
 }
 
 #[cfg(test)]

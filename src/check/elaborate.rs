@@ -12,15 +12,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub enum Global<'a> {
-    Let {
-        name: &'a Ident,
-        value: &'a Expr,
-    },
-    Def {
-        name: &'a Ident,
-        params: &'a [Param],
-        body: &'a Expr,
-    },
+    Let { name: &'a Ident, value: &'a Expr },
+    Def { name: &'a Ident, params: &'a [Param], body: &'a Expr },
 }
 
 impl Global<'_> {
@@ -102,10 +95,7 @@ impl<'a> Elab<'a> {
         let value: &'a Expr = value;
         self.lets.insert(name, LetState::InProgress);
         self.let_stack.push(name);
-        let scope = Scope {
-            locals: HashMap::new(),
-            let_name: Some(name),
-        };
+        let scope = Scope { locals: HashMap::new(), let_name: Some(name) };
         let path = name.to_string();
         let result = match self.take_override(&path) {
             Some(o) => self.eval_override(o),
@@ -214,11 +204,7 @@ impl<'a> Elab<'a> {
                     }
                 }
             }
-            ExprKind::Binary {
-                op: BinOp::Pipe,
-                lhs,
-                rhs,
-            } => {
+            ExprKind::Binary { op: BinOp::Pipe, lhs, rhs } => {
                 let l = self.eval(lhs, scope, None);
                 let r = self.eval(rhs, scope, None);
                 let (l, r) = (l?, r?);
@@ -258,18 +244,18 @@ impl<'a> Elab<'a> {
             let bad = if num(&l).is_none() { &l } else { &r };
             let what = self.describe(bad);
             self.diags.push(
-                Diag::new(
-                    Code::E2011,
-                    format!("`{}` needs numbers, found {what}", op.symbol()),
-                )
-                .at(bad.span, "not a number")
-                .hint("arithmetic works on integer and float literals, e.g. `8/255`"),
+                Diag::new(Code::E2011, format!("`{}` needs numbers, found {what}", op.symbol()))
+                    .at(bad.span, "not a number")
+                    .hint("arithmetic works on integer and float literals, e.g. `8/255`"),
             );
             return None;
         };
         if op == BinOp::Div && b == 0.0 {
-            self.diags
-                .push(Diag::new(Code::E2011, "division by zero").at(r.span, "this is zero"));
+            self.diags.push(
+                Diag::new(Code::E2011, "division by zero")
+                    .at(r.span, "this is zero")
+                    .hint("arithmetic is folded before anything runs; a zero divisor is always an error"),
+            );
             return None;
         }
         let kind = match (&l.kind, &r.kind, op) {
@@ -291,7 +277,8 @@ impl<'a> Elab<'a> {
             None => {
                 self.diags.push(
                     Diag::new(Code::E2011, "arithmetic overflow")
-                        .at(span, "the result does not fit"),
+                        .at(span, "the result does not fit")
+                        .hint("integers are 64-bit; use floats (`1e20`) for larger values"),
                 );
                 None
             }
@@ -337,9 +324,7 @@ impl<'a> Elab<'a> {
         path: Option<String>,
     ) -> Option<CVal> {
         let name = callee.name.as_str();
-        if scope.locals.contains_key(name)
-            || matches!(self.globals.get(name), Some(Global::Let { .. }))
-        {
+        if scope.locals.contains_key(name) || matches!(self.globals.get(name), Some(Global::Let { .. })) {
             self.diags.push(
                 Diag::new(Code::E2012, format!("`{name}` is a value, not a function"))
                     .at(callee.span, "cannot be called")
@@ -353,12 +338,8 @@ impl<'a> Elab<'a> {
         if let Some(b) = stages::find(name) {
             return self.call_builtin(b, args, span, scope, path);
         }
-        let mut candidates: Vec<&str> = self
-            .globals
-            .iter()
-            .filter(|(_, g)| matches!(g, Global::Def { .. }))
-            .map(|(k, _)| *k)
-            .collect();
+        let mut candidates: Vec<&str> =
+            self.globals.iter().filter(|(_, g)| matches!(g, Global::Def { .. })).map(|(k, _)| *k).collect();
         candidates.extend(stages::all().iter().map(|b| b.name));
         self.diags.push(
             Diag::new(Code::E1001, format!("unknown function `{name}`"))
@@ -374,42 +355,23 @@ impl<'a> Elab<'a> {
             VKind::Stage(StageRef { node, field: None }) => {
                 let node = *node;
                 let n = &self.nodes[node];
-                let fields = n
-                    .builtin
-                    .stage
-                    .as_ref()
-                    .map(|s| s.fields(&n.args))
-                    .unwrap_or_default();
+                let fields = n.builtin.stage.as_ref().map(|s| s.fields(&n.args)).unwrap_or_default();
                 if fields.iter().any(|(f, _)| *f == field.name) {
-                    return Some(CVal::new(
-                        VKind::Stage(StageRef {
-                            node,
-                            field: Some(field.name.clone()),
-                        }),
-                        span,
-                    ));
+                    return Some(CVal::new(VKind::Stage(StageRef { node, field: Some(field.name.clone()) }), span));
                 }
                 let names: Vec<&str> = fields.iter().map(|(f, _)| f.as_str()).collect();
                 let listed = if names.is_empty() {
                     "none".to_string()
                 } else {
-                    names
-                        .iter()
-                        .map(|f| format!("`{f}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    names.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
                 };
                 self.diags.push(
-                    Diag::new(
-                        Code::E2008,
-                        format!("`{}` has no field `{}`", n.builtin.name, field.name),
-                    )
-                    .at(field.span, "unknown field")
-                    .maybe_hint(
-                        did_you_mean(&field.name, names.iter().copied())
-                            .map(|s| format!("did you mean `{s}`?")),
-                    )
-                    .hint(format!("fields of this `{}`: {listed}", n.builtin.name)),
+                    Diag::new(Code::E2008, format!("`{}` has no field `{}`", n.builtin.name, field.name))
+                        .at(field.span, "unknown field")
+                        .maybe_hint(
+                            did_you_mean(&field.name, names.iter().copied()).map(|s| format!("did you mean `{s}`?")),
+                        )
+                        .hint(format!("fields of this `{}`: {listed}", n.builtin.name)),
                 );
                 None
             }
@@ -417,15 +379,12 @@ impl<'a> Elab<'a> {
                 Some(v) => Some(v.clone().respan(span)),
                 None => {
                     self.diags.push(
-                        Diag::new(
-                            Code::E2008,
-                            format!("`{}` has no argument `{}`", c.builtin.name, field.name),
-                        )
-                        .at(field.span, "unknown field")
-                        .maybe_hint(
-                            did_you_mean(&field.name, c.args.0.iter().map(|(n, _)| *n))
-                                .map(|s| format!("did you mean `{s}`?")),
-                        ),
+                        Diag::new(Code::E2008, format!("`{}` has no argument `{}`", c.builtin.name, field.name))
+                            .at(field.span, "unknown field")
+                            .maybe_hint(
+                                did_you_mean(&field.name, c.args.0.iter().map(|(n, _)| *n))
+                                    .map(|s| format!("did you mean `{s}`?")),
+                            ),
                     );
                     None
                 }
@@ -435,9 +394,7 @@ impl<'a> Elab<'a> {
                 self.diags.push(
                     Diag::new(Code::E2008, format!("{what} has no fields"))
                         .at(field.span, format!("`.{}` cannot be read here", field.name))
-                        .hint(
-                            "fields belong to stage results (`fit.model`) and configs (`opt.lr`)",
-                        ),
+                        .hint("fields belong to stage results (`fit.model`) and configs (`opt.lr`)"),
                 );
                 None
             }
@@ -493,13 +450,11 @@ impl<'a> Elab<'a> {
             return None;
         }
         self.def_stack.push(name);
-        let inner = Scope {
-            locals,
-            let_name: scope.let_name,
-        };
+        let inner = Scope { locals, let_name: scope.let_name };
         let result = self.eval(body, &inner, None);
         self.def_stack.pop();
-        result
+        // The value is used where the def is called; its parts keep their own spans.
+        result.map(|v| v.respan(span))
     }
 
     /// Match arguments to parameter names. Returns, per parameter, the argument given.
@@ -526,10 +481,7 @@ impl<'a> Elab<'a> {
                     self.diags.push(
                         Diag::new(
                             Code::E2004,
-                            format!(
-                                "`{callee}` takes at most {} positional arguments",
-                                params.len()
-                            ),
+                            format!("`{callee}` takes at most {} positional arguments", params.len()),
                         )
                         .at(a.value.span, "one too many")
                         .hint(format!("parameters: {}", params.join(", "))),
@@ -556,20 +508,16 @@ impl<'a> Elab<'a> {
                 }
                 None => {
                     self.diags.push(
-                        Diag::new(
-                            Code::E2001,
-                            format!("`{callee}` has no argument `{}`", n.name),
-                        )
-                        .at(n.span, "unknown argument")
-                        .maybe_hint(
-                            did_you_mean(&n.name, params.iter().copied())
-                                .map(|s| format!("did you mean `{s}`?")),
-                        )
-                        .hint(if params.is_empty() {
-                            format!("`{callee}` takes no arguments")
-                        } else {
-                            format!("`{callee}` takes: {}", params.join(", "))
-                        }),
+                        Diag::new(Code::E2001, format!("`{callee}` has no argument `{}`", n.name))
+                            .at(n.span, "unknown argument")
+                            .maybe_hint(
+                                did_you_mean(&n.name, params.iter().copied()).map(|s| format!("did you mean `{s}`?")),
+                            )
+                            .hint(if params.is_empty() {
+                                format!("`{callee}` takes no arguments")
+                            } else {
+                                format!("`{callee}` takes: {}", params.join(", "))
+                            }),
                     );
                     ok = false;
                 }
@@ -610,18 +558,11 @@ impl<'a> Elab<'a> {
                 None => match self.default_value(&p.default, span) {
                     Some(v) => v,
                     None => {
-                        let doc = if p.doc.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" ({})", p.doc)
-                        };
+                        let doc = if p.doc.is_empty() { String::new() } else { format!(" ({})", p.doc) };
                         self.diags.push(
-                            Diag::new(
-                                Code::E2002,
-                                format!("`{}` needs the argument `{}`", b.name, p.name),
-                            )
-                            .at(span, format!("`{}` is missing", p.name))
-                            .hint(format!("add `{}: ...`: {}{doc}", p.name, p.ty)),
+                            Diag::new(Code::E2002, format!("`{}` needs the argument `{}`", b.name, p.name))
+                                .at(span, format!("`{}` is missing", p.name))
+                                .hint(format!("add `{}: ...`: {}{doc}", p.name, p.ty)),
                         );
                         ok = false;
                         continue;
@@ -636,10 +577,7 @@ impl<'a> Elab<'a> {
         let args = Args(values);
         match b.sort {
             Sort::Stage => self.add_node(b, args, span, scope, path),
-            _ => Some(CVal::new(
-                VKind::Config(Arc::new(Config { builtin: b, args })),
-                span,
-            )),
+            _ => Some(CVal::new(VKind::Config(Arc::new(Config { builtin: b, args })), span)),
         }
     }
 
@@ -652,12 +590,9 @@ impl<'a> Elab<'a> {
             Dflt::Str(s) => VKind::Str(s.to_string()),
             Dflt::Sym(s) => VKind::Sym(s.to_string()),
             Dflt::Bool(b) => VKind::Bool(*b),
-            Dflt::Syms(items) => VKind::List(
-                items
-                    .iter()
-                    .map(|s| CVal::new(VKind::Sym(s.to_string()), span))
-                    .collect(),
-            ),
+            Dflt::Syms(items) => {
+                VKind::List(items.iter().map(|s| CVal::new(VKind::Sym(s.to_string()), span)).collect())
+            }
             Dflt::Config(name) => {
                 let b = stages::find(name)?;
                 return self.call_builtin(b, &[], span, &Scope::default(), None);
@@ -672,19 +607,10 @@ impl<'a> Elab<'a> {
         if let Err((at, found)) = accepts(&p.ty, v, &stage_ty) {
             let found_what = at.describe(stage_ty);
             let _ = found;
-            let doc = if p.doc.is_empty() {
-                String::new()
-            } else {
-                format!("`{}`: {}", p.name, p.doc)
-            };
-            let mut d = Diag::new(
-                Code::E2005,
-                format!(
-                    "`{}` of `{}` expects {}, found {found_what}",
-                    p.name, b.name, p.ty
-                ),
-            )
-            .at(at.span, format!("expected {}", p.ty));
+            let doc = if p.doc.is_empty() { String::new() } else { format!("`{}`: {}", p.name, p.doc) };
+            let mut d =
+                Diag::new(Code::E2005, format!("`{}` of `{}` expects {}, found {found_what}", p.name, b.name, p.ty))
+                    .at(at.span, format!("expected {}", p.ty));
             if !doc.is_empty() {
                 d = d.hint(doc);
             }
@@ -700,13 +626,7 @@ impl<'a> Elab<'a> {
                 self.diags.push(
                     Diag::new(
                         Code::E2006,
-                        format!(
-                            "`{}` of `{}` must be {}, got {}",
-                            p.name,
-                            b.name,
-                            range.describe(),
-                            show_number(v)
-                        ),
+                        format!("`{}` of `{}` must be {}, got {}", p.name, b.name, range.describe(), show_number(v)),
                     )
                     .at(v.span, "out of range")
                     .hint(format!("`{}`: {}", p.name, p.doc)),
@@ -737,11 +657,7 @@ impl<'a> Elab<'a> {
         };
         let nodes = &self.nodes;
         let meta_of = |r: &StageRef| node_meta(nodes, r);
-        let cx = StaticCall {
-            args: &args,
-            span,
-            meta_of: &meta_of,
-        };
+        let cx = StaticCall { args: &args, span, meta_of: &meta_of };
         let diags = stage.check(&cx);
         let meta = stage.meta(&cx);
         let failed = !diags.is_empty();
@@ -756,21 +672,8 @@ impl<'a> Elab<'a> {
         let mut deps: Vec<usize> = refs.into_iter().map(|r| r.node).collect();
         deps.sort_unstable();
         deps.dedup();
-        self.nodes.push(Node {
-            name,
-            builtin: b,
-            args,
-            span,
-            meta,
-            deps,
-        });
-        Some(CVal::new(
-            VKind::Stage(StageRef {
-                node: self.nodes.len() - 1,
-                field: None,
-            }),
-            span,
-        ))
+        self.nodes.push(Node { name, builtin: b, args, span, meta, deps });
+        Some(CVal::new(VKind::Stage(StageRef { node: self.nodes.len() - 1, field: None }), span))
     }
 
     fn describe(&self, v: &CVal) -> String {
@@ -787,11 +690,7 @@ pub fn stage_type(nodes: &[Node], r: &StageRef) -> Option<Ty> {
     let stage = n.builtin.stage.as_ref()?;
     match &r.field {
         None => Some(stage.output()),
-        Some(f) => stage
-            .fields(&n.args)
-            .into_iter()
-            .find(|(name, _)| name == f)
-            .map(|(_, t)| t),
+        Some(f) => stage.fields(&n.args).into_iter().find(|(name, _)| name == f).map(|(_, t)| t),
     }
 }
 

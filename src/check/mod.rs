@@ -65,11 +65,7 @@ pub struct CheckOptions {
 const DEFAULT_SEED: u64 = 0;
 
 /// Check the pipeline in `entry` (already added to `sources`).
-pub fn check(
-    sources: &mut SourceMap,
-    entry: u32,
-    opts: &CheckOptions,
-) -> Result<Checked, Vec<Diag>> {
+pub fn check(sources: &mut SourceMap, entry: u32, opts: &CheckOptions) -> Result<Checked, Vec<Diag>> {
     let loaded = modules::load(sources, entry);
     let mut diags = loaded.diags;
     let (result, more) = check_modules(sources, &loaded.modules, opts);
@@ -78,25 +74,15 @@ pub fn check(
 }
 
 /// Check the base pipeline and every profile it defines (what `flowline check` does).
-pub fn check_all_profiles(
-    sources: &mut SourceMap,
-    entry: u32,
-    sets: &[String],
-) -> Result<Checked, Vec<Diag>> {
+pub fn check_all_profiles(sources: &mut SourceMap, entry: u32, sets: &[String]) -> Result<Checked, Vec<Diag>> {
     let loaded = modules::load(sources, entry);
     let mut diags = loaded.diags;
-    let base_opts = CheckOptions {
-        profile: None,
-        sets: sets.to_vec(),
-    };
+    let base_opts = CheckOptions { profile: None, sets: sets.to_vec() };
     let (base, more) = check_modules(sources, &loaded.modules, &base_opts);
     diags.extend(more);
     if let Some(b) = &base {
         for p in b.profiles.clone() {
-            let opts = CheckOptions {
-                profile: Some(p),
-                sets: sets.to_vec(),
-            };
+            let opts = CheckOptions { profile: Some(p), sets: sets.to_vec() };
             let (_, more) = check_modules(sources, &loaded.modules, &opts);
             diags.extend(more);
         }
@@ -132,9 +118,7 @@ fn check_modules(
             let (name, g) = match &stmt.kind {
                 StmtKind::Let { name, value } => (name, Global::Let { name, value }),
                 StmtKind::Def { name, params, body } => (name, Global::Def { name, params, body }),
-                StmtKind::Seed(_) | StmtKind::Report(_) | StmtKind::Profile { .. }
-                    if m.file != main.file =>
-                {
+                StmtKind::Seed(_) | StmtKind::Report(_) | StmtKind::Profile { .. } if m.file != main.file => {
                     diags.push(
                         Diag::new(Code::E1005, "imported modules may only hold `let` and `def`")
                             .at(stmt.span, "not allowed in a module")
@@ -150,20 +134,15 @@ fn check_modules(
                 diags.push(
                     Diag::new(Code::E1002, format!("`{}` is defined twice", name.name))
                         .at(name.span, "defined again here")
-                        .hint(format!(
-                            "the first definition is at {file}:{line}; rename one of them"
-                        )),
+                        .hint(format!("the first definition is at {file}:{line}; rename one of them")),
                 );
                 continue;
             }
             if crate::stages::find(&name.name).is_some() {
                 diags.push(
-                    Diag::new(
-                        Code::E1002,
-                        format!("`{}` is the name of a built-in", name.name),
-                    )
-                    .at(name.span, "shadows a built-in")
-                    .hint("choose another name; `flowline doc NAME` shows the built-in"),
+                    Diag::new(Code::E1002, format!("`{}` is the name of a built-in", name.name))
+                        .at(name.span, "shadows a built-in")
+                        .hint("choose another name; `flowline doc NAME` shows the built-in"),
                 );
                 continue;
             }
@@ -190,11 +169,8 @@ fn check_modules(
             StmtKind::Profile { name, assigns } => {
                 if profiles.iter().any(|(n, _, _)| *n == name.name) {
                     diags.push(
-                        Diag::new(
-                            Code::E1002,
-                            format!("profile `{}` is defined twice", name.name),
-                        )
-                        .at(name.span, "defined again here"),
+                        Diag::new(Code::E1002, format!("profile `{}` is defined twice", name.name))
+                            .at(name.span, "defined again here"),
                     );
                 } else {
                     profiles.push((&name.name, name.span, assigns));
@@ -210,21 +186,14 @@ fn check_modules(
         match profiles.iter().find(|(n, _, _)| n == p) {
             Some((_, _, assigns)) => {
                 for a in assigns.iter() {
-                    overrides.push(Override {
-                        path: a.path.dotted(),
-                        value: a.value.clone(),
-                        span: a.span,
-                    });
+                    overrides.push(Override { path: a.path.dotted(), value: a.value.clone(), span: a.span });
                 }
             }
             None => {
                 let names: Vec<&str> = profiles.iter().map(|(n, _, _)| *n).collect();
                 diags.push(
                     Diag::new(Code::E1006, format!("no profile named `{p}`"))
-                        .maybe_hint(
-                            did_you_mean(p, names.iter().copied())
-                                .map(|s| format!("did you mean `{s}`?")),
-                        )
+                        .maybe_hint(did_you_mean(p, names.iter().copied()).map(|s| format!("did you mean `{s}`?")))
                         .hint(if names.is_empty() {
                             "this pipeline defines no profiles".to_string()
                         } else {
@@ -249,10 +218,7 @@ fn check_modules(
         if o.path == "seed" {
             match o.value.kind {
                 crate::syntax::ast::ExprKind::Int(s) => seed = Some(s as u64),
-                _ => diags.push(
-                    Diag::new(Code::E2005, "`seed` must be an integer")
-                        .at(o.value.span, "not an integer"),
-                ),
+                _ => diags.push(Diag::new(Code::E2005, "`seed` must be an integer").at(o.value.span, "not an integer")),
             }
         } else {
             rest.push(o);
@@ -305,41 +271,25 @@ fn check_modules(
 
 fn report_item<'a>(elab: &mut Elab<'a>, path: &crate::syntax::ast::Path) -> Option<ReportItem> {
     let first = path.segments.first()?;
-    let is_let = matches!(
-        elab.globals.get(first.name.as_str()),
-        Some(Global::Let { .. })
-    );
+    let is_let = matches!(elab.globals.get(first.name.as_str()), Some(Global::Let { .. }));
     if !is_let {
-        let lets: Vec<&str> = elab
-            .globals
-            .iter()
-            .filter(|(_, g)| matches!(g, Global::Let { .. }))
-            .map(|(k, _)| *k)
-            .collect();
+        let lets: Vec<&str> =
+            elab.globals.iter().filter(|(_, g)| matches!(g, Global::Let { .. })).map(|(k, _)| *k).collect();
         elab.diags.push(
-            Diag::new(
-                Code::E1001,
-                format!("cannot report `{}`: no `let` has this name", first.name),
-            )
-            .at(first.span, "unknown name")
-            .maybe_hint(did_you_mean(&first.name, lets).map(|s| format!("did you mean `{s}`?"))),
+            Diag::new(Code::E1001, format!("cannot report `{}`: no `let` has this name", first.name))
+                .at(first.span, "unknown name")
+                .maybe_hint(did_you_mean(&first.name, lets).map(|s| format!("did you mean `{s}`?"))),
         );
         return None;
     }
-    let key: &'a str = elab
-        .globals
-        .get_key_value(first.name.as_str())
-        .map(|(k, _)| *k)?;
+    let key: &'a str = elab.globals.get_key_value(first.name.as_str()).map(|(k, _)| *k)?;
     let value = elab.eval_let(key)?;
     let VKind::Stage(StageRef { node, field: None }) = value.kind else {
         let what = value.describe(|r| stage_type(&elab.nodes, r));
         elab.diags.push(
-            Diag::new(
-                Code::E2013,
-                format!("`{}` is {what}, not a stage result", first.name),
-            )
-            .at(path.span, "nothing to report")
-            .hint("reports list stage results, such as `score` or `fit.final_loss`"),
+            Diag::new(Code::E2013, format!("`{}` is {what}, not a stage result", first.name))
+                .at(path.span, "nothing to report")
+                .hint("reports list stage results, such as `score` or `fit.final_loss`"),
         );
         return None;
     };
@@ -347,43 +297,31 @@ fn report_item<'a>(elab: &mut Elab<'a>, path: &crate::syntax::ast::Path) -> Opti
         None => None,
         Some(f) => {
             let n = &elab.nodes[node];
-            let fields = n
-                .builtin
-                .stage
-                .as_ref()
-                .map(|s| s.fields(&n.args))
-                .unwrap_or_default();
+            let fields = n.builtin.stage.as_ref().map(|s| s.fields(&n.args)).unwrap_or_default();
             if !fields.iter().any(|(name, _)| *name == f.name) {
                 let names: Vec<&str> = fields.iter().map(|(x, _)| x.as_str()).collect();
                 elab.diags.push(
-                    Diag::new(
-                        Code::E2008,
-                        format!("`{}` has no field `{}`", n.builtin.name, f.name),
-                    )
-                    .at(f.span, "unknown field")
-                    .maybe_hint(
-                        did_you_mean(&f.name, names.iter().copied())
-                            .map(|s| format!("did you mean `{s}`?")),
-                    )
-                    .hint(format!("fields: {}", names.join(", "))),
+                    Diag::new(Code::E2008, format!("`{}` has no field `{}`", n.builtin.name, f.name))
+                        .at(f.span, "unknown field")
+                        .maybe_hint(
+                            did_you_mean(&f.name, names.iter().copied()).map(|s| format!("did you mean `{s}`?")),
+                        )
+                        .hint(format!("fields: {}", names.join(", "))),
                 );
                 return None;
             }
             if path.segments.len() > 2 {
                 elab.diags.push(
                     Diag::new(Code::E2008, "reports go at most one field deep")
-                        .at(path.segments[2].span, "too deep"),
+                        .at(path.segments[2].span, "too deep")
+                        .hint("report `stage` or `stage.field`"),
                 );
                 return None;
             }
             Some(f.name.clone())
         }
     };
-    Some(ReportItem {
-        node,
-        field,
-        label: path.dotted(),
-    })
+    Some(ReportItem { node, field, label: path.dotted() })
 }
 
 /// `fit.iters=50` -> an override whose value is parsed as an expression.
@@ -398,9 +336,7 @@ fn parse_set(sources: &mut SourceMap, set: &str) -> Result<Override, Diag> {
     let path = set[..eq].trim();
     let valid = !path.is_empty()
         && path.split('.').all(|seg| {
-            seg.chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            seg.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         });
     if !valid {
@@ -409,9 +345,5 @@ fn parse_set(sources: &mut SourceMap, set: &str) -> Result<Override, Diag> {
             .hint("write `--set fit.iters=50`"));
     }
     let value = crate::syntax::parse_expr(file, &set[eq + 1..], eq + 1)?;
-    Ok(Override {
-        path: path.to_string(),
-        value,
-        span: whole,
-    })
+    Ok(Override { path: path.to_string(), value, span: whole })
 }

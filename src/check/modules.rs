@@ -20,23 +20,15 @@ pub struct Loaded {
 
 /// Parse `entry` (already in `sources`) and, transitively, what it imports.
 pub fn load(sources: &mut SourceMap, entry: u32) -> Loaded {
-    let mut loader = Loader {
-        sources,
-        keys: HashMap::new(),
-        stack: Vec::new(),
-        modules: Vec::new(),
-        diags: Vec::new(),
-    };
+    let mut loader =
+        Loader { sources, keys: HashMap::new(), stack: Vec::new(), modules: Vec::new(), diags: Vec::new() };
     let key = loader.key_of(entry);
     loader.keys.insert(key, entry);
     loader.visit(entry);
     let mut modules = loader.modules;
     // `visit` pushes imports before their importer; the entry is last.
     modules.reverse();
-    Loaded {
-        modules,
-        diags: loader.diags,
-    }
+    Loaded { modules, diags: loader.diags }
 }
 
 struct Loader<'a> {
@@ -51,10 +43,7 @@ impl Loader<'_> {
     fn key_of(&self, file: u32) -> String {
         let f = self.sources.get(file);
         match &f.path {
-            Some(p) => std::fs::canonicalize(p)
-                .unwrap_or_else(|_| p.clone())
-                .display()
-                .to_string(),
+            Some(p) => std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()).display().to_string(),
             None => f.name.clone(),
         }
     }
@@ -68,8 +57,7 @@ impl Loader<'_> {
             if let StmtKind::Use(target) = &stmt.kind {
                 if let Some(dep) = self.resolve(file, target, stmt.span) {
                     if self.stack.contains(&dep) {
-                        let chain: Vec<String> = self.stack
-                            [self.stack.iter().position(|&f| f == dep).unwrap_or(0)..]
+                        let chain: Vec<String> = self.stack[self.stack.iter().position(|&f| f == dep).unwrap_or(0)..]
                             .iter()
                             .chain(std::iter::once(&dep))
                             .map(|&f| self.sources.get(f).name.clone())
@@ -95,15 +83,19 @@ impl Loader<'_> {
         let (key, name, path, text) = match target {
             UseTarget::Std(path) => {
                 let name = path.strip_prefix("std.").unwrap_or("");
-                let Some(text) = crate::stdlib::get(name).filter(|_| path.starts_with("std."))
-                else {
-                    let known: Vec<String> =
-                        crate::stdlib::names().map(|n| format!("std.{n}")).collect();
+                let Some(text) = crate::stdlib::get(name).filter(|_| path.starts_with("std.")) else {
+                    let known: Vec<String> = crate::stdlib::names().map(|n| format!("std.{n}")).collect();
                     self.diags.push(
                         Diag::new(Code::E1003, format!("no module named `{path}`"))
                             .at(span, "unknown module")
-                            .maybe_hint(did_you_mean(path, known.iter().map(String::as_str)).map(|s| format!("did you mean `{s}`?")))
-                            .hint(format!("standard modules: {}; files are imported as `use \"path/file.flow\"`", known.join(", "))),
+                            .maybe_hint(
+                                did_you_mean(path, known.iter().map(String::as_str))
+                                    .map(|s| format!("did you mean `{s}`?")),
+                            )
+                            .hint(format!(
+                                "standard modules: {}; files are imported as `use \"path/file.flow\"`",
+                                known.join(", ")
+                            )),
                     );
                     return None;
                 };
@@ -111,18 +103,9 @@ impl Loader<'_> {
                 (name.clone(), name, None, text.to_string())
             }
             UseTarget::File(rel) => {
-                let base = self
-                    .sources
-                    .get(from)
-                    .path
-                    .as_deref()
-                    .and_then(Path::parent)
-                    .map(Path::to_path_buf);
+                let base = self.sources.get(from).path.as_deref().and_then(Path::parent).map(Path::to_path_buf);
                 let path: PathBuf = base.unwrap_or_default().join(rel);
-                let key = std::fs::canonicalize(&path)
-                    .unwrap_or_else(|_| path.clone())
-                    .display()
-                    .to_string();
+                let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone()).display().to_string();
                 if let Some(&id) = self.keys.get(&key) {
                     return Some(id);
                 }

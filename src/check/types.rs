@@ -71,10 +71,7 @@ fn plural(t: &Ty) -> String {
         }
         other => {
             let s = other.to_string();
-            s.trim_start_matches("an ")
-                .trim_start_matches("a ")
-                .to_string()
-                + "s"
+            s.trim_start_matches("an ").trim_start_matches("a ").to_string() + "s"
         }
     }
 }

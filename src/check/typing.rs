@@ -8,11 +8,7 @@ use crate::stages::{Builtin, Param, Sort};
 
 /// `Err((offending value, its type))` names the innermost value that does not fit, so a
 /// bad list element is pointed at directly.
-pub fn accepts<'v>(
-    ty: &Ty,
-    v: &'v CVal,
-    stage_ty: &dyn Fn(&StageRef) -> Option<Ty>,
-) -> Result<(), (&'v CVal, ())> {
+pub fn accepts<'v>(ty: &Ty, v: &'v CVal, stage_ty: &dyn Fn(&StageRef) -> Option<Ty>) -> Result<(), (&'v CVal, ())> {
     let ok = match (ty, &v.kind) {
         (Ty::Opt(_), VKind::None) => true,
         (Ty::Opt(inner), _) => return accepts(inner, v, stage_ty),
@@ -55,16 +51,10 @@ pub fn check_choice(b: &Builtin, p: &Param, v: &CVal) -> Result<(), Diag> {
         if let VKind::Str(s) | VKind::Sym(s) = &it.kind {
             if !choices.contains(&s.as_str()) {
                 let listed: Vec<String> = choices.iter().map(|c| format!("`{c}`")).collect();
-                return Err(Diag::new(
-                    Code::E2007,
-                    format!("`{}` of `{}` has no choice `{s}`", p.name, b.name),
-                )
-                .at(it.span, "unknown choice")
-                .maybe_hint(
-                    did_you_mean(s, choices.iter().copied())
-                        .map(|c| format!("did you mean `{c}`?")),
-                )
-                .hint(format!("choices: {}", listed.join(", "))));
+                return Err(Diag::new(Code::E2007, format!("`{}` of `{}` has no choice `{s}`", p.name, b.name))
+                    .at(it.span, "unknown choice")
+                    .maybe_hint(did_you_mean(s, choices.iter().copied()).map(|c| format!("did you mean `{c}`?")))
+                    .hint(format!("choices: {}", listed.join(", "))));
             }
         }
     }

@@ -26,9 +26,7 @@ impl Dataset {
             .map(|j| {
                 (0..self.n)
                     .map(|i| self.x[i * self.features + j])
-                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| {
-                        (lo.min(v), hi.max(v))
-                    })
+                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
             })
             .collect()
     }

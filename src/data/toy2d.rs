@@ -6,23 +6,10 @@ use super::Dataset;
 use crate::rng::Rng;
 use std::f64::consts::PI;
 
-pub const TOY2D: [&str; 8] = [
-    "checkerboard",
-    "8gaussians",
-    "2spirals",
-    "moons",
-    "circles",
-    "rings",
-    "pinwheel",
-    "swissroll",
-];
+pub const TOY2D: [&str; 8] =
+    ["checkerboard", "8gaussians", "2spirals", "moons", "circles", "rings", "pinwheel", "swissroll"];
 
-pub fn generate(
-    name: &str,
-    n: usize,
-    noise: Option<f64>,
-    rng: &mut Rng,
-) -> Result<Dataset, String> {
+pub fn generate(name: &str, n: usize, noise: Option<f64>, rng: &mut Rng) -> Result<Dataset, String> {
     let (points, labels, classes): (Vec<[f64; 2]>, Option<Vec<u32>>, Option<usize>) = match name {
         "moons" => labelled(moons(n, noise.unwrap_or(0.1), rng), 2),
         "circles" => labelled(circles(n, noise.unwrap_or(0.08), rng), 2),
@@ -34,17 +21,8 @@ pub fn generate(
         "swissroll" => (swissroll(n, noise.unwrap_or(1.0), rng), None, None),
         other => return Err(format!("unknown 2-D dataset `{other}`")),
     };
-    let x = points
-        .iter()
-        .flat_map(|p| [p[0] as f32, p[1] as f32])
-        .collect();
-    Ok(Dataset {
-        x,
-        n: points.len(),
-        features: 2,
-        y: labels,
-        classes,
-    })
+    let x = points.iter().flat_map(|p| [p[0] as f32, p[1] as f32]).collect();
+    Ok(Dataset { x, n: points.len(), features: 2, y: labels, classes })
 }
 
 type Labelled = Vec<([f64; 2], u32)>;
@@ -61,11 +39,7 @@ fn shuffled(mut v: Labelled, rng: &mut Rng) -> Labelled {
 
 /// numpy's `linspace(0, end, n, endpoint)`.
 fn linspace(end: f64, n: usize, endpoint: bool) -> impl Iterator<Item = f64> {
-    let div = if endpoint {
-        (n.max(2) - 1) as f64
-    } else {
-        n.max(1) as f64
-    };
+    let div = if endpoint { (n.max(2) - 1) as f64 } else { n.max(1) as f64 };
     (0..n).map(move |i| end * i as f64 / div)
 }
 
@@ -73,9 +47,7 @@ fn linspace(end: f64, n: usize, endpoint: bool) -> impl Iterator<Item = f64> {
 fn moons(n: usize, noise: f64, rng: &mut Rng) -> Labelled {
     let n_out = n / 2;
     let n_in = n - n_out;
-    let mut v: Labelled = linspace(PI, n_out, true)
-        .map(|t| ([t.cos(), t.sin()], 0))
-        .collect();
+    let mut v: Labelled = linspace(PI, n_out, true).map(|t| ([t.cos(), t.sin()], 0)).collect();
     v.extend(linspace(PI, n_in, true).map(|t| ([1.0 - t.cos(), 1.0 - t.sin() - 0.5], 1)));
     let mut v = shuffled(v, rng);
     for (p, _) in &mut v {
@@ -89,9 +61,7 @@ fn moons(n: usize, noise: f64, rng: &mut Rng) -> Labelled {
 fn circles(n: usize, noise: f64, rng: &mut Rng) -> Labelled {
     let n_out = n / 2;
     let n_in = n - n_out;
-    let mut v: Labelled = linspace(2.0 * PI, n_out, false)
-        .map(|t| ([t.cos(), t.sin()], 0))
-        .collect();
+    let mut v: Labelled = linspace(2.0 * PI, n_out, false).map(|t| ([t.cos(), t.sin()], 0)).collect();
     v.extend(linspace(2.0 * PI, n_in, false).map(|t| ([0.5 * t.cos(), 0.5 * t.sin()], 1)));
     let mut v = shuffled(v, rng);
     for (p, _) in &mut v {
@@ -108,10 +78,7 @@ fn rings(n: usize, noise: f64, rng: &mut Rng) -> Labelled {
     let radii = [1.0, 0.75, 0.5, 0.25];
     let mut v = Labelled::new();
     for (k, (&c, &r)) in counts.iter().zip(radii.iter()).enumerate() {
-        v.extend(
-            linspace(2.0 * PI, c, false)
-                .map(|t| ([t.cos() * r * 3.0, t.sin() * r * 3.0], k as u32)),
-        );
+        v.extend(linspace(2.0 * PI, c, false).map(|t| ([t.cos() * r * 3.0, t.sin() * r * 3.0], k as u32)));
     }
     let mut v = shuffled(v, rng);
     for (p, _) in &mut v {
@@ -124,16 +91,7 @@ fn rings(n: usize, noise: f64, rng: &mut Rng) -> Labelled {
 /// Eight Gaussians on a circle of radius 4, std `noise`, everything divided by 1.414.
 fn gaussians(n: usize, std: f64, rng: &mut Rng) -> Labelled {
     let s = 1.0 / 2f64.sqrt();
-    let centers = [
-        (1.0, 0.0),
-        (-1.0, 0.0),
-        (0.0, 1.0),
-        (0.0, -1.0),
-        (s, s),
-        (s, -s),
-        (-s, s),
-        (-s, -s),
-    ];
+    let centers = [(1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0), (s, s), (s, -s), (-s, s), (-s, -s)];
     (0..n)
         .map(|_| {
             let x = rng.normal() * std;
@@ -195,10 +153,7 @@ fn checkerboard(n: usize, noise: f64, rng: &mut Rng) -> Labelled {
             let x2 = x2_ + x1.floor().rem_euclid(2.0);
             let col = (x1.floor() + 2.0).clamp(0.0, 3.0) as u32;
             let row = (x2.floor() + 2.0).clamp(0.0, 3.0) as u32;
-            let p = [
-                x1 * 2.0 + noise * rng.normal(),
-                x2 * 2.0 + noise * rng.normal(),
-            ];
+            let p = [x1 * 2.0 + noise * rng.normal(), x2 * 2.0 + noise * rng.normal()];
             (p, col * 2 + row / 2)
         })
         .collect()
@@ -241,15 +196,9 @@ mod tests {
         let d = generate("moons", 200, Some(0.0), &mut Rng::new(1)).unwrap();
         let y = d.y.as_ref().unwrap();
         for i in 0..d.n {
-            let (x0, x1) = (
-                (d.row(i)[0] as f64 + 1.0) / 2.0,
-                (d.row(i)[1] as f64 + 0.2) / 2.0,
-            );
-            let r = if y[i] == 0 {
-                (x0 * x0 + x1 * x1).sqrt()
-            } else {
-                ((x0 - 1.0).powi(2) + (x1 - 0.5).powi(2)).sqrt()
-            };
+            let (x0, x1) = ((d.row(i)[0] as f64 + 1.0) / 2.0, (d.row(i)[1] as f64 + 0.2) / 2.0);
+            let r =
+                if y[i] == 0 { (x0 * x0 + x1 * x1).sqrt() } else { ((x0 - 1.0).powi(2) + (x1 - 0.5).powi(2)).sqrt() };
             assert!((r - 1.0).abs() < 1e-5, "moon point off its arc: {r}");
         }
         let d = generate("rings", 400, Some(0.0), &mut Rng::new(1)).unwrap();
@@ -265,10 +214,7 @@ mod tests {
     fn checkerboard_points_lie_on_dark_squares() {
         let d = generate("checkerboard", 2000, None, &mut Rng::new(2)).unwrap();
         for i in 0..d.n {
-            let (a, b) = (
-                (d.row(i)[0] / 2.0).floor() as i64,
-                (d.row(i)[1] / 2.0).floor() as i64,
-            );
+            let (a, b) = ((d.row(i)[0] / 2.0).floor() as i64, (d.row(i)[1] / 2.0).floor() as i64);
             assert_eq!((a + b).rem_euclid(2), 0, "({a},{b})");
         }
     }

@@ -74,6 +74,43 @@ pub enum Code {
 }
 
 impl Code {
+    pub const ALL: [Code; 34] = [
+        Code::E0001,
+        Code::E0002,
+        Code::E0003,
+        Code::E0004,
+        Code::E1001,
+        Code::E1002,
+        Code::E1003,
+        Code::E1004,
+        Code::E1005,
+        Code::E1006,
+        Code::E1007,
+        Code::E1008,
+        Code::E2001,
+        Code::E2002,
+        Code::E2003,
+        Code::E2004,
+        Code::E2005,
+        Code::E2006,
+        Code::E2007,
+        Code::E2008,
+        Code::E2009,
+        Code::E2010,
+        Code::E2011,
+        Code::E2012,
+        Code::E2013,
+        Code::E2014,
+        Code::E3001,
+        Code::E3002,
+        Code::E4001,
+        Code::E4002,
+        Code::R1001,
+        Code::R1002,
+        Code::R1003,
+        Code::R2001,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Code::E0001 => "E0001",
@@ -110,6 +147,19 @@ impl Code {
             Code::R1002 => "R1002",
             Code::R1003 => "R1003",
             Code::R2001 => "R2001",
+        }
+    }
+
+    /// The hint shown for a runtime failure that carries none of its own.
+    pub fn default_hint(self) -> Option<&'static str> {
+        match self {
+            Code::R1001 => Some("check that the output folder (`--out`) is writable and the disk is not full"),
+            Code::R1002 => Some(
+                "the data or artifact is damaged or not in the expected format; `--force` rebuilds a run's artifacts",
+            ),
+            Code::R1003 => Some("use `--device cpu`"),
+            Code::R2001 => Some("lower the learning rate or check the data for extreme values"),
+            _ => None,
         }
     }
 

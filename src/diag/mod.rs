@@ -22,13 +22,7 @@ pub struct Diag {
 
 impl Diag {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Diag {
-            code,
-            message: message.into(),
-            span: None,
-            label: String::new(),
-            hints: Vec::new(),
-        }
+        Diag { code, message: message.into(), span: None, label: String::new(), hints: Vec::new() }
     }
 
     pub fn at(mut self, span: Span, label: impl Into<String>) -> Self {

@@ -30,9 +30,7 @@ impl miette::Diagnostic for Rendered<'_> {
         Some(Box::new(self.diag.code.as_str()))
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help
-            .as_ref()
-            .map(|h| Box::new(h.clone()) as Box<dyn fmt::Display>)
+        self.help.as_ref().map(|h| Box::new(h.clone()) as Box<dyn fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn SourceCode> {
         self.source.as_ref().map(|s| s as &dyn SourceCode)
@@ -40,17 +38,9 @@ impl miette::Diagnostic for Rendered<'_> {
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let span = self.diag.span?;
         self.source.as_ref()?;
-        let label = if self.diag.label.is_empty() {
-            None
-        } else {
-            Some(self.diag.label.clone())
-        };
+        let label = if self.diag.label.is_empty() { None } else { Some(self.diag.label.clone()) };
         let len = (span.hi - span.lo) as usize;
-        Some(Box::new(std::iter::once(LabeledSpan::new(
-            label,
-            span.lo as usize,
-            len,
-        ))))
+        Some(Box::new(std::iter::once(LabeledSpan::new(label, span.lo as usize, len))))
     }
 }
 
@@ -60,14 +50,9 @@ pub fn render(diag: &Diag, sources: &SourceMap, width: usize) -> String {
         let f = sources.get(s.file);
         NamedSource::new(f.name.clone(), f.text.clone())
     });
-    let help = if diag.hints.is_empty() {
-        None
-    } else {
-        Some(diag.hints.join("\n"))
-    };
+    let help = if diag.hints.is_empty() { diag.code.default_hint().map(str::to_string) } else { Some(diag.hints.join("\n")) };
     let rendered = Rendered { diag, source, help };
-    let handler =
-        GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(width);
+    let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(width);
     let mut out = String::new();
     if handler.render_report(&mut out, &rendered).is_err() {
         out = format!("error[{}]: {}\n", diag.code.as_str(), diag.message);
@@ -76,9 +61,5 @@ pub fn render(diag: &Diag, sources: &SourceMap, width: usize) -> String {
 }
 
 pub fn render_all(diags: &[Diag], sources: &SourceMap, width: usize) -> String {
-    diags
-        .iter()
-        .map(|d| render(d, sources, width))
-        .collect::<Vec<_>>()
-        .join("\n")
+    diags.iter().map(|d| render(d, sources, width)).collect::<Vec<_>>().join("\n")
 }

@@ -11,18 +11,10 @@ pub struct Span {
 
 impl Span {
     pub fn new(file: u32, lo: usize, hi: usize) -> Self {
-        Span {
-            file,
-            lo: lo as u32,
-            hi: hi as u32,
-        }
+        Span { file, lo: lo as u32, hi: hi as u32 }
     }
     pub fn to(self, other: Span) -> Span {
-        Span {
-            file: self.file,
-            lo: self.lo.min(other.lo),
-            hi: self.hi.max(other.hi),
-        }
+        Span { file: self.file, lo: self.lo.min(other.lo), hi: self.hi.max(other.hi) }
     }
 }
 
@@ -45,17 +37,8 @@ impl SourceMap {
         Self::default()
     }
 
-    pub fn add(
-        &mut self,
-        name: impl Into<String>,
-        path: Option<&Path>,
-        text: impl Into<String>,
-    ) -> u32 {
-        self.files.push(SourceFile {
-            name: name.into(),
-            path: path.map(Path::to_path_buf),
-            text: text.into(),
-        });
+    pub fn add(&mut self, name: impl Into<String>, path: Option<&Path>, text: impl Into<String>) -> u32 {
+        self.files.push(SourceFile { name: name.into(), path: path.map(Path::to_path_buf), text: text.into() });
         (self.files.len() - 1) as u32
     }
 
@@ -72,17 +55,10 @@ impl SourceMap {
     pub fn line_of(&self, file: u32, offset: u32) -> usize {
         let text = &self.get(file).text;
         let end = (offset as usize).min(text.len());
-        text.as_bytes()[..end]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1
+        text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
     }
 
     pub fn find(&self, path: &Path) -> Option<u32> {
-        self.files
-            .iter()
-            .position(|f| f.path.as_deref() == Some(path))
-            .map(|i| i as u32)
+        self.files.iter().position(|f| f.path.as_deref() == Some(path)).map(|i| i as u32)
     }
 }

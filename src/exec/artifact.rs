@@ -50,22 +50,18 @@ pub struct Reload {
 
 fn r1002(path: &Path, e: impl std::fmt::Display) -> Diag {
     Diag::new(Code::R1002, format!("cannot read {}: {e}", path.display()))
+        .hint("the file is damaged or was written by another program; `--force` rebuilds a run's artifacts")
 }
 
 fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<(), Diag> {
-    atomic::write_with(path, |tmp| {
-        candle_core::safetensors::save(tensors, tmp).map_err(|e| e.to_string())
-    })
+    atomic::write_with(path, |tmp| candle_core::safetensors::save(tensors, tmp).map_err(|e| e.to_string()))
 }
 
 impl Artifact {
     /// Save what is not already a file; returns the reload facts and files written
     /// (relative to `run_dir`).
     pub fn save(&self, run_dir: &Path, stage_dir: &str) -> Result<(Reload, Vec<String>), Diag> {
-        let cpu = |t: Tensor| {
-            t.to_device(&Device::Cpu)
-                .map_err(|e| Diag::new(Code::R1001, e.to_string()))
-        };
+        let cpu = |t: Tensor| t.to_device(&Device::Cpu).map_err(|e| Diag::new(Code::R1001, e.to_string()));
         match self {
             Artifact::Dataset(d) => {
                 let mut map = HashMap::new();
@@ -106,21 +102,10 @@ impl Artifact {
                 };
                 Ok((reload, vec![rel]))
             }
-            Artifact::Metrics => Ok((
-                Reload {
-                    kind: Some("metrics".into()),
-                    ..Reload::default()
-                },
-                vec![],
-            )),
-            Artifact::File(rel) => Ok((
-                Reload {
-                    kind: Some("file".into()),
-                    file: Some(rel.clone()),
-                    ..Reload::default()
-                },
-                vec![],
-            )),
+            Artifact::Metrics => Ok((Reload { kind: Some("metrics".into()), ..Reload::default() }, vec![])),
+            Artifact::File(rel) => {
+                Ok((Reload { kind: Some("file".into()), file: Some(rel.clone()), ..Reload::default() }, vec![]))
+            }
         }
     }
 
@@ -128,10 +113,8 @@ impl Artifact {
         let file = reload.file.as_ref().map(|f| run_dir.join(f));
         match reload.kind.as_deref() {
             Some("dataset") => {
-                let path =
-                    file.ok_or_else(|| Diag::new(Code::R1002, "dataset manifest names no file"))?;
-                let map = candle_core::safetensors::load(&path, &Device::Cpu)
-                    .map_err(|e| r1002(&path, e))?;
+                let path = file.ok_or_else(|| Diag::new(Code::R1002, "dataset manifest names no file"))?;
+                let map = candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| r1002(&path, e))?;
                 let x = map.get("x").ok_or_else(|| r1002(&path, "no tensor `x`"))?;
                 let (n, features) = x.dims2().map_err(|e| r1002(&path, e))?;
                 let x: Vec<f32> = x
@@ -143,48 +126,25 @@ impl Artifact {
                     Some(t) => Some(t.to_vec1::<u32>().map_err(|e| r1002(&path, e))?),
                     None => None,
                 };
-                Ok(Artifact::Dataset(Arc::new(Dataset {
-                    x,
-                    n,
-                    features,
-                    y,
-                    classes: reload.classes,
-                })))
+                Ok(Artifact::Dataset(Arc::new(Dataset { x, n, features, y, classes: reload.classes })))
             }
             Some("trained") => {
-                let path =
-                    file.ok_or_else(|| Diag::new(Code::R1002, "model manifest names no file"))?;
-                let map =
-                    candle_core::safetensors::load(&path, device).map_err(|e| r1002(&path, e))?;
-                let layers = reload
-                    .layers
-                    .as_ref()
-                    .ok_or_else(|| r1002(&path, "manifest has no layers"))?;
-                let input = reload
-                    .features
-                    .ok_or_else(|| r1002(&path, "manifest has no input width"))?;
-                let model =
-                    Mlp::from_tensors(layers, input, &map, device).map_err(|e| r1002(&path, e))?;
-                Ok(Artifact::Trained(Arc::new(Trained {
-                    model,
-                    classes: reload.classes,
-                })))
+                let path = file.ok_or_else(|| Diag::new(Code::R1002, "model manifest names no file"))?;
+                let map = candle_core::safetensors::load(&path, device).map_err(|e| r1002(&path, e))?;
+                let layers = reload.layers.as_ref().ok_or_else(|| r1002(&path, "manifest has no layers"))?;
+                let input = reload.features.ok_or_else(|| r1002(&path, "manifest has no input width"))?;
+                let model = Mlp::from_tensors(layers, input, &map, device).map_err(|e| r1002(&path, e))?;
+                Ok(Artifact::Trained(Arc::new(Trained { model, classes: reload.classes })))
             }
             Some("metrics") => Ok(Artifact::Metrics),
             Some("file") => {
-                let rel = reload
-                    .file
-                    .clone()
-                    .ok_or_else(|| Diag::new(Code::R1002, "file manifest names no file"))?;
+                let rel = reload.file.clone().ok_or_else(|| Diag::new(Code::R1002, "file manifest names no file"))?;
                 if !run_dir.join(&rel).exists() {
                     return Err(Diag::new(Code::R1002, format!("{rel} is missing")));
                 }
                 Ok(Artifact::File(rel))
             }
-            other => Err(Diag::new(
-                Code::R1002,
-                format!("unknown artifact kind {other:?}"),
-            )),
+            other => Err(Diag::new(Code::R1002, format!("unknown artifact kind {other:?}"))),
         }
     }
 }

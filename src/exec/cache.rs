@@ -24,12 +24,7 @@ pub fn keys(nodes: &[Node], order: &[usize], seed: u64) -> Vec<String> {
     let mut keys = vec![String::new(); nodes.len()];
     for &i in order {
         let n = &nodes[i];
-        let mut text = format!(
-            "flowline {}\n{}\n{}\nseed {seed}\n",
-            env!("CARGO_PKG_VERSION"),
-            n.builtin.name,
-            n.name
-        );
+        let mut text = format!("flowline {}\n{}\n{}\nseed {seed}\n", env!("CARGO_PKG_VERSION"), n.builtin.name, n.name);
         for (name, v) in &n.args.0 {
             let _ = write!(text, "{name}=");
             canonical(v, &keys, &mut text);
@@ -61,11 +56,7 @@ fn canonical(v: &CVal, keys: &[String], out: &mut String) {
         }
         VKind::None => out.push_str("none"),
         VKind::List(items) | VKind::Pipe(items) => {
-            out.push(if matches!(v.kind, VKind::Pipe(_)) {
-                '<'
-            } else {
-                '['
-            });
+            out.push(if matches!(v.kind, VKind::Pipe(_)) { '<' } else { '[' });
             for it in items {
                 canonical(it, keys, out);
                 out.push(',');
@@ -82,11 +73,7 @@ fn canonical(v: &CVal, keys: &[String], out: &mut String) {
             out.push(')');
         }
         VKind::Stage(r) => {
-            let _ = write!(
-                out,
-                "@{}",
-                keys.get(r.node).map(String::as_str).unwrap_or("")
-            );
+            let _ = write!(out, "@{}", keys.get(r.node).map(String::as_str).unwrap_or(""));
             if let Some(f) = &r.field {
                 let _ = write!(out, ".{f}");
             }

@@ -48,25 +48,12 @@ impl RunCtx<'_> {
     }
 
     fn missing(&self, param: &str) -> Diag {
-        Diag::new(
-            Code::R1002,
-            format!(
-                "stage `{}`: argument `{param}` has no result to read",
-                self.node.name
-            ),
-        )
+        Diag::new(Code::R1002, format!("stage `{}`: argument `{param}` has no result to read", self.node.name))
     }
 
     fn upstream(&self, param: &str) -> Result<(&StageRef, &Artifact), Diag> {
-        let r = self
-            .args()
-            .stage(param)
-            .ok_or_else(|| self.missing(param))?;
-        let a = self
-            .artifacts
-            .get(r.node)
-            .and_then(Option::as_ref)
-            .ok_or_else(|| self.missing(param))?;
+        let r = self.args().stage(param).ok_or_else(|| self.missing(param))?;
+        let a = self.artifacts.get(r.node).and_then(Option::as_ref).ok_or_else(|| self.missing(param))?;
         Ok((r, a))
     }
 
@@ -89,9 +76,7 @@ impl RunCtx<'_> {
             return self.trained(param).map(ModelArg::Trained);
         }
         let v = self.args().get(param).ok_or_else(|| self.missing(param))?;
-        crate::stages::layer_specs(v)
-            .map(ModelArg::Layers)
-            .ok_or_else(|| self.missing(param))
+        crate::stages::layer_specs(v).map(ModelArg::Layers).ok_or_else(|| self.missing(param))
     }
 
     /// Write a file into the stage folder atomically; returns its run-relative path.

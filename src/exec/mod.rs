@@ -77,8 +77,7 @@ pub fn execute(plan: &Plan, opts: &RunOptions) -> Result<Report, Diag> {
                 let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
                 Diag::new(Code::E3002, format!("no stage named `{name}`"))
                     .maybe_hint(
-                        crate::diag::did_you_mean(name, names.iter().copied())
-                            .map(|s| format!("did you mean `{s}`?")),
+                        crate::diag::did_you_mean(name, names.iter().copied()).map(|s| format!("did you mean `{s}`?")),
                     )
                     .hint(format!("stages: {}", names.join(", ")))
             })?;
@@ -88,12 +87,8 @@ pub fn execute(plan: &Plan, opts: &RunOptions) -> Result<Report, Diag> {
     };
     let keys = cache::keys(nodes, &plan.order, plan.checked.seed);
     let progress = Progress::new(opts.quiet);
-    std::fs::create_dir_all(&opts.out).map_err(|e| {
-        Diag::new(
-            Code::R1001,
-            format!("cannot create {}: {e}", opts.out.display()),
-        )
-    })?;
+    std::fs::create_dir_all(&opts.out)
+        .map_err(|e| Diag::new(Code::R1001, format!("cannot create the output folder {}: {e}", opts.out.display())))?;
 
     let mut artifacts: Vec<Option<artifact::Artifact>> = vec![None; nodes.len()];
     let mut stages = Vec::new();
@@ -102,21 +97,16 @@ pub fn execute(plan: &Plan, opts: &RunOptions) -> Result<Report, Diag> {
         let node = &nodes[i];
         let started = Instant::now();
         let manifest_path = opts.out.join(&node.name).join("stage.yaml");
-        let cached = if opts.force {
-            None
-        } else {
-            load_cached(&manifest_path, &keys[i], &opts.out, &device)
-        };
+        let cached = if opts.force { None } else { load_cached(&manifest_path, &keys[i], &opts.out, &device) };
         let (manifest, artifact, status) = match cached {
             Some((m, a)) => (m, a, "cached"),
             None => {
                 let _ = std::fs::remove_file(&manifest_path);
-                let stage = node.builtin.stage.as_ref().ok_or_else(|| {
-                    Diag::new(
-                        Code::R1002,
-                        format!("`{}` is not a stage", node.builtin.name),
-                    )
-                })?;
+                let stage = node
+                    .builtin
+                    .stage
+                    .as_ref()
+                    .ok_or_else(|| Diag::new(Code::R1002, format!("`{}` is not a stage", node.builtin.name)))?;
                 let mut cx = RunCtx {
                     node,
                     run_dir: &opts.out,
@@ -144,13 +134,7 @@ pub fn execute(plan: &Plan, opts: &RunOptions) -> Result<Report, Diag> {
         };
         let secs = started.elapsed().as_secs_f64();
         if !opts.quiet {
-            eprintln!(
-                "[{}/{}] {:<16} {:<14} {status} ({secs:.2}s)",
-                k + 1,
-                total,
-                node.name,
-                node.builtin.name
-            );
+            eprintln!("[{}/{}] {:<16} {:<14} {status} ({secs:.2}s)", k + 1, total, node.name, node.builtin.name);
         }
         artifacts[i] = Some(artifact);
         stages.push(StageReport::new(node, nodes, &manifest, status, secs));
@@ -161,12 +145,7 @@ pub fn execute(plan: &Plan, opts: &RunOptions) -> Result<Report, Diag> {
     Ok(report)
 }
 
-fn load_cached(
-    manifest: &Path,
-    key: &str,
-    run_dir: &Path,
-    device: &Device,
-) -> Option<(Manifest, artifact::Artifact)> {
+fn load_cached(manifest: &Path, key: &str, run_dir: &Path, device: &Device) -> Option<(Manifest, artifact::Artifact)> {
     let text = std::fs::read_to_string(manifest).ok()?;
     let m: Manifest = yaml::from_str(&text).ok()?;
     if m.key != key || !m.files.iter().all(|f| run_dir.join(f).exists()) {

@@ -20,13 +20,7 @@ pub struct StageReport {
 }
 
 impl StageReport {
-    pub fn new(
-        node: &Node,
-        nodes: &[Node],
-        m: &Manifest,
-        status: &'static str,
-        wall_seconds: f64,
-    ) -> Self {
+    pub fn new(node: &Node, nodes: &[Node], m: &Manifest, status: &'static str, wall_seconds: f64) -> Self {
         let mut params = Mapping::new();
         for (name, v) in &node.args.0 {
             params.insert(yaml::string(*name), param_value(v, nodes));
@@ -61,14 +55,7 @@ fn param_value(v: &CVal, nodes: &[Node]) -> Value {
                 args.insert(yaml::string(*n), param_value(a, nodes));
             }
             let mut m = Mapping::new();
-            m.insert(
-                yaml::string(c.builtin.name),
-                if args.is_empty() {
-                    Value::Null
-                } else {
-                    Value::Mapping(args)
-                },
-            );
+            m.insert(yaml::string(c.builtin.name), if args.is_empty() { Value::Null } else { Value::Mapping(args) });
             Value::Mapping(m)
         }
         VKind::Stage(r) => {
@@ -129,23 +116,11 @@ impl Report {
 
     pub fn to_value(&self) -> Value {
         let mut top = Mapping::new();
-        top.insert(
-            yaml::string("pipeline"),
-            yaml::string(self.pipeline.clone()),
-        );
-        top.insert(
-            yaml::string("flowline"),
-            yaml::string(env!("CARGO_PKG_VERSION")),
-        );
+        top.insert(yaml::string("pipeline"), yaml::string(self.pipeline.clone()));
+        top.insert(yaml::string("flowline"), yaml::string(env!("CARGO_PKG_VERSION")));
         top.insert(yaml::string("candle"), yaml::string("0.11"));
         top.insert(yaml::string("seed"), yaml::int(self.seed as i64));
-        top.insert(
-            yaml::string("profile"),
-            self.profile
-                .clone()
-                .map(Value::String)
-                .unwrap_or(Value::Null),
-        );
+        top.insert(yaml::string("profile"), self.profile.clone().map(Value::String).unwrap_or(Value::Null));
         top.insert(yaml::string("device"), yaml::string(self.device.clone()));
         let mut rep = Mapping::new();
         for (k, v) in &self.reported {
@@ -165,17 +140,9 @@ impl Report {
             m.insert(yaml::string("metrics"), Value::Mapping(metrics));
             m.insert(
                 yaml::string("artifacts"),
-                Value::Sequence(
-                    s.artifacts
-                        .iter()
-                        .map(|a| yaml::string(a.clone()))
-                        .collect(),
-                ),
+                Value::Sequence(s.artifacts.iter().map(|a| yaml::string(a.clone())).collect()),
             );
-            m.insert(
-                yaml::string("wall_seconds"),
-                yaml::float((s.wall_seconds * 1000.0).round() / 1000.0),
-            );
+            m.insert(yaml::string("wall_seconds"), yaml::float((s.wall_seconds * 1000.0).round() / 1000.0));
             stages.insert(yaml::string(s.name.clone()), Value::Mapping(m));
         }
         top.insert(yaml::string("stages"), Value::Mapping(stages));
@@ -192,11 +159,7 @@ fn artifact_value(s: &StageReport, field: Option<&str>) -> Value {
         Some(f) => s.artifacts.iter().filter(|a| a.contains(f)).collect(),
         None => s.artifacts.iter().collect(),
     };
-    let pick = if pick.is_empty() {
-        s.artifacts.iter().collect()
-    } else {
-        pick
-    };
+    let pick = if pick.is_empty() { s.artifacts.iter().collect() } else { pick };
     match pick.as_slice() {
         [one] => yaml::string((*one).clone()),
         many => Value::Sequence(many.iter().map(|a| yaml::string((*a).clone())).collect()),

@@ -91,22 +91,14 @@ pub fn fit_classifier(
         let loss = objective_loss(cfg.objective, &model.forward(&x)?, &y)?;
         let value: f32 = loss.to_scalar()?;
         if !value.is_finite() {
-            return Err(FitError::NonFinite {
-                step,
-                last_finite,
-                what: "loss",
-            });
+            return Err(FitError::NonFinite { step, last_finite, what: "loss" });
         }
         let grads = loss.backward()?;
         for v in model.vars() {
             if let Some(g) = grads.get(v.as_tensor()) {
                 let s: f32 = g.sqr()?.sum_all()?.to_scalar()?;
                 if !s.is_finite() {
-                    return Err(FitError::NonFinite {
-                        step,
-                        last_finite: Some(value as f64),
-                        what: "gradient",
-                    });
+                    return Err(FitError::NonFinite { step, last_finite: Some(value as f64), what: "gradient" });
                 }
             }
         }
@@ -116,19 +108,11 @@ pub fn fit_classifier(
         on_step(step, value as f64);
     }
     let (_, final_loss) = evaluate_classifier(model, data, cfg.objective, device)?;
-    Ok(FitResult {
-        loss_curve: curve,
-        final_loss,
-    })
+    Ok(FitResult { loss_curve: curve, final_loss })
 }
 
 /// (accuracy, mean loss) over the whole dataset, in chunks.
-pub fn evaluate_classifier(
-    model: &Mlp,
-    data: &Dataset,
-    objective: Objective,
-    device: &Device,
-) -> Result<(f64, f64)> {
+pub fn evaluate_classifier(model: &Mlp, data: &Dataset, objective: Objective, device: &Device) -> Result<(f64, f64)> {
     const CHUNK: usize = 4096;
     let mut hits = 0.0;
     let mut loss = 0.0;
@@ -148,12 +132,7 @@ pub fn evaluate_classifier(
 }
 
 /// Predicted class of each row of `x` (`[n, features]`, row-major).
-pub fn predict_classes(
-    model: &Mlp,
-    x: &[f32],
-    features: usize,
-    device: &Device,
-) -> Result<Vec<u32>> {
+pub fn predict_classes(model: &Mlp, x: &[f32], features: usize, device: &Device) -> Result<Vec<u32>> {
     let n = x.len() / features.max(1);
     let t = Tensor::from_vec(x.to_vec(), (n, features), device)?;
     model.forward(&t)?.argmax(candle_core::D::Minus1)?.to_vec1()

@@ -24,10 +24,7 @@ fn one_hot(labels: &[u32], classes: usize, like: &Tensor) -> Result<Tensor> {
 pub fn cross_entropy(logits: &Tensor, labels: &[u32]) -> Result<Tensor> {
     let classes = logits.dim(D::Minus1)?;
     let oh = one_hot(labels, classes, logits)?;
-    (log_softmax(logits)? * oh)?
-        .sum(D::Minus1)?
-        .neg()?
-        .mean_all()
+    (log_softmax(logits)? * oh)?.sum(D::Minus1)?.neg()?.mean_all()
 }
 
 /// Mean squared error against one-hot targets, averaged over entries as PyTorch does.
@@ -52,10 +49,7 @@ mod tests {
     #[test]
     fn cross_entropy_matches_a_hand_computation() {
         let logits = Tensor::new(&[[1.0f32, 2.0, 0.5], [0.0, 0.0, 3.0]], &Device::Cpu).unwrap();
-        let got: f32 = cross_entropy(&logits, &[1, 0])
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let got: f32 = cross_entropy(&logits, &[1, 0]).unwrap().to_scalar().unwrap();
         let lse = |r: [f64; 3]| r.iter().map(|x| x.exp()).sum::<f64>().ln();
         let want = ((lse([1.0, 2.0, 0.5]) - 2.0) + (lse([0.0, 0.0, 3.0]) - 0.0)) / 2.0;
         assert!((got as f64 - want).abs() < 1e-5, "{got} vs {want}");
@@ -66,13 +60,7 @@ mod tests {
     fn log_softmax_passes_gradients() {
         let v = candle_core::Var::new(&[[0.5f32, -1.0]], &Device::Cpu).unwrap();
         let l = cross_entropy(v.as_tensor(), &[0]).unwrap();
-        let g: Vec<Vec<f32>> = l
-            .backward()
-            .unwrap()
-            .get(v.as_tensor())
-            .unwrap()
-            .to_vec2()
-            .unwrap();
+        let g: Vec<Vec<f32>> = l.backward().unwrap().get(v.as_tensor()).unwrap().to_vec2().unwrap();
         // d/dz CE = softmax(z) - onehot
         let p0 = 1.0 / (1.0 + (-1.5f32).exp());
         assert!((g[0][0] - (p0 - 1.0)).abs() < 1e-5);

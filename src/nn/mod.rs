@@ -7,9 +7,7 @@ mod model;
 mod optim;
 mod shapes;
 
-pub use classify::{
-    FitConfig, FitError, FitResult, Objective, evaluate_classifier, fit_classifier, predict_classes,
-};
+pub use classify::{FitConfig, FitError, FitResult, Objective, evaluate_classifier, fit_classifier, predict_classes};
 pub use loss::{accuracy, cross_entropy, log_softmax, mse_onehot};
 pub use model::Mlp;
 pub use optim::{OptimSpec, Optimizer};

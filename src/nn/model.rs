@@ -21,10 +21,7 @@ impl Mlp {
     /// PyTorch's default initialisation: weights and biases uniform in +-1/sqrt(fan_in).
     pub fn init(specs: &[LayerSpec], input: usize, rng: &mut Rng, device: &Device) -> Result<Self> {
         let widths = infer_widths(specs, input).map_err(|e| {
-            candle_core::Error::Msg(format!(
-                "layer {}: expects width {}, gets {}",
-                e.layer, e.expected, e.got
-            ))
+            candle_core::Error::Msg(format!("layer {}: expects width {}, gets {}", e.layer, e.expected, e.got))
         })?;
         let mut layers = Vec::new();
         let mut width = input;
@@ -33,27 +30,17 @@ impl Mlp {
                 LayerSpec::Linear { out, .. } => {
                     let bound = 1.0 / (width as f64).sqrt();
                     let mut draw = |n: usize| -> Vec<f32> {
-                        (0..n)
-                            .map(|_| ((rng.uniform() * 2.0 - 1.0) * bound) as f32)
-                            .collect()
+                        (0..n).map(|_| ((rng.uniform() * 2.0 - 1.0) * bound) as f32).collect()
                     };
                     let w = Tensor::from_vec(draw(out * width), (*out, width), device)?;
                     let b = Tensor::from_vec(draw(*out), *out, device)?;
-                    Built::Linear {
-                        w: Var::from_tensor(&w)?,
-                        b: Var::from_tensor(&b)?,
-                    }
+                    Built::Linear { w: Var::from_tensor(&w)?, b: Var::from_tensor(&b)? }
                 }
                 LayerSpec::Act(a) => Built::Act(*a),
             });
             width = w_out;
         }
-        Ok(Mlp {
-            layers,
-            specs: specs.to_vec(),
-            input,
-            output: width,
-        })
+        Ok(Mlp { layers, specs: specs.to_vec(), input, output: width })
     }
 
     /// Rebuild from named tensors (`layers.{i}.weight`, `layers.{i}.bias`).
@@ -64,10 +51,7 @@ impl Mlp {
         device: &Device,
     ) -> Result<Self> {
         let widths = infer_widths(specs, input).map_err(|e| {
-            candle_core::Error::Msg(format!(
-                "layer {}: expects width {}, gets {}",
-                e.layer, e.expected, e.got
-            ))
+            candle_core::Error::Msg(format!("layer {}: expects width {}, gets {}", e.layer, e.expected, e.got))
         })?;
         let mut layers = Vec::new();
         let mut width = input;
@@ -94,21 +78,14 @@ impl Mlp {
             });
             width = w_out;
         }
-        Ok(Mlp {
-            layers,
-            specs: specs.to_vec(),
-            input,
-            output: width,
-        })
+        Ok(Mlp { layers, specs: specs.to_vec(), input, output: width })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();
         for l in &self.layers {
             h = match l {
-                Built::Linear { w, b } => h
-                    .matmul(&w.as_tensor().t()?)?
-                    .broadcast_add(b.as_tensor())?,
+                Built::Linear { w, b } => h.matmul(&w.as_tensor().t()?)?.broadcast_add(b.as_tensor())?,
                 Built::Act(a) => activate(*a, &h)?,
             };
         }
@@ -172,9 +149,7 @@ mod tests {
             (Activation::Relu, (|x: f32| x.max(0.0)) as fn(f32) -> f32),
             (Activation::Sigmoid, |x: f32| 1.0 / (1.0 + (-x).exp())),
             (Activation::Tanh, |x: f32| x.tanh()),
-            (Activation::Softplus, |x: f32| {
-                if x > 20.0 { x } else { x.exp().ln_1p() }
-            }),
+            (Activation::Softplus, |x: f32| if x > 20.0 { x } else { x.exp().ln_1p() }),
         ] {
             let got: Vec<f32> = activate(a, &t).unwrap().to_vec1().unwrap();
             for (x, g) in xs.iter().zip(got) {
@@ -186,20 +161,11 @@ mod tests {
     #[test]
     fn every_parameter_receives_a_gradient_and_matches_finite_differences() {
         let specs = vec![
-            LayerSpec::Linear {
-                input: None,
-                out: 5,
-            },
+            LayerSpec::Linear { input: None, out: 5 },
             LayerSpec::Act(Activation::Tanh),
-            LayerSpec::Linear {
-                input: None,
-                out: 4,
-            },
+            LayerSpec::Linear { input: None, out: 4 },
             LayerSpec::Act(Activation::Softplus),
-            LayerSpec::Linear {
-                input: None,
-                out: 3,
-            },
+            LayerSpec::Linear { input: None, out: 3 },
             LayerSpec::Act(Activation::Sigmoid),
         ];
         let dev = Device::Cpu;
@@ -216,18 +182,13 @@ mod tests {
             let mut shifted = |d: f32| {
                 let mut p = base.clone();
                 p[0] += d;
-                v.set(&Tensor::from_vec(p, v.shape(), &dev).unwrap())
-                    .unwrap();
+                v.set(&Tensor::from_vec(p, v.shape(), &dev).unwrap()).unwrap();
                 let l: f32 = loss(&m).to_scalar().unwrap();
                 l
             };
             let fd = (shifted(eps) - shifted(-eps)) / (2.0 * eps);
             shifted(0.0);
-            assert!(
-                (fd - g[0]).abs() < 2e-3 * (1.0 + fd.abs()),
-                "fd {fd} vs autograd {}",
-                g[0]
-            );
+            assert!((fd - g[0]).abs() < 2e-3 * (1.0 + fd.abs()), "fd {fd} vs autograd {}", g[0]);
         }
     }
 }

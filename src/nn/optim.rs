@@ -6,19 +6,8 @@ use candle_core::{Result, Tensor, Var, backprop::GradStore};
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum OptimSpec {
-    Adam {
-        lr: f64,
-        beta1: f64,
-        beta2: f64,
-        eps: f64,
-        weight_decay: f64,
-    },
-    Sgd {
-        lr: f64,
-        momentum: f64,
-        weight_decay: f64,
-        nesterov: bool,
-    },
+    Adam { lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64 },
+    Sgd { lr: f64, momentum: f64, weight_decay: f64, nesterov: bool },
 }
 
 pub struct Optimizer {
@@ -32,13 +21,7 @@ pub struct Optimizer {
 impl Optimizer {
     pub fn new(spec: OptimSpec, vars: Vec<Var>) -> Self {
         let n = vars.len();
-        Optimizer {
-            spec,
-            vars,
-            first: vec![None; n],
-            second: vec![None; n],
-            t: 0,
-        }
+        Optimizer { spec, vars, first: vec![None; n], second: vec![None; n], t: 0 }
     }
 
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
@@ -49,18 +32,8 @@ impl Optimizer {
             };
             let theta = var.as_tensor();
             match self.spec {
-                OptimSpec::Adam {
-                    lr,
-                    beta1,
-                    beta2,
-                    eps,
-                    weight_decay,
-                } => {
-                    let g = if weight_decay != 0.0 {
-                        (g + (theta * weight_decay)?)?
-                    } else {
-                        g.clone()
-                    };
+                OptimSpec::Adam { lr, beta1, beta2, eps, weight_decay } => {
+                    let g = if weight_decay != 0.0 { (g + (theta * weight_decay)?)? } else { g.clone() };
                     let m = match &self.first[i] {
                         Some(m) => ((m * beta1)? + (&g * (1.0 - beta1))?)?,
                         None => (&g * (1.0 - beta1))?,
@@ -76,27 +49,14 @@ impl Optimizer {
                     self.first[i] = Some(m);
                     self.second[i] = Some(v);
                 }
-                OptimSpec::Sgd {
-                    lr,
-                    momentum,
-                    weight_decay,
-                    nesterov,
-                } => {
-                    let g = if weight_decay != 0.0 {
-                        (g + (theta * weight_decay)?)?
-                    } else {
-                        g.clone()
-                    };
+                OptimSpec::Sgd { lr, momentum, weight_decay, nesterov } => {
+                    let g = if weight_decay != 0.0 { (g + (theta * weight_decay)?)? } else { g.clone() };
                     let d = if momentum != 0.0 {
                         let buf = match &self.first[i] {
                             Some(b) => ((b * momentum)? + &g)?,
                             None => g.clone(),
                         };
-                        let d = if nesterov {
-                            (&g + (&buf * momentum)?)?
-                        } else {
-                            buf.clone()
-                        };
+                        let d = if nesterov { (&g + (&buf * momentum)?)? } else { buf.clone() };
                         self.first[i] = Some(buf);
                         d
                     } else {
@@ -123,28 +83,14 @@ mod tests {
         let v = Var::new(&[1.0f32, -2.0], &dev).unwrap();
         let loss = (v.as_tensor() * 3.0).unwrap().sum_all().unwrap();
         let g = loss.backward().unwrap();
-        let spec = OptimSpec::Adam {
-            lr: 0.1,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-12,
-            weight_decay: 0.0,
-        };
+        let spec = OptimSpec::Adam { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-12, weight_decay: 0.0 };
         Optimizer::new(spec, vec![v.clone()]).step(&g).unwrap();
         let got: Vec<f32> = v.as_tensor().to_vec1().unwrap();
-        assert!(
-            (got[0] - 0.9).abs() < 1e-6 && (got[1] + 2.1).abs() < 1e-6,
-            "{got:?}"
-        );
+        assert!((got[0] - 0.9).abs() < 1e-6 && (got[1] + 2.1).abs() < 1e-6, "{got:?}");
 
         let w = Var::new(&[0.0f32], &dev).unwrap();
         let mut opt = Optimizer::new(
-            OptimSpec::Sgd {
-                lr: 1.0,
-                momentum: 0.5,
-                weight_decay: 0.0,
-                nesterov: false,
-            },
+            OptimSpec::Sgd { lr: 1.0, momentum: 0.5, weight_decay: 0.0, nesterov: false },
             vec![w.clone()],
         );
         for _ in 0..2 {

@@ -33,18 +33,10 @@ pub fn infer_widths(layers: &[LayerSpec], input: usize) -> Result<Vec<usize>, Sh
     let mut width = input;
     let mut out = Vec::with_capacity(layers.len());
     for (i, l) in layers.iter().enumerate() {
-        if let LayerSpec::Linear {
-            input: declared,
-            out: o,
-        } = l
-        {
+        if let LayerSpec::Linear { input: declared, out: o } = l {
             if let Some(d) = declared {
                 if *d != width {
-                    return Err(ShapeError {
-                        layer: i,
-                        expected: *d,
-                        got: width,
-                    });
+                    return Err(ShapeError { layer: i, expected: *d, got: width });
                 }
             }
             width = *o;
@@ -61,28 +53,12 @@ mod tests {
     #[test]
     fn widths_flow_through_and_mismatch_names_the_layer() {
         let chain = vec![
-            LayerSpec::Linear {
-                input: None,
-                out: 8,
-            },
+            LayerSpec::Linear { input: None, out: 8 },
             LayerSpec::Act(Activation::Relu),
-            LayerSpec::Linear {
-                input: Some(8),
-                out: 3,
-            },
+            LayerSpec::Linear { input: Some(8), out: 3 },
         ];
         assert_eq!(infer_widths(&chain, 2).unwrap(), vec![8, 8, 3]);
-        let bad = vec![LayerSpec::Linear {
-            input: Some(3),
-            out: 8,
-        }];
-        assert_eq!(
-            infer_widths(&bad, 2),
-            Err(ShapeError {
-                layer: 0,
-                expected: 3,
-                got: 2
-            })
-        );
+        let bad = vec![LayerSpec::Linear { input: Some(3), out: 8 }];
+        assert_eq!(infer_widths(&bad, 2), Err(ShapeError { layer: 0, expected: 3, got: 2 }));
     }
 }

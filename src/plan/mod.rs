@@ -39,9 +39,7 @@ impl Plan {
 
 pub fn plan(checked: Checked) -> Result<Plan, Vec<Diag>> {
     let mut graph = DiGraph::new();
-    let idx: Vec<NodeIndex> = (0..checked.nodes.len())
-        .map(|i| graph.add_node(i))
-        .collect();
+    let idx: Vec<NodeIndex> = (0..checked.nodes.len()).map(|i| graph.add_node(i)).collect();
     for (i, n) in checked.nodes.iter().enumerate() {
         for &d in &n.deps {
             graph.add_edge(idx[d], idx[i], ());
@@ -52,21 +50,14 @@ pub fn plan(checked: Checked) -> Result<Plan, Vec<Diag>> {
             // Elaboration creates every node after the nodes it uses, so creation order
             // (which follows the source) is already topological and reads naturally.
             let order = (0..checked.nodes.len()).collect();
-            Ok(Plan {
-                checked,
-                graph,
-                order,
-            })
+            Ok(Plan { checked, graph, order })
         }
         Err(cycle) => {
             let n = &checked.nodes[graph[cycle.node_id()]];
             Err(vec![
-                Diag::new(
-                    Code::E3001,
-                    format!("stage `{}` is part of a cycle", n.name),
-                )
-                .at(n.span, "this stage depends on itself")
-                .hint("a stage can only use results of stages that do not need it"),
+                Diag::new(Code::E3001, format!("stage `{}` is part of a cycle", n.name))
+                    .at(n.span, "this stage depends on itself")
+                    .hint("a stage can only use results of stages that do not need it"),
             ])
         }
     }
@@ -80,11 +71,7 @@ pub fn render_text(plan: &Plan) -> String {
     for &i in &plan.order {
         let n = &nodes[i];
         let deps: Vec<&str> = n.deps.iter().map(|&d| nodes[d].name.as_str()).collect();
-        let arrow = if deps.is_empty() {
-            String::new()
-        } else {
-            format!(" <- {}", deps.join(", "))
-        };
+        let arrow = if deps.is_empty() { String::new() } else { format!(" <- {}", deps.join(", ")) };
         out.push_str(&format!("{:width$} = {}{arrow}\n", n.name, n.builtin.name));
     }
     out
@@ -92,22 +79,14 @@ pub fn render_text(plan: &Plan) -> String {
 
 pub fn render_dot(plan: &Plan) -> String {
     let nodes = plan.nodes();
-    let mut out = String::from(
-        "digraph pipeline {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n",
-    );
+    let mut out = String::from("digraph pipeline {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
     for &i in &plan.order {
         let n = &nodes[i];
-        out.push_str(&format!(
-            "  \"{}\" [label=\"{}\\n{}\"];\n",
-            n.name, n.name, n.builtin.name
-        ));
+        out.push_str(&format!("  \"{}\" [label=\"{}\\n{}\"];\n", n.name, n.name, n.builtin.name));
     }
     for &i in &plan.order {
         for &d in &nodes[i].deps {
-            out.push_str(&format!(
-                "  \"{}\" -> \"{}\";\n",
-                nodes[d].name, nodes[i].name
-            ));
+            out.push_str(&format!("  \"{}\" -> \"{}\";\n", nodes[d].name, nodes[i].name));
         }
     }
     out.push_str("}\n");

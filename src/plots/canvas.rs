@@ -40,11 +40,7 @@ pub struct Canvas {
 
 impl Canvas {
     pub fn new(width: usize, height: usize) -> Self {
-        Canvas {
-            width,
-            height,
-            pixels: vec![WHITE; width * height],
-        }
+        Canvas { width, height, pixels: vec![WHITE; width * height] }
     }
 
     pub fn set(&mut self, x: i64, y: i64, c: Rgb) {
@@ -99,10 +95,7 @@ impl Canvas {
     /// Text with its top-left corner at (x, y); `scale` multiplies the 8x8 glyphs.
     pub fn text(&mut self, x: i64, y: i64, s: &str, c: Rgb, scale: i64) {
         for (i, ch) in s.chars().enumerate() {
-            let glyph = font8x8::BASIC_FONTS
-                .get(ch)
-                .or_else(|| font8x8::BASIC_FONTS.get('?'))
-                .unwrap_or([0; 8]);
+            let glyph = font8x8::BASIC_FONTS.get(ch).or_else(|| font8x8::BASIC_FONTS.get('?')).unwrap_or([0; 8]);
             for (row, bits) in glyph.iter().enumerate() {
                 for col in 0..8 {
                     if bits & (1 << col) != 0 {

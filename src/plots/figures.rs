@@ -18,29 +18,18 @@ struct Frame {
 impl Frame {
     fn new(x: (f64, f64), y: (f64, f64)) -> Self {
         let widen = |(lo, hi): (f64, f64)| {
-            if (hi - lo).abs() < 1e-12 {
-                (lo - 1.0, hi + 1.0)
-            } else {
-                (lo, hi)
-            }
+            if (hi - lo).abs() < 1e-12 { (lo - 1.0, hi + 1.0) } else { (lo, hi) }
         };
-        Frame {
-            x: widen(x),
-            y: widen(y),
-        }
+        Frame { x: widen(x), y: widen(y) }
     }
     fn px(&self, x: f64) -> f64 {
         LEFT as f64 + (x - self.x.0) / (self.x.1 - self.x.0) * (W as i64 - LEFT - RIGHT) as f64
     }
     fn py(&self, y: f64) -> f64 {
-        (H as i64 - BOTTOM) as f64
-            - (y - self.y.0) / (self.y.1 - self.y.0) * (H as i64 - TOP - BOTTOM) as f64
+        (H as i64 - BOTTOM) as f64 - (y - self.y.0) / (self.y.1 - self.y.0) * (H as i64 - TOP - BOTTOM) as f64
     }
     fn inside(&self, px: f64, py: f64) -> bool {
-        px >= LEFT as f64
-            && px <= (W as i64 - RIGHT) as f64
-            && py >= TOP as f64
-            && py <= (H as i64 - BOTTOM) as f64
+        px >= LEFT as f64 && px <= (W as i64 - RIGHT) as f64 && py >= TOP as f64 && py <= (H as i64 - BOTTOM) as f64
     }
 
     fn axes(&self, c: &mut Canvas, title: &str, xlabel: &str, ylabel: &str) {
@@ -60,26 +49,9 @@ impl Frame {
         for (x0, y0, x1, y1) in [(l, t, r, t), (l, b, r, b), (l, t, l, b), (r, t, r, b)] {
             c.line(x0 as f64, y0 as f64, x1 as f64, y1 as f64, BLACK, 1.0);
         }
-        c.text(
-            (W as i64 - Canvas::text_width(title, 2)) / 2,
-            10,
-            title,
-            BLACK,
-            2,
-        );
-        c.text(
-            (l + r - Canvas::text_width(xlabel, 1)) / 2,
-            H as i64 - 22,
-            xlabel,
-            BLACK,
-            1,
-        );
-        c.text_vertical(
-            10,
-            (t + b + Canvas::text_width(ylabel, 1)) / 2,
-            ylabel,
-            BLACK,
-        );
+        c.text((W as i64 - Canvas::text_width(title, 2)) / 2, 10, title, BLACK, 2);
+        c.text((l + r - Canvas::text_width(xlabel, 1)) / 2, H as i64 - 22, xlabel, BLACK, 1);
+        c.text_vertical(10, (t + b + Canvas::text_width(ylabel, 1)) / 2, ylabel, BLACK);
     }
 }
 
@@ -91,11 +63,7 @@ fn nice_ticks(lo: f64, hi: f64) -> Vec<f64> {
     }
     let raw = span / 5.0;
     let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * mag)
-        .find(|s| span / s <= 6.0)
-        .unwrap_or(10.0 * mag);
+    let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * mag).find(|s| span / s <= 6.0).unwrap_or(10.0 * mag);
     let mut t = (lo / step).ceil() * step;
     let mut out = Vec::new();
     while t <= hi + step * 1e-9 && out.len() < 20 {
@@ -211,18 +179,9 @@ pub struct Series<'a> {
 pub fn line_plot(series: &[Series], title: &str, xlabel: &str, ylabel: &str) -> Canvas {
     let mut c = Canvas::new(W, H);
     let n = series.iter().map(|s| s.values.len()).max().unwrap_or(0);
-    let finite = series
-        .iter()
-        .flat_map(|s| s.values.iter().copied())
-        .filter(|v| v.is_finite());
-    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-        (a.min(v), b.max(v))
-    });
-    let (lo, hi) = if lo.is_finite() {
-        padded(lo, hi)
-    } else {
-        (0.0, 1.0)
-    };
+    let finite = series.iter().flat_map(|s| s.values.iter().copied()).filter(|v| v.is_finite());
+    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) = if lo.is_finite() { padded(lo, hi) } else { (0.0, 1.0) };
     let f = Frame::new((0.0, (n.max(2) - 1) as f64), (lo, hi));
     for y in nice_ticks(lo, hi) {
         let py = f.py(y);
@@ -241,13 +200,7 @@ pub fn line_plot(series: &[Series], title: &str, xlabel: &str, ylabel: &str) -> 
             c.line(w[0].0, w[0].1, w[1].0, w[1].1, color, 1.5);
         }
         let ly = TOP + 8 + 14 * k as i64;
-        c.fill_rect(
-            W as i64 - RIGHT - 120,
-            ly,
-            W as i64 - RIGHT - 104,
-            ly + 8,
-            color,
-        );
+        c.fill_rect(W as i64 - RIGHT - 120, ly, W as i64 - RIGHT - 104, ly + 8, color);
         c.text(W as i64 - RIGHT - 98, ly, s.name, BLACK, 1);
     }
     f.axes(&mut c, title, xlabel, ylabel);
@@ -268,10 +221,8 @@ mod tests {
     #[test]
     fn decision_regions_are_painted_with_the_predicted_class() {
         let pts = [[-1.0f32, 0.0], [1.0, 0.0]];
-        let c = decision_plot(&pts, Some(&[0, 1]), 20, "t", |g| {
-            Ok(g.chunks(2).map(|p| (p[0] > 0.0) as u32).collect())
-        })
-        .unwrap();
+        let c = decision_plot(&pts, Some(&[0, 1]), 20, "t", |g| Ok(g.chunks(2).map(|p| (p[0] > 0.0) as u32).collect()))
+            .unwrap();
         let f = Frame::new(extent(&pts).0, extent(&pts).1);
         let left = c.get(f.px(-0.5) as usize, f.py(0.5) as usize);
         let right = c.get(f.px(0.5) as usize, f.py(0.5) as usize);

@@ -15,21 +15,15 @@ pub fn builtins() -> Vec<Builtin> {
         "One of FFJORD's eight 2-D sets from its generating formula, labelled where it has natural classes.",
         vec![
             Param::new("name", Ty::choice(&TOY2D), Dflt::Required, "which set"),
-            Param::new("n", Ty::Int, Dflt::Int(1000), "number of points")
-                .within(Some(1.0), Some(10_000_000.0)),
+            Param::new("n", Ty::Int, Dflt::Int(1000), "number of points").within(Some(1.0), Some(10_000_000.0)),
             Param::new(
                 "seed",
                 Ty::opt(Ty::Int),
                 Dflt::None,
                 "own seed instead of one derived from the global seed (e.g. a held-out set)",
             ),
-            Param::new(
-                "noise",
-                Ty::opt(Ty::Float),
-                Dflt::None,
-                "noise level instead of the set's default",
-            )
-            .within(Some(0.0), None),
+            Param::new("noise", Ty::opt(Ty::Float), Dflt::None, "noise level instead of the set's default")
+                .within(Some(0.0), None),
         ],
         Toy2d,
     )]
@@ -52,17 +46,10 @@ impl Stage for Toy2d {
         Ty::Dataset
     }
     fn fields(&self, _args: &Args) -> Vec<(String, Ty)> {
-        vec![
-            ("n".into(), Ty::Int),
-            ("features".into(), Ty::Int),
-            ("classes".into(), Ty::Int),
-        ]
+        vec![("n".into(), Ty::Int), ("features".into(), Ty::Int), ("classes".into(), Ty::Int)]
     }
     fn meta(&self, cx: &StaticCall) -> Meta {
-        Meta {
-            features: Some(2),
-            classes: cx.args.text("name").and_then(classes_of),
-        }
+        Meta { features: Some(2), classes: cx.args.text("name").and_then(classes_of) }
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let a = cx.args();
@@ -80,10 +67,6 @@ impl Stage for Toy2d {
         if let Some(k) = d.classes {
             metrics.insert("classes".into(), k as f64);
         }
-        Ok(Output {
-            artifact: Artifact::Dataset(Arc::new(d)),
-            metrics,
-            files: vec![],
-        })
+        Ok(Output { artifact: Artifact::Dataset(Arc::new(d)), metrics, files: vec![] })
     }
 }

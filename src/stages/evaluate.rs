@@ -16,30 +16,10 @@ pub fn builtins() -> Vec<Builtin> {
         "evaluate",
         "Metrics of a model on labelled data: `accuracy` (top-1) and `loss` (mean of the chosen loss).",
         vec![
-            Param::new(
-                "trained",
-                Ty::Model,
-                Dflt::Required,
-                "the model to evaluate (usually a `train` result)",
-            ),
-            Param::new(
-                "data",
-                Ty::Dataset,
-                Dflt::Required,
-                "labelled evaluation data",
-            ),
-            Param::new(
-                "metrics",
-                Ty::list(Ty::choice(&METRICS)),
-                Dflt::Syms(&METRICS),
-                "what to compute",
-            ),
-            Param::new(
-                "loss",
-                Ty::choice(&LOSSES),
-                Dflt::Sym("cross_entropy"),
-                "the loss reported as `loss`",
-            ),
+            Param::new("trained", Ty::Model, Dflt::Required, "the model to evaluate (usually a `train` result)"),
+            Param::new("data", Ty::Dataset, Dflt::Required, "labelled evaluation data"),
+            Param::new("metrics", Ty::list(Ty::choice(&METRICS)), Dflt::Syms(&METRICS), "what to compute"),
+            Param::new("loss", Ty::choice(&LOSSES), Dflt::Sym("cross_entropy"), "the loss reported as `loss`"),
         ],
         Evaluate,
     )]
@@ -52,10 +32,7 @@ impl Stage for Evaluate {
         Ty::Metrics
     }
     fn fields(&self, args: &Args) -> Vec<(String, Ty)> {
-        args.texts("metrics")
-            .into_iter()
-            .map(|m| (m, Ty::Float))
-            .collect()
+        args.texts("metrics").into_iter().map(|m| (m, Ty::Float)).collect()
     }
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
         check_model(cx, "trained", "data").0
@@ -63,8 +40,7 @@ impl Stage for Evaluate {
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let data = cx.dataset("data")?;
         let mut rng = cx.take_rng();
-        let candle =
-            |e: candle_core::Error| cx.error(Code::R1002, format!("evaluation failed: {e}"));
+        let candle = |e: candle_core::Error| cx.error(Code::R1002, format!("evaluation failed: {e}"));
         let fresh;
         let trained;
         let model: &Mlp = match cx.model("trained")? {
@@ -78,16 +54,11 @@ impl Stage for Evaluate {
             }
         };
         let (acc, loss) =
-            evaluate_classifier(model, &data, objective(cx.args().text("loss")), &cx.device)
-                .map_err(candle)?;
+            evaluate_classifier(model, &data, objective(cx.args().text("loss")), &cx.device).map_err(candle)?;
         let mut metrics = BTreeMap::new();
         for m in cx.args().texts("metrics") {
             metrics.insert(m.clone(), if m == "accuracy" { acc } else { loss });
         }
-        Ok(Output {
-            artifact: Artifact::Metrics,
-            metrics,
-            files: vec![],
-        })
+        Ok(Output { artifact: Artifact::Metrics, metrics, files: vec![] })
     }
 }

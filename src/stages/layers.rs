@@ -11,43 +11,23 @@ pub fn builtins() -> Vec<Builtin> {
         Sort::Layer,
         "Dense layer y = W x + b (PyTorch initialisation); `linear(out)` infers its input width.",
         vec![
-            Param::new(
-                "in",
-                Ty::opt(Ty::Int),
-                Dflt::None,
-                "input width; inferred from what comes before when omitted",
-            )
-            .within(Some(1.0), None),
+            Param::new("in", Ty::opt(Ty::Int), Dflt::None, "input width; inferred from what comes before when omitted")
+                .within(Some(1.0), None),
             Param::new("out", Ty::Int, Dflt::Required, "output width").within(Some(1.0), None),
         ],
     );
     linear.single_positional = Some("out");
     vec![
         linear,
-        Builtin::new(
-            "relu",
-            Sort::Layer,
-            "Rectified linear unit max(x, 0).",
-            vec![],
-        ),
+        Builtin::new("relu", Sort::Layer, "Rectified linear unit max(x, 0).", vec![]),
         Builtin::new(
             "tanh",
             Sort::Layer,
             "Hyperbolic tangent (computed as 2*sigmoid(2x)-1, ~5x faster on CPU).",
             vec![],
         ),
-        Builtin::new(
-            "softplus",
-            Sort::Layer,
-            "Smooth ReLU log(1 + e^x), computed stably.",
-            vec![],
-        ),
-        Builtin::new(
-            "sigmoid",
-            Sort::Layer,
-            "Logistic function 1 / (1 + e^-x).",
-            vec![],
-        ),
+        Builtin::new("softplus", Sort::Layer, "Smooth ReLU log(1 + e^x), computed stably.", vec![]),
+        Builtin::new("sigmoid", Sort::Layer, "Logistic function 1 / (1 + e^-x).", vec![]),
     ]
 }
 
@@ -61,10 +41,7 @@ fn one_spec(v: &CVal) -> Option<LayerSpec> {
         return None;
     };
     Some(match c.builtin.name {
-        "linear" => LayerSpec::Linear {
-            input: c.args.int("in").map(|i| i as usize),
-            out: c.args.int("out")? as usize,
-        },
+        "linear" => LayerSpec::Linear { input: c.args.int("in").map(|i| i as usize), out: c.args.int("out")? as usize },
         "relu" => LayerSpec::Act(Activation::Relu),
         "tanh" => LayerSpec::Act(Activation::Tanh),
         "softplus" => LayerSpec::Act(Activation::Softplus),
@@ -73,14 +50,16 @@ fn one_spec(v: &CVal) -> Option<LayerSpec> {
     })
 }
 
+/// Point at a layer where the user wrote it; a layer that comes from an imported `def`
+/// is shown at the call of that `def` instead.
+fn local(layer: crate::diag::Span, call: crate::diag::Span) -> crate::diag::Span {
+    if layer.file == call.file { layer } else { call }
+}
+
 /// Check a model argument against the dataset argument: every layer's input width, and
 /// the output width against the number of classes. Returns the diagnostics and, when
 /// known, the model's (input, output) widths.
-pub fn check_model(
-    cx: &StaticCall,
-    model: &str,
-    data: &str,
-) -> (Vec<Diag>, Option<(usize, usize)>) {
+pub fn check_model(cx: &StaticCall, model: &str, data: &str) -> (Vec<Diag>, Option<(usize, usize)>) {
     let Some(meta) = cx.meta(data) else {
         return (vec![], None);
     };
@@ -109,11 +88,8 @@ pub fn check_model(
         if let Some(fin) = m.features {
             if fin != features {
                 diags.push(
-                    Diag::new(
-                        Code::E4001,
-                        format!("the model takes {fin} input features, the data has {features}"),
-                    )
-                    .at(value.span, "input width mismatch"),
+                    Diag::new(Code::E4001, format!("the model takes {fin} input features, the data has {features}"))
+                        .at(value.span, "input width mismatch"),
                 );
                 return (diags, None);
             }
@@ -129,7 +105,7 @@ pub fn check_model(
             Err(e) => {
                 diags.push(
                     Diag::new(Code::E4001, format!("this layer expects {} input features but receives {}", e.expected, e.got))
-                        .at(layers[e.layer].span, format!("receives width {}", e.got))
+                        .at(local(layers[e.layer].span, value.span), format!("receives width {}", e.got))
                         .hint(if e.layer == 0 {
                             format!("the data has {features} features; write `linear({})`-style layers without an input width to infer it", specs.iter().find_map(|s| match s { LayerSpec::Linear { out, .. } => Some(*out), _ => None }).unwrap_or(1))
                         } else {
@@ -142,14 +118,11 @@ pub fn check_model(
     };
     if let (Some(o), Some(k)) = (out, meta.classes) {
         if o != k {
-            let last = value.layers().last().map(|l| l.span).unwrap_or(value.span);
+            let last = value.layers().last().map(|l| local(l.span, value.span)).unwrap_or(value.span);
             diags.push(
-                Diag::new(
-                    Code::E4002,
-                    format!("the model outputs {o} values but the data has {k} classes"),
-                )
-                .at(last, format!("outputs {o}"))
-                .hint(format!("end the model with `linear({k})`")),
+                Diag::new(Code::E4002, format!("the model outputs {o} values but the data has {k} classes"))
+                    .at(last, format!("outputs {o}"))
+                    .hint(format!("end the model with `linear({k})`")),
             );
         }
     }

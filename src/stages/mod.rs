@@ -12,8 +12,7 @@ mod train;
 pub use layers::layer_specs;
 pub use optim::optimizer_spec;
 pub use registry::{
-    Builtin, Dflt, Meta, Param, Range, Sort, Stage, StaticCall, all, find, is_symbol, show_default,
-    symbols,
+    Builtin, Dflt, Meta, Param, Range, Sort, Stage, StaticCall, all, find, is_symbol, show_default, symbols,
 };
 
 /// `flowline stages`: every built-in, grouped by sort, with its signature and doc line.
@@ -34,24 +33,13 @@ pub fn doc(name: &str) -> Result<String, String> {
         let hint = crate::diag::did_you_mean(name, all().iter().map(|b| b.name))
             .map(|s| format!(" (did you mean `{s}`?)"))
             .unwrap_or_default();
-        return Err(format!(
-            "no built-in named `{name}`{hint}; `flowline stages` lists them"
-        ));
+        return Err(format!("no built-in named `{name}`{hint}; `flowline stages` lists them"));
     };
-    let mut out = format!(
-        "{} ({})\n\n  {}\n\n{}\n",
-        b.name,
-        b.sort.name(),
-        b.signature(),
-        b.doc
-    );
+    let mut out = format!("{} ({})\n\n  {}\n\n{}\n", b.name, b.sort.name(), b.signature(), b.doc);
     if !b.params.is_empty() {
         out.push_str("\nparameters:\n");
         for p in &b.params {
-            let range = p
-                .range
-                .map(|r| format!(", {}", r.describe()))
-                .unwrap_or_default();
+            let range = p.range.map(|r| format!(", {}", r.describe())).unwrap_or_default();
             out.push_str(&format!(
                 "  {:<14} {} (default: {}{range})\n      {}\n",
                 p.name,

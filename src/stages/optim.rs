@@ -12,27 +12,12 @@ pub fn builtins() -> Vec<Builtin> {
             "Adam (Kingma & Ba); weight_decay adds an L2 term to the gradient, as torch.optim.Adam.",
             vec![
                 Param::new("lr", Ty::Float, Dflt::Float(1e-3), "learning rate").positive(),
-                Param::new(
-                    "weight_decay",
-                    Ty::Float,
-                    Dflt::Float(0.0),
-                    "L2 penalty coefficient",
-                )
-                .within(Some(0.0), None),
-                Param::new(
-                    "beta1",
-                    Ty::Float,
-                    Dflt::Float(0.9),
-                    "decay of the first moment",
-                )
-                .within(Some(0.0), Some(0.999_999)),
-                Param::new(
-                    "beta2",
-                    Ty::Float,
-                    Dflt::Float(0.999),
-                    "decay of the second moment",
-                )
-                .within(Some(0.0), Some(0.999_999_9)),
+                Param::new("weight_decay", Ty::Float, Dflt::Float(0.0), "L2 penalty coefficient")
+                    .within(Some(0.0), None),
+                Param::new("beta1", Ty::Float, Dflt::Float(0.9), "decay of the first moment")
+                    .within(Some(0.0), Some(0.999_999)),
+                Param::new("beta2", Ty::Float, Dflt::Float(0.999), "decay of the second moment")
+                    .within(Some(0.0), Some(0.999_999_9)),
                 Param::new("eps", Ty::Float, Dflt::Float(1e-8), "denominator guard").positive(),
             ],
         ),
@@ -42,20 +27,10 @@ pub fn builtins() -> Vec<Builtin> {
             "Stochastic gradient descent with momentum (PyTorch's formulation) and optional Nesterov.",
             vec![
                 Param::new("lr", Ty::Float, Dflt::Float(0.1), "learning rate").positive(),
-                Param::new(
-                    "momentum",
-                    Ty::Float,
-                    Dflt::Float(0.0),
-                    "momentum coefficient",
-                )
-                .within(Some(0.0), Some(1.0)),
-                Param::new(
-                    "weight_decay",
-                    Ty::Float,
-                    Dflt::Float(0.0),
-                    "L2 penalty coefficient",
-                )
-                .within(Some(0.0), None),
+                Param::new("momentum", Ty::Float, Dflt::Float(0.0), "momentum coefficient")
+                    .within(Some(0.0), Some(1.0)),
+                Param::new("weight_decay", Ty::Float, Dflt::Float(0.0), "L2 penalty coefficient")
+                    .within(Some(0.0), None),
                 Param::new("nesterov", Ty::Bool, Dflt::Bool(false), "Nesterov momentum"),
             ],
         ),

@@ -14,12 +14,7 @@ pub fn builtins() -> Vec<Builtin> {
             "Scatter plot of 2-D data, coloured by class.",
             vec![
                 Param::new("data", Ty::Dataset, Dflt::Required, "2-D data"),
-                Param::new(
-                    "title",
-                    Ty::opt(Ty::Str),
-                    Dflt::None,
-                    "figure title (default: the stage name)",
-                ),
+                Param::new("title", Ty::opt(Ty::Str), Dflt::None, "figure title (default: the stage name)"),
             ],
             Scatter,
         ),
@@ -27,21 +22,10 @@ pub fn builtins() -> Vec<Builtin> {
             "decision_plot",
             "Decision regions of a 2-D classifier with the data on top.",
             vec![
-                Param::new(
-                    "trained",
-                    Ty::Trained,
-                    Dflt::Required,
-                    "a trained 2-D classifier",
-                ),
+                Param::new("trained", Ty::Trained, Dflt::Required, "a trained 2-D classifier"),
                 Param::new("data", Ty::Dataset, Dflt::Required, "2-D points to draw"),
-                Param::new("grid", Ty::Int, Dflt::Int(200), "grid cells per axis")
-                    .within(Some(2.0), Some(2000.0)),
-                Param::new(
-                    "title",
-                    Ty::opt(Ty::Str),
-                    Dflt::None,
-                    "figure title (default: the stage name)",
-                ),
+                Param::new("grid", Ty::Int, Dflt::Int(200), "grid cells per axis").within(Some(2.0), Some(2000.0)),
+                Param::new("title", Ty::opt(Ty::Str), Dflt::None, "figure title (default: the stage name)"),
             ],
             Decision,
         ),
@@ -51,11 +35,8 @@ pub fn builtins() -> Vec<Builtin> {
 fn require_2d(cx: &StaticCall, param: &str, stage: &str) -> Vec<Diag> {
     match (cx.meta(param).and_then(|m| m.features), cx.args.get(param)) {
         (Some(f), Some(v)) if f != 2 => vec![
-            Diag::new(
-                Code::E4001,
-                format!("`{stage}` draws 2-D data; this dataset has {f} features"),
-            )
-            .at(v.span, format!("{f} features")),
+            Diag::new(Code::E4001, format!("`{stage}` draws 2-D data; this dataset has {f} features"))
+                .at(v.span, format!("{f} features")),
         ],
         _ => vec![],
     }
@@ -66,10 +47,7 @@ fn points(d: &crate::data::Dataset) -> Vec<[f32; 2]> {
 }
 
 fn title(cx: &RunCtx) -> String {
-    cx.args()
-        .text("title")
-        .map(str::to_string)
-        .unwrap_or_else(|| cx.name().to_string())
+    cx.args().text("title").map(str::to_string).unwrap_or_else(|| cx.name().to_string())
 }
 
 struct Scatter;
@@ -87,20 +65,13 @@ impl Stage for Scatter {
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let d = cx.dataset("data")?;
         if d.features != 2 {
-            return Err(cx.error(
-                Code::R1002,
-                format!("scatter_plot needs 2-D data, got {} features", d.features),
-            ));
+            return Err(cx.error(Code::R1002, format!("scatter_plot needs 2-D data, got {} features", d.features)));
         }
         let png = crate::plots::scatter_plot(&points(&d), d.y.as_deref(), &title(cx))
             .to_png()
             .map_err(|e| cx.error(Code::R1001, e))?;
         let rel = cx.write_file("scatter.png", &png)?;
-        Ok(Output {
-            artifact: Artifact::File(rel.clone()),
-            metrics: BTreeMap::new(),
-            files: vec![rel],
-        })
+        Ok(Output { artifact: Artifact::File(rel.clone()), metrics: BTreeMap::new(), files: vec![rel] })
     }
 }
 
@@ -123,17 +94,12 @@ impl Stage for Decision {
         }
         let grid = cx.args().int("grid").unwrap_or(200) as usize;
         let device = cx.device.clone();
-        let canvas =
-            crate::plots::decision_plot(&points(&d), d.y.as_deref(), grid, &title(cx), |g| {
-                predict_classes(&t.model, g, 2, &device).map_err(|e| e.to_string())
-            })
-            .map_err(|e| cx.error(Code::R1002, e))?;
+        let canvas = crate::plots::decision_plot(&points(&d), d.y.as_deref(), grid, &title(cx), |g| {
+            predict_classes(&t.model, g, 2, &device).map_err(|e| e.to_string())
+        })
+        .map_err(|e| cx.error(Code::R1002, e))?;
         let png = canvas.to_png().map_err(|e| cx.error(Code::R1001, e))?;
         let rel = cx.write_file("decision.png", &png)?;
-        Ok(Output {
-            artifact: Artifact::File(rel.clone()),
-            metrics: BTreeMap::new(),
-            files: vec![rel],
-        })
+        Ok(Output { artifact: Artifact::File(rel.clone()), metrics: BTreeMap::new(), files: vec![rel] })
     }
 }

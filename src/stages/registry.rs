@@ -60,9 +60,7 @@ impl Range {
     }
 
     pub fn describe(&self) -> String {
-        let lo = self
-            .min
-            .map(|m| format!("{} {}", if self.min_open { ">" } else { ">=" }, fmt_num(m)));
+        let lo = self.min.map(|m| format!("{} {}", if self.min_open { ">" } else { ">=" }, fmt_num(m)));
         let hi = self.max.map(|m| format!("<= {}", fmt_num(m)));
         match (lo, hi) {
             (Some(l), Some(h)) => format!("{l} and {h}"),
@@ -74,11 +72,7 @@ impl Range {
 }
 
 fn fmt_num(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
-    }
+    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") }
 }
 
 #[derive(Debug, Clone)]
@@ -92,30 +86,16 @@ pub struct Param {
 
 impl Param {
     pub fn new(name: &'static str, ty: Ty, default: Dflt, doc: &'static str) -> Self {
-        Param {
-            name,
-            ty,
-            default,
-            range: None,
-            doc,
-        }
+        Param { name, ty, default, range: None, doc }
     }
     /// Inclusive bounds.
     pub fn within(mut self, min: Option<f64>, max: Option<f64>) -> Self {
-        self.range = Some(Range {
-            min,
-            max,
-            min_open: false,
-        });
+        self.range = Some(Range { min, max, min_open: false });
         self
     }
     /// Strictly positive.
     pub fn positive(mut self) -> Self {
-        self.range = Some(Range {
-            min: Some(0.0),
-            max: None,
-            min_open: true,
-        });
+        self.range = Some(Range { min: Some(0.0), max: None, min_open: true });
         self
     }
     pub fn required(&self) -> bool {
@@ -142,10 +122,7 @@ pub struct StaticCall<'a> {
 impl StaticCall<'_> {
     pub fn meta(&self, param: &str) -> Option<Meta> {
         match self.args.get(param) {
-            Some(CVal {
-                kind: crate::check::VKind::Stage(r),
-                ..
-            }) => (self.meta_of)(r),
+            Some(CVal { kind: crate::check::VKind::Stage(r), .. }) => (self.meta_of)(r),
             _ => None,
         }
     }
@@ -188,29 +165,10 @@ impl std::fmt::Debug for Builtin {
 
 impl Builtin {
     pub fn new(name: &'static str, sort: Sort, doc: &'static str, params: Vec<Param>) -> Self {
-        Builtin {
-            name,
-            sort,
-            doc,
-            params,
-            single_positional: None,
-            stage: None,
-        }
+        Builtin { name, sort, doc, params, single_positional: None, stage: None }
     }
-    pub fn stage(
-        name: &'static str,
-        doc: &'static str,
-        params: Vec<Param>,
-        s: impl Stage + 'static,
-    ) -> Self {
-        Builtin {
-            name,
-            sort: Sort::Stage,
-            doc,
-            params,
-            single_positional: None,
-            stage: Some(Box::new(s)),
-        }
+    pub fn stage(name: &'static str, doc: &'static str, params: Vec<Param>, s: impl Stage + 'static) -> Self {
+        Builtin { name, sort: Sort::Stage, doc, params, single_positional: None, stage: Some(Box::new(s)) }
     }
     pub fn param(&self, name: &str) -> Option<&Param> {
         self.params.iter().find(|p| p.name == name)
@@ -266,11 +224,7 @@ fn registry() -> &'static Registry {
                 collect_symbols(&p.ty, &mut symbols);
             }
         }
-        Registry {
-            all,
-            by_name,
-            symbols,
-        }
+        Registry { all, by_name, symbols }
     })
 }
 

@@ -18,20 +18,10 @@ pub struct Stmt {
 pub enum StmtKind {
     Use(UseTarget),
     Seed(i64),
-    Let {
-        name: Ident,
-        value: Expr,
-    },
-    Def {
-        name: Ident,
-        params: Vec<Param>,
-        body: Expr,
-    },
+    Let { name: Ident, value: Expr },
+    Def { name: Ident, params: Vec<Param>, body: Expr },
     Report(Vec<Path>),
-    Profile {
-        name: Ident,
-        assigns: Vec<Assign>,
-    },
+    Profile { name: Ident, assigns: Vec<Assign> },
 }
 
 #[derive(Debug, Clone)]
@@ -62,11 +52,7 @@ pub struct Path {
 
 impl Path {
     pub fn dotted(&self) -> String {
-        self.segments
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect::<Vec<_>>()
-            .join(".")
+        self.segments.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(".")
     }
 }
 

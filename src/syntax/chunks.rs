@@ -15,7 +15,10 @@ pub fn split(text: &str) -> Vec<(usize, usize)> {
         let meaningful = !trimmed.is_empty() && !trimmed.starts_with('#');
         // A keyword inside an open bracket is not a new statement: `profile` blocks and
         // long calls span lines.
-        if meaningful && (depth <= 0 && (starts_keyword(trimmed) || starts.is_empty())) {
+        // Outside brackets, a keyword starts a statement; so does a word at column 0, which
+        // then fails as an unknown statement instead of garbling the statement before it.
+        let word_at_column0 = indent == 0 && trimmed.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
+        if meaningful && depth <= 0 && (starts_keyword(trimmed) || word_at_column0 || starts.is_empty()) {
             starts.push(offset + indent);
             depth = 0;
         }
@@ -31,10 +34,9 @@ pub fn split(text: &str) -> Vec<(usize, usize)> {
 }
 
 fn starts_keyword(line: &str) -> bool {
-    KEYWORDS.iter().any(|k| {
-        line.starts_with(k)
-            && !line[k.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-    })
+    KEYWORDS
+        .iter()
+        .any(|k| line.starts_with(k) && !line[k.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
 }
 
 /// Net count of opening brackets on a line, ignoring strings and comments.
@@ -72,14 +74,7 @@ mod tests {
         let src = "seed 1\nlet a = f(x,\n  let_me: 2)\n# c\nreport a\n";
         let chunks = split(src);
         let texts: Vec<&str> = chunks.iter().map(|&(s, e)| &src[s..e]).collect();
-        assert_eq!(
-            texts,
-            vec![
-                "seed 1\n",
-                "let a = f(x,\n  let_me: 2)\n# c\n",
-                "report a\n"
-            ]
-        );
+        assert_eq!(texts, vec!["seed 1\n", "let a = f(x,\n  let_me: 2)\n# c\n", "report a\n"]);
     }
 
     #[test]

@@ -31,11 +31,7 @@ pub fn comments(text: &str) -> Vec<Comment> {
             } else if c == '#' {
                 let body = line[i..].trim_end_matches(['\n', '\r']).trim_end();
                 let trailing = !line[..i].trim().is_empty();
-                out.push(Comment {
-                    offset: offset + i,
-                    text: body.to_string(),
-                    trailing,
-                });
+                out.push(Comment { offset: offset + i, text: body.to_string(), trailing });
                 break;
             }
         }

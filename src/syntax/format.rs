@@ -10,12 +10,7 @@ const INDENT: &str = "    ";
 
 pub fn format_program(program: &Program, text: &str) -> String {
     let comments = comments(text);
-    let line_of = |offset: usize| {
-        text.as_bytes()[..offset.min(text.len())]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-    };
+    let line_of = |offset: usize| text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count();
     let mut out = String::new();
     let mut next_comment = 0;
     let mut last_line: Option<usize> = None;
@@ -73,10 +68,7 @@ pub fn format_program(program: &Program, text: &str) -> String {
 }
 
 fn blank_between(text: &str, from_line: usize, to_line: usize) -> bool {
-    text.lines()
-        .skip(from_line + 1)
-        .take(to_line.saturating_sub(from_line + 1))
-        .any(|l| l.trim().is_empty())
+    text.lines().skip(from_line + 1).take(to_line.saturating_sub(from_line + 1)).any(|l| l.trim().is_empty())
 }
 
 fn format_stmt(stmt: &Stmt, text: &str) -> String {
@@ -86,42 +78,23 @@ fn format_stmt(stmt: &Stmt, text: &str) -> String {
         StmtKind::Seed(s) => format!("seed {s}"),
         StmtKind::Let { name, value } => broken(&format!("let {} = ", name.name), value, text),
         StmtKind::Def { name, params, body } => {
-            let ps: Vec<String> = params
-                .iter()
-                .map(|p| format!("{}: {}", p.name.name, expr(&p.default, text)))
-                .collect();
-            broken(
-                &format!("def {}({}) = ", name.name, ps.join(", ")),
-                body,
-                text,
-            )
+            let ps: Vec<String> =
+                params.iter().map(|p| format!("{}: {}", p.name.name, expr(&p.default, text))).collect();
+            broken(&format!("def {}({}) = ", name.name, ps.join(", ")), body, text)
         }
         StmtKind::Report(paths) => {
-            format!(
-                "report {}",
-                paths
-                    .iter()
-                    .map(Path::dotted)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            format!("report {}", paths.iter().map(Path::dotted).collect::<Vec<_>>().join(", "))
         }
         StmtKind::Profile { name, assigns } => {
-            let items: Vec<String> = assigns
-                .iter()
-                .map(|a| format!("{} = {}", a.path.dotted(), expr(&a.value, text)))
-                .collect();
+            let items: Vec<String> =
+                assigns.iter().map(|a| format!("{} = {}", a.path.dotted(), expr(&a.value, text))).collect();
             let one = format!("profile {} {{ {} }}", name.name, items.join(", "));
             if items.is_empty() {
                 format!("profile {} {{}}", name.name)
             } else if one.len() <= WIDTH {
                 one
             } else {
-                format!(
-                    "profile {} {{\n{INDENT}{}\n}}",
-                    name.name,
-                    items.join(&format!(",\n{INDENT}"))
-                )
+                format!("profile {} {{\n{INDENT}{}\n}}", name.name, items.join(&format!(",\n{INDENT}")))
             }
         }
     }
@@ -145,11 +118,7 @@ fn broken(head: &str, e: &Expr, text: &str) -> String {
     if let ExprKind::Call { callee, args } = &e.kind {
         if !args.is_empty() {
             let items: Vec<String> = args.iter().map(|a| arg(a, text)).collect();
-            return format!(
-                "{head}{}(\n{INDENT}{},\n)",
-                callee.name,
-                items.join(&format!(",\n{INDENT}"))
-            );
+            return format!("{head}{}(\n{INDENT}{},\n)", callee.name, items.join(&format!(",\n{INDENT}")));
         }
     }
     one
@@ -157,11 +126,7 @@ fn broken(head: &str, e: &Expr, text: &str) -> String {
 
 fn flatten_pipe<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
     match &e.kind {
-        ExprKind::Binary {
-            op: BinOp::Pipe,
-            lhs,
-            rhs,
-        } => {
+        ExprKind::Binary { op: BinOp::Pipe, lhs, rhs } => {
             flatten_pipe(lhs, out);
             out.push(rhs);
         }
@@ -177,41 +142,22 @@ fn arg(a: &Arg, text: &str) -> String {
 }
 
 fn literal(e: &Expr, text: &str) -> Option<String> {
-    text.get(e.span.lo as usize..e.span.hi as usize)
-        .map(str::to_string)
+    text.get(e.span.lo as usize..e.span.hi as usize).map(str::to_string)
 }
 
 pub fn expr(e: &Expr, text: &str) -> String {
     match &e.kind {
-        ExprKind::Int(v) => literal(e, text)
-            .filter(|s| s.parse::<i64>().is_ok())
-            .unwrap_or_else(|| v.to_string()),
-        ExprKind::Float(v) => literal(e, text)
-            .filter(|s| s.parse::<f64>().is_ok())
-            .unwrap_or_else(|| format!("{v:?}")),
+        ExprKind::Int(v) => literal(e, text).filter(|s| s.parse::<i64>().is_ok()).unwrap_or_else(|| v.to_string()),
+        ExprKind::Float(v) => literal(e, text).filter(|s| s.parse::<f64>().is_ok()).unwrap_or_else(|| format!("{v:?}")),
         ExprKind::Str(s) => quote(s),
         ExprKind::Bool(b) => b.to_string(),
         ExprKind::None | ExprKind::Invalid => "none".into(),
         ExprKind::List(items) => {
-            format!(
-                "[{}]",
-                items
-                    .iter()
-                    .map(|i| expr(i, text))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            format!("[{}]", items.iter().map(|i| expr(i, text)).collect::<Vec<_>>().join(", "))
         }
         ExprKind::Ident(n) => n.clone(),
         ExprKind::Call { callee, args } => {
-            format!(
-                "{}({})",
-                callee.name,
-                args.iter()
-                    .map(|a| arg(a, text))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            format!("{}({})", callee.name, args.iter().map(|a| arg(a, text)).collect::<Vec<_>>().join(", "))
         }
         ExprKind::Member { base, field } => format!("{}.{}", operand(base, 4, text), field.name),
         ExprKind::Neg(inner) => format!("-{}", operand(inner, 4, text)),
@@ -219,12 +165,7 @@ pub fn expr(e: &Expr, text: &str) -> String {
         ExprKind::Binary { op, lhs, rhs } => {
             let p = op.precedence();
             // Left-associative: the right operand needs parentheses at equal precedence.
-            format!(
-                "{} {} {}",
-                operand(lhs, p, text),
-                op.symbol(),
-                operand(rhs, p + 1, text)
-            )
+            format!("{} {} {}", operand(lhs, p, text), op.symbol(), operand(rhs, p + 1, text))
         }
     }
 }

@@ -50,12 +50,7 @@ pub fn parse_program(file: u32, text: &str) -> (Program, Vec<Diag>) {
     let mut diags = Vec::new();
     for (lo, hi) in chunks::split(text) {
         let chunk = &text[lo..hi];
-        let mut ctx = Ctx {
-            file,
-            offset: lo,
-            text: chunk,
-            diags: Vec::new(),
-        };
+        let mut ctx = Ctx { file, offset: lo, text: chunk, diags: Vec::new() };
         if let Some(d) = nesting_error(&ctx) {
             diags.push(d);
             continue;
@@ -84,12 +79,7 @@ pub fn parse_program(file: u32, text: &str) -> (Program, Vec<Diag>) {
 /// `offset` is where the expression starts inside the source file `file`.
 pub fn parse_expr(file: u32, text: &str, offset: usize) -> Result<Expr, Diag> {
     pest::set_error_detail(true);
-    let mut ctx = Ctx {
-        file,
-        offset,
-        text,
-        diags: Vec::new(),
-    };
+    let mut ctx = Ctx { file, offset, text, diags: Vec::new() };
     if let Some(d) = nesting_error(&ctx) {
         return Err(d);
     }
@@ -110,31 +100,17 @@ pub fn parse_expr(file: u32, text: &str, offset: usize) -> Result<Expr, Diag> {
 /// uses do not add "unknown name" errors on top of the syntax error.
 fn poisoned(file: u32, lo: usize, chunk: &str) -> Option<Stmt> {
     let (kw, rest) = chunk.split_once(|c: char| c.is_whitespace())?;
-    let name: String = rest
-        .trim_start()
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .collect();
+    let name: String = rest.trim_start().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
     if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
         return None;
     }
     let at = lo + kw.len() + (rest.len() - rest.trim_start().len()) + 1;
     let span = Span::new(file, at, at + name.len());
     let ident = Ident { name, span };
-    let invalid = Expr {
-        kind: ExprKind::Invalid,
-        span,
-    };
+    let invalid = Expr { kind: ExprKind::Invalid, span };
     let kind = match kw {
-        "let" => StmtKind::Let {
-            name: ident,
-            value: invalid,
-        },
-        "def" => StmtKind::Def {
-            name: ident,
-            params: Vec::new(),
-            body: invalid,
-        },
+        "let" => StmtKind::Let { name: ident, value: invalid },
+        "def" => StmtKind::Def { name: ident, params: Vec::new(), body: invalid },
         _ => return None,
     };
     Some(Stmt { kind, span })
@@ -151,12 +127,9 @@ fn nesting_error(ctx: &Ctx) -> Option<Diag> {
         if depth > MAX_NESTING {
             let at = Span::new(ctx.file, ctx.offset + i, ctx.offset + i + 1);
             return Some(
-                Diag::new(
-                    Code::E0001,
-                    format!("brackets nested more than {MAX_NESTING} deep"),
-                )
-                .at(at, "too deep")
-                .hint("split the expression into several `let` statements"),
+                Diag::new(Code::E0001, format!("brackets nested more than {MAX_NESTING} deep"))
+                    .at(at, "too deep")
+                    .hint("split the expression into several `let` statements"),
             );
         }
     }
@@ -170,33 +143,18 @@ fn parse_stmt(ctx: &mut Ctx, pair: Pair<Rule>) -> Option<Stmt> {
         Rule::seed_stmt => StmtKind::Seed(parse_int_value(ctx, pair.into_inner().next()?)?),
         Rule::let_stmt => parse_let(ctx, pair)?,
         Rule::def_stmt => parse_def(ctx, pair)?,
-        Rule::report_stmt => {
-            StmtKind::Report(pair.into_inner().map(|p| parse_path(ctx, p)).collect())
-        }
+        Rule::report_stmt => StmtKind::Report(pair.into_inner().map(|p| parse_path(ctx, p)).collect()),
         Rule::profile_stmt => parse_profile(ctx, pair)?,
         Rule::unknown_stmt => {
-            let word: String = pair
-                .as_str()
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
-            let shown = if word.is_empty() {
-                pair.as_str().chars().take(12).collect()
-            } else {
-                word
-            };
+            let word: String = pair.as_str().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            let shown = if word.is_empty() { pair.as_str().chars().take(12).collect() } else { word };
             ctx.diags.push(
                 Diag::new(Code::E0002, format!("`{shown}` does not start a statement"))
                     .at(span, "not a statement")
-                    .hint(
-                        "statements start with `use`, `seed`, `let`, `def`, `report` or `profile`",
-                    )
+                    .hint("statements start with `use`, `seed`, `let`, `def`, `report` or `profile`")
                     .maybe_hint(
-                        crate::diag::did_you_mean(
-                            &shown,
-                            ["use", "seed", "let", "def", "report", "profile"],
-                        )
-                        .map(|s| format!("did you mean `{s}`?")),
+                        crate::diag::did_you_mean(&shown, ["use", "seed", "let", "def", "report", "profile"])
+                            .map(|s| format!("did you mean `{s}`?")),
                     ),
             );
             return None;
@@ -232,19 +190,12 @@ fn parse_def(ctx: &mut Ctx, pair: Pair<Rule>) -> Option<StmtKind> {
                 let mut pi = p.into_inner();
                 let pname = parse_ident(ctx, pi.next()?);
                 let default = parse_expr_pair(ctx, pi.next()?);
-                params.push(Param {
-                    name: pname,
-                    default,
-                });
+                params.push(Param { name: pname, default });
             }
             _ => body = Some(parse_expr_pair(ctx, p)),
         }
     }
-    Some(StmtKind::Def {
-        name,
-        params,
-        body: body?,
-    })
+    Some(StmtKind::Def { name, params, body: body? })
 }
 
 fn parse_profile(ctx: &mut Ctx, pair: Pair<Rule>) -> Option<StmtKind> {
@@ -268,10 +219,7 @@ fn parse_path(ctx: &mut Ctx, pair: Pair<Rule>) -> Path {
 }
 
 fn parse_ident(ctx: &mut Ctx, pair: Pair<Rule>) -> Ident {
-    Ident {
-        name: pair.as_str().to_string(),
-        span: ctx.span(&pair),
-    }
+    Ident { name: pair.as_str().to_string(), span: ctx.span(&pair) }
 }
 
 fn parse_int_value(ctx: &mut Ctx, pair: Pair<Rule>) -> Option<i64> {
@@ -301,28 +249,16 @@ fn parse_expr_pair(ctx: &mut Ctx, pair: Pair<Rule>) -> Expr {
         .map_prefix(|op, rhs| {
             let c = cell.borrow();
             let s = c.span(&op).to(rhs.span);
-            Expr {
-                kind: ExprKind::Neg(Box::new(rhs)),
-                span: s,
-            }
+            Expr { kind: ExprKind::Neg(Box::new(rhs)), span: s }
         })
         .map_postfix(|lhs, op| {
             let mut c = cell.borrow_mut();
             let s = lhs.span.to(c.span(&op));
             let field = match op.into_inner().next() {
                 Some(f) => parse_ident(&mut c, f),
-                None => Ident {
-                    name: String::new(),
-                    span: s,
-                },
+                None => Ident { name: String::new(), span: s },
             };
-            Expr {
-                kind: ExprKind::Member {
-                    base: Box::new(lhs),
-                    field,
-                },
-                span: s,
-            }
+            Expr { kind: ExprKind::Member { base: Box::new(lhs), field }, span: s }
         })
         .map_infix(|lhs, op, rhs| {
             let op = match op.as_rule() {
@@ -333,14 +269,7 @@ fn parse_expr_pair(ctx: &mut Ctx, pair: Pair<Rule>) -> Expr {
                 _ => BinOp::Div,
             };
             let s = lhs.span.to(rhs.span);
-            Expr {
-                kind: ExprKind::Binary {
-                    op,
-                    lhs: Box::new(lhs),
-                    rhs: Box::new(rhs),
-                },
-                span: s,
-            }
+            Expr { kind: ExprKind::Binary { op, lhs: Box::new(lhs), rhs: Box::new(rhs) }, span: s }
         })
         .parse(pairs);
     result
@@ -353,36 +282,25 @@ fn parse_primary(ctx: &mut Ctx, pair: Pair<Rule>) -> Expr {
             Ok(v) => ExprKind::Int(v),
             Err(_) => {
                 ctx.diags.push(
-                    Diag::new(
-                        Code::E0004,
-                        format!("integer `{}` is too large", pair.as_str()),
-                    )
-                    .at(span, "does not fit in 64 bits")
-                    .hint("write it as a float, e.g. `1e20`"),
+                    Diag::new(Code::E0004, format!("integer `{}` is too large", pair.as_str()))
+                        .at(span, "does not fit in 64 bits")
+                        .hint("write it as a float, e.g. `1e20`"),
                 );
-                ExprKind::Int(0)
+                ExprKind::Invalid
             }
         },
         Rule::float => match pair.as_str().parse::<f64>() {
             Ok(v) if v.is_finite() => ExprKind::Float(v),
             _ => {
                 ctx.diags.push(
-                    Diag::new(
-                        Code::E0004,
-                        format!("number `{}` is out of range", pair.as_str()),
-                    )
-                    .at(span, "not a finite 64-bit float")
-                    .hint("floats range up to about 1.8e308"),
+                    Diag::new(Code::E0004, format!("number `{}` is out of range", pair.as_str()))
+                        .at(span, "not a finite 64-bit float")
+                        .hint("floats range up to about 1.8e308"),
                 );
-                ExprKind::Float(0.0)
+                ExprKind::Invalid
             }
         },
-        Rule::string => ExprKind::Str(
-            pair.into_inner()
-                .next()
-                .map(|p| unescape(p.as_str()))
-                .unwrap_or_default(),
-        ),
+        Rule::string => ExprKind::Str(pair.into_inner().next().map(|p| unescape(p.as_str())).unwrap_or_default()),
         Rule::unterminated_string => {
             ctx.diags.push(
                 Diag::new(Code::E0003, "string is not closed")
@@ -403,10 +321,7 @@ fn parse_primary(ctx: &mut Ctx, pair: Pair<Rule>) -> Expr {
             let mut inner = pair.into_inner();
             let callee = match inner.next() {
                 Some(p) => parse_ident(ctx, p),
-                None => Ident {
-                    name: String::new(),
-                    span,
-                },
+                None => Ident { name: String::new(), span },
             };
             let args = inner.map(|a| parse_arg(ctx, a)).collect();
             ExprKind::Call { callee, args }
@@ -425,10 +340,7 @@ fn parse_arg(ctx: &mut Ctx, pair: Pair<Rule>) -> Arg {
             _ => value = Some(parse_expr_pair(ctx, p)),
         }
     }
-    let value = value.unwrap_or(Expr {
-        kind: ExprKind::None,
-        span: Span::default(),
-    });
+    let value = value.unwrap_or(Expr { kind: ExprKind::None, span: Span::default() });
     Arg { name, value }
 }
 
@@ -450,8 +362,38 @@ fn unescape(s: &str) -> String {
     out
 }
 
+/// The byte range of the first string in `text` whose line ends before its closing quote.
+fn unclosed_string(text: &str) -> Option<(usize, usize)> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let mut open: Option<usize> = None;
+        let mut escaped = false;
+        for (i, c) in line.char_indices() {
+            match open {
+                Some(_) if escaped => escaped = false,
+                Some(_) if c == '\\' => escaped = true,
+                Some(_) if c == '"' => open = None,
+                Some(_) => {}
+                None if c == '#' => break,
+                None if c == '"' => open = Some(i),
+                None => {}
+            }
+        }
+        if let Some(i) = open {
+            return Some((offset + i, offset + line.trim_end().len()));
+        }
+        offset += line.len();
+    }
+    None
+}
+
 /// Turn a pest error into "expected X after `Y`, found `Z`".
 fn syntax_error(ctx: &Ctx, err: &pest::error::Error<Rule>) -> Diag {
+    if let Some((lo, hi)) = unclosed_string(ctx.text) {
+        return Diag::new(Code::E0003, "string is not closed")
+            .at(Span::new(ctx.file, ctx.offset + lo, ctx.offset + hi), "this string has no closing `\"` on its line")
+            .hint("add a `\"` where the string should end");
+    }
     let pos = match err.location {
         pest::error::InputLocation::Pos(p) => p,
         pest::error::InputLocation::Span((s, _)) => s,
@@ -469,11 +411,7 @@ fn syntax_error(ctx: &Ctx, err: &pest::error::Error<Rule>) -> Diag {
         for t in attempts.expected_tokens() {
             // Literal tokens such as `)` or `=`; ranges and built-in rules are not shown.
             let token = t.to_string();
-            if !token.is_empty()
-                && token != "#"
-                && token != "_"
-                && token.chars().all(|c| c.is_ascii_punctuation())
-            {
+            if !token.is_empty() && token != "#" && token != "_" && token.chars().all(|c| c.is_ascii_punctuation()) {
                 push_unique(&mut expected, format!("`{token}`"));
             }
         }
@@ -481,6 +419,13 @@ fn syntax_error(ctx: &Ctx, err: &pest::error::Error<Rule>) -> Diag {
     // A value is what is missing; drop the token-level noise of its alternatives.
     if expected.iter().any(|e| e == "a value") {
         expected.retain(|e| e == "a value" || !e.starts_with('`') || e == "`)`" || e == "`]`");
+    }
+    // After a complete value an operator could always follow; what the user most likely
+    // missed is a separator or a closing bracket.
+    const OPERATORS: [&str; 10] = ["an operator", "`.field`", "`*`", "`+`", "`-`", "`/`", "`|>`", "`.`", "`(`", "`:`"];
+    let closers: Vec<String> = expected.iter().filter(|e| !OPERATORS.contains(&e.as_str())).cloned().collect();
+    if closers.len() < expected.len() && !closers.is_empty() {
+        expected = closers;
     }
     let found = found_token(ctx.text, pos);
     let prev = previous_token(ctx.text, pos);
@@ -548,11 +493,7 @@ fn found_token(text: &str, pos: usize) -> Option<String> {
     let rest = rest.trim_end();
     let c = rest.chars().next()?;
     if c.is_alphanumeric() || c == '_' {
-        Some(
-            rest.chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
-                .collect(),
-        )
+        Some(rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.').collect())
     } else if rest.starts_with("|>") {
         Some("|>".into())
     } else {
@@ -578,6 +519,10 @@ fn previous_token(text: &str, pos: usize) -> Option<String> {
     }
     let trimmed = &before[..end];
     let c = trimmed.chars().last()?;
+    if c == '"' {
+        let open = trimmed[..trimmed.len() - 1].rfind('"')?;
+        return Some(trimmed[open..].to_string());
+    }
     if c.is_alphanumeric() || c == '_' {
         let start = trimmed
             .char_indices()
@@ -600,9 +545,7 @@ fn syntax_hint(prev: Option<&str>, found: Option<&str>) -> Option<String> {
         (Some("="), _) => Some("write a value after `=`".into()),
         (Some(","), None) => Some("remove the trailing `,` or add the missing value".into()),
         (_, Some("=")) => Some("arguments are written `name: value`, not `name = value`".into()),
-        (_, None) => Some(
-            "a bracket may be missing: every `(`, `[` and `{` needs its closing partner".into(),
-        ),
+        (_, None) => Some("a bracket may be missing: every `(`, `[` and `{` needs its closing partner".into()),
         (_, Some(f)) if f.chars().next().is_some_and(|c| c.is_alphanumeric()) => {
             Some("separate arguments and list items with `,`".into())
         }

@@ -1,0 +1,39 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use flowline::diag::{Diag, SourceMap, render_all};
+use flowline::exec::{DeviceChoice, RunOptions};
+use flowline::{CheckOptions, Report};
+use std::path::{Path, PathBuf};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A path relative to the crate root, as diagnostics should show it in snapshots.
+pub fn rel(path: &Path) -> PathBuf {
+    path.strip_prefix(root()).map(Path::to_path_buf).unwrap_or_else(|_| path.to_path_buf())
+}
+
+pub fn render(diags: &[Diag], sources: &SourceMap) -> String {
+    render_all(diags, sources, 100)
+}
+
+pub fn run_opts(out: &Path, pipeline: &str) -> RunOptions {
+    RunOptions {
+        out: out.to_path_buf(),
+        device: DeviceChoice::Cpu,
+        force: false,
+        only: None,
+        quiet: true,
+        pipeline: pipeline.into(),
+    }
+}
+
+/// Check, plan and run a pipeline file with a profile.
+pub fn run_file(path: &Path, profile: Option<&str>, out: &Path) -> Result<Report, String> {
+    let mut sources = SourceMap::new();
+    let opts = CheckOptions { profile: profile.map(str::to_string), sets: vec![] };
+    let plan = flowline::compile(&mut sources, &rel(path), &opts).map_err(|d| render(&d, &sources))?;
+    flowline::run(&plan, &run_opts(out, &rel(path).display().to_string())).map_err(|d| render(&[d], &sources))
+}

@@ -1,0 +1,119 @@
+//! Every file in tests/errors/ is a malformed pipeline; its rendered diagnostics (no
+//! colour, width 100) are snapshotted. A first-line comment `# flags: ...` passes
+//! `--set`, `--profile`, `--only`, `--device`, `--out` and `--run` as the CLI would.
+
+mod common;
+
+use common::{rel, render};
+use flowline::CheckOptions;
+use flowline::diag::{Code, Diag, SourceMap};
+use flowline::exec::{DeviceChoice, RunOptions};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+struct Flags {
+    sets: Vec<String>,
+    profile: Option<String>,
+    only: Option<String>,
+    device: DeviceChoice,
+    out: Option<String>,
+    run: bool,
+}
+
+fn flags(text: &str) -> Flags {
+    let mut f = Flags { sets: vec![], profile: None, only: None, device: DeviceChoice::Cpu, out: None, run: false };
+    let Some(line) = text.lines().next().and_then(|l| l.strip_prefix("# flags:")) else { return f };
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let mut i = 0;
+    while i < words.len() {
+        let next = words.get(i + 1).map(|s| s.to_string());
+        match words[i] {
+            "--set" => f.sets.push(next.unwrap_or_default()),
+            "--profile" => f.profile = next,
+            "--only" => f.only = next,
+            "--out" => f.out = next,
+            "--device" => {
+                f.device = if next.as_deref() == Some("cuda") { DeviceChoice::Cuda } else { DeviceChoice::Cpu };
+            }
+            "--run" => {
+                f.run = true;
+                i += 1;
+                continue;
+            }
+            other => panic!("unknown flag {other}"),
+        }
+        i += 2;
+    }
+    f
+}
+
+/// The diagnostics of one error file, exactly as the CLI would produce them.
+fn diagnose(path: &Path) -> (Vec<Diag>, SourceMap) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let f = flags(&text);
+    let mut sources = SourceMap::new();
+    let file = flowline::load(&mut sources, &rel(path)).unwrap();
+    let checked = match (&f.profile, f.run) {
+        (None, false) => flowline::check::check_all_profiles(&mut sources, file, &f.sets),
+        _ => flowline::check(&mut sources, file, &CheckOptions { profile: f.profile.clone(), sets: f.sets.clone() }),
+    };
+    let plan = match checked.and_then(flowline::plan) {
+        Ok(p) => p,
+        Err(d) => return (d, sources),
+    };
+    assert!(f.run, "{} checks cleanly but is not run", path.display());
+    let tmp = tempfile::tempdir().unwrap();
+    let out = f.out.map(Into::into).unwrap_or_else(|| tmp.path().to_path_buf());
+    let opts = RunOptions { out, device: f.device, force: true, only: f.only, quiet: true, pipeline: String::new() };
+    match flowline::run(&plan, &opts) {
+        Ok(_) => panic!("{} ran without error", path.display()),
+        Err(d) => (vec![d], sources),
+    }
+}
+
+#[test]
+fn error_files_render_their_diagnostics() {
+    insta::glob!("errors/*.flow", |path| {
+        let (diags, sources) = diagnose(path);
+        assert!(!diags.is_empty(), "{} gave no diagnostic", path.display());
+        let stem = path.file_stem().unwrap().to_string_lossy().to_string();
+        let expected = stem.split('_').next().unwrap().to_uppercase();
+        assert!(
+            diags.iter().any(|d| d.code.as_str() == expected),
+            "{}: expected {expected}, got {:?}",
+            path.display(),
+            diags.iter().map(|d| d.code.as_str()).collect::<Vec<_>>()
+        );
+        for d in &diags {
+            assert!(
+                !d.hints.is_empty() || d.code.default_hint().is_some(),
+                "{}: {} has no hint",
+                path.display(),
+                d.code.as_str()
+            );
+            if !d.code.is_runtime() && d.code != Code::E1006 && d.code != Code::E3002 {
+                assert!(d.span.is_some(), "{}: {} has no span", path.display(), d.code.as_str());
+            }
+        }
+        insta::assert_snapshot!(render(&diags, &sources));
+    });
+}
+
+/// Every code but R1002 (unreadable artifacts, tested where artifacts are read) has an
+/// error file of its own.
+#[test]
+fn every_diagnostic_code_has_an_error_file() {
+    let dir = common::root().join("tests/errors");
+    let covered: BTreeSet<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().map(|s| s.split('_').next().unwrap_or("").to_uppercase()))
+        .collect();
+    for code in Code::ALL {
+        if code == Code::R1002 {
+            continue;
+        }
+        assert!(covered.contains(code.as_str()), "no error file for {}", code.as_str());
+    }
+    assert!(std::fs::read_dir(common::root().join("tests/errors")).unwrap().count() >= 25);
+}
