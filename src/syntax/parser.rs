@@ -136,8 +136,25 @@ fn nesting_error(ctx: &Ctx) -> Option<Diag> {
     None
 }
 
+/// End of the last token in `text`: pest's statement spans may run on over trailing
+/// whitespace and comments, which belong to what follows.
+fn trim_trivia(text: &str) -> usize {
+    let mut end = text.len();
+    loop {
+        let trimmed = text[..end].trim_end();
+        end = trimmed.len();
+        let line_start = trimmed.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        match crate::syntax::comments(&trimmed[line_start..]).first() {
+            Some(c) => end = line_start + c.offset,
+            None => return end,
+        }
+    }
+}
+
 fn parse_stmt(ctx: &mut Ctx, pair: Pair<Rule>) -> Option<Stmt> {
-    let span = ctx.span(&pair);
+    let mut span = ctx.span(&pair);
+    let start = pair.as_span().start();
+    span.hi = (ctx.offset + start + trim_trivia(pair.as_str())) as u32;
     let kind = match pair.as_rule() {
         Rule::use_stmt => parse_use(pair)?,
         Rule::seed_stmt => StmtKind::Seed(parse_int_value(ctx, pair.into_inner().next()?)?),
