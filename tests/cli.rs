@@ -47,7 +47,16 @@ fn a_bad_set_path_is_exit_2_with_a_suggestion() {
 #[test]
 fn cuda_without_the_feature_is_a_runtime_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let o = flowline(&["run", "pipelines/quickstart.flow", "--profile", "smoke", "--device", "cuda", "--out", tmp.path().to_str().unwrap()]);
+    let o = flowline(&[
+        "run",
+        "pipelines/quickstart.flow",
+        "--profile",
+        "smoke",
+        "--device",
+        "cuda",
+        "--out",
+        tmp.path().to_str().unwrap(),
+    ]);
     if cfg!(feature = "cuda") {
         return;
     }
@@ -59,14 +68,49 @@ fn cuda_without_the_feature_is_a_runtime_error() {
 fn run_with_set_only_and_force() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().to_str().unwrap();
-    let o = flowline(&["run", "pipelines/quickstart.flow", "--profile", "smoke", "--set", "fit.epochs=1", "--out", out, "--only", "fit", "--quiet"]);
+    let o = flowline(&[
+        "run",
+        "pipelines/quickstart.flow",
+        "--profile",
+        "smoke",
+        "--set",
+        "fit.epochs=1",
+        "--out",
+        out,
+        "--only",
+        "fit",
+        "--quiet",
+    ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let report = std::fs::read_to_string(tmp.path().join("report.yaml")).unwrap();
     assert!(report.contains("epochs: 1"));
     assert!(!report.contains("scatter_plot"), "--only runs the stage and what it needs");
-    let o = flowline(&["run", "pipelines/quickstart.flow", "--profile", "smoke", "--set", "fit.epochs=1", "--out", out, "--only", "fit"]);
+    let o = flowline(&[
+        "run",
+        "pipelines/quickstart.flow",
+        "--profile",
+        "smoke",
+        "--set",
+        "fit.epochs=1",
+        "--out",
+        out,
+        "--only",
+        "fit",
+    ]);
     assert!(stderr(&o).contains("cached"));
-    let o = flowline(&["run", "pipelines/quickstart.flow", "--profile", "smoke", "--set", "fit.epochs=1", "--out", out, "--only", "fit", "--force"]);
+    let o = flowline(&[
+        "run",
+        "pipelines/quickstart.flow",
+        "--profile",
+        "smoke",
+        "--set",
+        "fit.epochs=1",
+        "--out",
+        out,
+        "--only",
+        "fit",
+        "--force",
+    ]);
     assert!(!stderr(&o).contains("cached"));
     let o = flowline(&["run", "pipelines/quickstart.flow", "--out", out, "--only", "fitt"]);
     assert_eq!(code(&o), 2);
@@ -110,7 +154,13 @@ fn test_command_compares_with_snapshots() {
     let s = std::fs::read_to_string(&snap).unwrap();
     let changed: String = s
         .lines()
-        .map(|l| if l.trim_start().starts_with("score.accuracy:") { "  score.accuracy: 0.5".to_string() } else { l.to_string() })
+        .map(|l| {
+            if l.trim_start().starts_with("score.accuracy:") {
+                "  score.accuracy: 0.5".to_string()
+            } else {
+                l.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n");
     std::fs::write(&snap, changed).unwrap();

@@ -119,11 +119,13 @@ fn editing_the_last_stage_reexecutes_only_that_stage() {
     assert!(statuses(&again).iter().all(|(_, s)| *s == "cached"), "{:?}", statuses(&again));
 
     // `regions` is the last stage; change only its arguments.
-    let edited = original.replace("decision_plot(fit, test, grid: 200)", "decision_plot(fit, test, grid: 200, title: \"edited\")");
+    let edited = original
+        .replace("decision_plot(fit, test, grid: 200)", "decision_plot(fit, test, grid: 200, title: \"edited\")");
     assert_ne!(edited, original);
     std::fs::write(&file, edited).unwrap();
     let third = run_file(&file, Some("smoke"), &out).unwrap();
-    let executed: Vec<String> = statuses(&third).into_iter().filter(|(_, s)| *s == "executed").map(|(n, _)| n).collect();
+    let executed: Vec<String> =
+        statuses(&third).into_iter().filter(|(_, s)| *s == "executed").map(|(n, _)| n).collect();
     assert_eq!(executed, vec!["regions".to_string()], "{:?}", statuses(&third));
     assert_eq!(statuses(&third).len(), statuses(&first).len());
 }

@@ -542,7 +542,7 @@ impl<'a> Elab<'a> {
             let child = path.as_ref().map(|pp| format!("{pp}.{}", p.name));
             let given = match child.as_deref().and_then(|c| self.take_override(c)) {
                 Some(o) => Some(self.eval_override(o)),
-                None => bound[i].map(|a| self.eval(&a.value, scope, child)),
+                None => bound[i].map(|a| self.eval(&a.value, scope, child.clone())),
             };
             let value = match given {
                 Some(Some(v)) => {
@@ -555,7 +555,7 @@ impl<'a> Elab<'a> {
                     ok = false;
                     continue;
                 }
-                None => match self.default_value(&p.default, span) {
+                None => match self.default_value(&p.default, span, child) {
                     Some(v) => v,
                     None => {
                         let doc = if p.doc.is_empty() { String::new() } else { format!(" ({})", p.doc) };
@@ -581,7 +581,9 @@ impl<'a> Elab<'a> {
         }
     }
 
-    fn default_value(&mut self, d: &Dflt, span: Span) -> Option<CVal> {
+    /// A default config keeps its override path, so `fit.optimizer.lr` works even when
+    /// the optimizer was not written out.
+    fn default_value(&mut self, d: &Dflt, span: Span, path: Option<String>) -> Option<CVal> {
         let k = match d {
             Dflt::Required => return None,
             Dflt::None => VKind::None,
@@ -595,7 +597,7 @@ impl<'a> Elab<'a> {
             }
             Dflt::Config(name) => {
                 let b = stages::find(name)?;
-                return self.call_builtin(b, &[], span, &Scope::default(), None);
+                return self.call_builtin(b, &[], span, &Scope::default(), path);
             }
         };
         Some(CVal::new(k, span))
@@ -604,9 +606,8 @@ impl<'a> Elab<'a> {
     fn check_arg(&mut self, b: &Builtin, p: &stages::Param, v: &CVal) -> bool {
         let nodes = &self.nodes;
         let stage_ty = |r: &StageRef| stage_type(nodes, r);
-        if let Err((at, found)) = accepts(&p.ty, v, &stage_ty) {
+        if let Err(at) = accepts(&p.ty, v, &stage_ty) {
             let found_what = at.describe(stage_ty);
-            let _ = found;
             let doc = if p.doc.is_empty() { String::new() } else { format!("`{}`: {}", p.name, p.doc) };
             let mut d =
                 Diag::new(Code::E2005, format!("`{}` of `{}` expects {}, found {found_what}", p.name, b.name, p.ty))
@@ -621,18 +622,18 @@ impl<'a> Elab<'a> {
             self.diags.push(d);
             return false;
         }
-        if let (Some(range), Some(x)) = (p.range, number(v)) {
-            if !range.contains(x) {
-                self.diags.push(
-                    Diag::new(
-                        Code::E2006,
-                        format!("`{}` of `{}` must be {}, got {}", p.name, b.name, range.describe(), show_number(v)),
-                    )
-                    .at(v.span, "out of range")
-                    .hint(format!("`{}`: {}", p.name, p.doc)),
-                );
-                return false;
-            }
+        if let (Some(range), Some(x)) = (p.range, number(v))
+            && !range.contains(x)
+        {
+            self.diags.push(
+                Diag::new(
+                    Code::E2006,
+                    format!("`{}` of `{}` must be {}, got {}", p.name, b.name, range.describe(), show_number(v)),
+                )
+                .at(v.span, "out of range")
+                .hint(format!("`{}`: {}", p.name, p.doc)),
+            );
+            return false;
         }
         true
     }

@@ -54,23 +54,23 @@ impl Loader<'_> {
         let (program, diags) = parse_program(file, &text);
         self.diags.extend(diags);
         for stmt in &program.stmts {
-            if let StmtKind::Use(target) = &stmt.kind {
-                if let Some(dep) = self.resolve(file, target, stmt.span) {
-                    if self.stack.contains(&dep) {
-                        let chain: Vec<String> = self.stack[self.stack.iter().position(|&f| f == dep).unwrap_or(0)..]
-                            .iter()
-                            .chain(std::iter::once(&dep))
-                            .map(|&f| self.sources.get(f).name.clone())
-                            .collect();
-                        self.diags.push(
-                            Diag::new(Code::E1004, "import cycle")
-                                .at(stmt.span, "this import leads back to the importing file")
-                                .hint(format!("the cycle: {}", chain.join(" -> ")))
-                                .hint("move the shared definitions into a module that both files import"),
-                        );
-                    } else if !self.modules.iter().any(|m| m.file == dep) {
-                        self.visit(dep);
-                    }
+            if let StmtKind::Use(target) = &stmt.kind
+                && let Some(dep) = self.resolve(file, target, stmt.span)
+            {
+                if self.stack.contains(&dep) {
+                    let chain: Vec<String> = self.stack[self.stack.iter().position(|&f| f == dep).unwrap_or(0)..]
+                        .iter()
+                        .chain(std::iter::once(&dep))
+                        .map(|&f| self.sources.get(f).name.clone())
+                        .collect();
+                    self.diags.push(
+                        Diag::new(Code::E1004, "import cycle")
+                            .at(stmt.span, "this import leads back to the importing file")
+                            .hint(format!("the cycle: {}", chain.join(" -> ")))
+                            .hint("move the shared definitions into a module that both files import"),
+                    );
+                } else if !self.modules.iter().any(|m| m.file == dep) {
+                    self.visit(dep);
                 }
             }
         }

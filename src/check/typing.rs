@@ -6,9 +6,9 @@ use super::value::{CVal, StageRef, VKind};
 use crate::diag::{Code, Diag, did_you_mean};
 use crate::stages::{Builtin, Param, Sort};
 
-/// `Err((offending value, its type))` names the innermost value that does not fit, so a
-/// bad list element is pointed at directly.
-pub fn accepts<'v>(ty: &Ty, v: &'v CVal, stage_ty: &dyn Fn(&StageRef) -> Option<Ty>) -> Result<(), (&'v CVal, ())> {
+/// `Err` names the innermost value that does not fit, so a bad list element is pointed at
+/// directly.
+pub fn accepts<'v>(ty: &Ty, v: &'v CVal, stage_ty: &dyn Fn(&StageRef) -> Option<Ty>) -> Result<(), &'v CVal> {
     let ok = match (ty, &v.kind) {
         (Ty::Opt(_), VKind::None) => true,
         (Ty::Opt(inner), _) => return accepts(inner, v, stage_ty),
@@ -30,7 +30,7 @@ pub fn accepts<'v>(ty: &Ty, v: &'v CVal, stage_ty: &dyn Fn(&StageRef) -> Option<
         (want, VKind::Stage(r)) => stage_ty(r).as_ref() == Some(want),
         _ => false,
     };
-    if ok { Ok(()) } else { Err((v, ())) }
+    if ok { Ok(()) } else { Err(v) }
 }
 
 /// Strings and bare names given to an enumerated parameter must be one of its choices.
@@ -48,14 +48,14 @@ pub fn check_choice(b: &Builtin, p: &Param, v: &CVal) -> Result<(), Diag> {
         _ => vec![v],
     };
     for it in items {
-        if let VKind::Str(s) | VKind::Sym(s) = &it.kind {
-            if !choices.contains(&s.as_str()) {
-                let listed: Vec<String> = choices.iter().map(|c| format!("`{c}`")).collect();
-                return Err(Diag::new(Code::E2007, format!("`{}` of `{}` has no choice `{s}`", p.name, b.name))
-                    .at(it.span, "unknown choice")
-                    .maybe_hint(did_you_mean(s, choices.iter().copied()).map(|c| format!("did you mean `{c}`?")))
-                    .hint(format!("choices: {}", listed.join(", "))));
-            }
+        if let VKind::Str(s) | VKind::Sym(s) = &it.kind
+            && !choices.contains(&s.as_str())
+        {
+            let listed: Vec<String> = choices.iter().map(|c| format!("`{c}`")).collect();
+            return Err(Diag::new(Code::E2007, format!("`{}` of `{}` has no choice `{s}`", p.name, b.name))
+                .at(it.span, "unknown choice")
+                .maybe_hint(did_you_mean(s, choices.iter().copied()).map(|c| format!("did you mean `{c}`?")))
+                .hint(format!("choices: {}", listed.join(", "))));
         }
     }
     Ok(())

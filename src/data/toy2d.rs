@@ -195,17 +195,17 @@ mod tests {
     fn noiseless_moons_and_rings_match_their_formulas() {
         let d = generate("moons", 200, Some(0.0), &mut Rng::new(1)).unwrap();
         let y = d.y.as_ref().unwrap();
-        for i in 0..d.n {
+        for (i, &label) in y.iter().enumerate() {
             let (x0, x1) = ((d.row(i)[0] as f64 + 1.0) / 2.0, (d.row(i)[1] as f64 + 0.2) / 2.0);
             let r =
-                if y[i] == 0 { (x0 * x0 + x1 * x1).sqrt() } else { ((x0 - 1.0).powi(2) + (x1 - 0.5).powi(2)).sqrt() };
+                if label == 0 { (x0 * x0 + x1 * x1).sqrt() } else { ((x0 - 1.0).powi(2) + (x1 - 0.5).powi(2)).sqrt() };
             assert!((r - 1.0).abs() < 1e-5, "moon point off its arc: {r}");
         }
         let d = generate("rings", 400, Some(0.0), &mut Rng::new(1)).unwrap();
         let y = d.y.as_ref().unwrap();
-        for i in 0..d.n {
+        for (i, &label) in y.iter().enumerate() {
             let r = (d.row(i)[0] as f64).hypot(d.row(i)[1] as f64);
-            let want = [3.0, 2.25, 1.5, 0.75][y[i] as usize];
+            let want = [3.0, 2.25, 1.5, 0.75][label as usize];
             assert!((r - want).abs() < 1e-5);
         }
     }

@@ -50,7 +50,8 @@ pub fn render(diag: &Diag, sources: &SourceMap, width: usize) -> String {
         let f = sources.get(s.file);
         NamedSource::new(f.name.clone(), f.text.clone())
     });
-    let help = if diag.hints.is_empty() { diag.code.default_hint().map(str::to_string) } else { Some(diag.hints.join("\n")) };
+    let help =
+        if diag.hints.is_empty() { diag.code.default_hint().map(str::to_string) } else { Some(diag.hints.join("\n")) };
     let rendered = Rendered { diag, source, help };
     let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(width);
     let mut out = String::new();

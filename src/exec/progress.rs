@@ -1,4 +1,4 @@
-//! Progress bars for long stages; silent when stderr is not a terminal or with `--quiet`.
+//! Progress bars for long stages; silent with `--quiet` or when output is not a terminal.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -10,7 +10,7 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(quiet: bool) -> Self {
-        Progress { visible: !quiet && std::io::stderr().is_terminal() }
+        Progress { visible: !quiet && std::io::stdout().is_terminal() && std::io::stderr().is_terminal() }
     }
 
     pub fn bar(&self, len: u64, label: &str) -> ProgressBar {

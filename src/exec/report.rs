@@ -178,10 +178,10 @@ pub fn flatten_metrics(report: &Report) -> BTreeMap<String, f64> {
             }
             Value::Mapping(m) => {
                 for (k, v) in m {
-                    if let (Value::String(k), Value::Number(n)) = (k, v) {
-                        if let Some(x) = n.as_f64() {
-                            out.insert(format!("{label}.{k}"), x);
-                        }
+                    if let (Value::String(k), Value::Number(n)) = (k, v)
+                        && let Some(x) = n.as_f64()
+                    {
+                        out.insert(format!("{label}.{k}"), x);
                     }
                 }
             }

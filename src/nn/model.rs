@@ -179,7 +179,7 @@ mod tests {
             // Central differences on the first entry of each parameter, in f32.
             let base: Vec<f32> = v.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
             let eps = 1e-2f32;
-            let mut shifted = |d: f32| {
+            let shifted = |d: f32| {
                 let mut p = base.clone();
                 p[0] += d;
                 v.set(&Tensor::from_vec(p, v.shape(), &dev).unwrap()).unwrap();

@@ -34,10 +34,10 @@ pub fn infer_widths(layers: &[LayerSpec], input: usize) -> Result<Vec<usize>, Sh
     let mut out = Vec::with_capacity(layers.len());
     for (i, l) in layers.iter().enumerate() {
         if let LayerSpec::Linear { input: declared, out: o } = l {
-            if let Some(d) = declared {
-                if *d != width {
-                    return Err(ShapeError { layer: i, expected: *d, got: width });
-                }
+            if let Some(d) = declared
+                && *d != width
+            {
+                return Err(ShapeError { layer: i, expected: *d, got: width });
             }
             width = *o;
         }

@@ -85,7 +85,10 @@ fn fmt_tick(v: f64) -> String {
 }
 
 fn padded(lo: f64, hi: f64) -> (f64, f64) {
-    let pad = (hi - lo).abs() * 0.05 + 1e-9;
+    if (hi - lo).abs() < 1e-9 {
+        return (lo - 1.0, hi + 1.0);
+    }
+    let pad = (hi - lo).abs() * 0.05;
     (lo - pad, hi + pad)
 }
 

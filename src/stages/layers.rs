@@ -85,14 +85,14 @@ pub fn check_model(cx: &StaticCall, model: &str, data: &str) -> (Vec<Diag>, Opti
         let Some(m) = cx.meta(model) else {
             return (diags, None);
         };
-        if let Some(fin) = m.features {
-            if fin != features {
-                diags.push(
-                    Diag::new(Code::E4001, format!("the model takes {fin} input features, the data has {features}"))
-                        .at(value.span, "input width mismatch"),
-                );
-                return (diags, None);
-            }
+        if let Some(fin) = m.features
+            && fin != features
+        {
+            diags.push(
+                Diag::new(Code::E4001, format!("the model takes {fin} input features, the data has {features}"))
+                    .at(value.span, "input width mismatch"),
+            );
+            return (diags, None);
         }
         m.classes
     } else {
@@ -116,15 +116,15 @@ pub fn check_model(cx: &StaticCall, model: &str, data: &str) -> (Vec<Diag>, Opti
             }
         }
     };
-    if let (Some(o), Some(k)) = (out, meta.classes) {
-        if o != k {
-            let last = value.layers().last().map(|l| local(l.span, value.span)).unwrap_or(value.span);
-            diags.push(
-                Diag::new(Code::E4002, format!("the model outputs {o} values but the data has {k} classes"))
-                    .at(last, format!("outputs {o}"))
-                    .hint(format!("end the model with `linear({k})`")),
-            );
-        }
+    if let (Some(o), Some(k)) = (out, meta.classes)
+        && o != k
+    {
+        let last = value.layers().last().map(|l| local(l.span, value.span)).unwrap_or(value.span);
+        diags.push(
+            Diag::new(Code::E4002, format!("the model outputs {o} values but the data has {k} classes"))
+                .at(last, format!("outputs {o}"))
+                .hint(format!("end the model with `linear({k})`")),
+        );
     }
     (diags, out.map(|o| (features, o)))
 }

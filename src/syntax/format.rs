@@ -16,10 +16,11 @@ pub fn format_program(program: &Program, text: &str) -> String {
     let mut last_line: Option<usize> = None;
 
     let emit_gap = |out: &mut String, start: usize, last: &mut Option<usize>| {
-        if let Some(prev) = *last {
-            if start > prev + 1 && blank_between(text, prev, start) {
-                out.push('\n');
-            }
+        if let Some(prev) = *last
+            && start > prev + 1
+            && blank_between(text, prev, start)
+        {
+            out.push('\n');
         }
     };
 
@@ -115,11 +116,11 @@ fn broken(head: &str, e: &Expr, text: &str) -> String {
         }
         return s;
     }
-    if let ExprKind::Call { callee, args } = &e.kind {
-        if !args.is_empty() {
-            let items: Vec<String> = args.iter().map(|a| arg(a, text)).collect();
-            return format!("{head}{}(\n{INDENT}{},\n)", callee.name, items.join(&format!(",\n{INDENT}")));
-        }
+    if let ExprKind::Call { callee, args } = &e.kind
+        && !args.is_empty()
+    {
+        let items: Vec<String> = args.iter().map(|a| arg(a, text)).collect();
+        return format!("{head}{}(\n{INDENT}{},\n)", callee.name, items.join(&format!(",\n{INDENT}")));
     }
     one
 }

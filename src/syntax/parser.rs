@@ -17,6 +17,9 @@ struct FlowParser;
 /// exhaust the stack of the recursive-descent parser.
 const MAX_NESTING: i32 = 64;
 
+/// Operators in one expression, for the same reason: the tree is as deep as the chain.
+const MAX_OPERATORS: usize = 256;
+
 fn pratt() -> &'static PrattParser<Rule> {
     static PRATT: OnceLock<PrattParser<Rule>> = OnceLock::new();
     PRATT.get_or_init(|| {
@@ -57,10 +60,10 @@ pub fn parse_program(file: u32, text: &str) -> (Program, Vec<Diag>) {
         }
         match FlowParser::parse(Rule::stmt_only, chunk) {
             Ok(mut pairs) => {
-                if let Some(pair) = pairs.next() {
-                    if let Some(stmt) = parse_stmt(&mut ctx, pair) {
-                        stmts.push(stmt);
-                    }
+                if let Some(pair) = pairs.next()
+                    && let Some(stmt) = parse_stmt(&mut ctx, pair)
+                {
+                    stmts.push(stmt);
                 }
             }
             Err(e) => {
@@ -255,10 +258,25 @@ fn parse_int_value(ctx: &mut Ctx, pair: Pair<Rule>) -> Option<i64> {
 }
 
 fn parse_expr_pair(ctx: &mut Ctx, pair: Pair<Rule>) -> Expr {
+    let operators = pair
+        .clone()
+        .into_inner()
+        .filter(|p| matches!(p.as_rule(), Rule::pipe | Rule::add | Rule::sub | Rule::mul | Rule::div | Rule::neg))
+        .count();
+    if operators > MAX_OPERATORS {
+        let span = ctx.span(&pair);
+        ctx.diags.push(
+            Diag::new(Code::E0001, format!("expression with {operators} operators (at most {MAX_OPERATORS})"))
+                .at(span, "too long")
+                .hint("split it into several `let` statements or `def`s"),
+        );
+        return Expr { kind: ExprKind::Invalid, span };
+    }
     let pairs = pair.into_inner();
     // The Pratt closures need shared access to the context; collect diagnostics in a cell.
     let cell = std::cell::RefCell::new(&mut *ctx);
-    let result = pratt()
+
+    pratt()
         .map_primary(|p| {
             let mut c = cell.borrow_mut();
             parse_primary(&mut c, p)
@@ -288,8 +306,7 @@ fn parse_expr_pair(ctx: &mut Ctx, pair: Pair<Rule>) -> Expr {
             let s = lhs.span.to(rhs.span);
             Expr { kind: ExprKind::Binary { op, lhs: Box::new(lhs), rhs: Box::new(rhs) }, span: s }
         })
-        .parse(pairs);
-    result
+        .parse(pairs)
 }
 
 fn parse_primary(ctx: &mut Ctx, pair: Pair<Rule>) -> Expr {
