@@ -48,7 +48,6 @@ impl Ctx<'_> {
 
 /// Parse a whole file. Statements that fail to parse are reported and skipped.
 pub fn parse_program(file: u32, text: &str) -> (Program, Vec<Diag>) {
-    pest::set_error_detail(true);
     let mut stmts = Vec::new();
     let mut diags = Vec::new();
     for (lo, hi) in chunks::split(text) {
@@ -67,6 +66,8 @@ pub fn parse_program(file: u32, text: &str) -> (Program, Vec<Diag>) {
                 }
             }
             Err(e) => {
+                // Tracking expected tokens slows pest down; only a failing chunk pays for it.
+                let e = detailed(Rule::stmt_only, chunk).unwrap_or(e);
                 ctx.diags.push(syntax_error(&ctx, &e));
                 if let Some(stmt) = poisoned(file, lo, chunk) {
                     stmts.push(stmt);
@@ -81,7 +82,6 @@ pub fn parse_program(file: u32, text: &str) -> (Program, Vec<Diag>) {
 /// Parse a standalone expression (the value of `--set path=value`).
 /// `offset` is where the expression starts inside the source file `file`.
 pub fn parse_expr(file: u32, text: &str, offset: usize) -> Result<Expr, Diag> {
-    pest::set_error_detail(true);
     let mut ctx = Ctx { file, offset, text, diags: Vec::new() };
     if let Some(d) = nesting_error(&ctx) {
         return Err(d);
@@ -91,12 +91,20 @@ pub fn parse_expr(file: u32, text: &str, offset: usize) -> Result<Expr, Diag> {
             Some(p) => parse_expr_pair(&mut ctx, p),
             None => return Err(Diag::new(Code::E0001, "expected a value")),
         },
-        Err(e) => return Err(syntax_error(&ctx, &e)),
+        Err(e) => return Err(syntax_error(&ctx, &detailed(Rule::expr_only, text).unwrap_or(e))),
     };
     match ctx.diags.into_iter().next() {
         Some(d) => Err(d),
         None => Ok(expr),
     }
+}
+
+/// Parse again with pest's expected-token tracking on, for the error message. The switch
+/// is process-wide and stays on: turning it off again could race with another thread's
+/// error report.
+fn detailed(rule: Rule, text: &str) -> Option<pest::error::Error<Rule>> {
+    pest::set_error_detail(true);
+    FlowParser::parse(rule, text).err()
 }
 
 /// A `let` or `def` whose statement failed to parse still defines its name, so that its
