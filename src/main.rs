@@ -61,6 +61,9 @@ enum Command {
         /// No progress bars or stage lines.
         #[arg(long, short)]
         quiet: bool,
+        /// Where datasets are read (default: $FLOWLINE_DATA, else ./data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Parse, resolve, type- and shape-check; report every problem.
     Check {
@@ -97,6 +100,9 @@ enum Command {
         profile: String,
         #[arg(long, value_enum, default_value = "cpu")]
         device: DeviceArg,
+        /// Where datasets are read (default: $FLOWLINE_DATA, else ./data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
 }
 
@@ -134,7 +140,7 @@ fn device(d: DeviceArg) -> DeviceChoice {
 
 fn dispatch(cli: Cli) -> i32 {
     match cli.command {
-        Command::Run { file, out, sets, profile, device: d, force, only, quiet } => {
+        Command::Run { file, out, sets, profile, device: d, force, only, quiet, data_dir } => {
             let mut sources = SourceMap::new();
             let opts = CheckOptions { profile, sets };
             let plan = match flowline::compile(&mut sources, &file, &opts) {
@@ -150,6 +156,7 @@ fn dispatch(cli: Cli) -> i32 {
                 only,
                 quiet,
                 pipeline: file.display().to_string(),
+                data_dir: flowline::exec::data_dir(data_dir),
             };
             match flowline::run(&plan, &ropts) {
                 Ok(report) => {
@@ -233,17 +240,18 @@ fn dispatch(cli: Cli) -> i32 {
             }
             0
         }
-        Command::Test { files, accept, profile, device: d } => {
+        Command::Test { files, accept, profile, device: d, data_dir } => {
             let mut code = 0;
+            let data_dir = flowline::exec::data_dir(data_dir);
             for file in files {
-                code = code.max(test_one(&file, accept, &profile, device(d)));
+                code = code.max(test_one(&file, accept, &profile, device(d), &data_dir));
             }
             code
         }
     }
 }
 
-fn test_one(file: &Path, accept: bool, profile: &str, device: DeviceChoice) -> i32 {
+fn test_one(file: &Path, accept: bool, profile: &str, device: DeviceChoice, data_dir: &Path) -> i32 {
     let mut sources = SourceMap::new();
     let snap_path = snapshot::path_for(file);
     let old = std::fs::read_to_string(&snap_path).ok().map(|t| snapshot::parse(&t));
@@ -271,6 +279,7 @@ fn test_one(file: &Path, accept: bool, profile: &str, device: DeviceChoice) -> i
         only: None,
         quiet: !std::io::stderr().is_terminal(),
         pipeline: file.display().to_string(),
+        data_dir: data_dir.to_path_buf(),
     };
     let report = match flowline::run(&plan, &ropts) {
         Ok(r) => r,

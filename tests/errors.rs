@@ -17,11 +17,20 @@ struct Flags {
     only: Option<String>,
     device: DeviceChoice,
     out: Option<String>,
+    data_dir: Option<String>,
     run: bool,
 }
 
 fn flags(text: &str) -> Flags {
-    let mut f = Flags { sets: vec![], profile: None, only: None, device: DeviceChoice::Cpu, out: None, run: false };
+    let mut f = Flags {
+        sets: vec![],
+        profile: None,
+        only: None,
+        device: DeviceChoice::Cpu,
+        out: None,
+        data_dir: None,
+        run: false,
+    };
     let Some(line) = text.lines().next().and_then(|l| l.strip_prefix("# flags:")) else { return f };
     let words: Vec<&str> = line.split_whitespace().collect();
     let mut i = 0;
@@ -32,6 +41,7 @@ fn flags(text: &str) -> Flags {
             "--profile" => f.profile = next,
             "--only" => f.only = next,
             "--out" => f.out = next,
+            "--data-dir" => f.data_dir = next,
             "--device" => {
                 f.device = if next.as_deref() == Some("cuda") { DeviceChoice::Cuda } else { DeviceChoice::Cpu };
             }
@@ -64,7 +74,15 @@ fn diagnose(path: &Path) -> (Vec<Diag>, SourceMap) {
     assert!(f.run, "{} checks cleanly but is not run", path.display());
     let tmp = tempfile::tempdir().unwrap();
     let out = f.out.map(Into::into).unwrap_or_else(|| tmp.path().to_path_buf());
-    let opts = RunOptions { out, device: f.device, force: true, only: f.only, quiet: true, pipeline: String::new() };
+    let opts = RunOptions {
+        out,
+        device: f.device,
+        force: true,
+        only: f.only,
+        quiet: true,
+        pipeline: String::new(),
+        data_dir: f.data_dir.map(Into::into).unwrap_or_else(|| "tests/data".into()),
+    };
     match flowline::run(&plan, &opts) {
         Ok(_) => panic!("{} ran without error", path.display()),
         Err(d) => (vec![d], sources),
@@ -99,8 +117,7 @@ fn error_files_render_their_diagnostics() {
     });
 }
 
-/// Every code but R1002 (unreadable artifacts, tested where artifacts are read) has an
-/// error file of its own.
+/// Every code has an error file of its own.
 #[test]
 fn every_diagnostic_code_has_an_error_file() {
     let dir = common::root().join("tests/errors");
@@ -110,9 +127,6 @@ fn every_diagnostic_code_has_an_error_file() {
         .filter_map(|e| e.file_name().to_str().map(|s| s.split('_').next().unwrap_or("").to_uppercase()))
         .collect();
     for code in Code::ALL {
-        if code == Code::R1002 {
-            continue;
-        }
         assert!(covered.contains(code.as_str()), "no error file for {}", code.as_str());
     }
     assert!(std::fs::read_dir(common::root().join("tests/errors")).unwrap().count() >= 25);

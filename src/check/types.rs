@@ -18,6 +18,8 @@ pub enum Ty {
     /// Layers to train, or a trained model to reuse.
     Model,
     Dataset,
+    /// Two datasets, read as `.first` and `.second`.
+    Splits,
     Trained,
     Metrics,
     Figure,
@@ -54,6 +56,7 @@ impl fmt::Display for Ty {
             Ty::Optimizer => write!(f, "an optimizer"),
             Ty::Model => write!(f, "a model (layers or a trained model)"),
             Ty::Dataset => write!(f, "a dataset"),
+            Ty::Splits => write!(f, "a split dataset (use `.first` or `.second`)"),
             Ty::Trained => write!(f, "a trained model"),
             Ty::Metrics => write!(f, "metrics"),
             Ty::Figure => write!(f, "a figure"),

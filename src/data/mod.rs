@@ -1,31 +1,52 @@
 //! Datasets as plain arrays; the language and candle both stay outside.
 
+pub mod cifar;
+pub mod digits;
+pub mod files;
+pub mod idx;
 mod toy2d;
+mod transform;
 
+pub use files::DataError;
 pub use toy2d::{TOY2D, generate as toy2d};
+pub use transform::{dequantize, downsample, logit, split};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
-    /// Row-major `[n, features]`.
+    /// Row-major `[n, ...shape]`.
     pub x: Vec<f32>,
     pub n: usize,
-    pub features: usize,
+    /// Shape of one example: `[d]` or `[channels, height, width]`.
+    pub shape: Vec<usize>,
     /// Class labels, where the data has natural classes.
     pub y: Option<Vec<u32>>,
     pub classes: Option<usize>,
 }
 
 impl Dataset {
+    /// Values per example.
+    pub fn features(&self) -> usize {
+        self.shape.iter().product()
+    }
+
     pub fn row(&self, i: usize) -> &[f32] {
-        &self.x[i * self.features..(i + 1) * self.features]
+        let f = self.features();
+        &self.x[i * f..(i + 1) * f]
+    }
+
+    /// The examples at `idx`, in that order.
+    pub fn subset(&self, idx: &[usize]) -> Dataset {
+        let x = idx.iter().flat_map(|&i| self.row(i).iter().copied()).collect();
+        let y = self.y.as_ref().map(|y| idx.iter().map(|&i| y[i]).collect());
+        Dataset { x, n: idx.len(), shape: self.shape.clone(), y, classes: self.classes }
     }
 
     /// Per-feature (min, max).
     pub fn bounds(&self) -> Vec<(f32, f32)> {
-        (0..self.features)
+        (0..self.features())
             .map(|j| {
                 (0..self.n)
-                    .map(|i| self.x[i * self.features + j])
+                    .map(|i| self.x[i * self.features() + j])
                     .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
             })
             .collect()

@@ -63,6 +63,8 @@ pub enum Code {
     E4001,
     /// Model output does not match the data.
     E4002,
+    /// Pooling whose kernel differs from its stride (no backward in candle).
+    E4003,
     /// I/O failure.
     R1001,
     /// Malformed data or artifact.
@@ -74,7 +76,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 34] = [
+    pub const ALL: [Code; 35] = [
         Code::E0001,
         Code::E0002,
         Code::E0003,
@@ -105,6 +107,7 @@ impl Code {
         Code::E3002,
         Code::E4001,
         Code::E4002,
+        Code::E4003,
         Code::R1001,
         Code::R1002,
         Code::R1003,
@@ -143,6 +146,7 @@ impl Code {
             Code::E3002 => "E3002",
             Code::E4001 => "E4001",
             Code::E4002 => "E4002",
+            Code::E4003 => "E4003",
             Code::R1001 => "R1001",
             Code::R1002 => "R1002",
             Code::R1003 => "R1003",

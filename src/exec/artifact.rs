@@ -3,7 +3,7 @@
 use super::atomic;
 use crate::data::Dataset;
 use crate::diag::{Code, Diag};
-use crate::nn::{LayerSpec, Mlp};
+use crate::nn::{LayerSpec, Net};
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -11,13 +11,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub struct Trained {
-    pub model: Mlp,
+    pub model: Net,
     pub classes: Option<usize>,
 }
 
 #[derive(Clone)]
 pub enum Artifact {
     Dataset(Arc<Dataset>),
+    /// Two datasets from `split`, read as `.first` and `.second`.
+    Split(Arc<Dataset>, Arc<Dataset>),
     Trained(Arc<Trained>),
     /// Numbers only; they live in the stage's metrics.
     Metrics,
@@ -41,7 +43,7 @@ pub struct Reload {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classes: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub features: Option<usize>,
+    pub shape: Option<Vec<usize>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layers: Option<Vec<LayerSpec>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,6 +59,34 @@ fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<(), Di
     atomic::write_with(path, |tmp| candle_core::safetensors::save(tensors, tmp).map_err(|e| e.to_string()))
 }
 
+fn save_dataset(path: &Path, d: &Dataset) -> Result<(), Diag> {
+    let fail = |e: candle_core::Error| Diag::new(Code::R1001, e.to_string());
+    let mut map = HashMap::new();
+    let mut dims = vec![d.n];
+    dims.extend_from_slice(&d.shape);
+    map.insert("x".to_string(), Tensor::from_vec(d.x.clone(), dims, &Device::Cpu).map_err(fail)?);
+    if let Some(y) = &d.y {
+        map.insert("y".to_string(), Tensor::from_vec(y.clone(), d.n, &Device::Cpu).map_err(fail)?);
+    }
+    save_tensors(path, &map)
+}
+
+pub fn load_dataset(path: &Path, classes: Option<usize>) -> Result<Dataset, Diag> {
+    let map = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| r1002(path, e))?;
+    let x = map.get("x").ok_or_else(|| r1002(path, "no tensor `x`"))?;
+    let (n, shape) = match x.dims() {
+        [n, rest @ ..] if !rest.is_empty() => (*n, rest.to_vec()),
+        other => return Err(r1002(path, format!("tensor `x` has shape {other:?}"))),
+    };
+    let x: Vec<f32> =
+        x.to_dtype(DType::F32).and_then(|t| t.flatten_all()).and_then(|t| t.to_vec1()).map_err(|e| r1002(path, e))?;
+    let y = match map.get("y") {
+        Some(t) => Some(t.to_vec1::<u32>().map_err(|e| r1002(path, e))?),
+        None => None,
+    };
+    Ok(Dataset { x, n, shape, y, classes })
+}
+
 impl Artifact {
     /// Save what is not already a file; returns the reload facts and files written
     /// (relative to `run_dir`).
@@ -64,27 +94,29 @@ impl Artifact {
         let cpu = |t: Tensor| t.to_device(&Device::Cpu).map_err(|e| Diag::new(Code::R1001, e.to_string()));
         match self {
             Artifact::Dataset(d) => {
-                let mut map = HashMap::new();
-                let x = Tensor::from_vec(d.x.clone(), (d.n, d.features), &Device::Cpu)
-                    .map_err(|e| Diag::new(Code::R1001, e.to_string()))?;
-                map.insert("x".to_string(), x);
-                if let Some(y) = &d.y {
-                    map.insert(
-                        "y".to_string(),
-                        Tensor::from_vec(y.clone(), d.n, &Device::Cpu)
-                            .map_err(|e| Diag::new(Code::R1001, e.to_string()))?,
-                    );
-                }
                 let rel = format!("{stage_dir}/data.safetensors");
-                save_tensors(&run_dir.join(&rel), &map)?;
+                save_dataset(&run_dir.join(&rel), d)?;
                 let reload = Reload {
                     kind: Some("dataset".into()),
                     classes: d.classes,
-                    features: Some(d.features),
+                    shape: Some(d.shape.clone()),
                     layers: None,
                     file: Some(rel.clone()),
                 };
                 Ok((reload, vec![rel]))
+            }
+            Artifact::Split(a, b) => {
+                let (ra, rb) = (format!("{stage_dir}/first.safetensors"), format!("{stage_dir}/second.safetensors"));
+                save_dataset(&run_dir.join(&ra), a)?;
+                save_dataset(&run_dir.join(&rb), b)?;
+                let reload = Reload {
+                    kind: Some("split".into()),
+                    classes: a.classes,
+                    shape: Some(a.shape.clone()),
+                    layers: None,
+                    file: Some(ra.clone()),
+                };
+                Ok((reload, vec![ra, rb]))
             }
             Artifact::Trained(t) => {
                 let mut map = HashMap::new();
@@ -96,7 +128,7 @@ impl Artifact {
                 let reload = Reload {
                     kind: Some("trained".into()),
                     classes: t.classes,
-                    features: Some(t.model.input),
+                    shape: Some(t.model.input.clone()),
                     layers: Some(t.model.specs.clone()),
                     file: Some(rel.clone()),
                 };
@@ -114,26 +146,22 @@ impl Artifact {
         match reload.kind.as_deref() {
             Some("dataset") => {
                 let path = file.ok_or_else(|| Diag::new(Code::R1002, "dataset manifest names no file"))?;
-                let map = candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| r1002(&path, e))?;
-                let x = map.get("x").ok_or_else(|| r1002(&path, "no tensor `x`"))?;
-                let (n, features) = x.dims2().map_err(|e| r1002(&path, e))?;
-                let x: Vec<f32> = x
-                    .to_dtype(DType::F32)
-                    .and_then(|t| t.flatten_all())
-                    .and_then(|t| t.to_vec1())
-                    .map_err(|e| r1002(&path, e))?;
-                let y = match map.get("y") {
-                    Some(t) => Some(t.to_vec1::<u32>().map_err(|e| r1002(&path, e))?),
-                    None => None,
-                };
-                Ok(Artifact::Dataset(Arc::new(Dataset { x, n, features, y, classes: reload.classes })))
+                Ok(Artifact::Dataset(Arc::new(load_dataset(&path, reload.classes)?)))
+            }
+            Some("split") => {
+                let path = file.ok_or_else(|| Diag::new(Code::R1002, "split manifest names no file"))?;
+                let second = path.with_file_name("second.safetensors");
+                Ok(Artifact::Split(
+                    Arc::new(load_dataset(&path, reload.classes)?),
+                    Arc::new(load_dataset(&second, reload.classes)?),
+                ))
             }
             Some("trained") => {
                 let path = file.ok_or_else(|| Diag::new(Code::R1002, "model manifest names no file"))?;
                 let map = candle_core::safetensors::load(&path, device).map_err(|e| r1002(&path, e))?;
                 let layers = reload.layers.as_ref().ok_or_else(|| r1002(&path, "manifest has no layers"))?;
-                let input = reload.features.ok_or_else(|| r1002(&path, "manifest has no input width"))?;
-                let model = Mlp::from_tensors(layers, input, &map, device).map_err(|e| r1002(&path, e))?;
+                let input = reload.shape.as_ref().ok_or_else(|| r1002(&path, "manifest has no input shape"))?;
+                let model = Net::from_tensors(layers, input, &map, device).map_err(|e| r1002(&path, e))?;
                 Ok(Artifact::Trained(Arc::new(Trained { model, classes: reload.classes })))
             }
             Some("metrics") => Ok(Artifact::Metrics),

@@ -20,11 +20,19 @@ pub struct Manifest {
     pub reload: Reload,
 }
 
-pub fn keys(nodes: &[Node], order: &[usize], seed: u64) -> Vec<String> {
+/// The data directory is part of every key: the same pipeline over other files is
+/// another result.
+pub fn keys(nodes: &[Node], order: &[usize], seed: u64, data_dir: &std::path::Path) -> Vec<String> {
     let mut keys = vec![String::new(); nodes.len()];
     for &i in order {
         let n = &nodes[i];
-        let mut text = format!("flowline {}\n{}\n{}\nseed {seed}\n", env!("CARGO_PKG_VERSION"), n.builtin.name, n.name);
+        let mut text = format!(
+            "flowline {}\n{}\n{}\nseed {seed}\ndata {}\n",
+            env!("CARGO_PKG_VERSION"),
+            n.builtin.name,
+            n.name,
+            data_dir.display()
+        );
         for (name, v) in &n.args.0 {
             let _ = write!(text, "{name}=");
             canonical(v, &keys, &mut text);

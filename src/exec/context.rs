@@ -25,6 +25,8 @@ pub struct RunCtx<'a> {
     pub rng: Rng,
     pub device: Device,
     pub progress: Progress,
+    /// Where dataset files are read from.
+    pub data_dir: PathBuf,
     pub(super) artifacts: &'a [Option<Artifact>],
 }
 
@@ -60,6 +62,11 @@ impl RunCtx<'_> {
     pub fn dataset(&self, param: &str) -> Result<Arc<Dataset>, Diag> {
         match self.upstream(param)? {
             (_, Artifact::Dataset(d)) => Ok(d.clone()),
+            (r, Artifact::Split(a, b)) => match r.field.as_deref() {
+                Some("first") => Ok(a.clone()),
+                Some("second") => Ok(b.clone()),
+                _ => Err(self.missing(param)),
+            },
             _ => Err(self.missing(param)),
         }
     }

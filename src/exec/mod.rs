@@ -40,6 +40,13 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Shown in the report.
     pub pipeline: String,
+    /// Where dataset stages read their files (`--data-dir`, `FLOWLINE_DATA`, `./data`).
+    pub data_dir: PathBuf,
+}
+
+/// `--data-dir` if given, else `FLOWLINE_DATA`, else `./data`.
+pub fn data_dir(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os("FLOWLINE_DATA").map(PathBuf::from)).unwrap_or_else(|| PathBuf::from("data"))
 }
 
 pub fn device(choice: DeviceChoice) -> Result<Device, Diag> {
@@ -85,7 +92,7 @@ pub fn execute(plan: &Plan, opts: &RunOptions) -> Result<Report, Diag> {
         }
         None => plan.order.clone(),
     };
-    let keys = cache::keys(nodes, &plan.order, plan.checked.seed);
+    let keys = cache::keys(nodes, &plan.order, plan.checked.seed, &opts.data_dir);
     let progress = Progress::new(opts.quiet);
     std::fs::create_dir_all(&opts.out)
         .map_err(|e| Diag::new(Code::R1001, format!("cannot create the output folder {}: {e}", opts.out.display())))?;
@@ -113,6 +120,7 @@ pub fn execute(plan: &Plan, opts: &RunOptions) -> Result<Report, Diag> {
                     rng: Rng::derive(plan.checked.seed, &node.name),
                     device: device.clone(),
                     progress,
+                    data_dir: opts.data_dir.clone(),
                     artifacts: &artifacts,
                 };
                 let out = stage.run(&mut cx)?;

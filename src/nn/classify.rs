@@ -1,7 +1,7 @@
 //! Training and evaluating a classifier on an in-memory dataset.
 
 use super::loss::{accuracy, cross_entropy, mse_onehot};
-use super::model::Mlp;
+use super::net::Net;
 use super::optim::{OptimSpec, Optimizer};
 use crate::data::Dataset;
 use crate::rng::Rng;
@@ -54,7 +54,7 @@ fn objective_loss(objective: Objective, out: &Tensor, labels: &[u32]) -> Result<
 }
 
 fn rows(data: &Dataset, idx: &[usize], device: &Device) -> Result<(Tensor, Vec<u32>)> {
-    let f = data.features;
+    let f = data.features();
     let mut x = Vec::with_capacity(idx.len() * f);
     let mut y = Vec::with_capacity(idx.len());
     let labels = data.y.as_deref().unwrap_or(&[]);
@@ -62,12 +62,14 @@ fn rows(data: &Dataset, idx: &[usize], device: &Device) -> Result<(Tensor, Vec<u
         x.extend_from_slice(data.row(i));
         y.push(labels.get(i).copied().unwrap_or(0));
     }
-    Ok((Tensor::from_vec(x, (idx.len(), f), device)?, y))
+    let mut shape = vec![idx.len()];
+    shape.extend_from_slice(&data.shape);
+    Ok((Tensor::from_vec(x, shape, device)?, y))
 }
 
 /// Minibatch training with a fresh shuffle (from `rng`) every epoch.
 pub fn fit_classifier(
-    model: &Mlp,
+    model: &Net,
     data: &Dataset,
     cfg: &FitConfig,
     rng: &mut Rng,
@@ -88,7 +90,7 @@ pub fn fit_classifier(
         let idx = &order[cursor..cursor + batch];
         cursor += batch;
         let (x, y) = rows(data, idx, device)?;
-        let loss = objective_loss(cfg.objective, &model.forward(&x)?, &y)?;
+        let loss = objective_loss(cfg.objective, &model.forward_train(&x, rng)?, &y)?;
         let value: f32 = loss.to_scalar()?;
         if !value.is_finite() {
             return Err(FitError::NonFinite { step, last_finite, what: "loss" });
@@ -112,7 +114,7 @@ pub fn fit_classifier(
 }
 
 /// (accuracy, mean loss) over the whole dataset, in chunks.
-pub fn evaluate_classifier(model: &Mlp, data: &Dataset, objective: Objective, device: &Device) -> Result<(f64, f64)> {
+pub fn evaluate_classifier(model: &Net, data: &Dataset, objective: Objective, device: &Device) -> Result<(f64, f64)> {
     const CHUNK: usize = 4096;
     let mut hits = 0.0;
     let mut loss = 0.0;
@@ -131,9 +133,11 @@ pub fn evaluate_classifier(model: &Mlp, data: &Dataset, objective: Objective, de
     Ok((hits / n, loss / n))
 }
 
-/// Predicted class of each row of `x` (`[n, features]`, row-major).
-pub fn predict_classes(model: &Mlp, x: &[f32], features: usize, device: &Device) -> Result<Vec<u32>> {
-    let n = x.len() / features.max(1);
-    let t = Tensor::from_vec(x.to_vec(), (n, features), device)?;
+/// Predicted class of each example of `x` (row-major, each shaped like the model's input).
+pub fn predict_classes(model: &Net, x: &[f32], device: &Device) -> Result<Vec<u32>> {
+    let n = x.len() / model.input_features().max(1);
+    let mut shape = vec![n];
+    shape.extend_from_slice(&model.input);
+    let t = Tensor::from_vec(x.to_vec(), shape, device)?;
     model.forward(&t)?.argmax(candle_core::D::Minus1)?.to_vec1()
 }

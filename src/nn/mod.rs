@@ -3,12 +3,12 @@
 
 mod classify;
 mod loss;
-mod model;
+mod net;
 mod optim;
-mod shapes;
+mod spec;
 
 pub use classify::{FitConfig, FitError, FitResult, Objective, evaluate_classifier, fit_classifier, predict_classes};
 pub use loss::{accuracy, cross_entropy, log_softmax, mse_onehot};
-pub use model::Mlp;
+pub use net::{Net, activate};
 pub use optim::{OptimSpec, Optimizer};
-pub use shapes::{Activation, LayerSpec, ShapeError, infer_widths};
+pub use spec::{Activation, Aggregate, LayerSpec, ShapeError, ShapeErrorKind, infer_shapes};

@@ -49,7 +49,7 @@ impl Stage for Toy2d {
         vec![("n".into(), Ty::Int), ("features".into(), Ty::Int), ("classes".into(), Ty::Int)]
     }
     fn meta(&self, cx: &StaticCall) -> Meta {
-        Meta { features: Some(2), classes: cx.args.text("name").and_then(classes_of) }
+        Meta { shape: Some(vec![2]), classes: cx.args.text("name").and_then(classes_of) }
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let a = cx.args();
@@ -63,7 +63,7 @@ impl Stage for Toy2d {
         let d = toy2d(&name, n, noise, &mut rng).map_err(|e| cx.error(Code::R1002, e))?;
         let mut metrics = BTreeMap::new();
         metrics.insert("n".into(), d.n as f64);
-        metrics.insert("features".into(), d.features as f64);
+        metrics.insert("features".into(), d.features() as f64);
         if let Some(k) = d.classes {
             metrics.insert("classes".into(), k as f64);
         }

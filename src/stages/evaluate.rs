@@ -6,7 +6,7 @@ use super::train::{LOSSES, objective};
 use crate::check::{Args, Ty};
 use crate::diag::{Code, Diag};
 use crate::exec::{Artifact, ModelArg, Output, RunCtx};
-use crate::nn::{Mlp, evaluate_classifier};
+use crate::nn::{Net, evaluate_classifier};
 use std::collections::BTreeMap;
 
 const METRICS: [&str; 2] = ["accuracy", "loss"];
@@ -43,13 +43,13 @@ impl Stage for Evaluate {
         let candle = |e: candle_core::Error| cx.error(Code::R1002, format!("evaluation failed: {e}"));
         let fresh;
         let trained;
-        let model: &Mlp = match cx.model("trained")? {
+        let model: &Net = match cx.model("trained")? {
             ModelArg::Trained(t) => {
                 trained = t;
                 &trained.model
             }
             ModelArg::Layers(specs) => {
-                fresh = Mlp::init(&specs, data.features, &mut rng, &cx.device).map_err(candle)?;
+                fresh = Net::init(&specs, &data.shape, &mut rng, &cx.device).map_err(candle)?;
                 &fresh
             }
         };

@@ -1,71 +1,303 @@
-//! Layers (`linear`, activations) and the static shape check of a model against data.
+//! Layers as config values, their translation to `nn::LayerSpec`s, and the static shape
+//! check of a model against the data it meets.
 
 use super::registry::{Builtin, Dflt, Param, Sort, StaticCall};
-use crate::check::{CVal, Ty, VKind};
-use crate::diag::{Code, Diag};
-use crate::nn::{Activation, LayerSpec, infer_widths};
+use crate::check::{CVal, Config, Ty, VKind};
+use crate::diag::{Code, Diag, Span};
+use crate::nn::{Activation, Aggregate, LayerSpec, ShapeErrorKind, infer_shapes};
 
-pub fn builtins() -> Vec<Builtin> {
-    let mut linear = Builtin::new(
-        "linear",
-        Sort::Layer,
-        "Dense layer y = W x + b (PyTorch initialisation); `linear(out)` infers its input width.",
-        vec![
-            Param::new("in", Ty::opt(Ty::Int), Dflt::None, "input width; inferred from what comes before when omitted")
-                .within(Some(1.0), None),
-            Param::new("out", Ty::Int, Dflt::Required, "output width").within(Some(1.0), None),
-        ],
-    );
-    linear.single_positional = Some("out");
+const AGGREGATES: [&str; 2] = ["sum", "mean"];
+
+fn width(name: &'static str, doc: &'static str) -> Param {
+    Param::new(name, Ty::Int, Dflt::Required, doc).within(Some(1.0), None)
+}
+
+fn inferred(name: &'static str, doc: &'static str) -> Param {
+    Param::new(name, Ty::opt(Ty::Int), Dflt::None, doc).within(Some(1.0), None)
+}
+
+fn conv_params(out_min: f64) -> Vec<Param> {
     vec![
-        linear,
-        Builtin::new("relu", Sort::Layer, "Rectified linear unit max(x, 0).", vec![]),
-        Builtin::new(
-            "tanh",
-            Sort::Layer,
-            "Hyperbolic tangent (computed as 2*sigmoid(2x)-1, ~5x faster on CPU).",
-            vec![],
-        ),
-        Builtin::new("softplus", Sort::Layer, "Smooth ReLU log(1 + e^x), computed stably.", vec![]),
-        Builtin::new("sigmoid", Sort::Layer, "Logistic function 1 / (1 + e^-x).", vec![]),
+        inferred("in", "input channels; inferred when omitted"),
+        Param::new("out", Ty::Int, Dflt::Required, "output channels").within(Some(out_min), None),
+        Param::new("k", Ty::Int, Dflt::Int(3), "kernel size").within(Some(1.0), None),
+        Param::new("stride", Ty::Int, Dflt::Int(1), "stride").within(Some(1.0), None),
+        Param::new("pad", Ty::Int, Dflt::Int(0), "zero padding on each side").within(Some(0.0), None),
     ]
 }
 
-/// The numerical spec of a layer chain; `None` if the value is not layers.
-pub fn layer_specs(v: &CVal) -> Option<Vec<LayerSpec>> {
-    v.layers().into_iter().map(one_spec).collect()
+fn layer(name: &'static str, doc: &'static str, params: Vec<Param>) -> Builtin {
+    Builtin::new(name, Sort::Layer, doc, params)
 }
 
-fn one_spec(v: &CVal) -> Option<LayerSpec> {
-    let VKind::Config(c) = &v.kind else {
-        return None;
+pub fn builtins() -> Vec<Builtin> {
+    let mut linear = layer(
+        "linear",
+        "Dense layer y = W x + b (PyTorch initialisation); `linear(out)` infers its input width.",
+        vec![inferred("in", "input width; inferred from what comes before when omitted"), width("out", "output width")],
+    );
+    linear.single_positional = Some("out");
+    let mut conv = layer(
+        "conv2d",
+        "2-D convolution over [channels, height, width]; `conv2d(out, k: 3)` infers its input channels.",
+        conv_params(1.0),
+    );
+    conv.single_positional = Some("out");
+    let mut farkas_linear = layer(
+        "farkas_linear",
+        "Farkas dense layer (Pooladian et al.): the last unit is -Agg of the others' pre-activations with bias max(-Agg(b), b_m), so at least one ReLU is active.",
+        vec![
+            inferred("in", "input width; inferred when omitted"),
+            Param::new("out", Ty::Int, Dflt::Required, "output width, including the appended unit")
+                .within(Some(2.0), None),
+            Param::new("agg", Ty::choice(&AGGREGATES), Dflt::Sym("sum"), "aggregate of the other units"),
+        ],
+    );
+    farkas_linear.single_positional = Some("out");
+    let mut farkas_conv_params = conv_params(2.0);
+    farkas_conv_params.push(Param::new(
+        "agg",
+        Ty::choice(&AGGREGATES),
+        Dflt::Sym("sum"),
+        "aggregate over the other channels",
+    ));
+    let mut farkas_conv = layer(
+        "farkas_conv2d",
+        "Farkas convolution: the last channel is -Agg of the others' pre-activations at every position, with bias max(-Agg(b), b_m).",
+        farkas_conv_params,
+    );
+    farkas_conv.single_positional = Some("out");
+    let pool = |name: &'static str, doc: &'static str| {
+        let mut b = layer(
+            name,
+            doc,
+            vec![
+                Param::new("k", Ty::Int, Dflt::Int(2), "window size").within(Some(1.0), None),
+                Param::new(
+                    "stride",
+                    Ty::opt(Ty::Int),
+                    Dflt::None,
+                    "stride (default: the window size; must equal it to train)",
+                )
+                .within(Some(1.0), None),
+            ],
+        );
+        b.single_positional = Some("k");
+        b
     };
-    Some(match c.builtin.name {
-        "linear" => LayerSpec::Linear { input: c.args.int("in").map(|i| i as usize), out: c.args.int("out")? as usize },
+    vec![
+        linear,
+        conv,
+        pool("maxpool", "Max pooling over k x k windows."),
+        pool("avgpool", "Average pooling over k x k windows (`avgpool(2)` halves 28x28 to 14x14)."),
+        layer("global_avgpool", "Mean over all positions: [c, h, w] -> [c].", vec![]),
+        layer("flatten", "Flatten each example to a vector.", vec![]),
+        layer(
+            "dropout",
+            "Zero each value with probability p while training (scaled by 1/(1-p)); identity in evaluation.",
+            vec![Param::new("p", Ty::Float, Dflt::Float(0.5), "drop probability").within(Some(0.0), Some(0.99))],
+        ),
+        layer(
+            "batchnorm",
+            "Batch normalisation over channels: batch statistics in training, running statistics (momentum 0.1) in evaluation.",
+            vec![],
+        ),
+        layer(
+            "normalize",
+            "(x - mean) / std per channel, inside the model so that data and attacks stay in [0, 1].",
+            vec![
+                Param::new(
+                    "mean",
+                    Ty::list(Ty::Float),
+                    Dflt::Required,
+                    "per-channel means (one value for all channels is allowed)",
+                ),
+                Param::new("std", Ty::list(Ty::Float), Dflt::Required, "per-channel standard deviations"),
+            ],
+        ),
+        layer(
+            "residual",
+            "x + body(x); the body must keep the shape.",
+            vec![Param::new("body", Ty::Layer, Dflt::Required, "the layers of the block")],
+        ),
+        layer(
+            "farkas_residual",
+            "Residual Farkas block: h = x[:c-1] + body(x), then an appended channel -Agg(h) + relu(b_m), so at least one unit is positive.",
+            vec![
+                Param::new("body", Ty::Layer, Dflt::Required, "layers mapping c channels to c-1"),
+                Param::new("agg", Ty::choice(&AGGREGATES), Dflt::Sym("sum"), "aggregate over the channels"),
+            ],
+        ),
+        layer(
+            "resnet",
+            "ResNet for images: a 3x3 stem, three stages of (depth-2)/6 basic blocks at widths w, 2w, 4w (stride-2 transitions), global average pooling and a linear classifier.",
+            vec![
+                Param::new("depth", Ty::Int, Dflt::Int(20), "6n+2: n basic blocks per stage")
+                    .within(Some(8.0), Some(1000.0)),
+                Param::new("width", Ty::Int, Dflt::Int(16), "channels of the first stage").within(Some(2.0), None),
+                Param::new("classes", Ty::Int, Dflt::Int(10), "output classes").within(Some(2.0), None),
+                Param::new("batchnorm", Ty::Bool, Dflt::Bool(true), "batch norm after every convolution"),
+                Param::new("farkas", Ty::Bool, Dflt::Bool(false), "Farkas convolutions and residual Farkas blocks"),
+            ],
+        ),
+        layer("relu", "Rectified linear unit max(x, 0).", vec![]),
+        layer("tanh", "Hyperbolic tangent (computed as 2*sigmoid(2x)-1, ~5x faster on CPU).", vec![]),
+        layer("softplus", "Smooth ReLU log(1 + e^x), computed stably.", vec![]),
+        layer("sigmoid", "Logistic function 1 / (1 + e^-x).", vec![]),
+    ]
+}
+
+fn agg(c: &Config) -> Aggregate {
+    if c.args.text("agg") == Some("mean") { Aggregate::Mean } else { Aggregate::Sum }
+}
+
+fn usize_arg(c: &Config, name: &str) -> Option<usize> {
+    c.args.int(name).map(|v| v as usize)
+}
+
+fn floats(c: &Config, name: &str) -> Vec<f64> {
+    match c.args.get(name).map(|v| &v.kind) {
+        Some(VKind::List(items)) => items
+            .iter()
+            .filter_map(|i| match i.kind {
+                VKind::Int(v) => Some(v as f64),
+                VKind::Float(v) => Some(v),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The numerical specs of a layer chain, and for each spec the index of the written
+/// layer it came from (`resnet` expands to many). `None` if the value is not layers.
+pub fn layer_specs_traced(v: &CVal) -> Option<(Vec<LayerSpec>, Vec<usize>)> {
+    let mut specs = Vec::new();
+    let mut origin = Vec::new();
+    for (i, l) in v.layers().into_iter().enumerate() {
+        let VKind::Config(c) = &l.kind else { return None };
+        let before = specs.len();
+        push_specs(c, &mut specs)?;
+        origin.extend(std::iter::repeat_n(i, specs.len() - before));
+    }
+    Some((specs, origin))
+}
+
+pub fn layer_specs(v: &CVal) -> Option<Vec<LayerSpec>> {
+    layer_specs_traced(v).map(|(s, _)| s)
+}
+
+fn push_specs(c: &Config, out: &mut Vec<LayerSpec>) -> Option<()> {
+    let k = || usize_arg(c, "k");
+    let spec = match c.builtin.name {
+        "linear" => LayerSpec::Linear { input: usize_arg(c, "in"), out: usize_arg(c, "out")? },
+        "conv2d" => LayerSpec::Conv2d {
+            input: usize_arg(c, "in"),
+            out: usize_arg(c, "out")?,
+            kernel: k()?,
+            stride: usize_arg(c, "stride")?,
+            pad: usize_arg(c, "pad")?,
+        },
+        "farkas_linear" => {
+            LayerSpec::FarkasLinear { input: usize_arg(c, "in"), out: usize_arg(c, "out")?, agg: agg(c) }
+        }
+        "farkas_conv2d" => LayerSpec::FarkasConv2d {
+            input: usize_arg(c, "in"),
+            out: usize_arg(c, "out")?,
+            kernel: k()?,
+            stride: usize_arg(c, "stride")?,
+            pad: usize_arg(c, "pad")?,
+            agg: agg(c),
+        },
+        "maxpool" => LayerSpec::MaxPool { kernel: k()?, stride: usize_arg(c, "stride").unwrap_or(k()?) },
+        "avgpool" => LayerSpec::AvgPool { kernel: k()?, stride: usize_arg(c, "stride").unwrap_or(k()?) },
+        "global_avgpool" => LayerSpec::GlobalAvgPool,
+        "flatten" => LayerSpec::Flatten,
+        "dropout" => LayerSpec::Dropout { p: c.args.float("p")? },
+        "batchnorm" => LayerSpec::BatchNorm,
+        "normalize" => LayerSpec::Normalize { mean: floats(c, "mean"), std: floats(c, "std") },
+        "residual" => LayerSpec::Residual { body: layer_specs(c.args.get("body")?)?, farkas: None },
+        "farkas_residual" => LayerSpec::Residual { body: layer_specs(c.args.get("body")?)?, farkas: Some(agg(c)) },
+        "resnet" => {
+            out.extend(resnet(
+                usize_arg(c, "depth")?,
+                usize_arg(c, "width")?,
+                usize_arg(c, "classes")?,
+                c.args.bool("batchnorm")?,
+                c.args.bool("farkas")?,
+            ));
+            return Some(());
+        }
         "relu" => LayerSpec::Act(Activation::Relu),
         "tanh" => LayerSpec::Act(Activation::Tanh),
         "softplus" => LayerSpec::Act(Activation::Softplus),
         "sigmoid" => LayerSpec::Act(Activation::Sigmoid),
         _ => return None,
-    })
+    };
+    out.push(spec);
+    Some(())
+}
+
+/// A CIFAR-style ResNet (He et al. 2016, section 4.2) with stride-2 transition
+/// convolutions between stages. With `farkas`, every convolution in a block is a Farkas
+/// convolution and each block is a residual Farkas block (Pooladian et al. 2019).
+pub fn resnet(depth: usize, width: usize, classes: usize, batchnorm: bool, farkas: bool) -> Vec<LayerSpec> {
+    let blocks = ((depth.saturating_sub(2)) / 6).max(1);
+    let conv = |out: usize, stride: usize| LayerSpec::Conv2d { input: None, out, kernel: 3, stride, pad: 1 };
+    let fconv =
+        |out: usize| LayerSpec::FarkasConv2d { input: None, out, kernel: 3, stride: 1, pad: 1, agg: Aggregate::Sum };
+    let mut out = vec![conv(width, 1)];
+    if batchnorm {
+        out.push(LayerSpec::BatchNorm);
+    }
+    out.push(LayerSpec::Act(Activation::Relu));
+    for stage in 0..3 {
+        let w = width << stage;
+        if stage > 0 {
+            out.push(conv(w, 2));
+            if batchnorm {
+                out.push(LayerSpec::BatchNorm);
+            }
+            out.push(LayerSpec::Act(Activation::Relu));
+        }
+        for _ in 0..blocks {
+            let mut body = Vec::new();
+            if farkas {
+                body.push(fconv(w));
+            } else {
+                body.push(conv(w, 1));
+            }
+            if batchnorm {
+                body.push(LayerSpec::BatchNorm);
+            }
+            body.push(LayerSpec::Act(Activation::Relu));
+            body.push(if farkas { fconv(w - 1) } else { conv(w, 1) });
+            if batchnorm {
+                body.push(LayerSpec::BatchNorm);
+            }
+            out.push(LayerSpec::Residual { body, farkas: farkas.then_some(Aggregate::Sum) });
+            out.push(LayerSpec::Act(Activation::Relu));
+        }
+    }
+    out.push(LayerSpec::GlobalAvgPool);
+    out.push(LayerSpec::Linear { input: None, out: classes });
+    out
 }
 
 /// Point at a layer where the user wrote it; a layer that comes from an imported `def`
 /// is shown at the call of that `def` instead.
-fn local(layer: crate::diag::Span, call: crate::diag::Span) -> crate::diag::Span {
+fn local(layer: Span, call: Span) -> Span {
     if layer.file == call.file { layer } else { call }
 }
 
-/// Check a model argument against the dataset argument: every layer's input width, and
+/// Check a model argument against the dataset argument: every layer's input shape, and
 /// the output width against the number of classes. Returns the diagnostics and, when
-/// known, the model's (input, output) widths.
-pub fn check_model(cx: &StaticCall, model: &str, data: &str) -> (Vec<Diag>, Option<(usize, usize)>) {
-    let Some(meta) = cx.meta(data) else {
-        return (vec![], None);
-    };
+/// known, the model's input shape and output width.
+pub fn check_model(cx: &StaticCall, model: &str, data: &str) -> (Vec<Diag>, Option<(Vec<usize>, usize)>) {
+    let Some(meta) = cx.meta(data) else { return (vec![], None) };
     let mut diags = Vec::new();
     if meta.classes.is_none() {
-        if let Some(d) = cx.args.get(data) {
+        if let (Some(d), true) = (cx.args.get(data), meta.shape.is_some()) {
             diags.push(
                 Diag::new(Code::E4002, "this dataset has no class labels")
                     .at(d.span, "unlabelled data")
@@ -74,44 +306,52 @@ pub fn check_model(cx: &StaticCall, model: &str, data: &str) -> (Vec<Diag>, Opti
         }
         return (diags, None);
     }
-    let Some(features) = meta.features else {
-        return (diags, None);
-    };
-    let Some(value) = cx.args.get(model) else {
-        return (diags, None);
-    };
+    let Some(shape) = meta.shape.clone() else { return (diags, None) };
+    let Some(value) = cx.args.get(model) else { return (diags, None) };
     let out = if let VKind::Stage(_) = value.kind {
-        // A trained model: its widths are in its metadata.
-        let Some(m) = cx.meta(model) else {
-            return (diags, None);
-        };
-        if let Some(fin) = m.features
-            && fin != features
+        // A trained model: its shapes are in its metadata.
+        let Some(m) = cx.meta(model) else { return (diags, None) };
+        if let Some(fin) = &m.shape
+            && *fin != shape
         {
             diags.push(
-                Diag::new(Code::E4001, format!("the model takes {fin} input features, the data has {features}"))
-                    .at(value.span, "input width mismatch"),
+                Diag::new(Code::E4001, format!("the model takes inputs of shape {fin:?}, the data has {shape:?}"))
+                    .at(value.span, "input shape mismatch")
+                    .hint("a trained model can only be used on data shaped like its training data"),
             );
             return (diags, None);
         }
         m.classes
     } else {
         let layers = value.layers();
-        let Some(specs) = layer_specs(value) else {
-            return (diags, None);
-        };
-        match infer_widths(&specs, features) {
-            Ok(w) => w.last().copied().or(Some(features)),
+        let Some((specs, origin)) = layer_specs_traced(value) else { return (diags, None) };
+        match infer_shapes(&specs, &shape) {
+            Ok(s) => match s.last().map(Vec::as_slice) {
+                Some([w]) => Some(*w),
+                Some(other) => {
+                    diags.push(
+                        Diag::new(Code::E4002, format!("the model outputs shape {other:?}, not one score per class"))
+                            .at(value.span, "not a classifier output")
+                            .hint("end the model with `flatten |> linear(classes)`"),
+                    );
+                    return (diags, None);
+                }
+                None => None,
+            },
             Err(e) => {
-                diags.push(
-                    Diag::new(Code::E4001, format!("this layer expects {} input features but receives {}", e.expected, e.got))
-                        .at(local(layers[e.layer].span, value.span), format!("receives width {}", e.got))
-                        .hint(if e.layer == 0 {
-                            format!("the data has {features} features; write `linear({})`-style layers without an input width to infer it", specs.iter().find_map(|s| match s { LayerSpec::Linear { out, .. } => Some(*out), _ => None }).unwrap_or(1))
-                        } else {
-                            "omit the input width (`linear(out)`) to have it inferred".to_string()
-                        }),
-                );
+                let at = local(layers[origin[e.layer]].span, value.span);
+                let (code, hint) = match e.kind {
+                    ShapeErrorKind::PoolStride => {
+                        (Code::E4003, "use kernel = stride (the default), e.g. `maxpool(2)`".to_string())
+                    }
+                    ShapeErrorKind::Mismatch => (
+                        Code::E4001,
+                        format!(
+                            "the data's examples have shape {shape:?}; omit input widths (`linear(out)`, `conv2d(out)`) to have them inferred"
+                        ),
+                    ),
+                };
+                diags.push(Diag::new(code, e.message).at(at, "does not fit what arrives here").hint(hint));
                 return (diags, None);
             }
         }
@@ -126,5 +366,5 @@ pub fn check_model(cx: &StaticCall, model: &str, data: &str) -> (Vec<Diag>, Opti
                 .hint(format!("end the model with `linear({k})`")),
         );
     }
-    (diags, out.map(|o| (features, o)))
+    (diags, out.map(|o| (shape, o)))
 }

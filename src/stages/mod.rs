@@ -2,6 +2,7 @@
 //! calls into the numerical library (`nn`, `data`, `plots`), which knows nothing of the language.
 
 mod data;
+mod datasets;
 mod evaluate;
 mod layers;
 mod optim;

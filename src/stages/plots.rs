@@ -33,10 +33,10 @@ pub fn builtins() -> Vec<Builtin> {
 }
 
 fn require_2d(cx: &StaticCall, param: &str, stage: &str) -> Vec<Diag> {
-    match (cx.meta(param).and_then(|m| m.features), cx.args.get(param)) {
-        (Some(f), Some(v)) if f != 2 => vec![
-            Diag::new(Code::E4001, format!("`{stage}` draws 2-D data; this dataset has {f} features"))
-                .at(v.span, format!("{f} features")),
+    match (cx.meta(param).and_then(|m| m.shape), cx.args.get(param)) {
+        (Some(f), Some(v)) if f != [2] => vec![
+            Diag::new(Code::E4001, format!("`{stage}` draws 2-D data; these examples have shape {f:?}"))
+                .at(v.span, format!("shape {f:?}")),
         ],
         _ => vec![],
     }
@@ -64,8 +64,10 @@ impl Stage for Scatter {
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let d = cx.dataset("data")?;
-        if d.features != 2 {
-            return Err(cx.error(Code::R1002, format!("scatter_plot needs 2-D data, got {} features", d.features)));
+        if d.shape != [2] {
+            return Err(
+                cx.error(Code::R1002, format!("scatter_plot needs 2-D data, got examples of shape {:?}", d.shape))
+            );
         }
         let png = crate::plots::scatter_plot(&points(&d), d.y.as_deref(), &title(cx))
             .to_png()
@@ -89,13 +91,13 @@ impl Stage for Decision {
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let d = cx.dataset("data")?;
         let t = cx.trained("trained")?;
-        if d.features != 2 || t.model.input != 2 {
+        if d.shape != [2] || t.model.input != [2] {
             return Err(cx.error(Code::R1002, "decision_plot needs a 2-D model and 2-D data"));
         }
         let grid = cx.args().int("grid").unwrap_or(200) as usize;
         let device = cx.device.clone();
         let canvas = crate::plots::decision_plot(&points(&d), d.y.as_deref(), grid, &title(cx), |g| {
-            predict_classes(&t.model, g, 2, &device).map_err(|e| e.to_string())
+            predict_classes(&t.model, g, &device).map_err(|e| e.to_string())
         })
         .map_err(|e| cx.error(Code::R1002, e))?;
         let png = canvas.to_png().map_err(|e| cx.error(Code::R1001, e))?;

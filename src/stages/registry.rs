@@ -106,8 +106,8 @@ impl Param {
 /// Static facts about a stage's result, known before anything runs (shapes, classes).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Meta {
-    /// Input feature width of a dataset, or the input width a model expects.
-    pub features: Option<usize>,
+    /// Shape of one example of a dataset, or the input shape a model expects.
+    pub shape: Option<Vec<usize>>,
     /// Number of classes of a labelled dataset, or output width of a model.
     pub classes: Option<usize>,
 }
@@ -212,6 +212,7 @@ fn registry() -> &'static Registry {
     REG.get_or_init(|| {
         let mut all = Vec::new();
         all.extend(super::data::builtins());
+        all.extend(super::datasets::builtins());
         all.extend(super::layers::builtins());
         all.extend(super::optim::builtins());
         all.extend(super::train::builtins());

@@ -6,7 +6,7 @@ use super::registry::{Builtin, Dflt, Meta, Param, Stage, StaticCall};
 use crate::check::{Args, Ty};
 use crate::diag::{Code, Diag};
 use crate::exec::{Artifact, ModelArg, Output, RunCtx, Trained};
-use crate::nn::{FitConfig, FitError, Mlp, Objective, fit_classifier};
+use crate::nn::{FitConfig, FitError, Net, Objective, fit_classifier};
 use crate::plots::Series;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -64,7 +64,7 @@ impl Stage for Train {
     }
     fn meta(&self, cx: &StaticCall) -> Meta {
         let widths = check_model(cx, "model", "data").1;
-        Meta { features: widths.map(|w| w.0), classes: widths.map(|w| w.1) }
+        Meta { shape: widths.as_ref().map(|w| w.0.clone()), classes: widths.map(|w| w.1) }
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let data = cx.dataset("data")?;
@@ -82,10 +82,10 @@ impl Stage for Train {
         let mut rng = cx.take_rng();
         let candle = |e: candle_core::Error| cx.error(Code::R1002, format!("training failed: {e}"));
         let model = match cx.model("model")? {
-            ModelArg::Layers(specs) => Mlp::init(&specs, data.features, &mut rng, &cx.device).map_err(candle)?,
+            ModelArg::Layers(specs) => Net::init(&specs, &data.shape, &mut rng, &cx.device).map_err(candle)?,
             ModelArg::Trained(t) => {
                 let tensors = t.model.named_tensors().into_iter().collect();
-                Mlp::from_tensors(&t.model.specs, t.model.input, &tensors, &cx.device).map_err(candle)?
+                Net::from_tensors(&t.model.specs, &t.model.input, &tensors, &cx.device).map_err(candle)?
             }
         };
         let bar = cx.progress.bar(steps as u64, cx.name());

@@ -10,6 +10,21 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `../shared/data` beside the checkout, where the real datasets for tests live.
+pub fn shared_data() -> Option<PathBuf> {
+    let p = root().join("../shared/data");
+    p.join("mnist").is_dir().then_some(p)
+}
+
+/// For tests named `*_needs_shared_data`: the data folder, or a printed reason to skip.
+pub fn shared_data_or_skip(test: &str) -> Option<PathBuf> {
+    let p = shared_data();
+    if p.is_none() {
+        eprintln!("skipping {test}: ../shared/data is absent (the real datasets live there)");
+    }
+    p
+}
+
 /// A path relative to the crate root, as diagnostics should show it in snapshots.
 pub fn rel(path: &Path) -> PathBuf {
     path.strip_prefix(root()).map(Path::to_path_buf).unwrap_or_else(|_| path.to_path_buf())
@@ -27,6 +42,7 @@ pub fn run_opts(out: &Path, pipeline: &str) -> RunOptions {
         only: None,
         quiet: true,
         pipeline: pipeline.into(),
+        data_dir: shared_data().unwrap_or_else(|| PathBuf::from("data")),
     }
 }
 
