@@ -409,4 +409,111 @@ mod tests {
             assert!((fd - g[0]).abs() < 2e-3 * (1.0 + fd.abs()), "fd {fd} vs autograd {}", g[0]);
         }
     }
+
+    fn random_input(rng: &mut Rng, shape: &[usize]) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| (rng.normal() * 2.0) as f32).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    /// The Farkas guarantee: before the ReLU, every example has at least one positive unit
+    /// (per position for convolutions), whatever the weights and inputs.
+    #[test]
+    fn farkas_layers_keep_one_unit_active() {
+        use super::super::spec::Aggregate;
+        let mut rng = Rng::new(11);
+        for agg in [Aggregate::Sum, Aggregate::Mean] {
+            let dense = vec![LayerSpec::FarkasLinear { input: None, out: 6, agg }];
+            let conv = vec![LayerSpec::FarkasConv2d { input: None, out: 5, kernel: 3, stride: 1, pad: 1, agg }];
+            let res = vec![LayerSpec::Residual {
+                body: vec![LayerSpec::Conv2d { input: None, out: 3, kernel: 3, stride: 1, pad: 1 }],
+                farkas: Some(agg),
+            }];
+            for trial in 0..5 {
+                let m = Net::init(&dense, &[7], &mut rng, &Device::Cpu).unwrap();
+                // Push the biases strongly negative: the appended unit must still fire.
+                for (name, t) in m.named_tensors() {
+                    if name.ends_with(".bias") {
+                        let neg = (t.ones_like().unwrap() * -(3.0 + trial as f64)).unwrap();
+                        m.named.iter().find(|(n, _, _)| *n == name).unwrap().1.set(&neg).unwrap();
+                    }
+                }
+                let y: Vec<Vec<f32>> = m.forward(&random_input(&mut rng, &[64, 7])).unwrap().to_vec2().unwrap();
+                assert!(y.iter().all(|row| row.iter().any(|&v| v > 0.0)), "dense {agg:?}");
+                for (spec, input) in [(&conv, [2usize, 4, 6, 6]), (&res, [2, 4, 6, 6])] {
+                    let m = Net::init(spec, &input[1..], &mut rng, &Device::Cpu).unwrap();
+                    let y = m.forward(&random_input(&mut rng, &input)).unwrap();
+                    // max over channels at every (example, position) is positive
+                    let best: Vec<f32> = y.max(1).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+                    assert!(best.iter().all(|&v| v > 0.0), "{spec:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn conv_batchnorm_pool_chain_matches_finite_differences() {
+        let specs = vec![
+            LayerSpec::Conv2d { input: None, out: 3, kernel: 3, stride: 1, pad: 1 },
+            LayerSpec::BatchNorm,
+            LayerSpec::AvgPool { kernel: 2, stride: 2 },
+            LayerSpec::Act(Activation::Softplus),
+            LayerSpec::Residual {
+                body: vec![LayerSpec::Conv2d { input: None, out: 3, kernel: 3, stride: 1, pad: 1 }],
+                farkas: None,
+            },
+            LayerSpec::GlobalAvgPool,
+            LayerSpec::Linear { input: None, out: 2 },
+        ];
+        let dev = Device::Cpu;
+        let mut rng = Rng::new(5);
+        let m = Net::init(&specs, &[2, 4, 4], &mut rng, &dev).unwrap();
+        let x = random_input(&mut rng, &[3, 2, 4, 4]);
+        // Training mode uses batch statistics (and updates running ones, which do not
+        // affect the training-mode output), so the loss is a pure function of the weights.
+        let loss = |m: &Net| m.forward_train(&x, &mut Rng::new(0)).unwrap().sqr().unwrap().sum_all().unwrap();
+        let grads = loss(&m).backward().unwrap();
+        for v in m.vars() {
+            let g: Vec<f32> =
+                grads.get(v.as_tensor()).expect("every Var gets a gradient").flatten_all().unwrap().to_vec1().unwrap();
+            let base: Vec<f32> = v.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+            let eps = 1e-2f32;
+            let at = |d: f32| {
+                let mut p = base.clone();
+                p[0] += d;
+                v.set(&Tensor::from_vec(p, v.shape(), &dev).unwrap()).unwrap();
+                loss(&m).to_scalar::<f32>().unwrap()
+            };
+            let fd = (at(eps) - at(-eps)) / (2.0 * eps);
+            at(0.0);
+            assert!((fd - g[0]).abs() < 5e-3 * (1.0 + fd.abs()), "fd {fd} vs autograd {}", g[0]);
+        }
+    }
+
+    #[test]
+    fn saved_tensors_rebuild_the_same_model_and_modes_differ_as_they_should() {
+        let specs = vec![
+            LayerSpec::Flatten,
+            LayerSpec::Linear { input: None, out: 8 },
+            LayerSpec::BatchNorm,
+            LayerSpec::Dropout { p: 0.5 },
+            LayerSpec::Linear { input: None, out: 3 },
+        ];
+        let dev = Device::Cpu;
+        let mut rng = Rng::new(9);
+        let m = Net::init(&specs, &[1, 2, 2], &mut rng, &dev).unwrap();
+        let x = random_input(&mut rng, &[16, 1, 2, 2]);
+        let _ = m.forward_train(&x, &mut rng).unwrap(); // moves the running statistics
+        let map: HashMap<String, Tensor> = m.named_tensors().into_iter().collect();
+        assert!(map.contains_key("layers.2.running_mean"));
+        let again = Net::from_tensors(&specs, &[1, 2, 2], &map, &dev).unwrap();
+        let a: Vec<Vec<f32>> = m.forward(&x).unwrap().to_vec2().unwrap();
+        let b: Vec<Vec<f32>> = again.forward(&x).unwrap().to_vec2().unwrap();
+        assert_eq!(a, b, "evaluation is deterministic and reproduced from the saved tensors");
+        let t1: Vec<Vec<f32>> = m.forward_train(&x, &mut Rng::new(1)).unwrap().to_vec2().unwrap();
+        assert_ne!(a, t1, "training mode drops units and uses batch statistics");
+        let mut wrong = map.clone();
+        wrong.insert("layers.1.weight".into(), Tensor::zeros((2, 2), candle_core::DType::F32, &dev).unwrap());
+        assert!(Net::from_tensors(&specs, &[1, 2, 2], &wrong, &dev).is_err());
+    }
 }

@@ -46,8 +46,8 @@ impl Optimizer {
                     let vhat = (&v / (1.0 - beta2.powi(self.t)))?;
                     let update = (mhat / (vhat.sqrt()? + eps)?)?;
                     var.set(&(theta - (update * lr)?)?)?;
-                    self.first[i] = Some(m);
-                    self.second[i] = Some(v);
+                    self.first[i] = Some(m.detach());
+                    self.second[i] = Some(v.detach());
                 }
                 OptimSpec::Sgd { lr, momentum, weight_decay, nesterov } => {
                     let g = if weight_decay != 0.0 { (g + (theta * weight_decay)?)? } else { g.clone() };
@@ -57,7 +57,7 @@ impl Optimizer {
                             None => g.clone(),
                         };
                         let d = if nesterov { (&g + (&buf * momentum)?)? } else { buf.clone() };
-                        self.first[i] = Some(buf);
+                        self.first[i] = Some(buf.detach());
                         d
                     } else {
                         g
