@@ -15,6 +15,7 @@ pub enum Ty {
     /// One layer or a `|>` chain of layers.
     Layer,
     Optimizer,
+    Schedule,
     /// Layers to train, or a trained model to reuse.
     Model,
     Dataset,
@@ -54,6 +55,7 @@ impl fmt::Display for Ty {
             Ty::List(t) => write!(f, "a list of {}", plural(t)),
             Ty::Layer => write!(f, "a layer"),
             Ty::Optimizer => write!(f, "an optimizer"),
+            Ty::Schedule => write!(f, "a learning-rate schedule"),
             Ty::Model => write!(f, "a model (layers or a trained model)"),
             Ty::Dataset => write!(f, "a dataset"),
             Ty::Splits => write!(f, "a split dataset (use `.first` or `.second`)"),

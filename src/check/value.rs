@@ -140,6 +140,7 @@ impl CVal {
             VKind::Config(c) => match c.builtin.sort {
                 Sort::Layer => format!("the layer `{}`", c.builtin.name),
                 Sort::Optimizer => format!("the optimizer `{}`", c.builtin.name),
+                Sort::Schedule => format!("the schedule `{}`", c.builtin.name),
                 Sort::Stage => format!("`{}`", c.builtin.name),
             },
             VKind::Pipe(_) => "a chain of layers".into(),

@@ -55,7 +55,7 @@ fn r1002(path: &Path, e: impl std::fmt::Display) -> Diag {
         .hint("the file is damaged or was written by another program; `--force` rebuilds a run's artifacts")
 }
 
-fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<(), Diag> {
+pub fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<(), Diag> {
     atomic::write_with(path, |tmp| candle_core::safetensors::save(tensors, tmp).map_err(|e| e.to_string()))
 }
 

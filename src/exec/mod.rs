@@ -9,7 +9,7 @@ mod progress;
 mod report;
 pub mod yaml;
 
-pub use artifact::{Artifact, Output, Trained, load_dataset};
+pub use artifact::{Artifact, Output, Trained, load_dataset, save_tensors as write_tensors};
 pub use atomic::write as write_atomic;
 pub use context::{ModelArg, RunCtx};
 pub use progress::Progress;

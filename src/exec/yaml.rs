@@ -11,6 +11,11 @@ pub fn from_str<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
     serde_yaml::from_str(s).map_err(|e| e.to_string())
 }
 
+/// Any serializable value as YAML (`Null` if it cannot be represented).
+pub fn to_value<T: serde::Serialize>(v: &T) -> Value {
+    serde_yaml::to_value(v).unwrap_or(Value::Null)
+}
+
 pub fn float(v: f64) -> Value {
     Value::Number(serde_yaml::Number::from(v))
 }

@@ -7,7 +7,10 @@ mod net;
 mod optim;
 mod spec;
 
-pub use classify::{FitConfig, FitError, FitResult, Objective, evaluate_classifier, fit_classifier, predict_classes};
+pub use classify::{
+    Augment, FitConfig, FitError, FitResult, Objective, Schedule, Start, Validation, evaluate_classifier,
+    fit_classifier, predict_classes,
+};
 pub use loss::{accuracy, cross_entropy, log_softmax, mse_onehot};
 pub use net::{Net, activate};
 pub use optim::{OptimSpec, Optimizer};

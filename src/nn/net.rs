@@ -223,6 +223,16 @@ impl Net {
         self.named.iter().map(|(n, v, _)| (n.clone(), v.as_tensor().clone())).collect()
     }
 
+    /// Overwrite parameters and buffers from named tensors (a kept best model).
+    pub fn restore(&self, tensors: &[(String, Tensor)]) -> Result<()> {
+        for (name, t) in tensors {
+            if let Some((_, v, _)) = self.named.iter().find(|(n, _, _)| n == name) {
+                v.set(t)?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn parameter_count(&self) -> usize {
         self.vars().iter().map(|v| v.elem_count()).sum()
     }

@@ -1,5 +1,6 @@
-//! Adam (L2 weight decay added to the gradient, as `torch.optim.Adam`) and SGD with
-//! momentum (and Nesterov), written over candle `Var`s.
+//! Adam (L2 weight decay added to the gradient, as `torch.optim.Adam`), AdamW (decoupled
+//! weight decay, Loshchilov & Hutter) and SGD with momentum (and Nesterov), over candle
+//! `Var`s, with a learning-rate factor for schedules and a gradient scale for clipping.
 
 use candle_core::{Result, Tensor, Var, backprop::GradStore};
 
@@ -7,6 +8,7 @@ use candle_core::{Result, Tensor, Var, backprop::GradStore};
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum OptimSpec {
     Adam { lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64 },
+    AdamW { lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64 },
     Sgd { lr: f64, momentum: f64, weight_decay: f64, nesterov: bool },
 }
 
@@ -16,24 +18,39 @@ pub struct Optimizer {
     first: Vec<Option<Tensor>>,
     second: Vec<Option<Tensor>>,
     t: i32,
+    lr_factor: f64,
 }
 
 impl Optimizer {
     pub fn new(spec: OptimSpec, vars: Vec<Var>) -> Self {
         let n = vars.len();
-        Optimizer { spec, vars, first: vec![None; n], second: vec![None; n], t: 0 }
+        Optimizer { spec, vars, first: vec![None; n], second: vec![None; n], t: 0, lr_factor: 1.0 }
+    }
+
+    /// Multiplies the base learning rate (schedules, warm-up).
+    pub fn set_lr_factor(&mut self, f: f64) {
+        self.lr_factor = f;
     }
 
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.step_scaled(grads, 1.0)
+    }
+
+    /// One update with every gradient multiplied by `scale` (gradient-norm clipping).
+    pub fn step_scaled(&mut self, grads: &GradStore, scale: f64) -> Result<()> {
         self.t += 1;
         for (i, var) in self.vars.iter().enumerate() {
-            let Some(g) = grads.get(var.as_tensor()) else {
-                continue;
-            };
-            let theta = var.as_tensor();
+            let Some(g) = grads.get(var.as_tensor()) else { continue };
+            // Detached copies: optimizer state must not keep autograd history alive from
+            // one step to the next (that history grows without bound).
+            let g = &if scale != 1.0 { (g.detach() * scale)? } else { g.detach() };
+            let theta = &var.as_tensor().detach();
             match self.spec {
-                OptimSpec::Adam { lr, beta1, beta2, eps, weight_decay } => {
-                    let g = if weight_decay != 0.0 { (g + (theta * weight_decay)?)? } else { g.clone() };
+                OptimSpec::Adam { lr, beta1, beta2, eps, weight_decay }
+                | OptimSpec::AdamW { lr, beta1, beta2, eps, weight_decay } => {
+                    let decoupled = matches!(self.spec, OptimSpec::AdamW { .. });
+                    let lr = lr * self.lr_factor;
+                    let g = if weight_decay != 0.0 && !decoupled { (g + (theta * weight_decay)?)? } else { g.clone() };
                     let m = match &self.first[i] {
                         Some(m) => ((m * beta1)? + (&g * (1.0 - beta1))?)?,
                         None => (&g * (1.0 - beta1))?,
@@ -45,11 +62,17 @@ impl Optimizer {
                     let mhat = (&m / (1.0 - beta1.powi(self.t)))?;
                     let vhat = (&v / (1.0 - beta2.powi(self.t)))?;
                     let update = (mhat / (vhat.sqrt()? + eps)?)?;
-                    var.set(&(theta - (update * lr)?)?)?;
+                    let decayed = if decoupled && weight_decay != 0.0 {
+                        (theta * (1.0 - lr * weight_decay))?
+                    } else {
+                        theta.clone()
+                    };
+                    var.set(&(decayed - (update * lr)?)?)?;
                     self.first[i] = Some(m.detach());
                     self.second[i] = Some(v.detach());
                 }
                 OptimSpec::Sgd { lr, momentum, weight_decay, nesterov } => {
+                    let lr = lr * self.lr_factor;
                     let g = if weight_decay != 0.0 { (g + (theta * weight_decay)?)? } else { g.clone() };
                     let d = if momentum != 0.0 {
                         let buf = match &self.first[i] {
@@ -68,6 +91,40 @@ impl Optimizer {
         }
         Ok(())
     }
+
+    /// Moments by name (`first.{i}`, `second.{i}`), for checkpoints.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for (i, (m, v)) in self.first.iter().zip(&self.second).enumerate() {
+            if let Some(m) = m {
+                out.push((format!("first.{i}"), m.clone()));
+            }
+            if let Some(v) = v {
+                out.push((format!("second.{i}"), v.clone()));
+            }
+        }
+        out
+    }
+
+    /// Continue from saved moments after `step` updates.
+    pub fn load_state(&mut self, state: &[(String, Tensor)], step: usize) -> Result<()> {
+        for (name, t) in state {
+            let (kind, index) = name.split_once('.').unwrap_or(("", ""));
+            let i: usize =
+                index.parse().map_err(|_| candle_core::Error::Msg(format!("bad optimizer state `{name}`")))?;
+            if i >= self.vars.len() || t.dims() != self.vars[i].dims() {
+                return Err(candle_core::Error::Msg(format!("optimizer state `{name}` does not fit this model")));
+            }
+            let t = t.to_device(self.vars[i].device())?;
+            match kind {
+                "first" => self.first[i] = Some(t),
+                "second" => self.second[i] = Some(t),
+                _ => return Err(candle_core::Error::Msg(format!("bad optimizer state `{name}`"))),
+            }
+        }
+        self.t = step as i32;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -76,7 +133,8 @@ mod tests {
     use candle_core::Device;
 
     /// Adam's first step moves every coordinate by lr * sign(grad) (bias correction makes
-    /// mhat/sqrt(vhat) = g/|g|); SGD with momentum accumulates v = mu v + g.
+    /// mhat/sqrt(vhat) = g/|g|); SGD with momentum accumulates v = mu v + g; AdamW shrinks
+    /// the weights by lr * wd before its step.
     #[test]
     fn steps_match_the_update_rules() {
         let dev = Device::Cpu;
@@ -87,6 +145,13 @@ mod tests {
         Optimizer::new(spec, vec![v.clone()]).step(&g).unwrap();
         let got: Vec<f32> = v.as_tensor().to_vec1().unwrap();
         assert!((got[0] - 0.9).abs() < 1e-6 && (got[1] + 2.1).abs() < 1e-6, "{got:?}");
+
+        let w = Var::new(&[1.0f32], &dev).unwrap();
+        let g = (w.as_tensor() * 3.0).unwrap().sum_all().unwrap().backward().unwrap();
+        let spec = OptimSpec::AdamW { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-12, weight_decay: 0.5 };
+        Optimizer::new(spec, vec![w.clone()]).step(&g).unwrap();
+        let got: Vec<f32> = w.as_tensor().to_vec1().unwrap();
+        assert!((got[0] - (1.0 * (1.0 - 0.05) - 0.1)).abs() < 1e-6, "{got:?}");
 
         let w = Var::new(&[0.0f32], &dev).unwrap();
         let mut opt = Optimizer::new(
@@ -100,5 +165,18 @@ mod tests {
         // steps: 1, then 0.5*1 + 1 = 1.5
         let got: Vec<f32> = w.as_tensor().to_vec1().unwrap();
         assert!((got[0] + 2.5).abs() < 1e-6, "{got:?}");
+        // the same with a gradient scale of 0.5 and a learning-rate factor of 2 is unchanged
+        let w2 = Var::new(&[0.0f32], &dev).unwrap();
+        let mut opt = Optimizer::new(
+            OptimSpec::Sgd { lr: 1.0, momentum: 0.5, weight_decay: 0.0, nesterov: false },
+            vec![w2.clone()],
+        );
+        opt.set_lr_factor(2.0);
+        for _ in 0..2 {
+            let g = w2.as_tensor().sum_all().unwrap().backward().unwrap();
+            opt.step_scaled(&g, 0.5).unwrap();
+        }
+        let got2: Vec<f32> = w2.as_tensor().to_vec1().unwrap();
+        assert_eq!(got, got2);
     }
 }

@@ -176,31 +176,39 @@ pub fn decision_plot(
 pub struct Series<'a> {
     pub name: &'a str,
     pub values: &'a [f64],
+    /// x positions; the index (step) when absent.
+    pub xs: Option<&'a [f64]>,
 }
 
-/// Curves against their index (steps), with a legend.
+impl Series<'_> {
+    fn x(&self, i: usize) -> f64 {
+        self.xs.and_then(|x| x.get(i).copied()).unwrap_or(i as f64)
+    }
+}
+
+/// Curves with a legend.
 pub fn line_plot(series: &[Series], title: &str, xlabel: &str, ylabel: &str) -> Canvas {
     let mut c = Canvas::new(W, H);
-    let n = series.iter().map(|s| s.values.len()).max().unwrap_or(0);
+    let xmax = series.iter().flat_map(|s| (0..s.values.len()).map(|i| s.x(i))).fold(1.0f64, f64::max);
     let finite = series.iter().flat_map(|s| s.values.iter().copied()).filter(|v| v.is_finite());
     let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     let (lo, hi) = if lo.is_finite() { padded(lo, hi) } else { (0.0, 1.0) };
-    let f = Frame::new((0.0, (n.max(2) - 1) as f64), (lo, hi));
+    let f = Frame::new((0.0, xmax), (lo, hi));
     for y in nice_ticks(lo, hi) {
         let py = f.py(y);
         c.line(LEFT as f64, py, (W as i64 - RIGHT) as f64, py, GREY, 1.0);
     }
     for (k, s) in series.iter().enumerate() {
         let color = class_color(k as u32);
-        let pts: Vec<(f64, f64)> = s
-            .values
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| v.is_finite())
-            .map(|(i, v)| (f.px(i as f64), f.py(*v)))
-            .collect();
+        let pts: Vec<(f64, f64)> =
+            s.values.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, v)| (f.px(s.x(i)), f.py(*v))).collect();
         for w in pts.windows(2) {
             c.line(w[0].0, w[0].1, w[1].0, w[1].1, color, 1.5);
+        }
+        if s.xs.is_some() {
+            for &(x, y) in &pts {
+                c.disc(x, y, 3.0, color, Some(BLACK));
+            }
         }
         let ly = TOP + 8 + 14 * k as i64;
         c.fill_rect(W as i64 - RIGHT - 120, ly, W as i64 - RIGHT - 104, ly + 8, color);

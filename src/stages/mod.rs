@@ -5,13 +5,14 @@ mod data;
 mod datasets;
 mod evaluate;
 mod layers;
+mod load;
 mod optim;
 mod plots;
 mod registry;
 mod train;
 
 pub use layers::layer_specs;
-pub use optim::optimizer_spec;
+pub use optim::{optimizer_spec, schedule_spec};
 pub use registry::{
     Builtin, Dflt, Meta, Param, Range, Sort, Stage, StaticCall, all, find, is_symbol, show_default, symbols,
 };
@@ -19,7 +20,7 @@ pub use registry::{
 /// `flowline stages`: every built-in, grouped by sort, with its signature and doc line.
 pub fn listing() -> String {
     let mut out = String::new();
-    for sort in [Sort::Stage, Sort::Layer, Sort::Optimizer] {
+    for sort in [Sort::Stage, Sort::Layer, Sort::Optimizer, Sort::Schedule] {
         out.push_str(&format!("{}s:\n", sort.name()));
         for b in all().iter().filter(|b| b.sort == sort) {
             out.push_str(&format!("  {:<48} {}\n", b.signature(), b.doc));

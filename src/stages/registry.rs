@@ -13,6 +13,7 @@ pub enum Sort {
     Stage,
     Layer,
     Optimizer,
+    Schedule,
 }
 
 impl Sort {
@@ -21,6 +22,7 @@ impl Sort {
             Sort::Stage => "stage",
             Sort::Layer => "layer",
             Sort::Optimizer => "optimizer",
+            Sort::Schedule => "schedule",
         }
     }
 }
@@ -216,6 +218,7 @@ fn registry() -> &'static Registry {
         all.extend(super::layers::builtins());
         all.extend(super::optim::builtins());
         all.extend(super::train::builtins());
+        all.extend(super::load::builtins());
         all.extend(super::evaluate::builtins());
         all.extend(super::plots::builtins());
         let by_name = all.iter().enumerate().map(|(i, b)| (b.name, i)).collect();

@@ -1,14 +1,16 @@
-//! `train`: fits a classifier and keeps its weights, loss curve and final loss.
+//! `train`: fits a classifier and keeps its weights, curves and final loss; optional
+//! validation with early stopping, schedules, clipping, augmentation, checkpoints, resume.
 
 use super::layers::check_model;
-use super::optim::optimizer_spec;
+use super::optim::{optimizer_spec, schedule_spec};
 use super::registry::{Builtin, Dflt, Meta, Param, Stage, StaticCall};
 use crate::check::{Args, Ty};
 use crate::diag::{Code, Diag};
-use crate::exec::{Artifact, ModelArg, Output, RunCtx, Trained};
-use crate::nn::{FitConfig, FitError, Net, Objective, fit_classifier};
+use crate::exec::{Artifact, ModelArg, Output, RunCtx, Trained, yaml};
+use crate::nn::{Augment, FitConfig, FitError, Net, Objective, Start, fit_classifier};
 use crate::plots::Series;
-use std::collections::BTreeMap;
+use candle_core::Tensor;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub const LOSSES: [&str; 2] = ["cross_entropy", "mse"];
@@ -22,12 +24,53 @@ pub fn builtins() -> Vec<Builtin> {
             Param::new("model", Ty::Model, Dflt::Required, "layers to initialise, or a trained model to continue"),
             Param::new("data", Ty::Dataset, Dflt::Required, "labelled training data"),
             Param::new("loss", Ty::choice(&LOSSES), Dflt::Sym("cross_entropy"), "training objective"),
-            Param::new("optimizer", Ty::Optimizer, Dflt::Config("adam"), "`adam(...)` or `sgd(...)`"),
+            Param::new("optimizer", Ty::Optimizer, Dflt::Config("adam"), "`adam(...)`, `adamw(...)` or `sgd(...)`"),
             Param::new("batch", Ty::Int, Dflt::Int(128), "minibatch size (capped at the dataset size)")
                 .within(Some(1.0), None),
             Param::new("epochs", Ty::opt(Ty::Int), Dflt::None, "passes over the data").within(Some(1.0), None),
             Param::new("iters", Ty::opt(Ty::Int), Dflt::None, "optimizer steps (instead of epochs)")
                 .within(Some(1.0), None),
+            Param::new(
+                "schedule",
+                Ty::Schedule,
+                Dflt::Config("constant"),
+                "learning-rate schedule: `constant()`, `step_decay(...)`, `cosine(...)`",
+            ),
+            Param::new("warmup", Ty::Int, Dflt::Int(0), "steps of linear learning-rate warm-up")
+                .within(Some(0.0), None),
+            Param::new("clip", Ty::opt(Ty::Float), Dflt::None, "clip the global gradient norm to this value")
+                .positive(),
+            Param::new(
+                "crop",
+                Ty::Int,
+                Dflt::Int(0),
+                "random-crop augmentation: shift images by up to this many pixels",
+            )
+            .within(Some(0.0), Some(16.0)),
+            Param::new("flip", Ty::Bool, Dflt::Bool(false), "random horizontal flips of images"),
+            Param::new(
+                "valid",
+                Ty::opt(Ty::Dataset),
+                Dflt::None,
+                "validation data: evaluated periodically; the best model is kept",
+            ),
+            Param::new("eval_every", Ty::opt(Ty::Int), Dflt::None, "steps between validations (default: one epoch)")
+                .within(Some(1.0), None),
+            Param::new(
+                "patience",
+                Ty::opt(Ty::Int),
+                Dflt::None,
+                "stop after this many validations without improvement",
+            )
+            .within(Some(1.0), None),
+            Param::new("checkpoint_every", Ty::opt(Ty::Int), Dflt::None, "write a checkpoint every this many steps")
+                .within(Some(1.0), None),
+            Param::new(
+                "resume",
+                Ty::opt(Ty::Str),
+                Dflt::None,
+                "continue from a checkpoint file written by `checkpoint_every`",
+            ),
         ],
         Train,
     )]
@@ -46,8 +89,14 @@ impl Stage for Train {
     fn output(&self) -> Ty {
         Ty::Trained
     }
-    fn fields(&self, _args: &Args) -> Vec<(String, Ty)> {
-        vec![("model".into(), Ty::Model), ("loss_curve".into(), Ty::Table), ("final_loss".into(), Ty::Float)]
+    fn fields(&self, args: &Args) -> Vec<(String, Ty)> {
+        let mut f =
+            vec![("model".into(), Ty::Model), ("loss_curve".into(), Ty::Table), ("final_loss".into(), Ty::Float)];
+        if args.stage("valid").is_some() {
+            f.push(("best_valid_accuracy".into(), Ty::Float));
+            f.push(("best_valid_loss".into(), Ty::Float));
+        }
+        f
     }
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
         let mut diags = Vec::new();
@@ -59,7 +108,33 @@ impl Stage for Train {
                     .hint("`epochs: N` makes N passes over the data; `iters: N` takes N optimizer steps"),
             );
         }
+        if cx.args.int("patience").is_some() && cx.args.stage("valid").is_none() {
+            let span = cx.args.get("patience").map(|v| v.span).unwrap_or(cx.span);
+            diags.push(
+                Diag::new(Code::E2014, "`patience` needs validation data")
+                    .at(span, "nothing to be patient about")
+                    .hint("add `valid: ...` (for instance `split(data, fraction: 0.9).second`)"),
+            );
+        }
         diags.extend(check_model(cx, "model", "data").0);
+        if let (Some(train), Some(valid), Some(v)) = (cx.meta("data"), cx.meta("valid"), cx.args.get("valid"))
+            && train.shape.is_some()
+            && valid.shape.is_some()
+            && train.shape != valid.shape
+        {
+            diags.push(
+                Diag::new(
+                    Code::E4001,
+                    format!(
+                        "validation examples have shape {:?}, training examples {:?}",
+                        valid.shape.unwrap_or_default(),
+                        train.shape.unwrap_or_default()
+                    ),
+                )
+                .at(v.span, "shape differs from the training data")
+                .hint("validate on data prepared like the training data"),
+            );
+        }
         diags
     }
     fn meta(&self, cx: &StaticCall) -> Meta {
@@ -68,17 +143,33 @@ impl Stage for Train {
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let data = cx.dataset("data")?;
+        let valid = if cx.args().stage("valid").is_some() { Some(cx.dataset("valid")?) } else { None };
         let a = cx.args();
         let optimizer =
             a.config("optimizer").and_then(optimizer_spec).ok_or_else(|| cx.error(Code::R1002, "no optimizer"))?;
+        let schedule =
+            a.config("schedule").and_then(schedule_spec).ok_or_else(|| cx.error(Code::R1002, "no schedule"))?;
         let batch = (a.int("batch").unwrap_or(128) as usize).min(data.n.max(1));
-        let per_epoch = data.n.div_ceil(batch).max(1);
+        let per_epoch = (data.n / batch).max(1);
         let steps = match (a.int("iters"), a.int("epochs")) {
             (Some(i), _) => i as usize,
             (None, Some(e)) => e as usize * per_epoch,
             (None, None) => DEFAULT_EPOCHS * per_epoch,
         };
-        let cfg = FitConfig { objective: objective(a.text("loss")), optimizer, batch, steps };
+        let cfg = FitConfig {
+            objective: objective(a.text("loss")),
+            optimizer: optimizer.clone(),
+            batch,
+            steps,
+            schedule,
+            warmup: a.int("warmup").unwrap_or(0) as usize,
+            clip: a.float("clip"),
+            augment: Augment { crop_pad: a.int("crop").unwrap_or(0) as usize, flip: a.bool("flip").unwrap_or(false) },
+            eval_every: a.int("eval_every").map_or(per_epoch, |v| v as usize),
+            patience: a.int("patience").map(|v| v as usize),
+            checkpoint_every: a.int("checkpoint_every").map(|v| v as usize),
+        };
+        let resume = a.text("resume").map(str::to_string);
         let mut rng = cx.take_rng();
         let candle = |e: candle_core::Error| cx.error(Code::R1002, format!("training failed: {e}"));
         let model = match cx.model("model")? {
@@ -88,48 +179,152 @@ impl Stage for Train {
                 Net::from_tensors(&t.model.specs, &t.model.input, &tensors, &cx.device).map_err(candle)?
             }
         };
+        let start = match &resume {
+            Some(path) => load_checkpoint(cx, &model, path)?,
+            None => Start { step: 0, optimizer_state: None },
+        };
         let bar = cx.progress.bar(steps as u64, cx.name());
-        let result = fit_classifier(&model, &data, &cfg, &mut rng, &cx.device, |step, loss| {
-            if step % 10 == 0 {
-                bar.set_position(step as u64);
-                bar.set_message(format!("loss {loss:.4}"));
-            }
-        });
+        let ckpt_dir = cx.path(&format!("{}/checkpoints", cx.stage_dir()));
+        let spec_yaml = checkpoint_yaml(&model, data.classes, &optimizer);
+        let mut written = Vec::new();
+        let result = fit_classifier(
+            &model,
+            &data,
+            valid.as_deref(),
+            &cfg,
+            start,
+            &mut rng,
+            &cx.device,
+            |step, loss| {
+                if step % 10 == 0 {
+                    bar.set_position(step as u64);
+                    bar.set_message(format!("loss {loss:.4}"));
+                }
+            },
+            |step, net, opt_state| {
+                let mut map: HashMap<String, Tensor> = net.named_tensors().into_iter().collect();
+                for (n, t) in opt_state {
+                    map.insert(format!("optim.{n}"), t.clone());
+                }
+                let file = ckpt_dir.join(format!("step_{step}.safetensors"));
+                crate::exec::write_tensors(&file, &map).map_err(|d| d.message)?;
+                let meta = format!("step: {step}\n{spec_yaml}");
+                crate::exec::write_atomic(&file.with_extension("yaml"), meta.as_bytes()).map_err(|d| d.message)?;
+                written.push(file);
+                Ok(())
+            },
+        );
         bar.finish_and_clear();
         let fit = match result {
             Ok(f) => f,
             Err(FitError::Candle(e)) => return Err(candle(e)),
+            Err(FitError::Hook(e)) => return Err(cx.error(Code::R1001, format!("cannot write a checkpoint: {e}"))),
             Err(FitError::NonFinite { step, last_finite, what }) => {
                 let last =
                     last_finite.map(|l| format!("{l:.6}")).unwrap_or_else(|| "none (the first step failed)".into());
                 return Err(cx
                     .error(Code::R2001, format!("the {what} became NaN or infinite at step {step} of `{}`", cx.name()))
                     .hint(format!("last finite loss: {last}"))
-                    .hint("lower the learning rate, or clip the data to a sensible range"));
+                    .hint(
+                        "lower the learning rate, clip gradients (`clip: 1.0`), or check the data for extreme values",
+                    ));
             }
         };
-        let mut csv = String::from("step,loss\n");
-        for (i, l) in fit.loss_curve.iter().enumerate() {
-            csv.push_str(&format!("{i},{l}\n"));
-        }
-        let curve_csv = cx.write_file("loss_curve.csv", csv.as_bytes())?;
-        let smoothed = moving_average(&fit.loss_curve, per_epoch.clamp(1, 50));
-        let png = crate::plots::line_plot(
-            &[Series { name: "batch loss", values: &fit.loss_curve }, Series { name: "moving avg", values: &smoothed }],
-            &format!("{}: training loss", cx.name()),
-            "step",
-            "loss",
-        )
-        .to_png()
-        .map_err(|e| cx.error(Code::R1001, e))?;
-        let curve_png = cx.write_file("loss_curve.png", &png)?;
+        let mut files = write_curves(cx, &fit, per_epoch)?;
+        files.extend(written.iter().filter_map(|p| p.strip_prefix(cx.run_dir).ok()).flat_map(|p| {
+            let rel = p.display().to_string();
+            [rel.clone(), rel.replace(".safetensors", ".yaml")]
+        }));
         let mut metrics = BTreeMap::new();
         metrics.insert("final_loss".into(), fit.final_loss);
-        metrics.insert("steps".into(), steps as f64);
+        metrics.insert("steps".into(), fit.steps_taken as f64);
         metrics.insert("parameters".into(), model.parameter_count() as f64);
+        if let Some(b) = fit.best {
+            metrics.insert("best_valid_accuracy".into(), b.accuracy);
+            metrics.insert("best_valid_loss".into(), b.loss);
+            metrics.insert("best_step".into(), b.step as f64);
+            metrics.insert("stopped_early".into(), if fit.stopped_early { 1.0 } else { 0.0 });
+        }
         let trained = Trained { model, classes: data.classes };
-        Ok(Output { artifact: Artifact::Trained(Arc::new(trained)), metrics, files: vec![curve_csv, curve_png] })
+        Ok(Output { artifact: Artifact::Trained(Arc::new(trained)), metrics, files })
     }
+}
+
+/// What a checkpoint needs beside its tensors to be loaded elsewhere.
+fn checkpoint_yaml(model: &Net, classes: Option<usize>, optimizer: &crate::nn::OptimSpec) -> String {
+    let mut m = yaml::Mapping::new();
+    m.insert(yaml::string("input"), yaml::to_value(&model.input));
+    m.insert(yaml::string("classes"), yaml::to_value(&classes));
+    m.insert(yaml::string("layers"), yaml::to_value(&model.specs));
+    m.insert(yaml::string("optimizer"), yaml::to_value(optimizer));
+    yaml::to_string(&yaml::Value::Mapping(m)).unwrap_or_default()
+}
+
+fn load_checkpoint(cx: &RunCtx, model: &Net, path: &str) -> Result<Start, Diag> {
+    let file = std::path::PathBuf::from(path);
+    let bad = |why: String| {
+        cx.error(Code::R1002, format!("cannot resume from {path}: {why}"))
+            .hint("resume from a `step_N.safetensors` written by `checkpoint_every` for the same model")
+    };
+    if !file.is_file() {
+        return Err(cx
+            .error(Code::R1001, format!("checkpoint {path} not found"))
+            .hint("checkpoints are written to <run>/<stage>/checkpoints/step_N.safetensors"));
+    }
+    let map = candle_core::safetensors::load(&file, &cx.device).map_err(|e| bad(e.to_string()))?;
+    let meta =
+        std::fs::read_to_string(file.with_extension("yaml")).map_err(|e| bad(format!("its .yaml beside it: {e}")))?;
+    let step = meta
+        .lines()
+        .find_map(|l| l.strip_prefix("step: "))
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .ok_or_else(|| bad("no step in its .yaml".into()))?;
+    let weights: Vec<(String, Tensor)> =
+        map.iter().filter(|(n, _)| n.starts_with("layers.")).map(|(n, t)| (n.clone(), t.clone())).collect();
+    for (name, t) in model.named_tensors() {
+        match map.get(&name) {
+            Some(saved) if saved.dims() == t.dims() => {}
+            _ => return Err(bad(format!("its tensors do not match this model (`{name}`)"))),
+        }
+    }
+    model.restore(&weights).map_err(|e| bad(e.to_string()))?;
+    let state = map.iter().filter_map(|(n, t)| n.strip_prefix("optim.").map(|s| (s.to_string(), t.clone()))).collect();
+    Ok(Start { step, optimizer_state: Some(state) })
+}
+
+fn write_curves(cx: &RunCtx, fit: &crate::nn::FitResult, per_epoch: usize) -> Result<Vec<String>, Diag> {
+    let mut csv = String::from("step,loss,accuracy\n");
+    for (i, (l, acc)) in fit.loss_curve.iter().zip(&fit.acc_curve).enumerate() {
+        csv.push_str(&format!("{i},{l},{acc}\n"));
+    }
+    let mut files = vec![cx.write_file("loss_curve.csv", csv.as_bytes())?];
+    let window = per_epoch.clamp(1, 50);
+    let loss_avg = moving_average(&fit.loss_curve, window);
+    let acc_avg = moving_average(&fit.acc_curve, window);
+    let vx: Vec<f64> = fit.validations.iter().map(|v| v.step as f64).collect();
+    let vl: Vec<f64> = fit.validations.iter().map(|v| v.loss).collect();
+    let va: Vec<f64> = fit.validations.iter().map(|v| v.accuracy).collect();
+    if !fit.validations.is_empty() {
+        let mut csv = String::from("step,loss,accuracy\n");
+        for v in &fit.validations {
+            csv.push_str(&format!("{},{},{}\n", v.step, v.loss, v.accuracy));
+        }
+        files.push(cx.write_file("validation.csv", csv.as_bytes())?);
+    }
+    let png = |series: &[Series], what: &str| {
+        crate::plots::line_plot(series, &format!("{}: {what}", cx.name()), "step", what)
+            .to_png()
+            .map_err(|e| cx.error(Code::R1001, e))
+    };
+    let mut loss_series = vec![Series { name: "train (avg)", values: &loss_avg, xs: None }];
+    let mut acc_series = vec![Series { name: "train (avg)", values: &acc_avg, xs: None }];
+    if !vx.is_empty() {
+        loss_series.push(Series { name: "validation", values: &vl, xs: Some(&vx) });
+        acc_series.push(Series { name: "validation", values: &va, xs: Some(&vx) });
+    }
+    files.push(cx.write_file("loss_curve.png", &png(&loss_series, "loss")?)?);
+    files.push(cx.write_file("accuracy_curve.png", &png(&acc_series, "accuracy")?)?);
+    Ok(files)
 }
 
 fn moving_average(v: &[f64], window: usize) -> Vec<f64> {

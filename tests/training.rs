@@ -1,0 +1,92 @@
+//! Training machinery end to end: checkpoints and resume, validation, loading weights
+//! written under another naming scheme.
+
+mod common;
+
+use flowline::CheckOptions;
+use flowline::diag::SourceMap;
+use std::path::Path;
+
+fn run(src: &str, sets: &[String], out: &Path) -> flowline::Report {
+    let mut sources = SourceMap::new();
+    let id = sources.add("t.flow", None, src);
+    let opts = CheckOptions { profile: None, sets: sets.to_vec() };
+    let plan = match flowline::check(&mut sources, id, &opts).and_then(flowline::plan) {
+        Ok(p) => p,
+        Err(d) => panic!("{}", common::render(&d, &sources)),
+    };
+    flowline::run(&plan, &common::run_opts(out, "t.flow"))
+        .unwrap_or_else(|d| panic!("{}", common::render(&[d], &sources)))
+}
+
+const PIPELINE: &str = "seed 3\nlet data = toy2d(\"circles\", n: 256)\n\
+    let fit = train(linear(16) |> tanh |> linear(2), data, optimizer: adam(lr: 1e-2), batch: 32, iters: 40, checkpoint_every: 20)\n";
+
+#[test]
+fn resuming_from_a_checkpoint_reproduces_the_uninterrupted_run() {
+    let a = tempfile::tempdir().unwrap();
+    let full = run(PIPELINE, &[], a.path());
+    let ckpt = a.path().join("fit/checkpoints/step_20.safetensors");
+    assert!(ckpt.exists() && a.path().join("fit/checkpoints/step_40.yaml").exists());
+    let b = tempfile::tempdir().unwrap();
+    let resumed = run(PIPELINE, &[format!("fit.resume=\"{}\"", ckpt.display())], b.path());
+    let final_loss = |r: &flowline::Report| r.stages.iter().find(|s| s.name == "fit").unwrap().metrics["final_loss"];
+    assert_eq!(final_loss(&full), final_loss(&resumed));
+    let wa = std::fs::read(a.path().join("fit/model.safetensors")).unwrap();
+    let wb = std::fs::read(b.path().join("fit/model.safetensors")).unwrap();
+    assert_eq!(wa, wb, "the resumed run ends with the same weights, bit for bit");
+    let steps = resumed.stages.iter().find(|s| s.name == "fit").unwrap().metrics["steps"];
+    assert_eq!(steps, 20.0);
+}
+
+#[test]
+fn validation_keeps_the_best_model_and_writes_curves() {
+    let src = "seed 1\nlet data = toy2d(\"moons\", n: 400)\nlet parts = split(data, fraction: 0.75)\n\
+        let fit = train(linear(32) |> relu |> linear(2), parts.first, valid: parts.second, optimizer: sgd(lr: 0.1, momentum: 0.9),\n\
+        schedule: cosine(), warmup: 5, clip: 1.0, batch: 50, epochs: 6, eval_every: 3, patience: 100)\n\
+        let score = evaluate(fit, parts.second)\nreport score, fit.best_valid_accuracy\n";
+    let out = tempfile::tempdir().unwrap();
+    let r = run(src, &[], out.path());
+    let fit = r.stages.iter().find(|s| s.name == "fit").unwrap();
+    let best = fit.metrics["best_valid_accuracy"];
+    let score = r.stages.iter().find(|s| s.name == "score").unwrap().metrics["accuracy"];
+    assert_eq!(best, score, "the kept model is the best validated one");
+    let csv = std::fs::read_to_string(out.path().join("fit/validation.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 6 * 6 / 3, "{csv}");
+    for f in ["loss_curve.png", "accuracy_curve.png", "loss_curve.csv"] {
+        assert!(out.path().join("fit").join(f).exists());
+    }
+}
+
+#[test]
+fn weights_with_pytorch_names_load_through_the_name_map() {
+    let out = tempfile::tempdir().unwrap();
+    run(PIPELINE, &[], out.path());
+    // Re-save the trained weights as a PyTorch nn.Sequential inside a `net` attribute
+    // would name them: net.0.weight, net.0.bias, net.2.weight, net.2.bias.
+    let ours =
+        candle_core::safetensors::load(out.path().join("fit/model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let theirs: std::collections::HashMap<String, candle_core::Tensor> =
+        ours.iter().map(|(k, v)| (k.replace("layers.", "net."), v.clone())).collect();
+    let file = out.path().join("torch.safetensors");
+    candle_core::safetensors::save(&theirs, &file).unwrap();
+    let src = format!(
+        "seed 3\nlet data = toy2d(\"circles\", n: 256)\nlet m = load_model(path: \"{}\", arch: linear(16) |> tanh |> linear(2), input: [2], prefix: \"net.\")\nlet score = evaluate(m, data)\n",
+        file.display()
+    );
+    let fresh = tempfile::tempdir().unwrap();
+    let r = run(&src, &[], fresh.path());
+    let loaded = r.stages.iter().find(|s| s.name == "score").unwrap().metrics["loss"];
+    let src2 = format!("{PIPELINE}let score = evaluate(fit, data)\n");
+    let r2 = run(&src2, &[], out.path());
+    let original = r2.stages.iter().find(|s| s.name == "score").unwrap().metrics["loss"];
+    assert_eq!(loaded, original);
+    // A wrong prefix is a runtime data error naming the file's tensors.
+    let bad = src.replace("prefix: \"net.\"", "prefix: \"model.\"");
+    let mut sources = SourceMap::new();
+    let id = sources.add("t.flow", None, bad);
+    let plan = flowline::check(&mut sources, id, &CheckOptions::default()).and_then(flowline::plan).unwrap();
+    let err = flowline::run(&plan, &common::run_opts(fresh.path(), "t.flow")).err().unwrap();
+    assert_eq!(err.code.as_str(), "R1002");
+    assert!(err.hints.iter().any(|h| h.contains("net.0.weight")));
+}
