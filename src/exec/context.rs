@@ -28,6 +28,7 @@ pub struct RunCtx<'a> {
     /// Where dataset files are read from.
     pub data_dir: PathBuf,
     pub(super) artifacts: &'a [Option<Artifact>],
+    pub(super) nodes: &'a [Node],
 }
 
 impl RunCtx<'_> {
@@ -38,6 +39,11 @@ impl RunCtx<'_> {
     /// The stage's random stream, for code that needs it alongside other borrows of the context.
     pub fn take_rng(&mut self) -> Rng {
         std::mem::replace(&mut self.rng, Rng::new(0))
+    }
+
+    /// The stage folder (relative to the run folder) of another stage this one uses.
+    pub fn stage_dir_of(&self, r: &StageRef) -> Option<&str> {
+        self.nodes.get(r.node).map(|n| n.name.as_str())
     }
 
     pub fn name(&self) -> &str {

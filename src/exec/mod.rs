@@ -122,6 +122,7 @@ pub fn execute(plan: &Plan, opts: &RunOptions) -> Result<Report, Diag> {
                     progress,
                     data_dir: opts.data_dir.clone(),
                     artifacts: &artifacts,
+                    nodes,
                 };
                 let out = stage.run(&mut cx)?;
                 let (reload, mut files) = out.artifact.save(&opts.out, &node.name)?;

@@ -316,13 +316,19 @@ pub fn evaluate_classifier(model: &Net, data: &Dataset, objective: Objective, de
     Ok((hits / n, loss / n))
 }
 
-/// Predicted class of each example of `x` (row-major, each shaped like the model's input).
+/// Predicted class of each example of `x` (row-major, each shaped like the model's input),
+/// in chunks so that memory stays bounded.
 pub fn predict_classes(model: &Net, x: &[f32], device: &Device) -> Result<Vec<u32>> {
-    let n = x.len() / model.input_features().max(1);
-    let mut shape = vec![n];
-    shape.extend_from_slice(&model.input);
-    let t = Tensor::from_vec(x.to_vec(), shape, device)?;
-    model.forward(&t)?.argmax(candle_core::D::Minus1)?.to_vec1()
+    const CHUNK: usize = 1000;
+    let per = model.input_features().max(1);
+    let mut out = Vec::with_capacity(x.len() / per);
+    for chunk in x.chunks(CHUNK * per) {
+        let mut shape = vec![chunk.len() / per];
+        shape.extend_from_slice(&model.input);
+        let t = Tensor::from_vec(chunk.to_vec(), shape, device)?;
+        out.extend(model.forward(&t)?.argmax(candle_core::D::Minus1)?.to_vec1::<u32>()?);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 
 mod canvas;
 mod figures;
+mod grid;
 
 pub use canvas::Canvas;
 pub use figures::{Series, decision_plot, line_plot, scatter_plot};
+pub use grid::image_grid;

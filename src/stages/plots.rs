@@ -19,6 +19,39 @@ pub fn builtins() -> Vec<Builtin> {
             Scatter,
         ),
         Builtin::stage(
+            "curves_plot",
+            "Training curves of several `train` stages overlaid (loss or accuracy against step, moving average).",
+            vec![
+                Param::new("runs", Ty::list(Ty::Trained), Dflt::Required, "the `train` results to compare"),
+                Param::new("labels", Ty::list(Ty::Str), Dflt::Syms(&[]), "legend entries (default: stage names)"),
+                Param::new("metric", Ty::choice(&["loss", "accuracy"]), Dflt::Str("loss"), "which curve"),
+                Param::new("window", Ty::Int, Dflt::Int(20), "moving-average window in steps").within(Some(1.0), None),
+                Param::new("title", Ty::opt(Ty::Str), Dflt::None, "figure title (default: the stage name)"),
+            ],
+            Curves,
+        ),
+        Builtin::stage(
+            "image_grid",
+            "A grid of the first `count` images of a dataset with their labels.",
+            vec![
+                Param::new("data", Ty::Dataset, Dflt::Required, "images [channels, height, width] in [0, 1]"),
+                Param::new("count", Ty::Int, Dflt::Int(64), "how many").within(Some(1.0), Some(1024.0)),
+                Param::new("title", Ty::opt(Ty::Str), Dflt::None, "figure title (default: the stage name)"),
+            ],
+            Grid,
+        ),
+        Builtin::stage(
+            "misclassified",
+            "A grid of examples the model gets wrong, captioned `true->predicted`; reports how many there are.",
+            vec![
+                Param::new("trained", Ty::Model, Dflt::Required, "a trained classifier"),
+                Param::new("data", Ty::Dataset, Dflt::Required, "labelled images"),
+                Param::new("count", Ty::Int, Dflt::Int(36), "at most how many to show").within(Some(1.0), Some(1024.0)),
+                Param::new("title", Ty::opt(Ty::Str), Dflt::None, "figure title (default: the stage name)"),
+            ],
+            Misclassified,
+        ),
+        Builtin::stage(
             "decision_plot",
             "Decision regions of a 2-D classifier with the data on top.",
             vec![
@@ -104,4 +137,131 @@ impl Stage for Decision {
         let rel = cx.write_file("decision.png", &png)?;
         Ok(Output { artifact: Artifact::File(rel.clone()), metrics: BTreeMap::new(), files: vec![rel] })
     }
+}
+
+fn require_images(cx: &StaticCall, param: &str, stage: &str) -> Vec<Diag> {
+    match (cx.meta(param).and_then(|m| m.shape), cx.args.get(param)) {
+        (Some(s), Some(v)) if s.len() != 3 || (s[0] != 1 && s[0] != 3) => vec![
+            Diag::new(Code::E4001, format!("`{stage}` draws grey or colour images; these examples have shape {s:?}"))
+                .at(v.span, format!("shape {s:?}"))
+                .hint("image datasets such as `mnist` or `cifar10` have shape [1 or 3, height, width]"),
+        ],
+        _ => vec![],
+    }
+}
+
+struct Grid;
+
+impl Stage for Grid {
+    fn output(&self) -> Ty {
+        Ty::Figure
+    }
+    fn check(&self, cx: &StaticCall) -> Vec<Diag> {
+        require_images(cx, "data", "image_grid")
+    }
+    fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
+        let d = cx.dataset("data")?;
+        let k = (cx.args().int("count").unwrap_or(64) as usize).min(d.n);
+        let images: Vec<&[f32]> = (0..k).map(|i| d.row(i)).collect();
+        let captions: Vec<String> =
+            (0..k).map(|i| d.y.as_ref().map(|y| y[i].to_string()).unwrap_or_default()).collect();
+        let png = crate::plots::image_grid(&images, &d.shape, &captions, &title(cx))
+            .to_png()
+            .map_err(|e| cx.error(Code::R1001, e))?;
+        let rel = cx.write_file("grid.png", &png)?;
+        Ok(Output { artifact: Artifact::File(rel.clone()), metrics: BTreeMap::new(), files: vec![rel] })
+    }
+}
+
+struct Misclassified;
+
+impl Stage for Misclassified {
+    fn output(&self) -> Ty {
+        Ty::Figure
+    }
+    fn fields(&self, _args: &Args) -> Vec<(String, Ty)> {
+        vec![("errors".into(), Ty::Float)]
+    }
+    fn check(&self, cx: &StaticCall) -> Vec<Diag> {
+        let mut d = require_images(cx, "data", "misclassified");
+        d.extend(super::layers::check_model(cx, "trained", "data").0);
+        d
+    }
+    fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
+        let d = cx.dataset("data")?;
+        let t = cx.trained("trained")?;
+        let labels = d.y.clone().ok_or_else(|| cx.error(Code::R1002, "the data has no labels"))?;
+        let pred = predict_classes(&t.model, &d.x, &cx.device).map_err(|e| cx.error(Code::R1002, e.to_string()))?;
+        let wrong: Vec<usize> = (0..d.n).filter(|&i| pred[i] != labels[i]).collect();
+        let k = (cx.args().int("count").unwrap_or(36) as usize).min(wrong.len());
+        let images: Vec<&[f32]> = wrong[..k].iter().map(|&i| d.row(i)).collect();
+        let captions: Vec<String> = wrong[..k].iter().map(|&i| format!("{}->{}", labels[i], pred[i])).collect();
+        let title = format!("{} ({} of {} wrong)", title(cx), wrong.len(), d.n);
+        let png = crate::plots::image_grid(&images, &d.shape, &captions, &title)
+            .to_png()
+            .map_err(|e| cx.error(Code::R1001, e))?;
+        let rel = cx.write_file("misclassified.png", &png)?;
+        let mut metrics = BTreeMap::new();
+        metrics.insert("errors".into(), wrong.len() as f64);
+        Ok(Output { artifact: Artifact::File(rel.clone()), metrics, files: vec![rel] })
+    }
+}
+
+struct Curves;
+
+impl Stage for Curves {
+    fn output(&self) -> Ty {
+        Ty::Figure
+    }
+    fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
+        let accuracy = cx.args().text("metric") == Some("accuracy");
+        let window = cx.args().int("window").unwrap_or(20) as usize;
+        let labels = cx.args().texts("labels");
+        let mut names = Vec::new();
+        let mut curves = Vec::new();
+        let refs: Vec<crate::check::StageRef> = match cx.args().get("runs").map(|v| &v.kind) {
+            Some(crate::check::VKind::List(items)) => items
+                .iter()
+                .filter_map(|i| match &i.kind {
+                    crate::check::VKind::Stage(r) => Some(r.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (k, r) in refs.iter().enumerate() {
+            let dir = cx.stage_dir_of(r).unwrap_or("").to_string();
+            let path = cx.path(&format!("{dir}/loss_curve.csv"));
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| cx.error(Code::R1002, format!("cannot read {}: {e}", path.display())))?;
+            let values: Vec<f64> = text
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split(',').nth(if accuracy { 2 } else { 1 }).and_then(|v| v.parse().ok()))
+                .collect();
+            curves.push(moving_average(&values, window));
+            names.push(labels.get(k).cloned().unwrap_or(dir));
+        }
+        let series: Vec<crate::plots::Series> =
+            names.iter().zip(&curves).map(|(n, v)| crate::plots::Series { name: n, values: v, xs: None }).collect();
+        let what = if accuracy { "accuracy" } else { "loss" };
+        let png = crate::plots::line_plot(&series, &title(cx), "step", what)
+            .to_png()
+            .map_err(|e| cx.error(Code::R1001, e))?;
+        let rel = cx.write_file("curves.png", &png)?;
+        Ok(Output { artifact: Artifact::File(rel.clone()), metrics: BTreeMap::new(), files: vec![rel] })
+    }
+}
+
+pub fn moving_average(v: &[f64], window: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut sum = 0.0;
+    for (i, x) in v.iter().enumerate() {
+        sum += x;
+        if i >= window {
+            sum -= v[i - window];
+        }
+        out.push(sum / (i + 1).min(window) as f64);
+    }
+    out
 }

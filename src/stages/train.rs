@@ -299,8 +299,8 @@ fn write_curves(cx: &RunCtx, fit: &crate::nn::FitResult, per_epoch: usize) -> Re
     }
     let mut files = vec![cx.write_file("loss_curve.csv", csv.as_bytes())?];
     let window = per_epoch.clamp(1, 50);
-    let loss_avg = moving_average(&fit.loss_curve, window);
-    let acc_avg = moving_average(&fit.acc_curve, window);
+    let loss_avg = super::plots::moving_average(&fit.loss_curve, window);
+    let acc_avg = super::plots::moving_average(&fit.acc_curve, window);
     let vx: Vec<f64> = fit.validations.iter().map(|v| v.step as f64).collect();
     let vl: Vec<f64> = fit.validations.iter().map(|v| v.loss).collect();
     let va: Vec<f64> = fit.validations.iter().map(|v| v.accuracy).collect();
@@ -325,17 +325,4 @@ fn write_curves(cx: &RunCtx, fit: &crate::nn::FitResult, per_epoch: usize) -> Re
     files.push(cx.write_file("loss_curve.png", &png(&loss_series, "loss")?)?);
     files.push(cx.write_file("accuracy_curve.png", &png(&acc_series, "accuracy")?)?);
     Ok(files)
-}
-
-fn moving_average(v: &[f64], window: usize) -> Vec<f64> {
-    let mut out = Vec::with_capacity(v.len());
-    let mut sum = 0.0;
-    for i in 0..v.len() {
-        sum += v[i];
-        if i >= window {
-            sum -= v[i - window];
-        }
-        out.push(sum / (i + 1).min(window) as f64);
-    }
-    out
 }
