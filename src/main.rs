@@ -37,6 +37,21 @@ enum GraphFormat {
 }
 
 #[derive(Subcommand)]
+enum DataAction {
+    /// Download NAME (mnist, fashion_mnist, cifar10) into the data directory and verify
+    /// every file against its published digest.
+    Fetch {
+        name: String,
+        /// Data directory (default: $FLOWLINE_DATA, else ./data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Take the files from this local folder instead of the network.
+        #[arg(long)]
+        from: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Check, plan and execute a pipeline, reusing cached stages.
     Run {
@@ -88,6 +103,11 @@ enum Command {
         /// Rewrite the file in place.
         #[arg(long, short)]
         write: bool,
+    },
+    /// Datasets: `flowline data fetch NAME` downloads and verifies the standard files.
+    Data {
+        #[command(subcommand)]
+        action: DataAction,
     },
     /// Run pipelines (profile `smoke` by default) and compare their metrics with NAME.snap.yaml.
     Test {
@@ -239,6 +259,30 @@ fn dispatch(cli: Cli) -> i32 {
                 print!("{text}");
             }
             0
+        }
+        Command::Data { action: DataAction::Fetch { name, data_dir, from } } => {
+            let Some(cat) = flowline::data::fetch::catalog(&name) else {
+                let names: Vec<&str> = flowline::data::fetch::CATALOGS.iter().map(|c| c.name).collect();
+                eprintln!("no downloadable dataset named `{name}`; available: {}", names.join(", "));
+                if name == "notmnist" || name == "digits" {
+                    eprintln!(
+                        "`{name}` has no published checksum to verify against: place its files in the data directory by hand"
+                    );
+                }
+                return 2;
+            };
+            match flowline::data::fetch::fetch(cat, &flowline::exec::data_dir(data_dir), from.as_deref()) {
+                Ok(lines) => {
+                    for l in lines {
+                        println!("{l}");
+                    }
+                    0
+                }
+                Err(e) => {
+                    eprintln!("error[R1002]: {e}");
+                    1
+                }
+            }
         }
         Command::Test { files, accept, profile, device: d, data_dir } => {
             let mut code = 0;

@@ -80,3 +80,31 @@ fn transforms_keep_labels_and_change_shapes_needs_shared_data() {
     let m = metrics(src, &dir);
     assert_eq!((m["n"], m["features"]), (40.0, 196.0));
 }
+
+#[test]
+fn fetch_verifies_published_digests_needs_shared_data() {
+    use flowline::data::fetch::{CATALOGS, Catalog, fetch};
+    let Some(dir) = shared_data_or_skip("fetch_verifies") else { return };
+    // The shared MNIST test files are byte-identical to the published ones.
+    let test_files = Catalog { name: "mnist-test", folder: "mnist", files: &CATALOGS[0].files[2..], extract: false };
+    let data = tempfile::tempdir().unwrap();
+    let lines = fetch(&test_files, data.path(), Some(&dir.join("mnist"))).unwrap();
+    assert!(lines.iter().all(|l| l.contains("fetched and verified")), "{lines:?}");
+    let again = fetch(&test_files, data.path(), Some(&dir.join("mnist"))).unwrap();
+    assert!(again.iter().all(|l| l.contains("present and verified")), "{again:?}");
+
+    // A corrupted mirror: one flipped byte is caught and nothing is written.
+    let mirror = tempfile::tempdir().unwrap();
+    for f in ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+        let mut bytes = std::fs::read(dir.join("mnist").join(f)).unwrap();
+        if f.starts_with("t10k-labels") {
+            let k = bytes.len() / 2;
+            bytes[k] ^= 0x01;
+        }
+        std::fs::write(mirror.path().join(f), bytes).unwrap();
+    }
+    let fresh = tempfile::tempdir().unwrap();
+    let err = fetch(&test_files, fresh.path(), Some(mirror.path())).unwrap_err();
+    assert!(err.contains("t10k-labels-idx1-ubyte.gz: sha256 is") && err.contains("f7ae60f92e00"), "{err}");
+    assert!(!fresh.path().join("mnist/t10k-labels-idx1-ubyte.gz").exists());
+}

@@ -2,6 +2,7 @@
 
 pub mod cifar;
 pub mod digits;
+pub mod fetch;
 pub mod files;
 pub mod idx;
 mod toy2d;
