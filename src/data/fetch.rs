@@ -142,11 +142,11 @@ pub fn fetch(cat: &Catalog, data_dir: &Path, from: Option<&Path>) -> Result<Vec<
     let mut lines = Vec::new();
     for remote in cat.files {
         let target = dir.join(remote.file);
-        if let Ok(existing) = std::fs::read(&target) {
-            if check(&existing, remote.digest).is_ok() {
-                lines.push(format!("{}: present and verified", target.display()));
-                continue;
-            }
+        if let Ok(existing) = std::fs::read(&target)
+            && check(&existing, remote.digest).is_ok()
+        {
+            lines.push(format!("{}: present and verified", target.display()));
+            continue;
         }
         let bytes = obtain(remote, from)?;
         if let Err(actual) = check(&bytes, remote.digest) {
