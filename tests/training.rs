@@ -53,7 +53,9 @@ fn validation_keeps_the_best_model_and_writes_curves() {
     assert_eq!(best, score, "the kept model is the best validated one");
     let csv = std::fs::read_to_string(out.path().join("fit/validation.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 6 * 6 / 3, "{csv}");
-    for f in ["loss_curve.png", "accuracy_curve.png", "loss_curve.csv"] {
+    let best = std::fs::read_to_string(out.path().join("fit/checkpoints/best.yaml")).unwrap();
+    assert!(best.contains(&format!("valid_accuracy: {score}")), "{best}");
+    for f in ["loss_curve.png", "accuracy_curve.png", "loss_curve.csv", "checkpoints/best.safetensors"] {
         assert!(out.path().join("fit").join(f).exists());
     }
 }

@@ -210,9 +210,12 @@ pub fn line_plot(series: &[Series], title: &str, xlabel: &str, ylabel: &str) -> 
                 c.disc(x, y, 3.0, color, Some(BLACK));
             }
         }
+        // The legend sits in the top-right corner, sized to its longest entry.
+        let longest = series.iter().map(|s| Canvas::text_width(s.name, 1)).max().unwrap_or(0);
+        let lx = W as i64 - RIGHT - 8 - longest - 22;
         let ly = TOP + 8 + 14 * k as i64;
-        c.fill_rect(W as i64 - RIGHT - 120, ly, W as i64 - RIGHT - 104, ly + 8, color);
-        c.text(W as i64 - RIGHT - 98, ly, s.name, BLACK, 1);
+        c.fill_rect(lx, ly, lx + 16, ly + 8, color);
+        c.text(lx + 22, ly, s.name, BLACK, 1);
     }
     f.axes(&mut c, title, xlabel, ylabel);
     c

@@ -245,7 +245,7 @@ pub fn resnet(depth: usize, width: usize, classes: usize, batchnorm: bool, farka
     let blocks = ((depth.saturating_sub(2)) / 6).max(1);
     let conv = |out: usize, stride: usize| LayerSpec::Conv2d { input: None, out, kernel: 3, stride, pad: 1 };
     let fconv =
-        |out: usize| LayerSpec::FarkasConv2d { input: None, out, kernel: 3, stride: 1, pad: 1, agg: Aggregate::Sum };
+        |out: usize| LayerSpec::FarkasConv2d { input: None, out, kernel: 3, stride: 1, pad: 1, agg: Aggregate::Mean };
     let mut out = vec![conv(width, 1)];
     if batchnorm {
         out.push(LayerSpec::BatchNorm);
@@ -275,7 +275,7 @@ pub fn resnet(depth: usize, width: usize, classes: usize, batchnorm: bool, farka
             if batchnorm {
                 body.push(LayerSpec::BatchNorm);
             }
-            out.push(LayerSpec::Residual { body, farkas: farkas.then_some(Aggregate::Sum) });
+            out.push(LayerSpec::Residual { body, farkas: farkas.then_some(Aggregate::Mean) });
             out.push(LayerSpec::Act(Activation::Relu));
         }
     }

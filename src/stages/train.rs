@@ -231,6 +231,21 @@ impl Stage for Train {
             }
         };
         let mut files = write_curves(cx, &fit, per_epoch)?;
+        if let Some(best) = fit.best {
+            // The kept model is the best validated one; it also goes beside the periodic
+            // checkpoints, with its step, so it can be resumed or loaded on its own.
+            let map: HashMap<String, Tensor> = model.named_tensors().into_iter().collect();
+            let file = ckpt_dir.join("best.safetensors");
+            crate::exec::write_tensors(&file, &map)?;
+            let meta = format!(
+                "step: {}\nvalid_accuracy: {}\nvalid_loss: {}\n{spec_yaml}",
+                best.step, best.accuracy, best.loss
+            );
+            crate::exec::write_atomic(&file.with_extension("yaml"), meta.as_bytes())?;
+            let rel = format!("{}/checkpoints/best", cx.stage_dir());
+            files.push(format!("{rel}.safetensors"));
+            files.push(format!("{rel}.yaml"));
+        }
         files.extend(written.iter().filter_map(|p| p.strip_prefix(cx.run_dir).ok()).flat_map(|p| {
             let rel = p.display().to_string();
             [rel.clone(), rel.replace(".safetensors", ".yaml")]
