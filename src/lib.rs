@@ -10,6 +10,7 @@ pub mod data;
 pub mod diag;
 pub mod exec;
 pub mod nn;
+pub mod ode;
 pub mod plan;
 pub mod plots;
 pub mod rng;

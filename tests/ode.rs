@@ -1,0 +1,182 @@
+//! The ODE solvers against analytic solutions, an independent reference, finite
+//! differences, and torchdiffeq's step counts.
+
+use candle_core::{DType, Device, Tensor, Var};
+use flowline::ode::{Failure, Method, Options, solve};
+
+fn scalar(v: f64) -> Tensor {
+    Tensor::new(&[v], &Device::Cpu).unwrap()
+}
+
+fn vec2(a: f64, b: f64) -> Tensor {
+    Tensor::new(&[a, b], &Device::Cpu).unwrap()
+}
+
+fn values(t: &Tensor) -> Vec<f64> {
+    t.to_dtype(DType::F64).unwrap().to_vec1().unwrap()
+}
+
+fn decay_error(method: Method, h: f64) -> f64 {
+    // y' = -y, y(0) = 1 on [0, 1]: y(1) = e^-1.
+    let field = |_t: f64, y: &[Tensor]| Ok(vec![y[0].neg()?]);
+    let mut opts = Options::new(method);
+    opts.step = Some(h);
+    let sol = solve(&field, &[scalar(1.0)], &[0.0, 1.0], &opts).unwrap();
+    (values(&sol.ys[1][0])[0] - (-1.0f64).exp()).abs()
+}
+
+#[test]
+fn fixed_step_methods_converge_at_their_order() {
+    for (m, p) in [(Method::Euler, 1), (Method::Midpoint, 2), (Method::Rk4, 4)] {
+        let ratio = decay_error(m, 0.02) / decay_error(m, 0.01);
+        let want = 2f64.powi(p);
+        assert!((ratio / want - 1.0).abs() < 0.1, "{m:?}: error ratio {ratio}, expected about {want}");
+    }
+}
+
+/// y' = A y with A the rotation generator: y(t) = (cos t, -sin t) from (1, 0).
+#[test]
+fn dopri5_matches_the_matrix_exponential_and_error_follows_tolerance() {
+    let field = |_t: f64, y: &[Tensor]| {
+        let v = &y[0];
+        let (a, b) = (v.narrow(0, 0, 1)?, v.narrow(0, 1, 1)?);
+        Ok(vec![Tensor::cat(&[&b, &a.neg()?], 0)?])
+    };
+    let ts: Vec<f64> = (0..=20).map(|i| i as f64 * 0.5).collect();
+    let mut last = f64::INFINITY;
+    for tol in [1e-4, 1e-6, 1e-8] {
+        let mut opts = Options::new(Method::Dopri5);
+        opts.rtol = tol;
+        opts.atol = tol;
+        let sol = solve(&field, &[vec2(1.0, 0.0)], &ts, &opts).unwrap();
+        let err = ts
+            .iter()
+            .zip(&sol.ys)
+            .map(|(t, y)| {
+                let v = values(&y[0]);
+                ((v[0] - t.cos()).powi(2) + (v[1] + t.sin()).powi(2)).sqrt()
+            })
+            .fold(0.0, f64::max);
+        assert!(err < 100.0 * tol, "tol {tol}: error {err}");
+        assert!(err < last / 10.0, "error must shrink with the tolerance: {err} after {last}");
+        last = err;
+    }
+}
+
+fn van_der_pol(mu: f64) -> impl Fn(f64, &[Tensor]) -> candle_core::Result<Vec<Tensor>> {
+    move |_t: f64, y: &[Tensor]| {
+        let v = &y[0];
+        let (x, p) = (v.narrow(0, 0, 1)?, v.narrow(0, 1, 1)?);
+        let dp = ((((x.sqr()? * -1.0)? + 1.0)? * &p)? * mu)?.sub(&x)?;
+        Ok(vec![Tensor::cat(&[&p, &dp], 0)?])
+    }
+}
+
+/// Van der Pol (mu = 1) from (2, 0) to t = 10: dopri5 at 1e-8 against an independent
+/// reference, fixed-step RK4 with h = 1e-4 (global error ~1e-13).
+#[test]
+fn van_der_pol_matches_an_independent_reference() {
+    let f = van_der_pol(1.0);
+    let mut reference = Options::new(Method::Rk4);
+    reference.step = Some(1e-4);
+    let r = solve(&f, &[vec2(2.0, 0.0)], &[0.0, 10.0], &reference).unwrap();
+    let mut opts = Options::new(Method::Dopri5);
+    opts.rtol = 1e-8;
+    opts.atol = 1e-8;
+    let s = solve(&f, &[vec2(2.0, 0.0)], &[0.0, 10.0], &opts).unwrap();
+    let (a, b) = (values(&r.ys[1][0]), values(&s.ys[1][0]));
+    assert!((a[0] - b[0]).abs() < 1e-6 && (a[1] - b[1]).abs() < 1e-6, "{a:?} vs {b:?}");
+    assert_eq!(s.stats.nfe, 6 * (s.stats.accepted + s.stats.rejected) + 2, "FSAL: 6 evaluations a step, 2 to start");
+}
+
+/// torchdiffeq 0.2.5, odeint(method="dopri5", rtol=1e-6, atol=1e-6) on Van der Pol (mu = 1,
+/// y0 = (2, 0), t in [0, 10], float64) takes 560 evaluations (measured with
+/// bench/python/ode_nfe.py); ours must be within 10%.
+#[test]
+fn dopri5_nfe_is_within_ten_percent_of_torchdiffeq() {
+    let mut opts = Options::new(Method::Dopri5);
+    opts.rtol = 1e-6;
+    opts.atol = 1e-6;
+    let s = solve(&van_der_pol(1.0), &[vec2(2.0, 0.0)], &[0.0, 10.0], &opts).unwrap();
+    let theirs = TORCHDIFFEQ_NFE as f64;
+    eprintln!("dopri5 NFE: flowline {}, torchdiffeq {theirs}", s.stats.nfe);
+    assert!(((s.stats.nfe as f64) / theirs - 1.0).abs() <= 0.1, "ours {} vs torchdiffeq {theirs}", s.stats.nfe);
+}
+
+const TORCHDIFFEQ_NFE: usize = 560;
+
+/// d y(T) / d a for y' = a y is T y0 e^{aT}: gradients flow through the solver's ops.
+#[test]
+fn gradients_through_the_solver_match_the_analytic_derivative() {
+    let a = Var::new(&[-0.7f64], &Device::Cpu).unwrap();
+    let field = |_t: f64, y: &[Tensor]| Ok(vec![y[0].broadcast_mul(a.as_tensor())?]);
+    for method in [Method::Rk4, Method::Dopri5] {
+        let mut opts = Options::new(method);
+        opts.step = Some(0.01);
+        opts.rtol = 1e-10;
+        opts.atol = 1e-10;
+        let s = solve(&field, &[scalar(1.5)], &[0.0, 2.0], &opts).unwrap();
+        let g = s.ys[1][0].sum_all().unwrap().backward().unwrap();
+        let got = values(g.get(a.as_tensor()).unwrap())[0];
+        let want = 2.0 * 1.5 * (-0.7f64 * 2.0).exp();
+        assert!((got - want).abs() < 1e-6, "{method:?}: {got} vs {want}");
+    }
+}
+
+#[test]
+fn dense_output_is_accurate_between_steps() {
+    let field = |_t: f64, y: &[Tensor]| Ok(vec![y[0].neg()?]);
+    let ts: Vec<f64> = (0..=50).map(|i| i as f64 * 0.1).collect();
+    for (method, tol, err) in [(Method::Dopri5, 1e-8, 1e-7), (Method::Bosh3, 1e-6, 1e-5)] {
+        let mut opts = Options::new(method);
+        opts.rtol = tol;
+        opts.atol = tol;
+        let s = solve(&field, &[scalar(1.0)], &ts, &opts).unwrap();
+        if method == Method::Dopri5 {
+            assert!(
+                s.stats.accepted < ts.len() - 1,
+                "fewer steps ({}) than outputs: most come from interpolation",
+                s.stats.accepted
+            );
+        }
+        for (t, y) in ts.iter().zip(&s.ys) {
+            assert!((values(&y[0])[0] - (-t).exp()).abs() < err, "{method:?} at {t}");
+        }
+    }
+}
+
+#[test]
+fn failures_return_codes_and_stats_never_hang() {
+    // A stiff problem with a tight step budget.
+    let stiff = |t: f64, y: &[Tensor]| Ok(vec![((&y[0] - t.cos())? * -1e4)?]);
+    let mut opts = Options::new(Method::Dopri5);
+    opts.max_steps = 20;
+    let e = solve(&stiff, &[scalar(0.0)], &[0.0, 10.0], &opts).unwrap_err();
+    assert_eq!(e.failure, Failure::MaxSteps);
+    assert_eq!(e.stats.accepted + e.stats.rejected, 20);
+    assert!(e.stats.nfe > 0 && e.t > 0.0 && e.t < 10.0);
+    let mut opts = Options::new(Method::Dopri5);
+    opts.min_step = 1e-2;
+    let e = solve(&stiff, &[scalar(0.0)], &[0.0, 10.0], &opts).unwrap_err();
+    assert_eq!(e.failure, Failure::StepUnderflow);
+    // Blow-up: y' = y^2 from 1 explodes at t = 1.
+    let blow = |_t: f64, y: &[Tensor]| Ok(vec![y[0].sqr()?]);
+    let e = solve(&blow, &[scalar(1.0)], &[0.0, 2.0], &Options::new(Method::Dopri5)).unwrap_err();
+    assert!(matches!(e.failure, Failure::StepUnderflow | Failure::MaxSteps), "{:?}", e.failure);
+    let e = solve(&blow, &[scalar(1.0)], &[1.0, 0.5], &Options::new(Method::Rk4)).unwrap_err();
+    assert!(matches!(e.failure, Failure::BadTimes(_)));
+}
+
+#[test]
+fn uncontrolled_components_do_not_drive_the_step() {
+    // Component 1 integrates a wild quantity; excluding it from error control keeps the
+    // step count of component 0 alone.
+    let field = |t: f64, y: &[Tensor]| Ok(vec![y[0].neg()?, scalar((50.0 * t).sin() * 1e3)]);
+    let mut opts = Options::new(Method::Dopri5);
+    opts.rtol = 1e-6;
+    opts.atol = 1e-6;
+    let both = solve(&field, &[scalar(1.0), scalar(0.0)], &[0.0, 5.0], &opts).unwrap();
+    opts.controlled = vec![true, false];
+    let first = solve(&field, &[scalar(1.0), scalar(0.0)], &[0.0, 5.0], &opts).unwrap();
+    assert!(first.stats.nfe < both.stats.nfe, "{} vs {}", first.stats.nfe, both.stats.nfe);
+}
