@@ -180,3 +180,28 @@ fn uncontrolled_components_do_not_drive_the_step() {
     let first = solve(&field, &[scalar(1.0), scalar(0.0)], &[0.0, 5.0], &opts).unwrap();
     assert!(first.stats.nfe < both.stats.nfe, "{} vs {}", first.stats.nfe, both.stats.nfe);
 }
+
+/// The `odeint` stage reports the library's stats and final state, writes its files, and
+/// with `on_failure: "return"` keeps a flagged partial trajectory.
+#[test]
+fn odeint_stage_runs_and_flags_partial_results() {
+    use flowline::CheckOptions;
+    use flowline::diag::SourceMap;
+    let src = "let orbit = odeint(linear_field(matrix: [[0, 1], [-1, 0]]), y0: [1.0, 0.0], t1: 3.0, solver: dopri5(rtol: 1e-9, atol: 1e-9))\n\
+               let stiff = odeint(van_der_pol(mu: 1000.0), y0: [2.0, 0.0], t1: 3000.0, solver: dopri5(max_steps: 30), on_failure: \"return\")\n";
+    let mut sources = SourceMap::new();
+    let id = sources.add("t.flow", None, src);
+    let plan = flowline::check(&mut sources, id, &CheckOptions::default()).and_then(flowline::plan).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let opts = flowline::exec::RunOptions { out: out.path().to_path_buf(), quiet: true, ..Default::default() };
+    let r = flowline::run(&plan, &opts).unwrap();
+    let orbit = &r.stages[0].metrics;
+    assert!((orbit["final_0"] - 3f64.cos()).abs() < 1e-7 && (orbit["final_1"] + 3f64.sin()).abs() < 1e-7, "{orbit:?}");
+    assert_eq!(orbit["failed"], 0.0);
+    let stiff = &r.stages[1].metrics;
+    assert_eq!(stiff["failed"], 1.0);
+    assert_eq!(stiff["accepted"] + stiff["rejected"], 30.0);
+    let csv = std::fs::read_to_string(out.path().join("orbit/trajectory.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 202);
+    assert!(out.path().join("orbit/phase.png").exists());
+}

@@ -16,6 +16,9 @@ pub enum Ty {
     Layer,
     Optimizer,
     Schedule,
+    Solver,
+    /// A built-in analytic vector field.
+    Field,
     /// Layers to train, or a trained model to reuse.
     Model,
     Dataset,
@@ -56,6 +59,8 @@ impl fmt::Display for Ty {
             Ty::Layer => write!(f, "a layer"),
             Ty::Optimizer => write!(f, "an optimizer"),
             Ty::Schedule => write!(f, "a learning-rate schedule"),
+            Ty::Solver => write!(f, "an ODE solver such as `dopri5(...)`"),
+            Ty::Field => write!(f, "a vector field such as `van_der_pol(mu: 1.0)`"),
             Ty::Model => write!(f, "a model (layers or a trained model)"),
             Ty::Dataset => write!(f, "a dataset"),
             Ty::Splits => write!(f, "a split dataset (use `.first` or `.second`)"),

@@ -141,6 +141,8 @@ impl CVal {
                 Sort::Layer => format!("the layer `{}`", c.builtin.name),
                 Sort::Optimizer => format!("the optimizer `{}`", c.builtin.name),
                 Sort::Schedule => format!("the schedule `{}`", c.builtin.name),
+                Sort::Solver => format!("the solver `{}`", c.builtin.name),
+                Sort::Field => format!("the vector field `{}`", c.builtin.name),
                 Sort::Stage => format!("`{}`", c.builtin.name),
             },
             VKind::Pipe(_) => "a chain of layers".into(),

@@ -73,10 +73,14 @@ pub enum Code {
     R1003,
     /// Loss or gradient became NaN/Inf.
     R2001,
+    /// ODE solve hit `max_steps`.
+    R2002,
+    /// ODE step size fell below `min_step` (or below floating-point resolution).
+    R2003,
 }
 
 impl Code {
-    pub const ALL: [Code; 35] = [
+    pub const ALL: [Code; 37] = [
         Code::E0001,
         Code::E0002,
         Code::E0003,
@@ -112,6 +116,8 @@ impl Code {
         Code::R1002,
         Code::R1003,
         Code::R2001,
+        Code::R2002,
+        Code::R2003,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -151,6 +157,8 @@ impl Code {
             Code::R1002 => "R1002",
             Code::R1003 => "R1003",
             Code::R2001 => "R2001",
+            Code::R2002 => "R2002",
+            Code::R2003 => "R2003",
         }
     }
 

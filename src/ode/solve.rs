@@ -72,6 +72,18 @@ pub enum Failure {
     Tensor(String),
 }
 
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::MaxSteps => write!(f, "reached max_steps"),
+            Failure::StepUnderflow => write!(f, "the step fell below min_step (or below floating-point resolution)"),
+            Failure::NonFinite => write!(f, "the state became NaN or infinite"),
+            Failure::BadTimes(why) => write!(f, "{why}"),
+            Failure::Tensor(why) => write!(f, "tensor error: {why}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SolveError {
     pub failure: Failure,

@@ -189,11 +189,13 @@ impl Series<'_> {
 /// Curves with a legend.
 pub fn line_plot(series: &[Series], title: &str, xlabel: &str, ylabel: &str) -> Canvas {
     let mut c = Canvas::new(W, H);
-    let xmax = series.iter().flat_map(|s| (0..s.values.len()).map(|i| s.x(i))).fold(1.0f64, f64::max);
+    let xs = || series.iter().flat_map(|s| (0..s.values.len()).map(|i| s.x(i))).filter(|x| x.is_finite());
+    let (xmin, xmax) = (xs().fold(f64::INFINITY, f64::min), xs().fold(f64::NEG_INFINITY, f64::max));
+    let (xmin, xmax) = if xmin.is_finite() && xmax > xmin { (xmin, xmax) } else { (0.0, 1.0) };
     let finite = series.iter().flat_map(|s| s.values.iter().copied()).filter(|v| v.is_finite());
     let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     let (lo, hi) = if lo.is_finite() { padded(lo, hi) } else { (0.0, 1.0) };
-    let f = Frame::new((0.0, xmax), (lo, hi));
+    let f = Frame::new((xmin, xmax), (lo, hi));
     for y in nice_ticks(lo, hi) {
         let py = f.py(y);
         c.line(LEFT as f64, py, (W as i64 - RIGHT) as f64, py, GREY, 1.0);
@@ -205,7 +207,7 @@ pub fn line_plot(series: &[Series], title: &str, xlabel: &str, ylabel: &str) -> 
         for w in pts.windows(2) {
             c.line(w[0].0, w[0].1, w[1].0, w[1].1, color, 1.5);
         }
-        if s.xs.is_some() {
+        if s.xs.is_some() && pts.len() <= 60 {
             for &(x, y) in &pts {
                 c.disc(x, y, 3.0, color, Some(BLACK));
             }

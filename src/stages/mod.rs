@@ -6,6 +6,7 @@ mod datasets;
 mod evaluate;
 mod layers;
 mod load;
+mod ode;
 mod optim;
 mod plots;
 mod registry;
@@ -20,7 +21,7 @@ pub use registry::{
 /// `flowline stages`: every built-in, grouped by sort, with its signature and doc line.
 pub fn listing() -> String {
     let mut out = String::new();
-    for sort in [Sort::Stage, Sort::Layer, Sort::Optimizer, Sort::Schedule] {
+    for sort in [Sort::Stage, Sort::Layer, Sort::Optimizer, Sort::Schedule, Sort::Solver, Sort::Field] {
         out.push_str(&format!("{}s:\n", sort.name()));
         for b in all().iter().filter(|b| b.sort == sort) {
             out.push_str(&format!("  {:<48} {}\n", b.signature(), b.doc));

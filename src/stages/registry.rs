@@ -14,6 +14,8 @@ pub enum Sort {
     Layer,
     Optimizer,
     Schedule,
+    Solver,
+    Field,
 }
 
 impl Sort {
@@ -23,6 +25,8 @@ impl Sort {
             Sort::Layer => "layer",
             Sort::Optimizer => "optimizer",
             Sort::Schedule => "schedule",
+            Sort::Solver => "solver",
+            Sort::Field => "vector field",
         }
     }
 }
@@ -221,6 +225,7 @@ fn registry() -> &'static Registry {
         all.extend(super::load::builtins());
         all.extend(super::evaluate::builtins());
         all.extend(super::plots::builtins());
+        all.extend(super::ode::builtins());
         let by_name = all.iter().enumerate().map(|(i, b)| (b.name, i)).collect();
         let mut symbols = BTreeSet::new();
         for b in &all {

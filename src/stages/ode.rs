@@ -1,0 +1,300 @@
+//! ODE solvers and analytic vector fields as config values, and the `odeint` stage.
+
+use super::registry::{Builtin, Dflt, Meta, Param, Sort, Stage, StaticCall};
+use crate::check::{Args, CVal, Config, Ty, VKind};
+use crate::diag::{Code, Diag};
+use crate::exec::{Artifact, Output, RunCtx};
+use crate::ode::{Failure, Method, Options, solve};
+use candle_core::{Device, Tensor};
+use std::collections::BTreeMap;
+
+fn fixed(name: &'static str, doc: &'static str) -> Builtin {
+    Builtin::new(
+        name,
+        Sort::Solver,
+        doc,
+        vec![Param::new("step", Ty::Float, Dflt::Float(0.01), "step size").positive()],
+    )
+}
+
+fn adaptive(name: &'static str, doc: &'static str) -> Builtin {
+    Builtin::new(
+        name,
+        Sort::Solver,
+        doc,
+        vec![
+            Param::new("rtol", Ty::Float, Dflt::Float(1e-7), "relative tolerance (torchdiffeq's default)").positive(),
+            Param::new("atol", Ty::Float, Dflt::Float(1e-9), "absolute tolerance (torchdiffeq's default)").positive(),
+            Param::new("first_step", Ty::opt(Ty::Float), Dflt::None, "initial step (default: Hairer's selection)")
+                .positive(),
+            Param::new("min_step", Ty::Float, Dflt::Float(0.0), "fail (R2003) below this step").within(Some(0.0), None),
+            Param::new("max_step", Ty::opt(Ty::Float), Dflt::None, "largest step").positive(),
+            Param::new("max_steps", Ty::Int, Dflt::Int(100_000), "fail (R2002) after this many attempted steps")
+                .within(Some(1.0), None),
+        ],
+    )
+}
+
+pub fn builtins() -> Vec<Builtin> {
+    vec![
+        fixed("euler", "Forward Euler, order 1, fixed step."),
+        fixed("midpoint", "Explicit midpoint, order 2, fixed step."),
+        fixed("rk4", "Classic Runge-Kutta, order 4, fixed step."),
+        adaptive("bosh3", "Bogacki-Shampine 3(2), adaptive step, cubic Hermite dense output."),
+        adaptive("dopri5", "Dormand-Prince 5(4), adaptive step with torchdiffeq's controller, quartic dense output."),
+        Builtin::new(
+            "van_der_pol",
+            Sort::Field,
+            "x' = p, p' = mu (1 - x^2) p - x.",
+            vec![Param::new("mu", Ty::Float, Dflt::Float(1.0), "damping").within(Some(0.0), None)],
+        ),
+        Builtin::new(
+            "lotka_volterra",
+            Sort::Field,
+            "x' = alpha x - beta x y, y' = delta x y - gamma y.",
+            vec![
+                Param::new("alpha", Ty::Float, Dflt::Float(1.5), "prey growth").positive(),
+                Param::new("beta", Ty::Float, Dflt::Float(1.0), "predation").positive(),
+                Param::new("delta", Ty::Float, Dflt::Float(1.0), "predator growth").positive(),
+                Param::new("gamma", Ty::Float, Dflt::Float(3.0), "predator death").positive(),
+            ],
+        ),
+        Builtin::new(
+            "linear_field",
+            Sort::Field,
+            "y' = A y.",
+            vec![Param::new("matrix", Ty::list(Ty::list(Ty::Float)), Dflt::Required, "A, as a list of rows")],
+        ),
+        Builtin::stage(
+            "odeint",
+            "Integrate a vector field from y0 over [t0, t1]: the trajectory (CSV), a phase plot (PNG), and the solver's NFE and step counts.",
+            vec![
+                Param::new("field", Ty::Field, Dflt::Required, "the vector field"),
+                Param::new("y0", Ty::list(Ty::Float), Dflt::Required, "initial state"),
+                Param::new("t1", Ty::Float, Dflt::Required, "end time"),
+                Param::new("t0", Ty::Float, Dflt::Float(0.0), "start time"),
+                Param::new("points", Ty::Int, Dflt::Int(201), "output times, evenly spaced")
+                    .within(Some(2.0), Some(1_000_000.0)),
+                Param::new("solver", Ty::Solver, Dflt::Config("dopri5"), "the method and its options"),
+                Param::new(
+                    "on_failure",
+                    Ty::choice(&["error", "return"]),
+                    Dflt::Str("error"),
+                    "`return` keeps a flagged partial trajectory",
+                ),
+            ],
+            Odeint,
+        ),
+    ]
+}
+
+fn floats(v: &CVal) -> Vec<f64> {
+    match &v.kind {
+        VKind::List(items) => items
+            .iter()
+            .filter_map(|i| match i.kind {
+                VKind::Int(x) => Some(x as f64),
+                VKind::Float(x) => Some(x),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn matrix(c: &Config) -> Vec<Vec<f64>> {
+    match c.args.get("matrix").map(|v| &v.kind) {
+        Some(VKind::List(rows)) => rows.iter().map(floats).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The state dimension a field needs, and an error if its own arguments are inconsistent.
+fn field_dim(c: &Config) -> Result<usize, String> {
+    match c.builtin.name {
+        "van_der_pol" | "lotka_volterra" => Ok(2),
+        _ => {
+            let m = matrix(c);
+            if m.is_empty() || m.iter().any(|r| r.len() != m.len()) {
+                return Err(format!(
+                    "the matrix must be square; it has rows of lengths {:?}",
+                    m.iter().map(Vec::len).collect::<Vec<_>>()
+                ));
+            }
+            Ok(m.len())
+        }
+    }
+}
+
+fn solver_options(c: &Config) -> Options {
+    let method = match c.builtin.name {
+        "euler" => Method::Euler,
+        "midpoint" => Method::Midpoint,
+        "rk4" => Method::Rk4,
+        "bosh3" => Method::Bosh3,
+        _ => Method::Dopri5,
+    };
+    let mut o = Options::new(method);
+    let a = &c.args;
+    o.step = a.float("step");
+    if let (Some(r), Some(t)) = (a.float("rtol"), a.float("atol")) {
+        o.rtol = r;
+        o.atol = t;
+    }
+    o.first_step = a.float("first_step");
+    o.min_step = a.float("min_step").unwrap_or(0.0);
+    o.max_step = a.float("max_step").unwrap_or(f64::INFINITY);
+    o.max_steps = a.int("max_steps").map_or(o.max_steps, |v| v as usize);
+    o
+}
+
+fn evaluate(c: &Config, y: &Tensor) -> candle_core::Result<Tensor> {
+    let a = &c.args;
+    let comp = |i: usize| y.narrow(0, i, 1);
+    match c.builtin.name {
+        "van_der_pol" => {
+            let mu = a.float("mu").unwrap_or(1.0);
+            let (x, p) = (comp(0)?, comp(1)?);
+            let dp = ((((x.sqr()? * -1.0)? + 1.0)? * &p)? * mu)?.sub(&x)?;
+            Tensor::cat(&[&p, &dp], 0)
+        }
+        "lotka_volterra" => {
+            let g = |n: &str, d: f64| a.float(n).unwrap_or(d);
+            let (x, q) = (comp(0)?, comp(1)?);
+            let xy = (&x * &q)?;
+            let dx = ((&x * g("alpha", 1.5))? - (&xy * g("beta", 1.0))?)?;
+            let dy = ((&xy * g("delta", 1.0))? - (&q * g("gamma", 3.0))?)?;
+            Tensor::cat(&[&dx, &dy], 0)
+        }
+        _ => {
+            let m = matrix(c);
+            let n = m.len();
+            let flat: Vec<f64> = m.into_iter().flatten().collect();
+            let a = Tensor::from_vec(flat, (n, n), y.device())?;
+            a.matmul(&y.unsqueeze(1)?)?.squeeze(1)
+        }
+    }
+}
+
+struct Odeint;
+
+impl Stage for Odeint {
+    fn output(&self) -> Ty {
+        Ty::Metrics
+    }
+    fn fields(&self, _args: &Args) -> Vec<(String, Ty)> {
+        ["nfe", "accepted", "rejected", "failed"].iter().map(|f| (f.to_string(), Ty::Float)).collect()
+    }
+    fn check(&self, cx: &StaticCall) -> Vec<Diag> {
+        let (Some(field), Some(y0)) = (cx.args.config("field"), cx.args.get("y0")) else { return vec![] };
+        let mut d = Vec::new();
+        match field_dim(field) {
+            Err(e) => d.push(
+                Diag::new(Code::E4001, e)
+                    .at(cx.args.get("field").map_or(cx.span, |v| v.span), "not a square matrix")
+                    .hint("write `linear_field(matrix: [[0, 1], [-1, 0]])`"),
+            ),
+            Ok(n) if n != floats(y0).len() => d.push(
+                Diag::new(
+                    Code::E4001,
+                    format!(
+                        "`{}` acts on states of dimension {n}, but y0 has {} values",
+                        field.builtin.name,
+                        floats(y0).len()
+                    ),
+                )
+                .at(y0.span, "wrong dimension")
+                .hint(format!("give y0 {n} values")),
+            ),
+            Ok(_) => {}
+        }
+        if let (Some(t0), Some(t1)) = (cx.args.float("t0"), cx.args.float("t1"))
+            && t1 <= t0
+        {
+            d.push(
+                Diag::new(Code::E2006, format!("t1 ({t1}) must be after t0 ({t0})"))
+                    .at(cx.args.get("t1").map_or(cx.span, |v| v.span), "not after t0")
+                    .hint("integration runs forward in time"),
+            );
+        }
+        d
+    }
+    fn meta(&self, _cx: &StaticCall) -> Meta {
+        Meta::default()
+    }
+    fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
+        let a = cx.args();
+        let field = a.config("field").ok_or_else(|| cx.error(Code::R1002, "no field"))?.clone();
+        let solver = a.config("solver").ok_or_else(|| cx.error(Code::R1002, "no solver"))?;
+        let opts = solver_options(solver);
+        let y0 = floats(a.get("y0").ok_or_else(|| cx.error(Code::R1002, "no y0"))?);
+        let (t0, t1) = (a.float("t0").unwrap_or(0.0), a.float("t1").unwrap_or(1.0));
+        let points = a.int("points").unwrap_or(201) as usize;
+        let keep_partial = a.text("on_failure") == Some("return");
+        let ts: Vec<f64> = (0..points).map(|i| t0 + (t1 - t0) * i as f64 / (points - 1) as f64).collect();
+        let y0t = Tensor::new(y0.as_slice(), &Device::Cpu).map_err(|e| cx.error(Code::R1002, e.to_string()))?;
+        let f = |_t: f64, y: &[Tensor]| Ok(vec![evaluate(&field, &y[0])?]);
+        let (ys, stats, failed) = match solve(&f, &[y0t], &ts, &opts) {
+            Ok(s) => (s.ys, s.stats, None),
+            Err(e) => {
+                let code = match e.failure {
+                    Failure::MaxSteps => Code::R2002,
+                    Failure::StepUnderflow | Failure::NonFinite => Code::R2003,
+                    _ => Code::R1002,
+                };
+                let diag = cx
+                    .error(code, format!("`{}` stopped at t = {:.6}: {} after {} accepted and {} rejected steps ({} evaluations)", solver.builtin.name, e.t, e.failure, e.stats.accepted, e.stats.rejected, e.stats.nfe))
+                    .hint("loosen the tolerances or raise `max_steps`; stiff problems need many small steps with explicit methods")
+                    .hint("a fixed-step method (`rk4(step: ...)`) always finishes; `on_failure: \"return\"` keeps the partial trajectory");
+                if !keep_partial {
+                    return Err(diag);
+                }
+                (e.partial, e.stats, Some(diag.message))
+            }
+        };
+        let rows: Vec<Vec<f64>> = ys.iter().map(|s| s[0].to_vec1::<f64>().unwrap_or_default()).collect();
+        let mut csv = String::from("t");
+        for i in 0..y0.len() {
+            csv.push_str(&format!(",y{i}"));
+        }
+        csv.push('\n');
+        for (t, r) in ts.iter().zip(&rows) {
+            csv.push_str(&format!("{t}"));
+            for v in r {
+                csv.push_str(&format!(",{v}"));
+            }
+            csv.push('\n');
+        }
+        let mut files = vec![cx.write_file("trajectory.csv", csv.as_bytes())?];
+        let series: Vec<Vec<f64>> =
+            (0..y0.len()).map(|i| rows.iter().map(|r| r.get(i).copied().unwrap_or(f64::NAN)).collect()).collect();
+        let png = if y0.len() >= 2 {
+            crate::plots::line_plot(
+                &[crate::plots::Series { name: "trajectory", values: &series[1], xs: Some(&series[0]) }],
+                cx.name(),
+                "y0",
+                "y1",
+            )
+        } else {
+            let tt: Vec<f64> = ts[..rows.len()].to_vec();
+            crate::plots::line_plot(
+                &[crate::plots::Series { name: "y0", values: &series[0], xs: Some(&tt) }],
+                cx.name(),
+                "t",
+                "y",
+            )
+        };
+        files.push(cx.write_file("phase.png", &png.to_png().map_err(|e| cx.error(Code::R1001, e))?)?);
+        let mut metrics = BTreeMap::new();
+        metrics.insert("nfe".into(), stats.nfe as f64);
+        metrics.insert("accepted".into(), stats.accepted as f64);
+        metrics.insert("rejected".into(), stats.rejected as f64);
+        metrics.insert("failed".into(), if failed.is_some() { 1.0 } else { 0.0 });
+        if let Some(last) = rows.last() {
+            for (i, v) in last.iter().enumerate() {
+                metrics.insert(format!("final_{i}"), *v);
+            }
+        }
+        Ok(Output { artifact: Artifact::Metrics, metrics, files })
+    }
+}
