@@ -249,9 +249,7 @@ fn adjoint_gradients_match_analytic_backprop_and_finite_differences() {
     }
     // Central differences on W[0][0].
     let at = |d: f64| {
-        let mut m = vec![vec![0.5f64 + d, -1.2], vec![0.8, 0.3]];
-        m[0][0] = 0.5 + d;
-        w.set(&Tensor::new(&[[m[0][0], m[0][1]], [m[1][0], m[1][1]]], &Device::Cpu).unwrap()).unwrap();
+        w.set(&Tensor::new(&[[0.5f64 + d, -1.2], [0.8, 0.3]], &Device::Cpu).unwrap()).unwrap();
         let s = solve(&field, std::slice::from_ref(&y0), &[0.0, 1.0], &opts).unwrap();
         loss(&s.ys[1][0]).to_scalar::<f64>().unwrap()
     };
