@@ -66,6 +66,19 @@ pub fn builtins() -> Vec<Builtin> {
             vec![Param::new("matrix", Ty::list(Ty::list(Ty::Float)), Dflt::Required, "A, as a list of rows")],
         ),
         Builtin::stage(
+            "solver_table",
+            "Every solver on one problem: error at t1 against a reference solve, NFE and steps, as a table (CSV, report metrics) and a work-precision plot.",
+            vec![
+                Param::new("field", Ty::Field, Dflt::Required, "the vector field"),
+                Param::new("y0", Ty::list(Ty::Float), Dflt::Required, "initial state"),
+                Param::new("t1", Ty::Float, Dflt::Required, "end time (from 0)"),
+                Param::new("solvers", Ty::list(Ty::Solver), Dflt::Required, "the solvers to compare"),
+                Param::new("labels", Ty::list(Ty::Str), Dflt::Syms(&[]), "names in the table (default: solver names)"),
+                Param::new("reference", Ty::Solver, Dflt::Required, "a much tighter solve, e.g. `rk4(step: 1e-4)`"),
+            ],
+            SolverTable,
+        ),
+        Builtin::stage(
             "odeint",
             "Integrate a vector field from y0 over [t0, t1]: the trajectory (CSV), a phase plot (PNG), and the solver's NFE and step counts.",
             vec![
@@ -295,6 +308,69 @@ impl Stage for Odeint {
                 metrics.insert(format!("final_{i}"), *v);
             }
         }
+        Ok(Output { artifact: Artifact::Metrics, metrics, files })
+    }
+}
+
+fn final_state(field: &Config, y0: &[f64], t1: f64, opts: &Options) -> Result<(Vec<f64>, crate::ode::Stats), String> {
+    let y = Tensor::new(y0, &Device::Cpu).map_err(|e| e.to_string())?;
+    let f = |_t: f64, y: &[Tensor]| Ok(vec![evaluate(field, &y[0])?]);
+    let sol = solve(&f, &[y], &[0.0, t1], opts).map_err(|e| format!("{} at t = {}", e.failure, e.t))?;
+    Ok((sol.ys[1][0].to_vec1::<f64>().map_err(|e| e.to_string())?, sol.stats))
+}
+
+struct SolverTable;
+
+impl Stage for SolverTable {
+    fn output(&self) -> Ty {
+        Ty::Metrics
+    }
+    fn check(&self, cx: &StaticCall) -> Vec<Diag> {
+        Odeint.check(cx)
+    }
+    fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
+        let a = cx.args();
+        let field = a.config("field").ok_or_else(|| cx.error(Code::R1002, "no field"))?.clone();
+        let y0 = floats(a.get("y0").ok_or_else(|| cx.error(Code::R1002, "no y0"))?);
+        let t1 = a.float("t1").unwrap_or(1.0);
+        let reference = solver_options(a.config("reference").ok_or_else(|| cx.error(Code::R1002, "no reference"))?);
+        let (exact, _) = final_state(&field, &y0, t1, &reference)
+            .map_err(|e| cx.error(Code::R2002, format!("the reference solve failed: {e}")))?;
+        let solvers: Vec<Config> = match a.get("solvers").map(|v| &v.kind) {
+            Some(VKind::List(items)) => items
+                .iter()
+                .filter_map(|i| if let VKind::Config(c) = &i.kind { Some((**c).clone()) } else { None })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let labels = a.texts("labels");
+        let mut metrics = BTreeMap::new();
+        let mut csv = String::from("solver,error,nfe,accepted,rejected\n");
+        let mut by_method: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+        for (k, c) in solvers.iter().enumerate() {
+            let label = labels.get(k).cloned().unwrap_or_else(|| format!("{}{k}", c.builtin.name));
+            let (y, stats) = final_state(&field, &y0, t1, &solver_options(c)).map_err(|e| {
+                cx.error(Code::R2002, format!("`{label}` failed: {e}")).hint("loosen the tolerances or raise max_steps")
+            })?;
+            let err = y.iter().zip(&exact).map(|(p, q)| (p - q).powi(2)).sum::<f64>().sqrt();
+            csv.push_str(&format!("{label},{err:e},{},{},{}\n", stats.nfe, stats.accepted, stats.rejected));
+            metrics.insert(format!("{label}.error"), err);
+            metrics.insert(format!("{label}.nfe"), stats.nfe as f64);
+            let e = by_method.entry(c.builtin.name.to_string()).or_default();
+            e.0.push((stats.nfe as f64).log10());
+            e.1.push(err.max(1e-16).log10());
+        }
+        let mut files = vec![cx.write_file("table.csv", csv.as_bytes())?];
+        let names: Vec<String> = by_method.keys().cloned().collect();
+        let series: Vec<crate::plots::Series> = names
+            .iter()
+            .map(|n| crate::plots::Series { name: n, values: &by_method[n].1, xs: Some(&by_method[n].0) })
+            .collect();
+        let png =
+            crate::plots::line_plot(&series, &format!("{}: work-precision", cx.name()), "log10 NFE", "log10 error")
+                .to_png()
+                .map_err(|e| cx.error(Code::R1001, e))?;
+        files.push(cx.write_file("work_precision.png", &png)?);
         Ok(Output { artifact: Artifact::Metrics, metrics, files })
     }
 }
