@@ -92,3 +92,28 @@ fn weights_with_pytorch_names_load_through_the_name_map() {
     assert_eq!(err.code.as_str(), "R1002");
     assert!(err.hints.iter().any(|h| h.contains("net.0.weight")));
 }
+
+/// A neural ODE block inside a classifier trains (gradients flow through the solver) and
+/// its field must keep the state's width.
+#[test]
+fn a_neural_ode_classifier_trains() {
+    // Moons, not circles: a flow of the plane cannot pull nested circles apart.
+    let src = "seed 2\nlet data = toy2d(\"moons\", n: 256)\n\
+        let fit = train(neural_ode(linear(16) |> tanh |> linear(2), t1: 1.0, solver: rk4(step: 0.25)) |> linear(2), data,\n\
+                  optimizer: adam(lr: 2e-2), batch: 64, iters: 100)\n";
+    let out = tempfile::tempdir().unwrap();
+    let r = run(src, &[], out.path());
+    let curve = std::fs::read_to_string(out.path().join("fit/loss_curve.csv")).unwrap();
+    let losses: Vec<f64> = curve.lines().skip(1).filter_map(|l| l.split(',').nth(1)?.parse().ok()).collect();
+    let early: f64 = losses[..10].iter().sum::<f64>() / 10.0;
+    let late: f64 = losses[losses.len() - 10..].iter().sum::<f64>() / 10.0;
+    assert!(late < 0.6 * early, "loss should fall: {early} -> {late}");
+    assert!(r.stages.iter().any(|s| s.name == "fit"));
+
+    let bad = "let data = toy2d(\"circles\")\nlet fit = train(neural_ode(linear(3)) |> linear(2), data)\n";
+    let mut sources = SourceMap::new();
+    let id = sources.add("t.flow", None, bad);
+    let err = flowline::check(&mut sources, id, &CheckOptions::default()).err().unwrap();
+    assert_eq!(err[0].code.as_str(), "E4001");
+    assert!(err[0].message.contains("neural ODE"), "{}", err[0].message);
+}

@@ -20,6 +20,7 @@ enum Built {
     Normalize { mean: Tensor, std: Tensor },
     Act(Activation),
     Residual { body: Vec<Built>, farkas: Option<(Aggregate, Var)> },
+    NeuralOde { field: Vec<Built>, t1: f64, opts: crate::ode::Options },
     FarkasLinear { w: Var, b: Var, last: Var, agg: Aggregate },
     FarkasConv { w: Var, b: Var, last: Var, agg: Aggregate, stride: usize, pad: usize },
 }
@@ -132,6 +133,22 @@ impl Builder<'_> {
                 }
             }
             LayerSpec::Act(a) => Built::Act(*a),
+            LayerSpec::NeuralOde { field, t1, method, step, rtol, atol, max_steps } => {
+                let inner = self.chain(&format!("{name}.field."), field, s)?;
+                let method = match method.as_str() {
+                    "euler" => crate::ode::Method::Euler,
+                    "midpoint" => crate::ode::Method::Midpoint,
+                    "rk4" => crate::ode::Method::Rk4,
+                    "bosh3" => crate::ode::Method::Bosh3,
+                    _ => crate::ode::Method::Dopri5,
+                };
+                let mut opts = crate::ode::Options::new(method);
+                opts.step = *step;
+                opts.rtol = *rtol;
+                opts.atol = *atol;
+                opts.max_steps = *max_steps;
+                Built::NeuralOde { field: inner, t1: *t1, opts }
+            }
             LayerSpec::Residual { body, farkas } => {
                 let inner = self.chain(&format!("{name}.body."), body, s)?;
                 let farkas = match farkas {
@@ -315,6 +332,16 @@ fn run_layer(l: &Built, x: &Tensor, rng: &mut Option<&mut Rng>) -> Result<Tensor
         }
         Built::Normalize { mean, std } => x.broadcast_sub(mean)?.broadcast_div(std),
         Built::Act(a) => activate(*a, x),
+        Built::NeuralOde { field, t1, opts } => {
+            let f = |_t: f64, y: &[Tensor]| Ok(vec![run_chain(field, &y[0], &mut None)?]);
+            match crate::ode::solve(&f, std::slice::from_ref(x), &[0.0, *t1], opts) {
+                Ok(sol) => Ok(sol.ys[1][0].clone()),
+                Err(e) => Err(candle_core::Error::Msg(format!(
+                    "neural ODE solve stopped at t = {}: {} ({} evaluations)",
+                    e.t, e.failure, e.stats.nfe
+                ))),
+            }
+        }
         Built::Residual { body, farkas } => {
             let fx = run_chain(body, x, rng)?;
             match farkas {

@@ -69,6 +69,17 @@ pub enum LayerSpec {
         out: usize,
         agg: Aggregate,
     },
+    /// y(t1) of dy/dt = field(y) from y(0) = input (a neural ODE block); the solve is
+    /// differentiated through its operations.
+    NeuralOde {
+        field: Vec<LayerSpec>,
+        t1: f64,
+        method: String,
+        step: Option<f64>,
+        rtol: f64,
+        atol: f64,
+        max_steps: usize,
+    },
     /// Convolution whose last channel is minus the aggregate of the others, per position.
     FarkasConv2d {
         input: Option<usize>,
@@ -192,6 +203,22 @@ pub fn infer_one(i: usize, l: &LayerSpec, s: &[usize]) -> Result<Vec<usize>, Sha
                 if v.len() != 1 && v.len() != c {
                     return Err(mismatch(i, format!("normalize has {} {name} values for {c} channels", v.len())));
                 }
+            }
+            s.to_vec()
+        }
+        LayerSpec::NeuralOde { field, .. } => {
+            let inner = infer_shapes(field, s)
+                .map_err(|e| mismatch(i, format!("inside the neural ODE's field: {}", e.message)))?;
+            let out = inner.last().cloned().unwrap_or_else(|| s.to_vec());
+            if out != s {
+                return Err(mismatch(
+                    i,
+                    format!(
+                        "a neural ODE's field must return the shape it receives, {}, but returns {}",
+                        show(s),
+                        show(&out)
+                    ),
+                ));
             }
             s.to_vec()
         }

@@ -140,6 +140,25 @@ pub fn builtins() -> Vec<Builtin> {
                 Param::new("farkas", Ty::Bool, Dflt::Bool(false), "Farkas convolutions and residual Farkas blocks"),
             ],
         ),
+        layer(
+            "neural_ode",
+            "Neural ODE block (Chen et al. 2018): y(t1) of dy/dt = field(y), y(0) = input, solved by `solver` and differentiated through the solver's operations.",
+            vec![
+                Param::new(
+                    "field",
+                    Ty::Layer,
+                    Dflt::Required,
+                    "layers mapping the state to its derivative (same width in and out)",
+                ),
+                Param::new("t1", Ty::Float, Dflt::Float(1.0), "integration time").positive(),
+                Param::new(
+                    "solver",
+                    Ty::Solver,
+                    Dflt::Config("dopri5"),
+                    "e.g. `rk4(step: 0.05)` or `dopri5(rtol: 1e-5, atol: 1e-5)`",
+                ),
+            ],
+        ),
         layer("relu", "Rectified linear unit max(x, 0).", vec![]),
         layer("tanh", "Hyperbolic tangent (computed as 2*sigmoid(2x)-1, ~5x faster on CPU).", vec![]),
         layer("softplus", "Smooth ReLU log(1 + e^x), computed stably.", vec![]),
@@ -217,6 +236,19 @@ fn push_specs(c: &Config, out: &mut Vec<LayerSpec>) -> Option<()> {
         "batchnorm" => LayerSpec::BatchNorm,
         "normalize" => LayerSpec::Normalize { mean: floats(c, "mean"), std: floats(c, "std") },
         "residual" => LayerSpec::Residual { body: layer_specs(c.args.get("body")?)?, farkas: None },
+        "neural_ode" => {
+            let solver = c.args.config("solver")?;
+            let o = super::ode::solver_options(solver);
+            LayerSpec::NeuralOde {
+                field: layer_specs(c.args.get("field")?)?,
+                t1: c.args.float("t1")?,
+                method: o.method.name().to_string(),
+                step: o.step,
+                rtol: o.rtol,
+                atol: o.atol,
+                max_steps: o.max_steps,
+            }
+        }
         "farkas_residual" => LayerSpec::Residual { body: layer_specs(c.args.get("body")?)?, farkas: Some(agg(c)) },
         "resnet" => {
             out.extend(resnet(

@@ -139,7 +139,7 @@ fn field_dim(c: &Config) -> Result<usize, String> {
     }
 }
 
-fn solver_options(c: &Config) -> Options {
+pub fn solver_options(c: &Config) -> Options {
     let method = match c.builtin.name {
         "euler" => Method::Euler,
         "midpoint" => Method::Midpoint,
