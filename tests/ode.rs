@@ -89,6 +89,30 @@ fn van_der_pol_matches_an_independent_reference() {
     assert_eq!(s.stats.nfe, 6 * (s.stats.accepted + s.stats.rejected) + 2, "FSAL: 6 evaluations a step, 2 to start");
 }
 
+/// Lotka-Volterra (alpha 1.5, beta 1, delta 1, gamma 3) from (1, 1) to t = 10 against the
+/// same kind of independent reference; the conserved quantity
+/// V = delta x - gamma ln x + beta y - alpha ln y stays put.
+#[test]
+fn lotka_volterra_matches_the_reference_and_conserves_its_invariant() {
+    let f = |_t: f64, y: &[Tensor]| {
+        let v = &y[0];
+        let (x, q) = (v.narrow(0, 0, 1)?, v.narrow(0, 1, 1)?);
+        let xy = (&x * &q)?;
+        Ok(vec![Tensor::cat(&[&((&x * 1.5)? - &xy)?, &(&xy - (&q * 3.0)?)?], 0)?])
+    };
+    let invariant = |v: &[f64]| v[0] - 3.0 * v[0].ln() + v[1] - 1.5 * v[1].ln();
+    let mut reference = Options::new(Method::Rk4);
+    reference.step = Some(1e-4);
+    let r = solve(&f, &[vec2(1.0, 1.0)], &[0.0, 10.0], &reference).unwrap();
+    let mut opts = Options::new(Method::Dopri5);
+    opts.rtol = 1e-9;
+    opts.atol = 1e-9;
+    let s = solve(&f, &[vec2(1.0, 1.0)], &[0.0, 10.0], &opts).unwrap();
+    let (a, b) = (values(&r.ys[1][0]), values(&s.ys[1][0]));
+    assert!((a[0] - b[0]).abs() < 1e-6 && (a[1] - b[1]).abs() < 1e-6, "{a:?} vs {b:?}");
+    assert!((invariant(&b) - invariant(&[1.0, 1.0])).abs() < 1e-7);
+}
+
 /// torchdiffeq 0.2.5, odeint(method="dopri5", rtol=1e-6, atol=1e-6) on Van der Pol (mu = 1,
 /// y0 = (2, 0), t in [0, 10], float64) takes 560 evaluations (measured with
 /// bench/python/ode_nfe.py); ours must be within 10%.
