@@ -32,7 +32,7 @@ fn main() {
     let mut rng = Rng::new(0);
     let net = Net::init(&convnet(), &[1, 28, 28], &mut rng, &dev).expect("model");
     let mut opt = Optimizer::new(
-        OptimSpec::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 },
+        OptimSpec::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, decoupled: false },
         net.vars(),
     );
     let x: Vec<f32> = (0..128 * 784).map(|_| rng.uniform() as f32).collect();

@@ -7,9 +7,21 @@ use candle_core::{Result, Tensor, Var, backprop::GradStore};
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum OptimSpec {
-    Adam { lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64 },
-    AdamW { lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64 },
-    Sgd { lr: f64, momentum: f64, weight_decay: f64, nesterov: bool },
+    /// `decoupled`: AdamW's weight decay, applied to the weights instead of the gradient.
+    Adam {
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        weight_decay: f64,
+        decoupled: bool,
+    },
+    Sgd {
+        lr: f64,
+        momentum: f64,
+        weight_decay: f64,
+        nesterov: bool,
+    },
 }
 
 pub struct Optimizer {
@@ -46,9 +58,7 @@ impl Optimizer {
             let g = &if scale != 1.0 { (g.detach() * scale)? } else { g.detach() };
             let theta = &var.as_tensor().detach();
             match self.spec {
-                OptimSpec::Adam { lr, beta1, beta2, eps, weight_decay }
-                | OptimSpec::AdamW { lr, beta1, beta2, eps, weight_decay } => {
-                    let decoupled = matches!(self.spec, OptimSpec::AdamW { .. });
+                OptimSpec::Adam { lr, beta1, beta2, eps, weight_decay, decoupled } => {
                     let lr = lr * self.lr_factor;
                     let g = if weight_decay != 0.0 && !decoupled { (g + (theta * weight_decay)?)? } else { g.clone() };
                     let m = match &self.first[i] {
@@ -141,14 +151,16 @@ mod tests {
         let v = Var::new(&[1.0f32, -2.0], &dev).unwrap();
         let loss = (v.as_tensor() * 3.0).unwrap().sum_all().unwrap();
         let g = loss.backward().unwrap();
-        let spec = OptimSpec::Adam { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-12, weight_decay: 0.0 };
+        let spec =
+            OptimSpec::Adam { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-12, weight_decay: 0.0, decoupled: false };
         Optimizer::new(spec, vec![v.clone()]).step(&g).unwrap();
         let got: Vec<f32> = v.as_tensor().to_vec1().unwrap();
         assert!((got[0] - 0.9).abs() < 1e-6 && (got[1] + 2.1).abs() < 1e-6, "{got:?}");
 
         let w = Var::new(&[1.0f32], &dev).unwrap();
         let g = (w.as_tensor() * 3.0).unwrap().sum_all().unwrap().backward().unwrap();
-        let spec = OptimSpec::AdamW { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-12, weight_decay: 0.5 };
+        let spec =
+            OptimSpec::Adam { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-12, weight_decay: 0.5, decoupled: true };
         Optimizer::new(spec, vec![w.clone()]).step(&g).unwrap();
         let got: Vec<f32> = w.as_tensor().to_vec1().unwrap();
         assert!((got[0] - (1.0 * (1.0 - 0.05) - 0.1)).abs() < 1e-6, "{got:?}");

@@ -1,7 +1,7 @@
 //! Dataset stages.
 
 use super::registry::{Builtin, Dflt, Meta, Param, Stage, StaticCall};
-use crate::check::{Args, Ty};
+use crate::check::Ty;
 use crate::data::{TOY2D, toy2d};
 use crate::diag::{Code, Diag};
 use crate::exec::{Artifact, Output, RunCtx};
@@ -44,9 +44,6 @@ fn classes_of(name: &str) -> Option<usize> {
 impl Stage for Toy2d {
     fn output(&self) -> Ty {
         Ty::Dataset
-    }
-    fn fields(&self, _args: &Args) -> Vec<(String, Ty)> {
-        vec![("n".into(), Ty::Int), ("features".into(), Ty::Int), ("classes".into(), Ty::Int)]
     }
     fn meta(&self, cx: &StaticCall) -> Meta {
         Meta { shape: Some(vec![2]), classes: cx.args.text("name").and_then(classes_of) }

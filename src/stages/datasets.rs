@@ -159,10 +159,6 @@ fn dataset_output(d: Dataset) -> Output {
     Output { artifact: Artifact::Dataset(Arc::new(d)), metrics, files: vec![] }
 }
 
-fn dataset_fields() -> Vec<(String, Ty)> {
-    vec![("n".into(), Ty::Int), ("features".into(), Ty::Int), ("classes".into(), Ty::Int)]
-}
-
 fn limit(cx: &RunCtx) -> Option<usize> {
     cx.args().int("limit").map(|v| v as usize)
 }
@@ -176,9 +172,6 @@ struct IdxStage(&'static IdxSet);
 impl Stage for IdxStage {
     fn output(&self) -> Ty {
         Ty::Dataset
-    }
-    fn fields(&self, _args: &Args) -> Vec<(String, Ty)> {
-        dataset_fields()
     }
     fn meta(&self, _cx: &StaticCall) -> Meta {
         Meta { shape: Some(vec![1, 28, 28]), classes: Some(10) }
@@ -201,9 +194,6 @@ struct Cifar;
 impl Stage for Cifar {
     fn output(&self) -> Ty {
         Ty::Dataset
-    }
-    fn fields(&self, _args: &Args) -> Vec<(String, Ty)> {
-        dataset_fields()
     }
     fn meta(&self, _cx: &StaticCall) -> Meta {
         Meta { shape: Some(vec![3, 32, 32]), classes: Some(10) }
@@ -246,9 +236,6 @@ impl Stage for Digits {
     fn output(&self) -> Ty {
         Ty::Dataset
     }
-    fn fields(&self, _args: &Args) -> Vec<(String, Ty)> {
-        dataset_fields()
-    }
     fn meta(&self, _cx: &StaticCall) -> Meta {
         Meta { shape: Some(vec![1, 8, 8]), classes: Some(10) }
     }
@@ -268,9 +255,6 @@ struct Idx;
 impl Stage for Idx {
     fn output(&self) -> Ty {
         Ty::Dataset
-    }
-    fn fields(&self, _args: &Args) -> Vec<(String, Ty)> {
-        dataset_fields()
     }
     fn meta(&self, cx: &StaticCall) -> Meta {
         Meta { shape: None, classes: cx.args.int("classes").map(|k| k as usize) }
@@ -310,9 +294,6 @@ impl Stage for Downsample {
     fn output(&self) -> Ty {
         Ty::Dataset
     }
-    fn fields(&self, _args: &Args) -> Vec<(String, Ty)> {
-        dataset_fields()
-    }
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
         let f = cx.args.int("factor").unwrap_or(2) as usize;
         match (input_meta(cx).shape, cx.args.get("data")) {
@@ -345,9 +326,6 @@ impl Stage for Dequantize {
     fn output(&self) -> Ty {
         Ty::Dataset
     }
-    fn fields(&self, _args: &Args) -> Vec<(String, Ty)> {
-        dataset_fields()
-    }
     fn meta(&self, cx: &StaticCall) -> Meta {
         input_meta(cx)
     }
@@ -364,9 +342,6 @@ struct Logit;
 impl Stage for Logit {
     fn output(&self) -> Ty {
         Ty::Dataset
-    }
-    fn fields(&self, _args: &Args) -> Vec<(String, Ty)> {
-        dataset_fields()
     }
     fn meta(&self, cx: &StaticCall) -> Meta {
         input_meta(cx)

@@ -78,19 +78,13 @@ pub fn builtins() -> Vec<Builtin> {
 pub fn optimizer_spec(c: &Config) -> Option<OptimSpec> {
     let a = &c.args;
     Some(match c.builtin.name {
-        "adam" => OptimSpec::Adam {
+        "adam" | "adamw" => OptimSpec::Adam {
             lr: a.float("lr")?,
             beta1: a.float("beta1")?,
             beta2: a.float("beta2")?,
             eps: a.float("eps")?,
             weight_decay: a.float("weight_decay")?,
-        },
-        "adamw" => OptimSpec::AdamW {
-            lr: a.float("lr")?,
-            beta1: a.float("beta1")?,
-            beta2: a.float("beta2")?,
-            eps: a.float("eps")?,
-            weight_decay: a.float("weight_decay")?,
+            decoupled: c.builtin.name == "adamw",
         },
         "sgd" => OptimSpec::Sgd {
             lr: a.float("lr")?,

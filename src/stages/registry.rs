@@ -138,9 +138,13 @@ impl StaticCall<'_> {
 pub trait Stage: Send + Sync {
     /// The type of the whole result.
     fn output(&self) -> Ty;
-    /// Fields reachable with `.name`, given the arguments.
+    /// Fields reachable with `.name`, given the arguments. Every dataset has `n`,
+    /// `features` and `classes`.
     fn fields(&self, _args: &Args) -> Vec<(String, Ty)> {
-        Vec::new()
+        match self.output() {
+            Ty::Dataset => ["n", "features", "classes"].iter().map(|f| (f.to_string(), Ty::Int)).collect(),
+            _ => Vec::new(),
+        }
     }
     /// Checks beyond the signature (shapes, exclusive arguments).
     fn check(&self, _cx: &StaticCall) -> Vec<Diag> {
