@@ -109,6 +109,14 @@ fn a_neural_ode_classifier_trains() {
     let late: f64 = losses[losses.len() - 10..].iter().sum::<f64>() / 10.0;
     assert!(late < 0.6 * early, "loss should fall: {early} -> {late}");
     assert!(r.stages.iter().any(|s| s.name == "fit"));
+    // The same through the language with the adjoint method.
+    let adjoint = src.replace("rk4(step: 0.25))", "rk4(step: 0.25), adjoint: true)");
+    assert_ne!(adjoint, src);
+    let out2 = tempfile::tempdir().unwrap();
+    let r2 = run(&adjoint, &[], out2.path());
+    let fit2 = &r2.stages.iter().find(|s| s.name == "fit").unwrap().metrics;
+    let fit1 = &r.stages.iter().find(|s| s.name == "fit").unwrap().metrics;
+    assert!((fit1["final_loss"] - fit2["final_loss"]).abs() < 0.05, "{} vs {}", fit1["final_loss"], fit2["final_loss"]);
 
     let bad = "let data = toy2d(\"circles\")\nlet fit = train(neural_ode(linear(3)) |> linear(2), data)\n";
     let mut sources = SourceMap::new();
@@ -116,4 +124,49 @@ fn a_neural_ode_classifier_trains() {
     let err = flowline::check(&mut sources, id, &CheckOptions::default()).err().unwrap();
     assert_eq!(err[0].code.as_str(), "E4001");
     assert!(err[0].message.contains("neural ODE"), "{}", err[0].message);
+}
+
+/// `neural_ode(adjoint: true)` gives the same parameter and input gradients as
+/// backpropagation through the solver's steps.
+#[test]
+fn adjoint_and_backprop_gradients_of_a_neural_ode_block_agree() {
+    use candle_core::{Device, Tensor, Var};
+    use flowline::nn::{Activation, LayerSpec, Net};
+    let block = |adjoint: bool| {
+        vec![
+            LayerSpec::NeuralOde {
+                field: vec![
+                    LayerSpec::Linear { input: None, out: 8 },
+                    LayerSpec::Act(Activation::Tanh),
+                    LayerSpec::Linear { input: None, out: 2 },
+                ],
+                t1: 1.0,
+                method: "dopri5".into(),
+                step: None,
+                rtol: 1e-6,
+                atol: 1e-6,
+                max_steps: 10_000,
+                adjoint,
+            },
+            LayerSpec::Linear { input: None, out: 3 },
+        ]
+    };
+    let dev = Device::Cpu;
+    let plain = Net::init(&block(false), &[2], &mut flowline::rng::Rng::new(1), &dev).unwrap();
+    let tensors = plain.named_tensors().into_iter().collect();
+    let adj = Net::from_tensors(&block(true), &[2], &tensors, &dev).unwrap();
+    let x = Var::new(&[[0.3f32, -0.8], [1.1, 0.4], [-0.5, 0.9]], &dev).unwrap();
+    let grads = |net: &Net| {
+        let out = net.forward(x.as_tensor()).unwrap();
+        let g = out.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        let mut all: Vec<Tensor> =
+            net.vars().iter().map(|v| g.get(v.as_tensor()).expect("every parameter gets a gradient").clone()).collect();
+        all.push(g.get(x.as_tensor()).expect("the input gets a gradient").clone());
+        all
+    };
+    for (a, b) in grads(&plain).iter().zip(grads(&adj)) {
+        let diff: f32 = (a - &b).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        let scale: f32 = a.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        assert!(diff < 1e-3 * (1.0 + scale), "adjoint and backprop differ by {diff} (scale {scale})");
+    }
 }

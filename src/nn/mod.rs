@@ -1,6 +1,7 @@
 //! Neural-network pieces on candle: layer specs and their shapes, models, losses,
 //! optimizers and the classifier training loop. Nothing here knows the language.
 
+mod adjoint_op;
 mod classify;
 mod loss;
 mod net;

@@ -4,11 +4,12 @@ use super::spec::{Activation, Aggregate, LayerSpec, infer_one, infer_shapes};
 use crate::rng::Rng;
 use candle_core::{D, DType, Device, Result, Tensor, Var};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 const BN_EPS: f64 = 1e-5;
 const BN_MOMENTUM: f64 = 0.1;
 
-enum Built {
+pub(super) enum Built {
     Linear { w: Var, b: Var },
     Conv { w: Var, b: Var, stride: usize, pad: usize },
     MaxPool { kernel: usize, stride: usize },
@@ -20,7 +21,7 @@ enum Built {
     Normalize { mean: Tensor, std: Tensor },
     Act(Activation),
     Residual { body: Vec<Built>, farkas: Option<(Aggregate, Var)> },
-    NeuralOde { field: Vec<Built>, t1: f64, opts: crate::ode::Options },
+    NeuralOde { field: Arc<Vec<Built>>, params: Vec<Var>, t1: f64, opts: crate::ode::Options, adjoint: bool },
     FarkasLinear { w: Var, b: Var, last: Var, agg: Aggregate },
     FarkasConv { w: Var, b: Var, last: Var, agg: Aggregate, stride: usize, pad: usize },
 }
@@ -133,8 +134,11 @@ impl Builder<'_> {
                 }
             }
             LayerSpec::Act(a) => Built::Act(*a),
-            LayerSpec::NeuralOde { field, t1, method, step, rtol, atol, max_steps } => {
+            LayerSpec::NeuralOde { field, t1, method, step, rtol, atol, max_steps, adjoint } => {
+                let before = self.named.len();
                 let inner = self.chain(&format!("{name}.field."), field, s)?;
+                let params: Vec<Var> =
+                    self.named[before..].iter().filter(|(_, _, t)| *t).map(|(_, v, _)| v.clone()).collect();
                 let method = match method.as_str() {
                     "euler" => crate::ode::Method::Euler,
                     "midpoint" => crate::ode::Method::Midpoint,
@@ -147,7 +151,7 @@ impl Builder<'_> {
                 opts.rtol = *rtol;
                 opts.atol = *atol;
                 opts.max_steps = *max_steps;
-                Built::NeuralOde { field: inner, t1: *t1, opts }
+                Built::NeuralOde { field: Arc::new(inner), params, t1: *t1, opts, adjoint: *adjoint }
             }
             LayerSpec::Residual { body, farkas } => {
                 let inner = self.chain(&format!("{name}.body."), body, s)?;
@@ -260,6 +264,10 @@ impl Net {
     }
 }
 
+pub(super) fn run_field(layers: &[Built], x: &Tensor) -> Result<Tensor> {
+    run_chain(layers, x, &mut None)
+}
+
 fn run_chain(layers: &[Built], x: &Tensor, rng: &mut Option<&mut Rng>) -> Result<Tensor> {
     let mut h = x.clone();
     for l in layers {
@@ -332,7 +340,31 @@ fn run_layer(l: &Built, x: &Tensor, rng: &mut Option<&mut Rng>) -> Result<Tensor
         }
         Built::Normalize { mean, std } => x.broadcast_sub(mean)?.broadcast_div(std),
         Built::Act(a) => activate(*a, x),
-        Built::NeuralOde { field, t1, opts } => {
+        Built::NeuralOde { field, params, t1, opts, adjoint: true } => {
+            let f = |_t: f64, y: &[Tensor]| Ok(vec![run_chain(field, &y[0], &mut None)?.detach()]);
+            let y1 = match crate::ode::solve(&f, &[x.detach()], &[0.0, *t1], opts) {
+                Ok(sol) => sol.ys[1][0].detach(),
+                Err(e) => {
+                    return Err(candle_core::Error::Msg(format!(
+                        "neural ODE solve stopped at t = {}: {}",
+                        e.t, e.failure
+                    )));
+                }
+            };
+            let flat: Vec<Tensor> = params.iter().map(|v| v.as_tensor().flatten_all()).collect::<Result<_>>()?;
+            let carrier = Tensor::cat(&flat, 0)?;
+            x.apply_op2(
+                &carrier,
+                super::adjoint_op::AdjointOp {
+                    field: field.clone(),
+                    params: params.clone(),
+                    t1: *t1,
+                    opts: opts.clone(),
+                    y1,
+                },
+            )
+        }
+        Built::NeuralOde { field, t1, opts, .. } => {
             let f = |_t: f64, y: &[Tensor]| Ok(vec![run_chain(field, &y[0], &mut None)?]);
             match crate::ode::solve(&f, std::slice::from_ref(x), &[0.0, *t1], opts) {
                 Ok(sol) => Ok(sol.ys[1][0].clone()),

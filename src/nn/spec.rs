@@ -79,6 +79,9 @@ pub enum LayerSpec {
         rtol: f64,
         atol: f64,
         max_steps: usize,
+        /// Gradients by the adjoint method instead (constant memory).
+        #[serde(default)]
+        adjoint: bool,
     },
     /// Convolution whose last channel is minus the aggregate of the others, per position.
     FarkasConv2d {

@@ -157,6 +157,12 @@ pub fn builtins() -> Vec<Builtin> {
                     Dflt::Config("dopri5"),
                     "e.g. `rk4(step: 0.05)` or `dopri5(rtol: 1e-5, atol: 1e-5)`",
                 ),
+                Param::new(
+                    "adjoint",
+                    Ty::Bool,
+                    Dflt::Bool(false),
+                    "gradients by the adjoint method (constant memory) instead of through the solver's steps",
+                ),
             ],
         ),
         layer("relu", "Rectified linear unit max(x, 0).", vec![]),
@@ -247,6 +253,7 @@ fn push_specs(c: &Config, out: &mut Vec<LayerSpec>) -> Option<()> {
                 rtol: o.rtol,
                 atol: o.atol,
                 max_steps: o.max_steps,
+                adjoint: c.args.bool("adjoint")?,
             }
         }
         "farkas_residual" => LayerSpec::Residual { body: layer_specs(c.args.get("body")?)?, farkas: Some(agg(c)) },
