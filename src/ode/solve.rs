@@ -38,6 +38,18 @@ pub struct Options {
     /// Per component: whether it takes part in error control (regularizer integrals
     /// usually do not). All components when empty.
     pub controlled: Vec<bool>,
+    /// Per component: its own (rtol, atol) instead of the global ones.
+    pub tolerances: Vec<Option<(f64, f64)>>,
+}
+
+impl Options {
+    /// (rtol, atol) of component `i`, or `None` when it is excluded from error control.
+    fn tolerance(&self, i: usize) -> Option<(f64, f64)> {
+        if !self.controlled.is_empty() && !self.controlled.get(i).copied().unwrap_or(true) {
+            return None;
+        }
+        Some(self.tolerances.get(i).copied().flatten().unwrap_or((self.rtol, self.atol)))
+    }
 }
 
 impl Options {
@@ -52,6 +64,7 @@ impl Options {
             max_step: f64::INFINITY,
             max_steps: 100_000,
             controlled: Vec::new(),
+            tolerances: Vec::new(),
         }
     }
 }
@@ -142,10 +155,8 @@ fn rms(t: &Tensor) -> Result<f64> {
 fn error_ratio(err: &[Tensor], y0: &[Tensor], y1: &[Tensor], opts: &Options) -> Result<f64> {
     let mut worst = 0.0f64;
     for i in 0..err.len() {
-        if !opts.controlled.is_empty() && !opts.controlled.get(i).copied().unwrap_or(true) {
-            continue;
-        }
-        let scale = ((y0[i].detach().abs()?.maximum(&y1[i].detach().abs()?)? * opts.rtol)? + opts.atol)?;
+        let Some((rtol, atol)) = opts.tolerance(i) else { continue };
+        let scale = ((y0[i].detach().abs()?.maximum(&y1[i].detach().abs()?)? * rtol)? + atol)?;
         let r = rms(&(err[i].detach() / scale)?)?;
         worst = if r.is_nan() { f64::NAN } else { worst.max(r) };
     }
@@ -155,10 +166,8 @@ fn error_ratio(err: &[Tensor], y0: &[Tensor], y1: &[Tensor], opts: &Options) -> 
 fn norm_scaled(y: &[Tensor], y0: &[Tensor], opts: &Options) -> Result<f64> {
     let mut worst = 0.0f64;
     for i in 0..y.len() {
-        if !opts.controlled.is_empty() && !opts.controlled.get(i).copied().unwrap_or(true) {
-            continue;
-        }
-        let scale = ((y0[i].detach().abs()? * opts.rtol)? + opts.atol)?;
+        let Some((rtol, atol)) = opts.tolerance(i) else { continue };
+        let scale = ((y0[i].detach().abs()? * rtol)? + atol)?;
         worst = worst.max(rms(&(y[i].detach() / scale)?)?);
     }
     Ok(worst)
