@@ -14,6 +14,7 @@ pub mod ode;
 pub mod plan;
 pub mod plots;
 pub mod rng;
+pub mod robust;
 pub mod snapshot;
 pub mod stages;
 pub mod stdlib;
