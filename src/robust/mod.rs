@@ -1,4 +1,5 @@
-//! Adversarial robustness: the numerical pieces of attacks (so far the proximal operators
-//! of ProxLogBarrier). Knows nothing of the language.
+//! Adversarial robustness: the numerical pieces of attacks (so far the LogBarrier attack in l2 and the
+//! proximal operators of ProxLogBarrier). Knows nothing of the language.
 
+pub mod logbarrier;
 pub mod prox;

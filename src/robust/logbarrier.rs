@@ -1,0 +1,142 @@
+//! The LogBarrier attack in l2 (Finlay, Pooladian, Oberman, ICCV 2019): from a
+//! misclassified starting point, minimise ||z - x||_2 - lambda log(c(z)), where
+//! c(z) = max_{j != y} f_j(z) - f_y(z) > 0 means "misclassified", for a decreasing barrier
+//! weight lambda_k = lambda_0 beta^k. Steps are projected to the input bounds and
+//! backtracked toward the previous iterate whenever they land on a correctly classified
+//! point (or do not decrease the objective); the best (closest) adversarial iterate is kept.
+
+use crate::rng::Rng;
+use candle_core::{D, Result, Tensor, Var};
+
+#[derive(Debug, Clone, Copy)]
+pub struct LogBarrierConfig {
+    pub lambda0: f64,
+    pub beta: f64,
+    pub outer: usize,
+    pub inner: usize,
+    /// Initial gradient step, relative to the width of the input bounds.
+    pub step: f64,
+    pub bounds: (f64, f64),
+}
+
+impl Default for LogBarrierConfig {
+    fn default() -> Self {
+        LogBarrierConfig { lambda0: 0.1, beta: 0.75, outer: 30, inner: 50, step: 0.1, bounds: (0.0, 1.0) }
+    }
+}
+
+/// f_y(z) - max_{j != y} f_j(z) for one example (`logits` is [1, k]); negative when misclassified.
+fn margin(logits: &Tensor, label: usize) -> Result<Tensor> {
+    let k = logits.dim(D::Minus1)?;
+    let own = logits.narrow(1, label, 1)?;
+    let mut mask = vec![0f32; k];
+    mask[label] = -1e9;
+    let others = logits.broadcast_add(&Tensor::from_vec(mask, (1, k), logits.device())?.to_dtype(logits.dtype())?)?;
+    own.sub(&others.max_keepdim(D::Minus1)?)?.squeeze(1)?.squeeze(0)
+}
+
+/// The attack on one example `x` ([1, ...]) of class `label`. Returns the closest
+/// adversarial point found (verified misclassified by the model), or `None`.
+pub fn log_barrier_l2(
+    model: &dyn Fn(&Tensor) -> Result<Tensor>,
+    x: &Tensor,
+    label: usize,
+    cfg: &LogBarrierConfig,
+    rng: &mut Rng,
+) -> Result<Option<Tensor>> {
+    let (lo, hi) = cfg.bounds;
+    let width = hi - lo;
+    let c = |z: &Tensor| -> Result<f64> {
+        Ok(-margin(&model(z)?, label)?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?)
+    };
+    let dist = |z: &Tensor| -> Result<f64> {
+        (z - x)?.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>().map(f64::sqrt)
+    };
+    // A misclassified start: Gaussian noise of growing size.
+    let mut z = None;
+    for k in 0..24 {
+        let s = width * 0.01 * 2f64.powi(k);
+        let noise: Vec<f32> = (0..x.elem_count()).map(|_| (rng.normal() * s) as f32).collect();
+        let cand = (x + Tensor::from_vec(noise, x.shape(), x.device())?.to_dtype(x.dtype())?)?.clamp(lo, hi)?;
+        if c(&cand)? > 0.0 {
+            z = Some(cand);
+            break;
+        }
+    }
+    let Some(mut z) = z else { return Ok(None) };
+    let mut best = (dist(&z)?, z.clone());
+    let mut lambda = cfg.lambda0;
+    for _ in 0..cfg.outer {
+        let phi = |z: &Tensor, lambda: f64| -> Result<f64> {
+            let cz = c(z)?;
+            Ok(if cz > 0.0 { dist(z)? - lambda * cz.ln() } else { f64::INFINITY })
+        };
+        let mut h = cfg.step * width;
+        for _ in 0..cfg.inner {
+            let v = Var::from_tensor(&z.detach())?;
+            let cz = margin(&model(v.as_tensor())?, label)?.neg()?;
+            let d = (v.as_tensor() - x)?.sqr()?.sum_all()?.sqrt()?;
+            let objective = (d - (cz.log()? * lambda)?)?;
+            let grads = objective.backward()?;
+            let Some(g) = grads.get(v.as_tensor()) else { break };
+            let current = phi(&z, lambda)?;
+            let mut accepted = false;
+            let mut trial = h;
+            for _ in 0..30 {
+                let cand = (&z - (g * trial)?)?.clamp(lo, hi)?;
+                if phi(&cand, lambda)? < current {
+                    z = cand;
+                    accepted = true;
+                    break;
+                }
+                trial *= 0.5;
+            }
+            if !accepted {
+                break;
+            }
+            // Grow the step again after a success, so progress does not stall.
+            h = (trial * 2.0).min(cfg.step * width);
+            let dz = dist(&z)?;
+            if dz < best.0 && c(&z)? > 0.0 {
+                best = (dz, z.clone());
+            }
+        }
+        lambda *= cfg.beta;
+    }
+    Ok(Some(best.1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// On a linear two-class model the minimum l2 distance to the boundary is
+    /// |margin| / ||w_1 - w_0||; the attack must find it within 1%.
+    #[test]
+    fn finds_the_analytic_minimum_distance_on_a_linear_classifier() {
+        let dev = Device::Cpu;
+        let mut rng = Rng::new(3);
+        for trial in 0..5 {
+            let d = 10;
+            let w: Vec<f32> = (0..2 * d).map(|_| rng.normal() as f32).collect();
+            let w = Tensor::from_vec(w, (2, d), &dev).unwrap();
+            let b = Tensor::new(&[0.3f32, -0.2], &dev).unwrap();
+            let model = |z: &Tensor| z.matmul(&w.t()?)?.broadcast_add(&b);
+            let x: Vec<f32> = (0..d).map(|_| rng.normal() as f32).collect();
+            let x = Tensor::from_vec(x, (1, d), &dev).unwrap();
+            let logits: Vec<f32> = model(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            let label = if logits[0] > logits[1] { 0 } else { 1 };
+            let wd: Vec<f32> = (w.get(1 - label).unwrap() - w.get(label).unwrap()).unwrap().to_vec1().unwrap();
+            let norm = wd.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+            let exact = ((logits[label] - logits[1 - label]) as f64).abs() / norm;
+            let cfg = LogBarrierConfig { bounds: (-100.0, 100.0), ..LogBarrierConfig::default() };
+            let adv = log_barrier_l2(&model, &x, label, &cfg, &mut rng).unwrap().expect("an adversarial point");
+            let found =
+                (&adv - &x).unwrap().sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap().sqrt() as f64;
+            let out: Vec<f32> = model(&adv).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            assert!(out[1 - label] > out[label], "trial {trial}: the returned point is misclassified");
+            assert!((found / exact - 1.0).abs() < 0.01, "trial {trial}: found {found}, exact {exact}");
+        }
+    }
+}
