@@ -5,8 +5,9 @@
 //! backtracked toward the previous iterate whenever they land on a correctly classified
 //! point (or do not decrease the objective); the best (closest) adversarial iterate is kept.
 
+use super::margin::margin;
 use crate::rng::Rng;
-use candle_core::{D, Result, Tensor, Var};
+use candle_core::{Result, Tensor, Var};
 
 #[derive(Debug, Clone, Copy)]
 pub struct LogBarrierConfig {
@@ -23,16 +24,6 @@ impl Default for LogBarrierConfig {
     fn default() -> Self {
         LogBarrierConfig { lambda0: 0.1, beta: 0.75, outer: 30, inner: 50, step: 0.1, bounds: (0.0, 1.0) }
     }
-}
-
-/// f_y(z) - max_{j != y} f_j(z) for one example (`logits` is [1, k]); negative when misclassified.
-fn margin(logits: &Tensor, label: usize) -> Result<Tensor> {
-    let k = logits.dim(D::Minus1)?;
-    let own = logits.narrow(1, label, 1)?;
-    let mut mask = vec![0f32; k];
-    mask[label] = -1e9;
-    let others = logits.broadcast_add(&Tensor::from_vec(mask, (1, k), logits.device())?.to_dtype(logits.dtype())?)?;
-    own.sub(&others.max_keepdim(D::Minus1)?)?.squeeze(1)?.squeeze(0)
 }
 
 /// The attack on one example `x` ([1, ...]) of class `label`. Returns the closest

@@ -2,4 +2,6 @@
 //! proximal operators of ProxLogBarrier). Knows nothing of the language.
 
 pub mod logbarrier;
+pub mod margin;
+pub mod pgd;
 pub mod prox;
