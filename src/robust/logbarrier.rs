@@ -5,7 +5,7 @@
 //! backtracked toward the previous iterate whenever they land on a correctly classified
 //! point (or do not decrease the objective); the best (closest) adversarial iterate is kept.
 
-use super::margin::margin;
+use super::margin::{margin, misclassified_start};
 use crate::rng::Rng;
 use candle_core::{Result, Tensor, Var};
 
@@ -43,18 +43,7 @@ pub fn log_barrier_l2(
     let dist = |z: &Tensor| -> Result<f64> {
         (z - x)?.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>().map(f64::sqrt)
     };
-    // A misclassified start: Gaussian noise of growing size.
-    let mut z = None;
-    for k in 0..24 {
-        let s = width * 0.01 * 2f64.powi(k);
-        let noise: Vec<f32> = (0..x.elem_count()).map(|_| (rng.normal() * s) as f32).collect();
-        let cand = (x + Tensor::from_vec(noise, x.shape(), x.device())?.to_dtype(x.dtype())?)?.clamp(lo, hi)?;
-        if c(&cand)? > 0.0 {
-            z = Some(cand);
-            break;
-        }
-    }
-    let Some(mut z) = z else { return Ok(None) };
+    let Some(mut z) = misclassified_start(model, x, label, cfg.bounds, rng)? else { return Ok(None) };
     let mut best = (dist(&z)?, z.clone());
     let mut lambda = cfg.lambda0;
     for _ in 0..cfg.outer {

@@ -5,3 +5,4 @@ pub mod logbarrier;
 pub mod margin;
 pub mod pgd;
 pub mod prox;
+pub mod proxlogbarrier;
