@@ -88,35 +88,23 @@ pub fn log_barrier_l2(
 
 #[cfg(test)]
 mod tests {
+    use super::super::margin::linear_problem::LinearProblem;
     use super::*;
-    use candle_core::Device;
 
     /// On a linear two-class model the minimum l2 distance to the boundary is
     /// |margin| / ||w_1 - w_0||; the attack must find it within 1%.
     #[test]
     fn finds_the_analytic_minimum_distance_on_a_linear_classifier() {
-        let dev = Device::Cpu;
         let mut rng = Rng::new(3);
         for trial in 0..5 {
-            let d = 10;
-            let w: Vec<f32> = (0..2 * d).map(|_| rng.normal() as f32).collect();
-            let w = Tensor::from_vec(w, (2, d), &dev).unwrap();
-            let b = Tensor::new(&[0.3f32, -0.2], &dev).unwrap();
-            let model = |z: &Tensor| z.matmul(&w.t()?)?.broadcast_add(&b);
-            let x: Vec<f32> = (0..d).map(|_| rng.normal() as f32).collect();
-            let x = Tensor::from_vec(x, (1, d), &dev).unwrap();
-            let logits: Vec<f32> = model(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-            let label = if logits[0] > logits[1] { 0 } else { 1 };
-            let wd: Vec<f32> = (w.get(1 - label).unwrap() - w.get(label).unwrap()).unwrap().to_vec1().unwrap();
-            let norm = wd.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
-            let exact = ((logits[label] - logits[1 - label]) as f64).abs() / norm;
+            let p = LinearProblem::random(&mut rng, 10, [0.3, -0.2], 1.0);
+            let model = |z: &Tensor| p.model(z);
             let cfg = LogBarrierConfig { bounds: (-100.0, 100.0), ..LogBarrierConfig::default() };
-            let adv = log_barrier_l2(&model, &x, label, &cfg, &mut rng).unwrap().expect("an adversarial point");
+            let adv = log_barrier_l2(&model, &p.x, p.label, &cfg, &mut rng).unwrap().expect("an adversarial point");
             let found =
-                (&adv - &x).unwrap().sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap().sqrt() as f64;
-            let out: Vec<f32> = model(&adv).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-            assert!(out[1 - label] > out[label], "trial {trial}: the returned point is misclassified");
-            assert!((found / exact - 1.0).abs() < 0.01, "trial {trial}: found {found}, exact {exact}");
+                (&adv - &p.x).unwrap().sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap().sqrt() as f64;
+            assert!(p.misclassified(&adv), "trial {trial}: the returned point is misclassified");
+            assert!((found / p.l2() - 1.0).abs() < 0.01, "trial {trial}: found {found}, exact {}", p.l2());
         }
     }
 }

@@ -43,3 +43,64 @@ pub fn misclassified_start(
     }
     Ok(None)
 }
+
+/// Random linear two-class problems, whose minimum distances to the decision boundary are
+/// known in closed form: the reference every attack is tested against.
+#[cfg(test)]
+pub(crate) mod linear_problem {
+    use crate::rng::Rng;
+    use candle_core::{Device, Result, Tensor};
+
+    pub struct LinearProblem {
+        pub w: Tensor,
+        pub b: Tensor,
+        /// One correctly classified example, [1, d].
+        pub x: Tensor,
+        pub label: usize,
+        /// w_other - w_label, and the logit gap at x.
+        pub wd: Vec<f64>,
+        pub gap: f64,
+    }
+
+    impl LinearProblem {
+        pub fn random(rng: &mut Rng, d: usize, bias: [f32; 2], x_scale: f64) -> Self {
+            let dev = Device::Cpu;
+            let w: Vec<f32> = (0..2 * d).map(|_| rng.normal() as f32).collect();
+            let w = Tensor::from_vec(w, (2, d), &dev).unwrap();
+            let b = Tensor::new(&bias, &dev).unwrap();
+            let x: Vec<f32> = (0..d).map(|_| (rng.normal() * x_scale) as f32).collect();
+            let x = Tensor::from_vec(x, (1, d), &dev).unwrap();
+            let mut p = LinearProblem { w, b, x, label: 0, wd: Vec::new(), gap: 0.0 };
+            let logits = p.scores(&p.x);
+            p.label = if logits[0] > logits[1] { 0 } else { 1 };
+            let (w0, w1) = (p.w.get(p.label).unwrap(), p.w.get(1 - p.label).unwrap());
+            p.wd = (w1 - w0).unwrap().to_vec1::<f32>().unwrap().iter().map(|v| *v as f64).collect();
+            p.gap = ((logits[p.label] - logits[1 - p.label]) as f64).abs();
+            p
+        }
+
+        pub fn model(&self, z: &Tensor) -> Result<Tensor> {
+            z.matmul(&self.w.t()?)?.broadcast_add(&self.b)
+        }
+
+        fn scores(&self, z: &Tensor) -> Vec<f32> {
+            self.model(z).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+        }
+
+        pub fn misclassified(&self, z: &Tensor) -> bool {
+            let s = self.scores(z);
+            s[1 - self.label] > s[self.label]
+        }
+
+        /// The minimum distance in l2, linf and l1 (dual norms of w in the denominator).
+        pub fn l2(&self) -> f64 {
+            self.gap / self.wd.iter().map(|v| v * v).sum::<f64>().sqrt()
+        }
+        pub fn linf(&self) -> f64 {
+            self.gap / self.wd.iter().map(|v| v.abs()).sum::<f64>()
+        }
+        pub fn l1(&self) -> f64 {
+            self.gap / self.wd.iter().fold(0.0f64, |m, v| m.max(v.abs()))
+        }
+    }
+}

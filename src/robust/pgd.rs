@@ -110,45 +110,25 @@ pub fn pgd_min_distance(
 
 #[cfg(test)]
 mod tests {
+    use super::super::margin::linear_problem::LinearProblem;
     use super::*;
-    use candle_core::Device;
 
     /// On a linear two-class model the minimum distance is |margin| / ||w||_2 in l2 and
     /// |margin| / ||w||_1 in linf (w the difference of the class weights); PGD with
     /// bisection finds both within 1%.
     #[test]
     fn bisection_finds_the_analytic_minimum_distance_on_a_linear_classifier() {
-        let dev = Device::Cpu;
         let mut rng = Rng::new(8);
         for trial in 0..3 {
-            let d = 8;
-            let w: Vec<f32> = (0..2 * d).map(|_| rng.normal() as f32).collect();
-            let w = Tensor::from_vec(w, (2, d), &dev).unwrap();
-            let b = Tensor::new(&[0.2f32, -0.1], &dev).unwrap();
-            let model = |z: &Tensor| z.matmul(&w.t()?)?.broadcast_add(&b);
-            let x: Vec<f32> = (0..d).map(|_| rng.normal() as f32).collect();
-            let x = Tensor::from_vec(x, (1, d), &dev).unwrap();
-            let logits: Vec<f32> = model(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-            let label = if logits[0] > logits[1] { 0 } else { 1 };
-            let wd: Vec<f64> = (w.get(1 - label).unwrap() - w.get(label).unwrap())
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-                .iter()
-                .map(|v| *v as f64)
-                .collect();
-            let gap = ((logits[label] - logits[1 - label]) as f64).abs();
-            for (norm, exact) in [
-                (Norm::L2, gap / wd.iter().map(|v| v * v).sum::<f64>().sqrt()),
-                (Norm::Linf, gap / wd.iter().map(|v| v.abs()).sum::<f64>()),
-            ] {
+            let p = LinearProblem::random(&mut rng, 8, [0.2, -0.1], 1.0);
+            let model = |z: &Tensor| p.model(z);
+            for (norm, exact) in [(Norm::L2, p.l2()), (Norm::Linf, p.linf())] {
                 let cfg = PgdConfig { norm, steps: 100, restarts: 1, bounds: (-100.0, 100.0) };
-                let adv = pgd_min_distance(&model, &x, label, 10.0, 24, &cfg, &mut rng)
+                let adv = pgd_min_distance(&model, &p.x, p.label, 10.0, 24, &cfg, &mut rng)
                     .unwrap()
                     .expect("an adversarial point");
-                let found = norm_of(&(&adv - &x).unwrap(), norm).unwrap();
-                let out: Vec<f32> = model(&adv).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-                assert!(out[1 - label] > out[label], "trial {trial} {norm:?}: misclassified");
+                let found = norm_of(&(&adv - &p.x).unwrap(), norm).unwrap();
+                assert!(p.misclassified(&adv), "trial {trial} {norm:?}: misclassified");
                 assert!((found / exact - 1.0).abs() < 0.01, "trial {trial} {norm:?}: found {found}, exact {exact}");
             }
         }

@@ -127,40 +127,26 @@ pub fn prox_log_barrier(
 
 #[cfg(test)]
 mod tests {
+    use super::super::margin::linear_problem::LinearProblem;
     use super::*;
-    use candle_core::Device;
 
     /// On a linear two-class model (w the difference of the class weights, gap the logit
     /// gap) the minimum distances are gap/||w||_2 (l2), gap/||w||_1 (linf) and
     /// gap/||w||_inf (l1); ProxLogBarrier with the paper's defaults finds them within 1%.
     #[test]
     fn finds_the_analytic_minimum_distances_on_a_linear_classifier() {
-        let dev = Device::Cpu;
         let mut rng = Rng::new(12);
         for trial in 0..3 {
-            let d = 8;
-            let w: Vec<f32> = (0..2 * d).map(|_| rng.normal() as f32).collect();
-            let w = Tensor::from_vec(w, (2, d), &dev).unwrap();
-            let b = Tensor::new(&[0.1f32, -0.1], &dev).unwrap();
-            let model = |z: &Tensor| z.matmul(&w.t()?)?.broadcast_add(&b);
-            let x: Vec<f32> = (0..d).map(|_| (rng.normal() * 0.5) as f32).collect();
-            let x = Tensor::from_vec(x, (1, d), &dev).unwrap();
-            let logits: Vec<f32> = model(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-            let label = if logits[0] > logits[1] { 0 } else { 1 };
-            let wd: Vec<f64> = to_vec(&(w.get(1 - label).unwrap() - w.get(label).unwrap()).unwrap()).unwrap();
-            let gap = ((logits[label] - logits[1 - label]) as f64).abs();
-            let cases = [
-                (Dissimilarity::L2, gap / wd.iter().map(|v| v * v).sum::<f64>().sqrt()),
-                (Dissimilarity::Linf, gap / wd.iter().map(|v| v.abs()).sum::<f64>()),
-                (Dissimilarity::L1, gap / wd.iter().fold(0.0f64, |m, v| m.max(v.abs()))),
-            ];
-            for (norm, exact) in cases {
+            let p = LinearProblem::random(&mut rng, 8, [0.1, -0.1], 0.5);
+            let model = |z: &Tensor| p.model(z);
+            for (norm, exact) in
+                [(Dissimilarity::L2, p.l2()), (Dissimilarity::Linf, p.linf()), (Dissimilarity::L1, p.l1())]
+            {
                 let cfg = ProxConfig { bounds: (-100.0, 100.0), ..ProxConfig::paper(norm) };
-                let adv = prox_log_barrier(&model, &x, label, &cfg, &mut rng).unwrap().expect("an adversarial point");
-                let delta: Vec<f64> = to_vec(&(&adv - &x).unwrap()).unwrap();
-                let found = norm.of(&delta);
-                let out: Vec<f32> = model(&adv).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-                assert!(out[1 - label] > out[label], "trial {trial} {norm:?}: misclassified");
+                let adv =
+                    prox_log_barrier(&model, &p.x, p.label, &cfg, &mut rng).unwrap().expect("an adversarial point");
+                let found = norm.of(&to_vec(&(&adv - &p.x).unwrap()).unwrap());
+                assert!(p.misclassified(&adv), "trial {trial} {norm:?}: misclassified");
                 assert!((found / exact - 1.0).abs() < 0.01, "trial {trial} {norm:?}: found {found}, exact {exact}");
             }
         }
