@@ -159,6 +159,14 @@ fn dataset_output(d: Dataset) -> Output {
     Output { artifact: Artifact::Dataset(Arc::new(d)), metrics, files: vec![] }
 }
 
+/// The first `limit` examples of a 10-class dataset read whole.
+fn first_n(mut x: Vec<f32>, mut y: Vec<u32>, shape: Vec<usize>, limit: Option<usize>) -> Dataset {
+    let n = limit.map_or(y.len(), |l| l.min(y.len()));
+    x.truncate(n * shape.iter().product::<usize>());
+    y.truncate(n);
+    Dataset { x, n, shape, y: Some(y), classes: Some(10) }
+}
+
 fn limit(cx: &RunCtx) -> Option<usize> {
     cx.args().int("limit").map(|v| v as usize)
 }
@@ -223,10 +231,7 @@ impl Stage for Cifar {
             let path = files::find(&dir, &names).map_err(|e| data_error(cx, e))?;
             data::cifar::load_batch(&path, &mut x, &mut y).map_err(|e| data_error(cx, e))?;
         }
-        let n = limit(cx).map_or(y.len(), |l| l.min(y.len()));
-        x.truncate(n * 3 * 32 * 32);
-        y.truncate(n);
-        Ok(dataset_output(Dataset { x, n, shape: vec![3, 32, 32], y: Some(y), classes: Some(10) }))
+        Ok(dataset_output(first_n(x, y, vec![3, 32, 32], limit(cx))))
     }
 }
 
@@ -242,11 +247,8 @@ impl Stage for Digits {
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let dir = first_folder(&cx.data_dir, &["digits"]);
         let path = files::find(&dir, &["digits.csv", "optdigits.csv"]).map_err(|e| data_error(cx, e))?;
-        let (mut x, mut y) = data::digits::load(&path).map_err(|e| data_error(cx, e))?;
-        let n = limit(cx).map_or(y.len(), |l| l.min(y.len()));
-        x.truncate(n * 64);
-        y.truncate(n);
-        Ok(dataset_output(Dataset { x, n, shape: vec![1, 8, 8], y: Some(y), classes: Some(10) }))
+        let (x, y) = data::digits::load(&path).map_err(|e| data_error(cx, e))?;
+        Ok(dataset_output(first_n(x, y, vec![1, 8, 8], limit(cx))))
     }
 }
 

@@ -4,11 +4,12 @@ use super::registry::{Builtin, Dflt, Param, Sort};
 use crate::check::{Config, Ty};
 use crate::nn::{OptimSpec, Schedule};
 
-fn adam_params(weight_decay: f64) -> Vec<Param> {
+/// Adam's parameters; only the default and meaning of the weight decay differ between
+/// Adam (an L2 term in the gradient) and AdamW (decoupled).
+fn adam_params(weight_decay: f64, decay_doc: &'static str) -> Vec<Param> {
     vec![
         Param::new("lr", Ty::Float, Dflt::Float(1e-3), "learning rate").positive(),
-        Param::new("weight_decay", Ty::Float, Dflt::Float(weight_decay), "weight decay coefficient")
-            .within(Some(0.0), None),
+        Param::new("weight_decay", Ty::Float, Dflt::Float(weight_decay), decay_doc).within(Some(0.0), None),
         Param::new("beta1", Ty::Float, Dflt::Float(0.9), "decay of the first moment")
             .within(Some(0.0), Some(0.999_999)),
         Param::new("beta2", Ty::Float, Dflt::Float(0.999), "decay of the second moment")
@@ -23,7 +24,7 @@ pub fn builtins() -> Vec<Builtin> {
             "adamw",
             Sort::Optimizer,
             "AdamW (Loshchilov & Hutter): Adam with weight decay decoupled from the gradient, as torch.optim.AdamW.",
-            adam_params(0.01),
+            adam_params(0.01, "decoupled weight decay coefficient"),
         ),
         Builtin::new("constant", Sort::Schedule, "A constant learning rate.", vec![]),
         Builtin::new(
@@ -48,16 +49,7 @@ pub fn builtins() -> Vec<Builtin> {
             "adam",
             Sort::Optimizer,
             "Adam (Kingma & Ba); weight_decay adds an L2 term to the gradient, as torch.optim.Adam.",
-            vec![
-                Param::new("lr", Ty::Float, Dflt::Float(1e-3), "learning rate").positive(),
-                Param::new("weight_decay", Ty::Float, Dflt::Float(0.0), "L2 penalty coefficient")
-                    .within(Some(0.0), None),
-                Param::new("beta1", Ty::Float, Dflt::Float(0.9), "decay of the first moment")
-                    .within(Some(0.0), Some(0.999_999)),
-                Param::new("beta2", Ty::Float, Dflt::Float(0.999), "decay of the second moment")
-                    .within(Some(0.0), Some(0.999_999_9)),
-                Param::new("eps", Ty::Float, Dflt::Float(1e-8), "denominator guard").positive(),
-            ],
+            adam_params(0.0, "L2 penalty coefficient"),
         ),
         Builtin::new(
             "sgd",
