@@ -1,8 +1,17 @@
-//! Adversarial robustness: the numerical pieces of attacks (so far the LogBarrier attack in l2 and the
-//! proximal operators of ProxLogBarrier). Knows nothing of the language.
+//! Adversarial robustness: minimum-norm attacks on a batch of inputs through one model
+//! oracle (LogBarrier, ProxLogBarrier, PGD with bisection, Carlini-Wagner l2, DDN) and the
+//! proximal operators they need. Knows nothing of the language.
 
+pub mod attack;
+pub mod cw;
+pub mod ddn;
 pub mod logbarrier;
-pub mod margin;
+pub mod norms;
+pub mod oracle;
 pub mod pgd;
 pub mod prox;
 pub mod proxlogbarrier;
+pub mod start;
+
+#[cfg(test)]
+pub(crate) mod linear_problem;

@@ -1,135 +1,158 @@
 //! Projected gradient descent on the classification margin (Madry et al. 2018) in l2 and
 //! linf, with a random start and restarts, and the minimum-distance version used as a
-//! baseline for minimum-norm attacks: bisection over the radius epsilon.
+//! baseline for minimum-norm attacks: bisection over the radius epsilon, per image.
 
-use super::margin::margin;
+use super::norms::{Norm, distance};
+use super::oracle::{Oracle, Space, margin_and_dlogits};
 use crate::rng::Rng;
-use candle_core::{DType, Result, Tensor, Var};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Norm {
-    L2,
-    Linf,
-}
+use candle_core::Result;
 
 #[derive(Debug, Clone, Copy)]
 pub struct PgdConfig {
     pub norm: Norm,
     pub steps: usize,
     pub restarts: usize,
-    pub bounds: (f64, f64),
+    /// Largest radius tried; bisection works below it.
+    pub eps_max: f64,
+    pub bisections: usize,
 }
 
-fn norm_of(t: &Tensor, norm: Norm) -> Result<f64> {
-    let t = t.to_dtype(DType::F64)?;
+/// Project a perturbation onto the eps-ball.
+fn project(d: &mut [f64], eps: f64, norm: Norm) {
     match norm {
-        Norm::L2 => Ok(t.sqr()?.sum_all()?.to_scalar::<f64>()?.sqrt()),
-        Norm::Linf => t.abs()?.max_all()?.to_scalar::<f64>(),
-    }
-}
-
-/// Project the perturbation onto the eps-ball of the norm.
-fn project(delta: &Tensor, eps: f64, norm: Norm) -> Result<Tensor> {
-    match norm {
-        Norm::Linf => delta.clamp(-eps, eps),
         Norm::L2 => {
-            let n = norm_of(delta, Norm::L2)?;
-            if n > eps { delta * (eps / n) } else { Ok(delta.clone()) }
+            let n = Norm::L2.of(d);
+            if n > eps {
+                d.iter_mut().for_each(|v| *v *= eps / n);
+            }
         }
+        _ => d.iter_mut().for_each(|v| *v = v.clamp(-eps, eps)),
     }
 }
 
-/// One PGD attack at radius `eps`: a misclassified point within the ball, if found.
+/// PGD at radius `eps[i]` for every input: a misclassified point within the ball, if found.
+/// The first try starts at the input itself, restarts at a uniform point of the box.
 pub fn pgd(
-    model: &dyn Fn(&Tensor) -> Result<Tensor>,
-    x: &Tensor,
-    label: usize,
-    eps: f64,
+    oracle: &Oracle,
+    xs: &[Vec<f64>],
+    labels: &[usize],
+    eps: &[f64],
     cfg: &PgdConfig,
     rng: &mut Rng,
-) -> Result<Option<Tensor>> {
-    let (lo, hi) = cfg.bounds;
-    let alpha = 2.5 * eps / cfg.steps.max(1) as f64;
+) -> Result<Vec<Option<Vec<f64>>>> {
+    let crit = oracle.criterion;
+    let mut out: Vec<Option<Vec<f64>>> = vec![None; xs.len()];
     for restart in 0..cfg.restarts.max(1) {
-        // A random start inside the ball (the first try starts at x itself).
-        let start: Vec<f32> = (0..x.elem_count())
-            .map(|_| if restart == 0 { 0.0 } else { ((rng.uniform() * 2.0 - 1.0) * eps) as f32 })
+        let mut active: Vec<usize> = (0..xs.len()).filter(|&i| out[i].is_none() && eps[i] > 0.0).collect();
+        let mut z: Vec<Vec<f64>> = active
+            .iter()
+            .map(|&i| {
+                let mut d: Vec<f64> = (0..xs[i].len())
+                    .map(|_| if restart == 0 { 0.0 } else { (rng.uniform() * 2.0 - 1.0) * eps[i] })
+                    .collect();
+                project(&mut d, eps[i], cfg.norm);
+                xs[i].iter().zip(&d).map(|(x, d)| oracle.clamp(x + d)).collect()
+            })
             .collect();
-        let delta0 = project(&Tensor::from_vec(start, x.shape(), x.device())?.to_dtype(x.dtype())?, eps, cfg.norm)?;
-        let mut z = (x + delta0)?.clamp(lo, hi)?;
-        for _ in 0..cfg.steps {
-            let v = Var::from_tensor(&z.detach())?;
-            let m = margin(&model(v.as_tensor())?, label)?;
-            if m.to_dtype(DType::F64)?.to_scalar::<f64>()? < 0.0 {
-                return Ok(Some(z));
+        for step in 0..=cfg.steps {
+            if active.is_empty() {
+                break;
             }
-            let grads = m.backward()?;
-            let Some(g) = grads.get(v.as_tensor()) else { break };
-            let step = match cfg.norm {
-                Norm::Linf => (g.sign()? * alpha)?,
-                Norm::L2 => {
-                    let n = norm_of(g, Norm::L2)?.max(1e-12);
-                    (g * (alpha / n))?
+            let rows: Vec<&[f64]> = z.iter().map(Vec::as_slice).collect();
+            let mut won = vec![false; active.len()];
+            let (_, g) = oracle.gradients(&rows, &mut |r, l| {
+                let (c, d) = margin_and_dlogits(l, labels[active[r]], crit, Space::Logits);
+                won[r] = c > 0.0;
+                d
+            })?;
+            let mut keep_i = Vec::new();
+            let mut keep_z = Vec::new();
+            for (r, &i) in active.iter().enumerate() {
+                if won[r] {
+                    out[i] = Some(std::mem::take(&mut z[r]));
+                    continue;
                 }
-            };
-            let delta = project(&((&z - step)? - x)?, eps, cfg.norm)?;
-            z = (x + delta)?.clamp(lo, hi)?;
-        }
-        if margin(&model(&z)?, label)?.to_dtype(DType::F64)?.to_scalar::<f64>()? < 0.0 {
-            return Ok(Some(z));
+                if step == cfg.steps {
+                    continue;
+                }
+                let alpha = 2.5 * eps[i] / cfg.steps.max(1) as f64;
+                let dir: Vec<f64> = match cfg.norm {
+                    Norm::L2 => {
+                        let n = Norm::L2.of(&g[r]).max(1e-12);
+                        g[r].iter().map(|v| v / n).collect()
+                    }
+                    _ => g[r].iter().map(|v| v.signum()).collect(),
+                };
+                // Ascend the margin (it is positive once misclassified).
+                let mut d: Vec<f64> = z[r].iter().zip(&dir).zip(&xs[i]).map(|((z, s), x)| z + alpha * s - x).collect();
+                project(&mut d, eps[i], cfg.norm);
+                keep_z.push(xs[i].iter().zip(&d).map(|(x, d)| oracle.clamp(x + d)).collect());
+                keep_i.push(i);
+            }
+            active = keep_i;
+            z = keep_z;
         }
     }
-    Ok(None)
+    Ok(out)
 }
 
-/// The smallest radius PGD succeeds at, by bisection on [0, eps_max]: the adversarial
-/// point at the smallest successful radius, or `None` if even `eps_max` fails.
+/// The smallest radius PGD succeeds at, per input, by bisection on [0, eps_max]: the
+/// adversarial point found at the smallest successful radius.
 pub fn pgd_min_distance(
-    model: &dyn Fn(&Tensor) -> Result<Tensor>,
-    x: &Tensor,
-    label: usize,
-    eps_max: f64,
-    bisections: usize,
+    oracle: &Oracle,
+    xs: &[Vec<f64>],
+    labels: &[usize],
     cfg: &PgdConfig,
     rng: &mut Rng,
-) -> Result<Option<Tensor>> {
-    let Some(mut best) = pgd(model, x, label, eps_max, cfg, rng)? else { return Ok(None) };
-    let (mut lo, mut hi) = (0.0, norm_of(&(&best - x)?, cfg.norm)?.min(eps_max));
-    for _ in 0..bisections {
-        let mid = 0.5 * (lo + hi);
-        match pgd(model, x, label, mid, cfg, rng)? {
-            Some(adv) => {
-                hi = norm_of(&(&adv - x)?, cfg.norm)?.min(mid);
-                best = adv;
+) -> Result<Vec<Option<Vec<f64>>>> {
+    let mut best = pgd(oracle, xs, labels, &vec![cfg.eps_max; xs.len()], cfg, rng)?;
+    let mut lo = vec![0.0; xs.len()];
+    let mut hi: Vec<f64> = (0..xs.len())
+        .map(|i| best[i].as_ref().map_or(0.0, |b| distance(cfg.norm, b, &xs[i]).min(cfg.eps_max)))
+        .collect();
+    for _ in 0..cfg.bisections {
+        // Inputs PGD never broke keep eps 0, which `pgd` skips.
+        let mid: Vec<f64> =
+            (0..xs.len()).map(|i| if best[i].is_some() { 0.5 * (lo[i] + hi[i]) } else { 0.0 }).collect();
+        let found = pgd(oracle, xs, labels, &mid, cfg, rng)?;
+        for (i, f) in found.into_iter().enumerate() {
+            if best[i].is_none() {
+                continue;
             }
-            None => lo = mid,
+            match f {
+                Some(adv) => {
+                    hi[i] = distance(cfg.norm, &adv, &xs[i]).min(mid[i]);
+                    best[i] = Some(adv);
+                }
+                None => lo[i] = mid[i],
+            }
         }
     }
-    Ok(Some(best))
+    Ok(best)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::margin::linear_problem::LinearProblem;
+    use super::super::linear_problem::LinearProblem;
+    use super::super::oracle::Criterion;
     use super::*;
 
-    /// On a linear two-class model the minimum distance is |margin| / ||w||_2 in l2 and
-    /// |margin| / ||w||_1 in linf (w the difference of the class weights); PGD with
-    /// bisection finds both within 1%.
+    /// On a linear two-class model the minimum distance is |gap| / ||w||_2 in l2 and
+    /// |gap| / ||w||_1 in linf; PGD with bisection finds both within 1%.
     #[test]
     fn bisection_finds_the_analytic_minimum_distance_on_a_linear_classifier() {
         let mut rng = Rng::new(8);
-        for trial in 0..3 {
-            let p = LinearProblem::random(&mut rng, 8, [0.2, -0.1], 1.0);
-            let model = |z: &Tensor| p.model(z);
-            for (norm, exact) in [(Norm::L2, p.l2()), (Norm::Linf, p.linf())] {
-                let cfg = PgdConfig { norm, steps: 100, restarts: 1, bounds: (-100.0, 100.0) };
-                let adv = pgd_min_distance(&model, &p.x, p.label, 10.0, 24, &cfg, &mut rng)
-                    .unwrap()
-                    .expect("an adversarial point");
-                let found = norm_of(&(&adv - &p.x).unwrap(), norm).unwrap();
-                assert!(p.misclassified(&adv), "trial {trial} {norm:?}: misclassified");
-                assert!((found / exact - 1.0).abs() < 0.01, "trial {trial} {norm:?}: found {found}, exact {exact}");
+        let p = LinearProblem::random(&mut rng, 8, 6, 1.0, 0.0);
+        let model = |z: &candle_core::Tensor| p.model(z);
+        let oracle = Oracle::new(&model, &[8], (-100.0, 100.0), Criterion { top: 1 }, &candle_core::Device::Cpu);
+        for (norm, exact) in [(Norm::L2, p.l2()), (Norm::Linf, p.linf())] {
+            let cfg = PgdConfig { norm, steps: 100, restarts: 1, eps_max: 10.0, bisections: 24 };
+            let adv = pgd_min_distance(&oracle, &p.xs, &p.labels, &cfg, &mut rng).unwrap();
+            for (i, a) in adv.iter().enumerate() {
+                let a = a.as_ref().expect("an adversarial point");
+                let found = distance(norm, a, &p.xs[i]);
+                assert!(p.misclassified(a, i), "{norm:?} image {i}: misclassified");
+                assert!((found / exact[i] - 1.0).abs() < 0.01, "{norm:?} image {i}: found {found}, exact {}", exact[i]);
             }
         }
     }
