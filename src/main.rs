@@ -168,8 +168,10 @@ fn dispatch(cli: Cli) -> i32 {
                 Err(diags) => return fail(&diags, &sources),
             };
             let stem = file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "pipeline".into());
+            let share_runs = out.is_none();
             let out = out.unwrap_or_else(|| Path::new("runs").join(stem));
             let ropts = RunOptions {
+                share_runs,
                 out: out.clone(),
                 device: device(d),
                 force,
@@ -324,6 +326,7 @@ fn test_one(file: &Path, accept: bool, profile: &str, device: DeviceChoice, data
         quiet: !std::io::stderr().is_terminal(),
         pipeline: file.display().to_string(),
         data_dir: data_dir.to_path_buf(),
+        share_runs: false,
     };
     let report = match flowline::run(&plan, &ropts) {
         Ok(r) => r,

@@ -82,6 +82,7 @@ fn diagnose(path: &Path) -> (Vec<Diag>, SourceMap) {
         quiet: true,
         pipeline: String::new(),
         data_dir: f.data_dir.map(Into::into).unwrap_or_else(|| "tests/data".into()),
+        share_runs: false,
     };
     match flowline::run(&plan, &opts) {
         Ok(_) => panic!("{} ran without error", path.display()),

@@ -128,8 +128,7 @@ fn editing_the_last_stage_reexecutes_only_that_stage() {
     assert!(statuses(&again).iter().all(|(_, s)| *s == "cached"), "{:?}", statuses(&again));
 
     // `regions` is the last stage; change only its arguments.
-    let edited = original
-        .replace("decision_plot(fit, test, grid: 200)", "decision_plot(fit, test, grid: 200, title: \"edited\")");
+    let edited = original.replace("grid: 200, adversarial: adv)", "grid: 200, adversarial: adv, title: \"edited\")");
     assert_ne!(edited, original);
     std::fs::write(&file, edited).unwrap();
     let third = run_file(&file, Some("smoke"), &out).unwrap();
@@ -137,6 +136,32 @@ fn editing_the_last_stage_reexecutes_only_that_stage() {
         statuses(&third).into_iter().filter(|(_, s)| *s == "executed").map(|(n, _)| n).collect();
     assert_eq!(executed, vec!["regions".to_string()], "{:?}", statuses(&third));
     assert_eq!(statuses(&third).len(), statuses(&first).len());
+}
+
+/// Under the CLI's `runs/` layout a pipeline takes the stages it shares with another one
+/// (same definition, seed and data: same key) from that pipeline's run folder.
+#[test]
+fn pipelines_in_one_runs_folder_share_identical_stages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = std::fs::read_to_string(root().join("pipelines/quickstart.flow")).unwrap();
+    let (a, b) = (tmp.path().join("a.flow"), tmp.path().join("b.flow"));
+    std::fs::write(&a, &original).unwrap();
+    std::fs::write(&b, original.replace("adversarial: adv)", "adversarial: adv, title: \"other\")")).unwrap();
+    let run = |file: &Path, name: &str| {
+        let mut sources = flowline::diag::SourceMap::new();
+        let opts = flowline::CheckOptions { profile: Some("smoke".into()), sets: vec![] };
+        let plan = flowline::compile(&mut sources, file, &opts).unwrap();
+        let mut ro = common::run_opts(&tmp.path().join("runs").join(name), name);
+        ro.share_runs = true;
+        flowline::run(&plan, &ro).unwrap()
+    };
+    run(&a, "a");
+    let second = run(&b, "b");
+    for (name, status) in statuses(&second) {
+        let want = if name == "regions" { "executed" } else { "cached (another run)" };
+        assert_eq!(status, want, "{name}");
+    }
+    assert!(tmp.path().join("runs/b/fit/model.safetensors").exists());
 }
 
 #[test]

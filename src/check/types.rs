@@ -19,6 +19,10 @@ pub enum Ty {
     Solver,
     /// A built-in analytic vector field.
     Field,
+    /// An adversarial attack such as `logbarrier(norm: l2)`.
+    Attack,
+    /// The result of an `attack` stage.
+    Attacked,
     /// Layers to train, or a trained model to reuse.
     Model,
     Dataset,
@@ -61,6 +65,8 @@ impl fmt::Display for Ty {
             Ty::Schedule => write!(f, "a learning-rate schedule"),
             Ty::Solver => write!(f, "an ODE solver such as `dopri5(...)`"),
             Ty::Field => write!(f, "a vector field such as `van_der_pol(mu: 1.0)`"),
+            Ty::Attack => write!(f, "an attack such as `logbarrier(norm: l2)`"),
+            Ty::Attacked => write!(f, "an `attack` result"),
             Ty::Model => write!(f, "a model (layers or a trained model)"),
             Ty::Dataset => write!(f, "a dataset"),
             Ty::Splits => write!(f, "a split dataset (use `.first` or `.second`)"),

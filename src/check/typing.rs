@@ -28,6 +28,7 @@ pub fn accepts<'v>(ty: &Ty, v: &'v CVal, stage_ty: &dyn Fn(&StageRef) -> Option<
         (Ty::Schedule, VKind::Config(c)) => c.builtin.sort == Sort::Schedule,
         (Ty::Solver, VKind::Config(c)) => c.builtin.sort == Sort::Solver,
         (Ty::Field, VKind::Config(c)) => c.builtin.sort == Sort::Field,
+        (Ty::Attack, VKind::Config(c)) => c.builtin.sort == Sort::Attack,
         (Ty::Model, VKind::Stage(r)) => matches!(stage_ty(r), Some(Ty::Trained | Ty::Model)),
         (Ty::Model, _) => v.is_layer(),
         (want, VKind::Stage(r)) => stage_ty(r).as_ref() == Some(want),

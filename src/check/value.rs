@@ -143,6 +143,7 @@ impl CVal {
                 Sort::Schedule => format!("the schedule `{}`", c.builtin.name),
                 Sort::Solver => format!("the solver `{}`", c.builtin.name),
                 Sort::Field => format!("the vector field `{}`", c.builtin.name),
+                Sort::Attack => format!("the attack `{}`", c.builtin.name),
                 Sort::Stage => format!("`{}`", c.builtin.name),
             },
             VKind::Pipe(_) => "a chain of layers".into(),

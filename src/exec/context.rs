@@ -66,7 +66,19 @@ impl RunCtx<'_> {
     }
 
     pub fn dataset(&self, param: &str) -> Result<Arc<Dataset>, Diag> {
-        match self.upstream(param)? {
+        let (r, _) = self.upstream(param)?;
+        self.dataset_at(r, param)
+    }
+
+    /// The dataset another stage took as its `param` (the data an `attack` attacked).
+    pub fn dataset_of(&self, stage: &StageRef, param: &str) -> Result<Arc<Dataset>, Diag> {
+        let r = self.nodes.get(stage.node).and_then(|n| n.args.stage(param)).ok_or_else(|| self.missing(param))?;
+        self.dataset_at(r, param)
+    }
+
+    fn dataset_at(&self, r: &StageRef, param: &str) -> Result<Arc<Dataset>, Diag> {
+        let a = self.artifacts.get(r.node).and_then(Option::as_ref).ok_or_else(|| self.missing(param))?;
+        match (r, a) {
             (_, Artifact::Dataset(d)) => Ok(d.clone()),
             (r, Artifact::Split(a, b)) => match r.field.as_deref() {
                 Some("first") => Ok(a.clone()),

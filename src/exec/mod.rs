@@ -42,6 +42,9 @@ pub struct RunOptions {
     pub pipeline: String,
     /// Where dataset stages read their files (`--data-dir`, `FLOWLINE_DATA`, `./data`).
     pub data_dir: PathBuf,
+    /// Also take a stage's result from a sibling run folder that computed the same key
+    /// (pipelines sharing a `use`d definition under the CLI's default `runs/`).
+    pub share_runs: bool,
 }
 
 /// `--data-dir` if given, else `FLOWLINE_DATA`, else `./data`.
@@ -104,9 +107,18 @@ pub fn execute(plan: &Plan, opts: &RunOptions) -> Result<Report, Diag> {
         let node = &nodes[i];
         let started = Instant::now();
         let manifest_path = opts.out.join(&node.name).join("stage.yaml");
-        let cached = if opts.force { None } else { load_cached(&manifest_path, &keys[i], &opts.out, &device) };
+        let mut cached = if opts.force { None } else { load_cached(&manifest_path, &keys[i], &opts.out, &device) };
+        let mut status_cached = "cached";
+        if cached.is_none()
+            && !opts.force
+            && opts.share_runs
+            && adopt_from_sibling_runs(&opts.out, &node.name, &keys[i])
+        {
+            cached = load_cached(&manifest_path, &keys[i], &opts.out, &device);
+            status_cached = "cached (another run)";
+        }
         let (manifest, artifact, status) = match cached {
-            Some((m, a)) => (m, a, "cached"),
+            Some((m, a)) => (m, a, status_cached),
             None => {
                 let _ = std::fs::remove_file(&manifest_path);
                 let stage = node
@@ -152,6 +164,45 @@ pub fn execute(plan: &Plan, opts: &RunOptions) -> Result<Report, Diag> {
     let text = report.to_yaml()?;
     atomic::write(&opts.out.join("report.yaml"), text.as_bytes())?;
     Ok(report)
+}
+
+/// The same stage with the same key, already computed by another pipeline in the same
+/// runs folder (a shared `use`d definition, same seed and data): copy its folder here. The
+/// key covers everything the result depends on, so the copy is that result.
+fn adopt_from_sibling_runs(out: &Path, stage: &str, key: &str) -> bool {
+    let Some(parent) = out.parent() else { return false };
+    let Ok(entries) = std::fs::read_dir(parent) else { return false };
+    let mut runs: Vec<std::path::PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    runs.sort();
+    for run in runs {
+        if run == out || !run.is_dir() {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(run.join(stage).join("stage.yaml")) else { continue };
+        let Ok(m) = yaml::from_str::<Manifest>(&text) else { continue };
+        if m.key != key || !m.files.iter().all(|f| run.join(f).exists() && f.starts_with(&format!("{stage}/"))) {
+            continue;
+        }
+        let _ = std::fs::remove_dir_all(out.join(stage));
+        if copy_dir(&run.join(stage), &out.join(stage)).is_ok() {
+            return true;
+        }
+    }
+    false
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let target = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &target)?
+        } else {
+            std::fs::copy(e.path(), target).map(|_| ())?
+        }
+    }
+    Ok(())
 }
 
 fn load_cached(manifest: &Path, key: &str, run_dir: &Path, device: &Device) -> Option<(Manifest, artifact::Artifact)> {

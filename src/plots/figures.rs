@@ -119,11 +119,16 @@ pub fn scatter_plot(points: &[[f32; 2]], labels: Option<&[u32]>, title: &str) ->
     c
 }
 
-/// The region each class is predicted in, with the points on top.
+/// A point and where an attack moved it.
+pub type Move = ([f32; 2], [f32; 2]);
+
+/// The region each class is predicted in, with the points on top, and adversarial moves
+/// (clean point -> adversarial point) drawn as segments ending in a black-ringed dot.
 /// `predict` maps grid points (row-major `[k, 2]`) to classes.
 pub fn decision_plot(
     points: &[[f32; 2]],
     labels: Option<&[u32]>,
+    moves: &[Move],
     resolution: usize,
     title: &str,
     predict: impl FnOnce(&[f32]) -> Result<Vec<u32>, String>,
@@ -168,6 +173,12 @@ pub fn decision_plot(
             let color = class_color(labels.and_then(|l| l.get(i).copied()).unwrap_or(0));
             c.disc(px, py, 2.5, color, Some(BLACK));
         }
+    }
+    for (from, to) in moves {
+        let (ax, ay) = (f.px(from[0] as f64), f.py(from[1] as f64));
+        let (bx, by) = (f.px(to[0] as f64), f.py(to[1] as f64));
+        c.line(ax, ay, bx, by, BLACK, 1.0);
+        c.disc(bx, by, 3.0, [255, 255, 255], Some(BLACK));
     }
     f.axes(&mut c, title, "x1", "x2");
     Ok(c)
@@ -237,8 +248,10 @@ mod tests {
     #[test]
     fn decision_regions_are_painted_with_the_predicted_class() {
         let pts = [[-1.0f32, 0.0], [1.0, 0.0]];
-        let c = decision_plot(&pts, Some(&[0, 1]), 20, "t", |g| Ok(g.chunks(2).map(|p| (p[0] > 0.0) as u32).collect()))
-            .unwrap();
+        let c = decision_plot(&pts, Some(&[0, 1]), &[], 20, "t", |g| {
+            Ok(g.chunks(2).map(|p| (p[0] > 0.0) as u32).collect())
+        })
+        .unwrap();
         let f = Frame::new(extent(&pts).0, extent(&pts).1);
         let left = c.get(f.px(-0.5) as usize, f.py(0.5) as usize);
         let right = c.get(f.px(0.5) as usize, f.py(0.5) as usize);

@@ -2,15 +2,22 @@
 
 use super::canvas::{BLACK, Canvas};
 
-/// `images`: examples of `shape` [1 or 3, h, w] with values in [0, 1] (clamped).
+/// `images`: examples of `shape` [1 or 3, h, w] with values in [0, 1] (clamped), in a
+/// square-ish grid.
 pub fn image_grid(images: &[&[f32]], shape: &[usize], captions: &[String], title: &str) -> Canvas {
+    let cols = (images.len() as f64).sqrt().ceil().max(1.0) as usize;
+    image_grid_columns(images, shape, captions, title, cols)
+}
+
+/// The same with a fixed number of columns (clean / adversarial / perturbation triples).
+pub fn image_grid_columns(images: &[&[f32]], shape: &[usize], captions: &[String], title: &str, cols: usize) -> Canvas {
+    let cols = cols.max(1);
     let (c, h, w) = match shape {
         [c, h, w] => (*c, *h, *w),
         _ => (1, 1, shape.iter().product()),
     };
     let scale = (96 / h.max(w)).clamp(1, 8);
     let (cell_w, cell_h) = (w * scale + 8, h * scale + 20);
-    let cols = (images.len() as f64).sqrt().ceil().max(1.0) as usize;
     let rows = images.len().div_ceil(cols).max(1);
     let width = (cols * cell_w + 16).max(Canvas::text_width(title, 2) as usize + 16);
     let mut canvas = Canvas::new(width, rows * cell_h + 40);

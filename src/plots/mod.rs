@@ -6,5 +6,5 @@ mod figures;
 mod grid;
 
 pub use canvas::Canvas;
-pub use figures::{Series, decision_plot, line_plot, scatter_plot};
-pub use grid::image_grid;
+pub use figures::{Move, Series, decision_plot, line_plot, scatter_plot};
+pub use grid::{image_grid, image_grid_columns};

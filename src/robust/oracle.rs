@@ -136,11 +136,7 @@ impl<'a> Oracle<'a> {
 
     /// The input gradient of phi_i(logits_i) for every input, with the logits: `dphi` maps
     /// (input index, logits) to dphi/dlogits.
-    pub fn gradients(
-        &self,
-        rows: &[&[f64]],
-        dphi: &mut dyn FnMut(usize, &[f64]) -> Vec<f64>,
-    ) -> Result<(Rows, Rows)> {
+    pub fn gradients(&self, rows: &[&[f64]], dphi: &mut dyn FnMut(usize, &[f64]) -> Vec<f64>) -> Result<(Rows, Rows)> {
         if rows.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }

@@ -1,6 +1,7 @@
 //! Misclassified starting points for the barrier attacks: Gaussian noise of growing size
-//! around each input (clipped to the bounds) until the model errs, then bisection on the
-//! segment back toward the input, so that the start lies close to the decision boundary.
+//! around each input (clipped to the bounds) until the model errs (failing that, another
+//! input of the batch the model classifies otherwise), then bisection on the segment back
+//! toward the input, so that the start lies close to the decision boundary.
 
 use super::oracle::Oracle;
 use crate::rng::Rng;
@@ -25,6 +26,21 @@ pub fn misclassified_starts(
         let s = (hi - lo) * 0.01 * 2f64.powi(k);
         let trial: Vec<Vec<f64>> =
             pending.iter().map(|&i| xs[i].iter().map(|v| (v + rng.normal() * s).clamp(lo, hi)).collect()).collect();
+        let ok = adversarial(oracle, &trial, &pending.iter().map(|&i| labels[i]).collect::<Vec<_>>())?;
+        for ((&i, t), ok) in pending.iter().zip(trial).zip(ok) {
+            if ok {
+                far[i] = Some(t);
+            }
+        }
+    }
+    // Where noise never fools the model (it may call every noisy image one class), another
+    // input of the batch that the model puts elsewhere is a misclassified point too.
+    for shift in 1..xs.len().min(16) {
+        let pending: Vec<usize> = (0..xs.len()).filter(|&i| far[i].is_none()).collect();
+        if pending.is_empty() {
+            break;
+        }
+        let trial: Vec<Vec<f64>> = pending.iter().map(|&i| xs[(i + shift) % xs.len()].clone()).collect();
         let ok = adversarial(oracle, &trial, &pending.iter().map(|&i| labels[i]).collect::<Vec<_>>())?;
         for ((&i, t), ok) in pending.iter().zip(trial).zip(ok) {
             if ok {

@@ -1,6 +1,8 @@
 //! The built-ins of the language, one file per family. Each file declares signatures and
 //! calls into the numerical library (`nn`, `data`, `plots`), which knows nothing of the language.
 
+mod attack_reports;
+mod attacks;
 mod data;
 mod datasets;
 mod evaluate;
@@ -21,7 +23,7 @@ pub use registry::{
 /// `flowline stages`: every built-in, grouped by sort, with its signature and doc line.
 pub fn listing() -> String {
     let mut out = String::new();
-    for sort in [Sort::Stage, Sort::Layer, Sort::Optimizer, Sort::Schedule, Sort::Solver, Sort::Field] {
+    for sort in [Sort::Stage, Sort::Layer, Sort::Optimizer, Sort::Schedule, Sort::Solver, Sort::Field, Sort::Attack] {
         out.push_str(&format!("{}s:\n", sort.name()));
         for b in all().iter().filter(|b| b.sort == sort) {
             out.push_str(&format!("  {:<48} {}\n", b.signature(), b.doc));

@@ -58,6 +58,12 @@ pub fn builtins() -> Vec<Builtin> {
                 Param::new("trained", Ty::Trained, Dflt::Required, "a trained 2-D classifier"),
                 Param::new("data", Ty::Dataset, Dflt::Required, "2-D points to draw"),
                 Param::new("grid", Ty::Int, Dflt::Int(200), "grid cells per axis").within(Some(2.0), Some(2000.0)),
+                Param::new(
+                    "adversarial",
+                    Ty::opt(Ty::Attacked),
+                    Dflt::None,
+                    "an `attack` of this model: its moves are drawn",
+                ),
                 Param::new("title", Ty::opt(Ty::Str), Dflt::None, "figure title (default: the stage name)"),
             ],
             Decision,
@@ -129,7 +135,8 @@ impl Stage for Decision {
         }
         let grid = cx.args().int("grid").unwrap_or(200) as usize;
         let device = cx.device.clone();
-        let canvas = crate::plots::decision_plot(&points(&d), d.y.as_deref(), grid, &title(cx), |g| {
+        let moves = adversarial_moves(cx)?;
+        let canvas = crate::plots::decision_plot(&points(&d), d.y.as_deref(), &moves, grid, &title(cx), |g| {
             predict_classes(&t.model, g, &device).map_err(|e| e.to_string())
         })
         .map_err(|e| cx.error(Code::R1002, e))?;
@@ -137,6 +144,34 @@ impl Stage for Decision {
         let rel = cx.write_file("decision.png", &png)?;
         Ok(Output { artifact: Artifact::File(rel.clone()), metrics: BTreeMap::new(), files: vec![rel] })
     }
+}
+
+/// (clean, adversarial) pairs of a 2-D `attack` given as `adversarial:`, read from its
+/// saved inputs; the clean points come from the attacked dataset by index.
+fn adversarial_moves(cx: &RunCtx) -> Result<Vec<crate::plots::Move>, Diag> {
+    let Some(r) = cx.args().stage("adversarial").cloned() else { return Ok(Vec::new()) };
+    let dir = cx.stage_dir_of(&r).unwrap_or("").to_string();
+    let path = cx.path(&format!("{dir}/adversarial.safetensors"));
+    let read = |e: candle_core::Error| cx.error(Code::R1002, format!("cannot read {}: {e}", path.display()));
+    let t = candle_core::safetensors::load(&path, &candle_core::Device::Cpu).map_err(read)?;
+    let (Some(inputs), Some(index)) = (t.get("inputs"), t.get("index")) else {
+        return Err(cx.error(Code::R1002, format!("{} lacks `inputs` or `index`", path.display())));
+    };
+    if inputs.dims().get(1) != Some(&2) {
+        return Err(cx.error(Code::R1002, "`adversarial:` must be an attack on 2-D data"));
+    }
+    let inputs = inputs.to_vec2::<f32>().map_err(read)?;
+    let index = index.to_vec1::<u32>().map_err(read)?;
+    let attacked = cx.dataset_of(&r, "data")?;
+    Ok(index
+        .iter()
+        .zip(&inputs)
+        .filter(|(_, a)| a[0].is_finite())
+        .map(|(&i, a)| {
+            let x = attacked.row(i as usize);
+            ([x[0], x[1]], [a[0], a[1]])
+        })
+        .collect())
 }
 
 fn require_images(cx: &StaticCall, param: &str, stage: &str) -> Vec<Diag> {

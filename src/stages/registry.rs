@@ -16,6 +16,7 @@ pub enum Sort {
     Schedule,
     Solver,
     Field,
+    Attack,
 }
 
 impl Sort {
@@ -27,6 +28,7 @@ impl Sort {
             Sort::Schedule => "schedule",
             Sort::Solver => "solver",
             Sort::Field => "vector field",
+            Sort::Attack => "attack",
         }
     }
 }
@@ -230,6 +232,8 @@ fn registry() -> &'static Registry {
         all.extend(super::evaluate::builtins());
         all.extend(super::plots::builtins());
         all.extend(super::ode::builtins());
+        all.extend(super::attacks::builtins());
+        all.extend(super::attack_reports::builtins());
         let by_name = all.iter().enumerate().map(|(i, b)| (b.name, i)).collect();
         let mut symbols = BTreeSet::new();
         for b in &all {

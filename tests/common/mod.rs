@@ -43,6 +43,7 @@ pub fn run_opts(out: &Path, pipeline: &str) -> RunOptions {
         quiet: true,
         pipeline: pipeline.into(),
         data_dir: shared_data().unwrap_or_else(|| PathBuf::from("data")),
+        share_runs: false,
     }
 }
 

@@ -1,0 +1,508 @@
+//! Adversarial attacks as config values (`logbarrier(norm: l2)`, `pgd(norm: linf)`, ...)
+//! and the `attack` stage that applies one to a trained classifier.
+
+use super::layers::check_model;
+use super::registry::{Builtin, Dflt, Param, Sort, Stage, StaticCall};
+use crate::check::{Args, Config, Ty};
+use crate::diag::{Code, Diag};
+use crate::exec::{Artifact, ModelArg, Output, RunCtx};
+use crate::nn::Net;
+use crate::robust::attack::Attack;
+use crate::robust::cw::CwConfig;
+use crate::robust::ddn::DdnConfig;
+use crate::robust::logbarrier::LogBarrierConfig;
+use crate::robust::norms::Norm;
+use crate::robust::oracle::{Criterion, Oracle};
+use crate::robust::pgd::PgdConfig;
+use crate::robust::proxlogbarrier::ProxConfig;
+use std::collections::BTreeMap;
+
+fn int_at_least(name: &'static str, d: i64, min: f64, doc: &'static str) -> Param {
+    Param::new(name, Ty::Int, Dflt::Int(d), doc).within(Some(min), None)
+}
+
+fn positive(name: &'static str, d: f64, doc: &'static str) -> Param {
+    Param::new(name, Ty::Float, Dflt::Float(d), doc).positive()
+}
+
+fn barrier_params(step: f64, outer: i64, inner: i64) -> Vec<Param> {
+    vec![
+        positive("lambda0", 0.1, "initial barrier weight"),
+        Param::new("beta", Ty::Float, Dflt::Float(0.75), "barrier weight shrink per outer loop")
+            .within(Some(0.0), Some(1.0)),
+        positive("step", step, "gradient step"),
+        int_at_least("outer", outer, 1.0, "outer (barrier) iterations"),
+        int_at_least("inner", inner, 1.0, "inner (gradient) iterations per outer"),
+    ]
+}
+
+pub fn builtins() -> Vec<Builtin> {
+    let mut lb = vec![Param::new("norm", Ty::choice(&["l2", "linf"]), Dflt::Str("l2"), "the distance minimised")];
+    lb.extend(barrier_params(0.01, 15, 500));
+    lb.push(
+        Param::new("gamma", Ty::Float, Dflt::Float(0.5), "pull-back toward the previous iterate")
+            .within(Some(0.0), Some(1.0)),
+    );
+    lb.push(
+        Param::new("tol", Ty::Float, Dflt::Float(1e-6), "an image stops its inner loop below this step")
+            .within(Some(0.0), None),
+    );
+    lb.push(positive("temperature", 500.0, "softmax temperature of the smooth linf surrogate"));
+    let mut plb = vec![Param::new(
+        "norm",
+        Ty::choice(&["l0", "l1", "l2", "linf"]),
+        Dflt::Str("l2"),
+        "the dissimilarity minimised (its proximal operator is used)",
+    )];
+    plb.extend(barrier_params(0.1, 30, 30));
+    plb.push(positive("mu", 1.0, "weight of the dissimilarity"));
+    let attacked_doc = "Attack the first `count` images (or the first `count` correctly classified ones) of labelled data: \
+                        per-image CSV and adversarial inputs, re-verified success, distances in l0/l1/l2/linf, robust \
+                        accuracy at `eps`, and a clean / adversarial / perturbation figure.";
+    vec![
+        Builtin::new(
+            "logbarrier",
+            Sort::Attack,
+            "LogBarrier (Finlay et al. 2019), minimum-norm in l2 or linf; defaults of the paper's code.",
+            lb,
+        ),
+        Builtin::new(
+            "prox_logbarrier",
+            Sort::Attack,
+            "ProxLogBarrier (Pooladian et al. 2020), minimum l0/l1/l2/linf by proximal steps; the paper's defaults.",
+            plb,
+        ),
+        Builtin::new(
+            "pgd",
+            Sort::Attack,
+            "PGD on the logit margin with restarts; the smallest radius it succeeds at, by bisection per image.",
+            vec![
+                Param::new("norm", Ty::choice(&["l2", "linf"]), Dflt::Str("l2"), "the ball"),
+                int_at_least("steps", 40, 1.0, "gradient steps per radius"),
+                int_at_least("restarts", 1, 1.0, "tries per radius (random starts after the first)"),
+                Param::new("eps_max", Ty::opt(Ty::Float), Dflt::None, "largest radius (default: the bounds' diameter)")
+                    .positive(),
+                int_at_least("bisections", 10, 0.0, "halvings of the radius interval"),
+            ],
+        ),
+        Builtin::new(
+            "cw",
+            Sort::Attack,
+            "Carlini-Wagner l2 in tanh space with Adam and a binary search over c; their code's defaults.",
+            vec![
+                int_at_least("steps", 10_000, 1.0, "Adam steps per binary-search step (early abort)"),
+                int_at_least("binary_steps", 9, 1.0, "binary-search steps over c"),
+                positive("lr", 0.01, "Adam learning rate"),
+                positive("c0", 1e-3, "initial c"),
+                Param::new("kappa", Ty::Float, Dflt::Float(0.0), "confidence margin").within(Some(0.0), None),
+            ],
+        ),
+        Builtin::new(
+            "ddn",
+            Sort::Attack,
+            "Decoupled Direction and Norm (Rony et al. 2019), l2; the paper's defaults.",
+            vec![
+                int_at_least("steps", 100, 1.0, "iterations"),
+                Param::new("gamma", Ty::Float, Dflt::Float(0.05), "radius change per step")
+                    .within(Some(0.0), Some(1.0)),
+                positive("init_norm", 1.0, "initial radius"),
+                positive("alpha", 1.0, "initial step (cosine-annealed to 0.01)"),
+            ],
+        ),
+        Builtin::stage(
+            "attack",
+            attacked_doc,
+            vec![
+                Param::new("model", Ty::Model, Dflt::Required, "a trained classifier"),
+                Param::new("data", Ty::Dataset, Dflt::Required, "labelled inputs"),
+                Param::new("using", Ty::Attack, Dflt::Required, "the attack, e.g. `logbarrier(norm: l2)`"),
+                Param::new("count", Ty::Int, Dflt::Int(100), "how many images").within(Some(1.0), None),
+                Param::new("only_correct", Ty::Bool, Dflt::Bool(false), "take the first `count` correctly classified"),
+                Param::new("top", Ty::Int, Dflt::Int(1), "success: the label leaves the top `top` classes")
+                    .within(Some(1.0), None),
+                Param::new("bounds", Ty::list(Ty::Float), Dflt::None, "input bounds [lo, hi] (default [0, 1])"),
+                Param::new("eps", Ty::list(Ty::Float), Dflt::Syms(&[]), "radii (attack's norm) for robust accuracy"),
+                Param::new("batch", Ty::Int, Dflt::Int(100), "images attacked together").within(Some(1.0), None),
+                Param::new("grid", Ty::Int, Dflt::Int(8), "broken images drawn (0: no figure)")
+                    .within(Some(0.0), Some(64.0)),
+            ],
+            AttackStage,
+        ),
+    ]
+}
+
+/// The attack a config value describes.
+pub fn attack_of(c: &Config, bounds: (f64, f64), dim: usize) -> Attack {
+    let a = &c.args;
+    let f = |n: &str, d: f64| a.float(n).unwrap_or(d);
+    let i = |n: &str, d: usize| a.int(n).map_or(d, |v| v as usize);
+    let norm = a.text("norm").and_then(Norm::parse).unwrap_or(Norm::L2);
+    match c.builtin.name {
+        "logbarrier" => Attack::LogBarrier(LogBarrierConfig {
+            norm,
+            lambda0: f("lambda0", 0.1),
+            beta: f("beta", 0.75),
+            gamma: f("gamma", 0.5),
+            step: f("step", 0.01),
+            outer: i("outer", 15),
+            inner: i("inner", 500),
+            tol: f("tol", 1e-6),
+            temperature: f("temperature", 500.0),
+        }),
+        "prox_logbarrier" => Attack::ProxLogBarrier(ProxConfig {
+            norm,
+            lambda0: f("lambda0", 0.1),
+            beta: f("beta", 0.75),
+            step: f("step", 0.1),
+            mu: f("mu", 1.0),
+            outer: i("outer", 30),
+            inner: i("inner", 30),
+        }),
+        "pgd" => {
+            let width = bounds.1 - bounds.0;
+            let diameter = if norm == Norm::Linf { width } else { width * (dim as f64).sqrt() };
+            Attack::Pgd(PgdConfig {
+                norm,
+                steps: i("steps", 40),
+                restarts: i("restarts", 1),
+                eps_max: a.float("eps_max").unwrap_or(diameter),
+                bisections: i("bisections", 10),
+            })
+        }
+        "cw" => Attack::CarliniWagner(CwConfig {
+            steps: i("steps", 10_000),
+            binary_steps: i("binary_steps", 9),
+            lr: f("lr", 0.01),
+            c0: f("c0", 1e-3),
+            kappa: f("kappa", 0.0),
+        }),
+        _ => Attack::Ddn(DdnConfig {
+            steps: i("steps", 100),
+            gamma: f("gamma", 0.05),
+            init_norm: f("init_norm", 1.0),
+            alpha: f("alpha", 1.0),
+        }),
+    }
+}
+
+fn eps_list(args: &Args) -> Vec<f64> {
+    match args.get("eps").map(|v| &v.kind) {
+        Some(crate::check::VKind::List(items)) => items
+            .iter()
+            .filter_map(|i| match i.kind {
+                crate::check::VKind::Int(v) => Some(v as f64),
+                crate::check::VKind::Float(v) => Some(v),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `robust_0p5` for eps 0.5: a metric name that member access can reach.
+pub fn robust_metric(eps: f64) -> String {
+    format!("robust_{}", format!("{eps}").replace('.', "p").replace('-', "m"))
+}
+
+const SUMMARY: [&str; 12] = [
+    "count",
+    "attacked",
+    "misclassified_at_start",
+    "broken",
+    "success_rate",
+    "median",
+    "mean",
+    "median_l0",
+    "median_l1",
+    "median_l2",
+    "median_linf",
+    "gradients_per_image",
+];
+
+/// One image's outcome, a row of `adversarial.csv`.
+pub struct Outcome {
+    pub index: usize,
+    pub label: usize,
+    /// "broken", "failed" or "misclassified" (at the start: not attacked).
+    pub status: &'static str,
+    pub adv_label: Option<usize>,
+    /// l0, l1, l2, linf.
+    pub dist: [f64; 4],
+    pub input: Option<Vec<f32>>,
+}
+
+fn bounds_of(args: &Args) -> Result<(f64, f64), String> {
+    let b = match args.get("bounds").map(|v| &v.kind) {
+        Some(crate::check::VKind::List(items)) => items
+            .iter()
+            .filter_map(|i| match i.kind {
+                crate::check::VKind::Int(v) => Some(v as f64),
+                crate::check::VKind::Float(v) => Some(v),
+                _ => None,
+            })
+            .collect::<Vec<_>>(),
+        _ => return Ok((0.0, 1.0)),
+    };
+    match b[..] {
+        [lo, hi] if lo < hi => Ok((lo, hi)),
+        _ => Err(format!("bounds must be two numbers [lo, hi] with lo < hi; got {b:?}")),
+    }
+}
+
+struct AttackStage;
+
+impl Stage for AttackStage {
+    fn output(&self) -> Ty {
+        Ty::Attacked
+    }
+    fn fields(&self, args: &Args) -> Vec<(String, Ty)> {
+        let mut f: Vec<(String, Ty)> = SUMMARY.iter().map(|s| (s.to_string(), Ty::Float)).collect();
+        f.extend(eps_list(args).into_iter().map(|e| (robust_metric(e), Ty::Float)));
+        f
+    }
+    fn check(&self, cx: &StaticCall) -> Vec<Diag> {
+        let (mut d, shape) = check_model(cx, "model", "data");
+        if let Err(e) = bounds_of(cx.args) {
+            d.push(
+                Diag::new(Code::E2006, e)
+                    .at(cx.args.get("bounds").map_or(cx.span, |v| v.span), "invalid bounds")
+                    .hint("write `bounds: [0.0, 1.0]`"),
+            );
+        }
+        if let (Some((_, classes)), Some(top)) = (shape, cx.args.int("top"))
+            && top as usize >= classes
+        {
+            d.push(
+                Diag::new(Code::E2006, format!("`top: {top}` needs more than {top} classes; the model has {classes}"))
+                    .at(cx.args.get("top").map_or(cx.span, |v| v.span), "too large")
+                    .hint("`top: 1` is ordinary misclassification"),
+            );
+        }
+        d
+    }
+    fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
+        let data = cx.dataset("data")?;
+        let mut rng = cx.take_rng();
+        let candle = |e: candle_core::Error| cx.error(Code::R1002, format!("the attack failed: {e}"));
+        let fresh;
+        let trained;
+        let net: &Net = match cx.model("model")? {
+            ModelArg::Trained(t) => {
+                trained = t;
+                &trained.model
+            }
+            ModelArg::Layers(specs) => {
+                fresh = Net::init(&specs, &data.shape, &mut rng, &cx.device).map_err(candle)?;
+                &fresh
+            }
+        };
+        let labels = data.y.as_ref().ok_or_else(|| cx.error(Code::E4002, "the data has no labels"))?;
+        let a = cx.args();
+        let bounds = bounds_of(a).map_err(|e| cx.error(Code::E2006, e))?;
+        let config = a.config("using").ok_or_else(|| cx.error(Code::R1002, "no attack"))?;
+        let attack = attack_of(config, bounds, data.features());
+        let count = a.int("count").unwrap_or(100) as usize;
+        let batch = a.int("batch").unwrap_or(100) as usize;
+        let only_correct = a.bool("only_correct").unwrap_or(false);
+        let crit = Criterion { top: a.int("top").unwrap_or(1) as usize };
+        let model = |t: &candle_core::Tensor| net.forward(t);
+        let oracle = Oracle::new(&model, &data.shape, bounds, crit, &cx.device);
+        let row = |i: usize| -> Vec<f64> { data.row(i).iter().map(|v| *v as f64).collect() };
+
+        // Which images: the first `count`, or the first `count` the model gets right.
+        let mut chosen: Vec<(usize, bool)> = Vec::new();
+        let mut next = 0;
+        while chosen.len() < count && next < data.n {
+            let idx: Vec<usize> = (next..(next + batch.max(count)).min(data.n)).collect();
+            next += idx.len();
+            let rows: Vec<Vec<f64>> = idx.iter().map(|&i| row(i)).collect();
+            let refs: Vec<&[f64]> = rows.iter().map(Vec::as_slice).collect();
+            let ys: Vec<usize> = idx.iter().map(|&i| labels[i] as usize).collect();
+            let wrong = oracle.adversarial(&refs, &ys).map_err(candle)?;
+            for (i, w) in idx.into_iter().zip(wrong) {
+                if chosen.len() < count && !(only_correct && w) {
+                    chosen.push((i, !w));
+                }
+            }
+        }
+        let mut outcomes: Vec<Outcome> = Vec::new();
+        let to_attack: Vec<usize> = chosen.iter().filter(|c| c.1).map(|c| c.0).collect();
+        for &(i, correct) in &chosen {
+            if !correct {
+                outcomes.push(Outcome {
+                    index: i,
+                    label: labels[i] as usize,
+                    status: "misclassified",
+                    adv_label: None,
+                    dist: [0.0; 4],
+                    input: None,
+                });
+            }
+        }
+        let bar = cx.progress.bar(to_attack.len() as u64, cx.name());
+        for chunk in to_attack.chunks(batch) {
+            let xs: Vec<Vec<f64>> = chunk.iter().map(|&i| row(i)).collect();
+            let ys: Vec<usize> = chunk.iter().map(|&i| labels[i] as usize).collect();
+            let found = attack.run(&oracle, &xs, &ys, &mut rng).map_err(candle)?;
+            // Re-verify exactly what is returned: the float32 input the model sees.
+            let adv: Vec<Option<Vec<f32>>> =
+                found.into_iter().map(|f| f.map(|v| v.iter().map(|x| *x as f32).collect())).collect();
+            let as64: Vec<Vec<f64>> = adv
+                .iter()
+                .map(|a| a.as_ref().map_or_else(Vec::new, |v| v.iter().map(|x| *x as f64).collect()))
+                .collect();
+            let present: Vec<usize> = (0..chunk.len()).filter(|&k| adv[k].is_some()).collect();
+            let refs: Vec<&[f64]> = present.iter().map(|&k| as64[k].as_slice()).collect();
+            let logits = oracle.logits(&refs).map_err(candle)?;
+            let mut verdict: Vec<Option<(bool, usize)>> = vec![None; chunk.len()];
+            for (&k, l) in present.iter().zip(&logits) {
+                let in_bounds = as64[k].iter().all(|v| *v >= bounds.0 - 1e-6 && *v <= bounds.1 + 1e-6);
+                let pred = (0..l.len()).max_by(|&p, &q| l[p].total_cmp(&l[q])).unwrap_or(0);
+                verdict[k] = Some((in_bounds && crit.margin(l, ys[k]).0 > 0.0, pred));
+            }
+            for (k, &i) in chunk.iter().enumerate() {
+                let x32: Vec<f64> = data.row(i).iter().map(|v| *v as f64).collect();
+                let (status, adv_label, dist, input) = match (&verdict[k], &adv[k]) {
+                    (Some((true, pred)), Some(a)) => {
+                        let d = crate::robust::norms::diff(&as64[k], &x32);
+                        let dist = [Norm::L0.of(&d), Norm::L1.of(&d), Norm::L2.of(&d), Norm::Linf.of(&d)];
+                        ("broken", Some(*pred), dist, Some(a.clone()))
+                    }
+                    _ => ("failed", None, [f64::INFINITY; 4], None),
+                };
+                outcomes.push(Outcome { index: i, label: ys[k], status, adv_label, dist, input });
+            }
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish_and_clear();
+        outcomes.sort_by_key(|o| o.index);
+        let norm = attack.norm();
+        let mut files = vec![write_csv(cx, &outcomes, norm)?];
+        files.push(write_inputs(cx, &outcomes, &data.shape)?);
+        let grid = a.int("grid").unwrap_or(8) as usize;
+        if grid > 0 && data.shape.len() == 3 && (data.shape[0] == 1 || data.shape[0] == 3) {
+            files.push(write_grid(cx, &outcomes, &data, grid, norm)?);
+        }
+        let (forwards, gradients) = oracle.evaluations();
+        let mut metrics = summary(&outcomes, norm, &eps_list(a));
+        metrics.insert("gradients_per_image".into(), gradients as f64 / to_attack.len().max(1) as f64);
+        metrics.insert("forwards_per_image".into(), forwards as f64 / to_attack.len().max(1) as f64);
+        Ok(Output { artifact: Artifact::Metrics, metrics, files })
+    }
+}
+
+fn norm_column(norm: Norm) -> usize {
+    match norm {
+        Norm::L0 => 0,
+        Norm::L1 => 1,
+        Norm::L2 => 2,
+        Norm::Linf => 3,
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 { v[m] } else { 0.5 * (v[m - 1] + v[m]) }
+}
+
+/// Success rate and distances over the attacked images (those correctly classified at the
+/// start); robust accuracy at each eps over all `count` images: correct at the start and
+/// not broken within eps.
+pub fn summary(outcomes: &[Outcome], norm: Norm, eps: &[f64]) -> BTreeMap<String, f64> {
+    let attacked: Vec<&Outcome> = outcomes.iter().filter(|o| o.status != "misclassified").collect();
+    let broken: Vec<&Outcome> = attacked.iter().copied().filter(|o| o.status == "broken").collect();
+    let col = |k: usize| -> Vec<f64> { broken.iter().map(|o| o.dist[k]).collect() };
+    let mut m = BTreeMap::new();
+    m.insert("count".into(), outcomes.len() as f64);
+    m.insert("attacked".into(), attacked.len() as f64);
+    m.insert("misclassified_at_start".into(), (outcomes.len() - attacked.len()) as f64);
+    m.insert("broken".into(), broken.len() as f64);
+    m.insert("success_rate".into(), broken.len() as f64 / attacked.len().max(1) as f64);
+    let own = col(norm_column(norm));
+    m.insert("mean".into(), if own.is_empty() { f64::NAN } else { own.iter().sum::<f64>() / own.len() as f64 });
+    m.insert("median".into(), median(&mut own.clone()));
+    for (k, n) in Norm::ALL.iter().enumerate() {
+        m.insert(format!("median_{}", n.name()), median(&mut col(k)));
+    }
+    for &e in eps {
+        let survive = attacked.iter().filter(|o| o.status != "broken" || o.dist[norm_column(norm)] > e).count();
+        m.insert(robust_metric(e), survive as f64 / outcomes.len().max(1) as f64);
+    }
+    m
+}
+
+fn write_csv(cx: &RunCtx, outcomes: &[Outcome], norm: Norm) -> Result<String, Diag> {
+    let mut csv = format!("index,label,status,adv_label,distance_{},l0,l1,l2,linf\n", norm.name());
+    for o in outcomes {
+        let adv = o.adv_label.map_or(String::new(), |l| l.to_string());
+        let show = |v: f64| if v.is_finite() && o.status == "broken" { format!("{v}") } else { String::new() };
+        csv.push_str(&format!(
+            "{},{},{},{adv},{},{},{},{},{}\n",
+            o.index,
+            o.label,
+            o.status,
+            show(o.dist[norm_column(norm)]),
+            show(o.dist[0]),
+            show(o.dist[1]),
+            show(o.dist[2]),
+            show(o.dist[3])
+        ));
+    }
+    cx.write_file("adversarial.csv", csv.as_bytes())
+}
+
+/// Adversarial inputs [n, ...] (NaN where there is none) and the image indices.
+fn write_inputs(cx: &RunCtx, outcomes: &[Outcome], shape: &[usize]) -> Result<String, Diag> {
+    let per: usize = shape.iter().product();
+    let mut flat = Vec::with_capacity(outcomes.len() * per);
+    for o in outcomes {
+        match &o.input {
+            Some(v) => flat.extend_from_slice(v),
+            None => flat.extend(std::iter::repeat_n(f32::NAN, per)),
+        }
+    }
+    let mut dims = vec![outcomes.len()];
+    dims.extend_from_slice(shape);
+    let err = |e: candle_core::Error| cx.error(Code::R1001, e.to_string());
+    let inputs = candle_core::Tensor::from_vec(flat, dims, &candle_core::Device::Cpu).map_err(err)?;
+    let idx: Vec<u32> = outcomes.iter().map(|o| o.index as u32).collect();
+    let index = candle_core::Tensor::from_vec(idx, outcomes.len(), &candle_core::Device::Cpu).map_err(err)?;
+    let tensors = std::collections::HashMap::from([("inputs".to_string(), inputs), ("index".to_string(), index)]);
+    let rel = format!("{}/adversarial.safetensors", cx.stage_dir());
+    crate::exec::write_tensors(&cx.path(&rel), &tensors)?;
+    Ok(rel)
+}
+
+/// Rows of three: clean (label), adversarial (new label), perturbation (grey is zero).
+fn write_grid(
+    cx: &RunCtx,
+    outcomes: &[Outcome],
+    data: &crate::data::Dataset,
+    count: usize,
+    norm: Norm,
+) -> Result<String, Diag> {
+    let mut images: Vec<Vec<f32>> = Vec::new();
+    let mut captions = Vec::new();
+    for o in outcomes.iter().filter(|o| o.status == "broken").take(count) {
+        let (Some(adv), Some(al)) = (&o.input, o.adv_label) else { continue };
+        let clean = data.row(o.index);
+        let d: Vec<f32> = adv.iter().zip(clean).map(|(a, c)| a - c).collect();
+        let m = d.iter().fold(1e-12f32, |m, v| m.max(v.abs()));
+        images.push(clean.to_vec());
+        images.push(adv.clone());
+        images.push(d.iter().map(|v| 0.5 + 0.5 * v / m).collect());
+        captions.push(format!("{}", o.label));
+        captions.push(format!("->{al}"));
+        captions.push(format!("{:.3}", o.dist[norm_column(norm)]));
+    }
+    let refs: Vec<&[f32]> = images.iter().map(Vec::as_slice).collect();
+    let title = format!("{}: clean / adversarial / perturbation ({})", cx.name(), norm.name());
+    let png = crate::plots::image_grid_columns(&refs, &data.shape, &captions, &title, 3)
+        .to_png()
+        .map_err(|e| cx.error(Code::R1001, e))?;
+    cx.write_file("grid.png", &png)
+}

@@ -1,0 +1,100 @@
+//! Every attack on a small random convnet: each returned point lies in the bounds and is
+//! misclassified when the model is run on it again through `predict_classes`, a code path
+//! independent of the attacks' oracle; a top-2 attack moves the label out of the top two.
+
+use candle_core::{Device, Tensor};
+use flowline::nn::{Activation, LayerSpec, Net, predict_classes};
+use flowline::rng::Rng;
+use flowline::robust::attack::Attack;
+use flowline::robust::cw::CwConfig;
+use flowline::robust::ddn::DdnConfig;
+use flowline::robust::logbarrier::LogBarrierConfig;
+use flowline::robust::norms::Norm;
+use flowline::robust::oracle::{Criterion, Oracle};
+use flowline::robust::pgd::PgdConfig;
+use flowline::robust::proxlogbarrier::ProxConfig;
+
+fn small_convnet() -> (Net, Vec<Vec<f64>>) {
+    let specs = vec![
+        LayerSpec::Conv2d { input: None, out: 4, kernel: 3, stride: 1, pad: 1 },
+        LayerSpec::Act(Activation::Relu),
+        LayerSpec::MaxPool { kernel: 2, stride: 2 },
+        LayerSpec::Flatten,
+        LayerSpec::Linear { input: None, out: 5 },
+    ];
+    let mut rng = Rng::new(4);
+    let net = Net::init(&specs, &[1, 8, 8], &mut rng, &Device::Cpu).unwrap();
+    let xs = (0..6).map(|_| (0..64).map(|_| rng.uniform()).collect()).collect();
+    (net, xs)
+}
+
+fn predictions(net: &Net, rows: &[Vec<f64>]) -> Vec<Vec<f32>> {
+    rows.iter()
+        .map(|r| {
+            let t =
+                Tensor::from_vec(r.iter().map(|v| *v as f32).collect::<Vec<_>>(), (1, 1, 8, 8), &Device::Cpu).unwrap();
+            net.forward(&t).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+        })
+        .collect()
+}
+
+fn attacks() -> Vec<(&'static str, Attack)> {
+    let short = |norm| LogBarrierConfig { outer: 6, inner: 60, ..LogBarrierConfig::paper(norm) };
+    let prox = |norm| ProxConfig { outer: 10, inner: 15, ..ProxConfig::paper(norm) };
+    vec![
+        ("logbarrier l2", Attack::LogBarrier(short(Norm::L2))),
+        ("logbarrier linf", Attack::LogBarrier(short(Norm::Linf))),
+        ("prox l0", Attack::ProxLogBarrier(prox(Norm::L0))),
+        ("prox l1", Attack::ProxLogBarrier(prox(Norm::L1))),
+        ("prox l2", Attack::ProxLogBarrier(prox(Norm::L2))),
+        ("prox linf", Attack::ProxLogBarrier(prox(Norm::Linf))),
+        ("pgd l2", Attack::Pgd(PgdConfig { norm: Norm::L2, steps: 20, restarts: 1, eps_max: 8.0, bisections: 8 })),
+        ("pgd linf", Attack::Pgd(PgdConfig { norm: Norm::Linf, steps: 20, restarts: 1, eps_max: 1.0, bisections: 8 })),
+        ("cw", Attack::CarliniWagner(CwConfig { steps: 100, ..CwConfig::default() })),
+        ("ddn", Attack::Ddn(DdnConfig::default())),
+    ]
+}
+
+#[test]
+fn every_attack_returns_in_bounds_points_that_are_misclassified_when_rerun() {
+    let (net, xs) = small_convnet();
+    let flat: Vec<f32> = xs.iter().flatten().map(|v| *v as f32).collect();
+    let labels: Vec<usize> =
+        predict_classes(&net, &flat, &Device::Cpu).unwrap().into_iter().map(|v| v as usize).collect();
+    let model = |t: &Tensor| net.forward(t);
+    let oracle = Oracle::new(&model, &[1, 8, 8], (0.0, 1.0), Criterion { top: 1 }, &Device::Cpu);
+    for (name, attack) in attacks() {
+        let mut rng = Rng::new(9);
+        let found = attack.run(&oracle, &xs, &labels, &mut rng).unwrap();
+        let broken: Vec<Vec<f64>> = found.iter().flatten().cloned().collect();
+        assert!(broken.len() >= xs.len() - 1, "{name}: broke only {} of {}", broken.len(), xs.len());
+        for (i, adv) in found.iter().enumerate() {
+            let Some(adv) = adv else { continue };
+            assert!(adv.iter().all(|v| (0.0..=1.0).contains(v)), "{name} image {i}: out of bounds");
+            let flat: Vec<f32> = adv.iter().map(|v| *v as f32).collect();
+            let pred = predict_classes(&net, &flat, &Device::Cpu).unwrap()[0] as usize;
+            assert_ne!(pred, labels[i], "{name} image {i}: still classified as its label");
+            let moved = Norm::L2.of(&adv.iter().zip(&xs[i]).map(|(a, b)| a - b).collect::<Vec<_>>());
+            assert!(moved > 0.0, "{name} image {i}: did not move");
+        }
+    }
+}
+
+#[test]
+fn a_top_2_attack_moves_the_label_out_of_the_top_two() {
+    let (net, xs) = small_convnet();
+    let clean = predictions(&net, &xs);
+    let labels: Vec<usize> =
+        clean.iter().map(|l| (0..l.len()).max_by(|&a, &b| l[a].total_cmp(&l[b])).unwrap()).collect();
+    let model = |t: &Tensor| net.forward(t);
+    let oracle = Oracle::new(&model, &[1, 8, 8], (0.0, 1.0), Criterion { top: 2 }, &Device::Cpu);
+    let attack = Attack::LogBarrier(LogBarrierConfig { outer: 6, inner: 60, ..LogBarrierConfig::paper(Norm::L2) });
+    let found = attack.run(&oracle, &xs, &labels, &mut Rng::new(2)).unwrap();
+    let found: Vec<(usize, Vec<f64>)> = found.into_iter().enumerate().filter_map(|(i, f)| f.map(|v| (i, v))).collect();
+    assert!(found.len() >= xs.len() - 1);
+    for (i, adv) in &found {
+        let l = &predictions(&net, std::slice::from_ref(adv))[0];
+        let above = l.iter().filter(|v| **v > l[labels[*i]]).count();
+        assert!(above >= 2, "image {i}: only {above} classes above the label");
+    }
+}
