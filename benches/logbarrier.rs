@@ -62,7 +62,7 @@ fn main() {
     let xs: Vec<Vec<f64>> =
         chosen.iter().map(|&i| x[i * 784..(i + 1) * 784].iter().map(|v| *v as f64).collect()).collect();
     let ys: Vec<usize> = chosen.iter().map(|&i| y[i] as usize).collect();
-    let model = |t: &Tensor| net.forward(t);
+    let model = |t: &Tensor| net.forward_input_grad(t);
     let oracle = Oracle::new(&model, &[1, 28, 28], (0.0, 1.0), Criterion { top: 1 }, &dev);
     let attack = Attack::LogBarrier(LogBarrierConfig { outer, inner, ..LogBarrierConfig::paper(Norm::L2) });
     let t0 = Instant::now();

@@ -61,7 +61,7 @@ fn every_attack_returns_in_bounds_points_that_are_misclassified_when_rerun() {
     let flat: Vec<f32> = xs.iter().flatten().map(|v| *v as f32).collect();
     let labels: Vec<usize> =
         predict_classes(&net, &flat, &Device::Cpu).unwrap().into_iter().map(|v| v as usize).collect();
-    let model = |t: &Tensor| net.forward(t);
+    let model = |t: &Tensor| net.forward_input_grad(t);
     let oracle = Oracle::new(&model, &[1, 8, 8], (0.0, 1.0), Criterion { top: 1 }, &Device::Cpu);
     for (name, attack) in attacks() {
         let mut rng = Rng::new(9);
@@ -86,7 +86,7 @@ fn a_top_2_attack_moves_the_label_out_of_the_top_two() {
     let clean = predictions(&net, &xs);
     let labels: Vec<usize> =
         clean.iter().map(|l| (0..l.len()).max_by(|&a, &b| l[a].total_cmp(&l[b])).unwrap()).collect();
-    let model = |t: &Tensor| net.forward(t);
+    let model = |t: &Tensor| net.forward_input_grad(t);
     let oracle = Oracle::new(&model, &[1, 8, 8], (0.0, 1.0), Criterion { top: 2 }, &Device::Cpu);
     let attack = Attack::LogBarrier(LogBarrierConfig { outer: 6, inner: 60, ..LogBarrierConfig::paper(Norm::L2) });
     let found = attack.run(&oracle, &xs, &labels, &mut Rng::new(2)).unwrap();

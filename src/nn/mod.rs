@@ -3,6 +3,7 @@
 
 mod adjoint_op;
 mod classify;
+mod input_grad;
 mod loss;
 mod net;
 mod optim;

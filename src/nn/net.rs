@@ -228,6 +228,17 @@ impl Net {
         run_chain(&self.layers, x, &mut None)
     }
 
+    /// Evaluation mode for input gradients (attacks): on the CPU, convolutions and max
+    /// pooling backpropagate to their input only, through cheaper kernels; the values are
+    /// those of `forward`.
+    pub fn forward_input_grad(&self, x: &Tensor) -> Result<Tensor> {
+        if x.device().is_cpu() && x.dtype() == DType::F32 {
+            run_chain_with(&self.layers, x, &mut None, true)
+        } else {
+            self.forward(x)
+        }
+    }
+
     /// Training mode: dropout masks from `rng`, batch norm with batch statistics (and
     /// running statistics updated).
     pub fn forward_train(&self, x: &Tensor, rng: &mut Rng) -> Result<Tensor> {
@@ -269,9 +280,19 @@ pub(super) fn run_field(layers: &[Built], x: &Tensor) -> Result<Tensor> {
 }
 
 fn run_chain(layers: &[Built], x: &Tensor, rng: &mut Option<&mut Rng>) -> Result<Tensor> {
+    run_chain_with(layers, x, rng, false)
+}
+
+fn run_chain_with(layers: &[Built], x: &Tensor, rng: &mut Option<&mut Rng>, input_grad: bool) -> Result<Tensor> {
     let mut h = x.clone();
     for l in layers {
-        h = run_layer(l, &h, rng)?;
+        h = match l {
+            Built::Conv { w, b, stride, pad } if input_grad => {
+                let op = super::input_grad::ConvInputGrad::new(w.as_tensor(), *pad, *stride)?;
+                h.apply_op1(op)?.broadcast_add(&b.as_tensor().detach().reshape((1, (), 1, 1))?)?
+            }
+            _ => run_layer(l, &h, rng)?,
+        };
     }
     Ok(h)
 }
@@ -305,6 +326,11 @@ fn run_layer(l: &Built, x: &Tensor, rng: &mut Option<&mut Rng>) -> Result<Tensor
         Built::Conv { w, b, stride, pad } => {
             let y = x.conv2d(w.as_tensor(), *pad, *stride, 1, 1)?;
             y.broadcast_add(&b.as_tensor().reshape((1, (), 1, 1))?)
+        }
+        // candle's own max-pool backward scales the gradient by (maxima in the window) / k^2
+        // instead of 1 / (maxima): a quarter of the true gradient for 2x2 windows.
+        Built::MaxPool { kernel, stride } if kernel == stride && x.device().is_cpu() && x.dtype() == DType::F32 => {
+            x.apply_op1(super::input_grad::MaxPool { size: *kernel })
         }
         Built::MaxPool { kernel, stride } => x.max_pool2d_with_stride(*kernel, *stride),
         Built::AvgPool { kernel, stride } => x.avg_pool2d_with_stride(*kernel, *stride),

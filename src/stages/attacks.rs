@@ -305,7 +305,7 @@ impl Stage for AttackStage {
         let batch = a.int("batch").unwrap_or(100) as usize;
         let only_correct = a.bool("only_correct").unwrap_or(false);
         let crit = Criterion { top: a.int("top").unwrap_or(1) as usize };
-        let model = |t: &candle_core::Tensor| net.forward(t);
+        let model = |t: &candle_core::Tensor| net.forward_input_grad(t);
         let oracle = Oracle::new(&model, &data.shape, bounds, crit, &cx.device);
         let row = |i: usize| -> Vec<f64> { data.row(i).iter().map(|v| *v as f64).collect() };
 
