@@ -20,6 +20,10 @@ pub struct Manifest {
     pub reload: Reload,
 }
 
+/// Bumped whenever a change to the numerical code changes results, so that runs cached by an
+/// older build are recomputed (2: max pooling's gradient corrected).
+const NUMERICS: u32 = 2;
+
 /// The data directory is part of every key: the same pipeline over other files is
 /// another result.
 pub fn keys(nodes: &[Node], order: &[usize], seed: u64, data_dir: &std::path::Path) -> Vec<String> {
@@ -27,7 +31,7 @@ pub fn keys(nodes: &[Node], order: &[usize], seed: u64, data_dir: &std::path::Pa
     for &i in order {
         let n = &nodes[i];
         let mut text = format!(
-            "flowline {}\n{}\n{}\nseed {seed}\ndata {}\n",
+            "flowline {} numerics {NUMERICS}\n{}\n{}\nseed {seed}\ndata {}\n",
             env!("CARGO_PKG_VERSION"),
             n.builtin.name,
             n.name,
