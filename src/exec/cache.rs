@@ -20,8 +20,9 @@ pub struct Manifest {
     pub reload: Reload,
 }
 
-/// Bumped whenever a change to the numerical code changes results, so that runs cached by an
-/// older build are recomputed (2: max pooling's gradient corrected).
+/// Bumped whenever a change to the shared numerical code changes results, so that runs cached
+/// by an older build are recomputed (2: max pooling's gradient corrected). A change confined
+/// to one stage bumps that stage's `revision` instead.
 const NUMERICS: u32 = 2;
 
 /// The data directory is part of every key: the same pipeline over other files is
@@ -31,8 +32,9 @@ pub fn keys(nodes: &[Node], order: &[usize], seed: u64, data_dir: &std::path::Pa
     for &i in order {
         let n = &nodes[i];
         let mut text = format!(
-            "flowline {} numerics {NUMERICS}\n{}\n{}\nseed {seed}\ndata {}\n",
+            "flowline {} numerics {NUMERICS}.{}\n{}\n{}\nseed {seed}\ndata {}\n",
             env!("CARGO_PKG_VERSION"),
+            n.builtin.stage.as_ref().map_or(0, |s| s.revision()),
             n.builtin.name,
             n.name,
             data_dir.display()

@@ -14,7 +14,7 @@ use crate::robust::logbarrier::LogBarrierConfig;
 use crate::robust::norms::Norm;
 use crate::robust::oracle::{Criterion, Oracle};
 use crate::robust::pgd::PgdConfig;
-use crate::robust::proxlogbarrier::ProxConfig;
+use crate::robust::proxlogbarrier::{ProxConfig, StepRule};
 use std::collections::BTreeMap;
 
 fn int_at_least(name: &'static str, d: i64, min: f64, doc: &'static str) -> Param {
@@ -56,6 +56,10 @@ pub fn builtins() -> Vec<Builtin> {
     )];
     plb.extend(barrier_params(0.1, 30, 30));
     plb.push(positive("mu", 1.0, "weight of the dissimilarity"));
+    plb.push(
+        Param::new("gamma", Ty::Float, Dflt::Float(0.05), "l0: share of a rejected step kept when pulling back")
+            .within(Some(0.0), Some(1.0)),
+    );
     let attacked_doc = "Attack the first `count` images (or the first `count` correctly classified ones) of labelled data: \
                         per-image CSV and adversarial inputs, re-verified success, distances in l0/l1/l2/linf, robust \
                         accuracy at `eps`, and a clean / adversarial / perturbation figure.";
@@ -149,15 +153,22 @@ pub fn attack_of(c: &Config, bounds: (f64, f64), dim: usize) -> Attack {
             tol: f("tol", 1e-6),
             temperature: f("temperature", 500.0),
         }),
-        "prox_logbarrier" => Attack::ProxLogBarrier(ProxConfig {
-            norm,
-            lambda0: f("lambda0", 0.1),
-            beta: f("beta", 0.75),
-            step: f("step", 0.1),
-            mu: f("mu", 1.0),
-            outer: i("outer", 30),
-            inner: i("inner", 30),
-        }),
+        "prox_logbarrier" => {
+            let paper = ProxConfig::paper(norm);
+            Attack::ProxLogBarrier(ProxConfig {
+                lambda0: f("lambda0", 0.1),
+                beta: f("beta", 0.75),
+                step: f("step", 0.1),
+                mu: f("mu", 1.0),
+                outer: i("outer", 30),
+                inner: i("inner", 30),
+                rule: match paper.rule {
+                    StepRule::PullBack { .. } => StepRule::PullBack { gamma: f("gamma", 0.05) },
+                    rule => rule,
+                },
+                ..paper
+            })
+        }
         "pgd" => {
             let width = bounds.1 - bounds.0;
             let diameter = if norm == Norm::Linf { width } else { width * (dim as f64).sqrt() };
@@ -279,6 +290,10 @@ impl Stage for AttackStage {
             );
         }
         d
+    }
+    /// 1: ProxLogBarrier l0 pulls rejected steps back (the authors' rule).
+    fn revision(&self) -> u32 {
+        1
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let data = cx.dataset("data")?;

@@ -155,6 +155,10 @@ pub trait Stage: Send + Sync {
     fn meta(&self, _cx: &StaticCall) -> Meta {
         Meta::default()
     }
+    /// Part of the cache key: bumped when the stage's own code changes its results.
+    fn revision(&self) -> u32 {
+        0
+    }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag>;
 }
 
