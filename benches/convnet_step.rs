@@ -3,34 +3,18 @@
 //! `FLOWLINE_BENCH_PYTHON=/path/to/venv/bin/python cargo bench --bench convnet_step`
 //! (PyTorch must be installed there; the Python side is bench/python/convnet_step.py).
 
+mod common;
+
 use candle_core::{Device, Tensor};
-use flowline::nn::{Activation, LayerSpec, Net, OptimSpec, Optimizer, cross_entropy};
+use flowline::nn::{Net, OptimSpec, Optimizer, cross_entropy};
 use flowline::rng::Rng;
 use std::time::Instant;
-
-fn convnet() -> Vec<LayerSpec> {
-    let conv = |out| LayerSpec::Conv2d { input: None, out, kernel: 3, stride: 1, pad: 1 };
-    vec![
-        LayerSpec::Normalize { mean: vec![0.1307], std: vec![0.3081] },
-        conv(16),
-        LayerSpec::MaxPool { kernel: 2, stride: 2 },
-        LayerSpec::Act(Activation::Relu),
-        conv(32),
-        LayerSpec::MaxPool { kernel: 2, stride: 2 },
-        LayerSpec::Act(Activation::Relu),
-        LayerSpec::Flatten,
-        LayerSpec::Linear { input: None, out: 128 },
-        LayerSpec::Act(Activation::Relu),
-        LayerSpec::Dropout { p: 0.25 },
-        LayerSpec::Linear { input: None, out: 10 },
-    ]
-}
 
 fn main() {
     let steps = 20;
     let dev = Device::Cpu;
     let mut rng = Rng::new(0);
-    let net = Net::init(&convnet(), &[1, 28, 28], &mut rng, &dev).expect("model");
+    let net = Net::init(&common::mnist_convnet(), &[1, 28, 28], &mut rng, &dev).expect("model");
     let mut opt = Optimizer::new(
         OptimSpec::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, decoupled: false },
         net.vars(),

@@ -9,8 +9,10 @@
 //! FLOWLINE_BENCH_MODEL (the .safetensors), FLOWLINE_DATA (the data folder),
 //! FLOWLINE_BENCH_ITERS=outer,inner (default 10,50).
 
+mod common;
+
 use candle_core::{Device, Tensor};
-use flowline::nn::{Activation, LayerSpec, Net};
+use flowline::nn::Net;
 use flowline::rng::Rng;
 use flowline::robust::attack::Attack;
 use flowline::robust::logbarrier::LogBarrierConfig;
@@ -18,24 +20,6 @@ use flowline::robust::norms::{Norm, distance};
 use flowline::robust::oracle::{Criterion, Oracle};
 use std::path::PathBuf;
 use std::time::Instant;
-
-fn convnet() -> Vec<LayerSpec> {
-    let conv = |out| LayerSpec::Conv2d { input: None, out, kernel: 3, stride: 1, pad: 1 };
-    vec![
-        LayerSpec::Normalize { mean: vec![0.1307], std: vec![0.3081] },
-        conv(16),
-        LayerSpec::MaxPool { kernel: 2, stride: 2 },
-        LayerSpec::Act(Activation::Relu),
-        conv(32),
-        LayerSpec::MaxPool { kernel: 2, stride: 2 },
-        LayerSpec::Act(Activation::Relu),
-        LayerSpec::Flatten,
-        LayerSpec::Linear { input: None, out: 128 },
-        LayerSpec::Act(Activation::Relu),
-        LayerSpec::Dropout { p: 0.25 },
-        LayerSpec::Linear { input: None, out: 10 },
-    ]
-}
 
 fn main() {
     let model_path = std::env::var("FLOWLINE_BENCH_MODEL")
@@ -54,7 +38,7 @@ fn main() {
         .unwrap_or((10usize, 50usize));
     let dev = Device::Cpu;
     let tensors = candle_core::safetensors::load(&model_path, &dev).expect("weights");
-    let net = Net::from_tensors(&convnet(), &[1, 28, 28], &tensors, &dev).expect("model");
+    let net = Net::from_tensors(&common::mnist_convnet(), &[1, 28, 28], &tensors, &dev).expect("model");
     let (x, _, y, n) = flowline::data::idx::load_pair(&images, &labels, Some(400)).expect("MNIST test images");
     let t = Tensor::from_vec(x.clone(), (n, 1, 28, 28), &dev).expect("input");
     let pred = net.forward(&t).and_then(|l| l.argmax(1)).and_then(|p| p.to_vec1::<u32>()).expect("predict");

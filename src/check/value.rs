@@ -86,6 +86,22 @@ impl Args {
             _ => Vec::new(),
         }
     }
+    /// A list of numbers; `None` when the argument is absent or not a list.
+    pub fn floats(&self, name: &str) -> Option<Vec<f64>> {
+        match &self.get(name)?.kind {
+            VKind::List(items) => Some(
+                items
+                    .iter()
+                    .filter_map(|i| match i.kind {
+                        VKind::Int(v) => Some(v as f64),
+                        VKind::Float(v) => Some(v),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
     pub fn stage(&self, name: &str) -> Option<&StageRef> {
         match &self.get(name)?.kind {
             VKind::Stage(r) => Some(r),

@@ -19,6 +19,22 @@ pub enum ModelArg {
     Trained(Arc<Trained>),
 }
 
+/// A model to evaluate: a trained one, or freshly initialised layers.
+pub enum ModelRef {
+    Trained(Arc<Trained>),
+    Fresh(crate::nn::Net),
+}
+
+impl std::ops::Deref for ModelRef {
+    type Target = crate::nn::Net;
+    fn deref(&self) -> &crate::nn::Net {
+        match self {
+            ModelRef::Trained(t) => &t.model,
+            ModelRef::Fresh(n) => n,
+        }
+    }
+}
+
 pub struct RunCtx<'a> {
     pub node: &'a Node,
     pub run_dir: &'a Path,
@@ -102,6 +118,18 @@ impl RunCtx<'_> {
         }
         let v = self.args().get(param).ok_or_else(|| self.missing(param))?;
         crate::stages::layer_specs(v).map(ModelArg::Layers).ok_or_else(|| self.missing(param))
+    }
+
+    /// The model `param` names, ready to evaluate on inputs of `shape` (layers are
+    /// initialised from `rng`).
+    pub fn model_ref(&self, param: &str, shape: &[usize], rng: &mut Rng) -> Result<ModelRef, Diag> {
+        Ok(match self.model(param)? {
+            ModelArg::Trained(t) => ModelRef::Trained(t),
+            ModelArg::Layers(specs) => ModelRef::Fresh(
+                crate::nn::Net::init(&specs, shape, rng, &self.device)
+                    .map_err(|e| self.error(Code::R1002, format!("cannot build the model: {e}")))?,
+            ),
+        })
     }
 
     /// Write a file into the stage folder atomically; returns its run-relative path.

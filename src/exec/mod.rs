@@ -11,7 +11,7 @@ pub mod yaml;
 
 pub use artifact::{Artifact, Output, Trained, load_dataset, save_tensors as write_tensors};
 pub use atomic::write as write_atomic;
-pub use context::{ModelArg, RunCtx};
+pub use context::{ModelArg, ModelRef, RunCtx};
 pub use progress::Progress;
 pub use report::{Report, StageReport, flatten_metrics};
 

@@ -5,8 +5,7 @@ use super::layers::check_model;
 use super::registry::{Builtin, Dflt, Param, Sort, Stage, StaticCall};
 use crate::check::{Args, Config, Ty};
 use crate::diag::{Code, Diag};
-use crate::exec::{Artifact, ModelArg, Output, RunCtx};
-use crate::nn::Net;
+use crate::exec::{Artifact, Output, RunCtx};
 use crate::robust::attack::Attack;
 use crate::robust::cw::CwConfig;
 use crate::robust::ddn::DdnConfig;
@@ -197,17 +196,7 @@ pub fn attack_of(c: &Config, bounds: (f64, f64), dim: usize) -> Attack {
 }
 
 fn eps_list(args: &Args) -> Vec<f64> {
-    match args.get("eps").map(|v| &v.kind) {
-        Some(crate::check::VKind::List(items)) => items
-            .iter()
-            .filter_map(|i| match i.kind {
-                crate::check::VKind::Int(v) => Some(v as f64),
-                crate::check::VKind::Float(v) => Some(v),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
+    args.floats("eps").unwrap_or_default()
 }
 
 /// `robust_0p5` for eps 0.5: a metric name that member access can reach.
@@ -243,17 +232,7 @@ pub struct Outcome {
 }
 
 fn bounds_of(args: &Args) -> Result<(f64, f64), String> {
-    let b = match args.get("bounds").map(|v| &v.kind) {
-        Some(crate::check::VKind::List(items)) => items
-            .iter()
-            .filter_map(|i| match i.kind {
-                crate::check::VKind::Int(v) => Some(v as f64),
-                crate::check::VKind::Float(v) => Some(v),
-                _ => None,
-            })
-            .collect::<Vec<_>>(),
-        _ => return Ok((0.0, 1.0)),
-    };
+    let Some(b) = args.floats("bounds") else { return Ok((0.0, 1.0)) };
     match b[..] {
         [lo, hi] if lo < hi => Ok((lo, hi)),
         _ => Err(format!("bounds must be two numbers [lo, hi] with lo < hi; got {b:?}")),
@@ -299,18 +278,7 @@ impl Stage for AttackStage {
         let data = cx.dataset("data")?;
         let mut rng = cx.take_rng();
         let candle = |e: candle_core::Error| cx.error(Code::R1002, format!("the attack failed: {e}"));
-        let fresh;
-        let trained;
-        let net: &Net = match cx.model("model")? {
-            ModelArg::Trained(t) => {
-                trained = t;
-                &trained.model
-            }
-            ModelArg::Layers(specs) => {
-                fresh = Net::init(&specs, &data.shape, &mut rng, &cx.device).map_err(candle)?;
-                &fresh
-            }
-        };
+        let net = cx.model_ref("model", &data.shape, &mut rng)?;
         let labels = data.y.as_ref().ok_or_else(|| cx.error(Code::E4002, "the data has no labels"))?;
         let a = cx.args();
         let bounds = bounds_of(a).map_err(|e| cx.error(Code::E2006, e))?;

@@ -5,8 +5,8 @@ use super::registry::{Builtin, Dflt, Param, Stage, StaticCall};
 use super::train::{LOSSES, objective};
 use crate::check::{Args, Ty};
 use crate::diag::{Code, Diag};
-use crate::exec::{Artifact, ModelArg, Output, RunCtx};
-use crate::nn::{Net, evaluate_classifier};
+use crate::exec::{Artifact, Output, RunCtx};
+use crate::nn::evaluate_classifier;
 use std::collections::BTreeMap;
 
 const METRICS: [&str; 2] = ["accuracy", "loss"];
@@ -41,20 +41,9 @@ impl Stage for Evaluate {
         let data = cx.dataset("data")?;
         let mut rng = cx.take_rng();
         let candle = |e: candle_core::Error| cx.error(Code::R1002, format!("evaluation failed: {e}"));
-        let fresh;
-        let trained;
-        let model: &Net = match cx.model("trained")? {
-            ModelArg::Trained(t) => {
-                trained = t;
-                &trained.model
-            }
-            ModelArg::Layers(specs) => {
-                fresh = Net::init(&specs, &data.shape, &mut rng, &cx.device).map_err(candle)?;
-                &fresh
-            }
-        };
+        let model = cx.model_ref("trained", &data.shape, &mut rng)?;
         let (acc, loss) =
-            evaluate_classifier(model, &data, objective(cx.args().text("loss")), &cx.device).map_err(candle)?;
+            evaluate_classifier(&model, &data, objective(cx.args().text("loss")), &cx.device).map_err(candle)?;
         let mut metrics = BTreeMap::new();
         for m in cx.args().texts("metrics") {
             metrics.insert(m.clone(), if m == "accuracy" { acc } else { loss });

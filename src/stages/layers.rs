@@ -181,17 +181,7 @@ fn usize_arg(c: &Config, name: &str) -> Option<usize> {
 }
 
 fn floats(c: &Config, name: &str) -> Vec<f64> {
-    match c.args.get(name).map(|v| &v.kind) {
-        Some(VKind::List(items)) => items
-            .iter()
-            .filter_map(|i| match i.kind {
-                VKind::Int(v) => Some(v as f64),
-                VKind::Float(v) => Some(v),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
+    c.args.floats(name).unwrap_or_default()
 }
 
 /// The numerical specs of a layer chain, and for each spec the index of the written
