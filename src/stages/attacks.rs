@@ -489,3 +489,35 @@ fn write_grid(
         .map_err(|e| cx.error(Code::R1001, e))?;
     cx.write_file("grid.png", &png)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(status: &'static str, l2: f64) -> Outcome {
+        Outcome { index: 0, label: 0, status, adv_label: None, dist: [1.0, 1.0, l2, 1.0], input: None }
+    }
+
+    /// Success and distances count attacked images only; robust accuracy is over all
+    /// images, a misclassified one never counting as robust.
+    #[test]
+    fn summary_separates_images_misclassified_at_the_start() {
+        let o = vec![
+            outcome("broken", 0.5),
+            outcome("broken", 1.5),
+            outcome("broken", 2.5),
+            outcome("failed", f64::INFINITY),
+            outcome("misclassified", 0.0),
+        ];
+        let m = summary(&o, Norm::L2, &[1.0, 2.0]);
+        assert_eq!(m["attacked"], 4.0);
+        assert_eq!(m["misclassified_at_start"], 1.0);
+        assert_eq!(m["success_rate"], 0.75);
+        assert_eq!(m["median"], 1.5);
+        assert_eq!(m["mean"], 1.5);
+        // Within 1.0 only the 0.5 image is broken: 3 of 5 stay correct; within 2.0, 2 of 5.
+        assert_eq!(m[&robust_metric(1.0)], 0.6);
+        assert_eq!(m[&robust_metric(2.0)], 0.4);
+        assert_eq!(robust_metric(0.25), "robust_0p25");
+    }
+}
