@@ -130,8 +130,13 @@ impl<'a> Oracle<'a> {
 
     /// Whether each input meets the criterion (is adversarial for its label).
     pub fn adversarial(&self, rows: &[&[f64]], labels: &[usize]) -> Result<Vec<bool>> {
+        self.adversarial_by(rows, labels, 0.0)
+    }
+
+    /// Whether each input is adversarial with a logit margin above `tau`.
+    pub fn adversarial_by(&self, rows: &[&[f64]], labels: &[usize], tau: f64) -> Result<Vec<bool>> {
         let l = self.logits(rows)?;
-        Ok(l.iter().zip(labels).map(|(l, &y)| self.criterion.margin(l, y).0 > 0.0).collect())
+        Ok(l.iter().zip(labels).map(|(l, &y)| self.criterion.margin(l, y).0 > tau).collect())
     }
 
     /// The input gradient of phi_i(logits_i) for every input, with the logits: `dphi` maps

@@ -51,9 +51,13 @@ pub fn misclassified_starts(
     pull_toward_inputs(oracle, xs, labels, &far, bisections)
 }
 
+/// Logit margin a pulled point keeps: at the boundary itself, float32 rounding that differs
+/// between batch sizes can flip the verdict when the point is re-verified.
+const PULL_MARGIN: f64 = 1e-4;
+
 /// For each adversarial point, the point closest to its input on the segment between them
-/// that is still adversarial, to `bisections` halvings of the segment: every norm of the
-/// perturbation shrinks by the same factor. `None` stays `None`.
+/// that is still adversarial (by `PULL_MARGIN`), to `bisections` halvings of the segment:
+/// every norm of the perturbation shrinks by the same factor. `None` stays `None`.
 pub fn pull_toward_inputs(
     oracle: &Oracle,
     xs: &[Vec<f64>],
@@ -73,7 +77,8 @@ pub fn pull_toward_inputs(
     for _ in 0..bisections {
         let mids: Vec<f64> = a.iter().zip(&b).map(|(p, q)| 0.5 * (p + q)).collect();
         let trial: Vec<Vec<f64>> = found.iter().zip(&mids).map(|(&i, &m)| point(i, m)).collect();
-        for (k, ok) in adversarial(oracle, &trial, &ys)?.into_iter().enumerate() {
+        let refs: Vec<&[f64]> = trial.iter().map(Vec::as_slice).collect();
+        for (k, ok) in oracle.adversarial_by(&refs, &ys, PULL_MARGIN)?.into_iter().enumerate() {
             if ok { b[k] = mids[k] } else { a[k] = mids[k] }
         }
     }

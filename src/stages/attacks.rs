@@ -270,9 +270,10 @@ impl Stage for AttackStage {
         }
         d
     }
-    /// 1: ProxLogBarrier l0 pulls rejected steps back (the authors' rule).
+    /// 1: ProxLogBarrier l0 pulls rejected steps back (the authors' rule); 2: the final pull
+    /// keeps a logit margin of 1e-4.
     fn revision(&self) -> u32 {
-        1
+        2
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let data = cx.dataset("data")?;
