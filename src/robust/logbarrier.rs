@@ -9,7 +9,7 @@
 
 use super::norms::{Norm, distance};
 use super::oracle::{Oracle, Space, margin_and_dlogits};
-use super::start::{adversarial, misclassified_starts};
+use super::start::{misclassified_starts, pull_back_until_adversarial};
 use crate::rng::Rng;
 use candle_core::Result;
 
@@ -105,28 +105,8 @@ pub fn log_barrier(
                 );
             }
             // Pull steps that lost the misclassification back toward the previous iterate.
-            let mut pending: Vec<usize> = (0..active.len()).collect();
-            for attempt in 0..60 {
-                let ys: Vec<usize> = pending.iter().map(|&r| y[active[r]]).collect();
-                let trial: Vec<Vec<f64>> = pending.iter().map(|&r| cand[r].clone()).collect();
-                let ok = adversarial(oracle, &trial, &ys)?;
-                let mut still = Vec::new();
-                for (&r, ok) in pending.iter().zip(ok) {
-                    if !ok {
-                        if attempt == 59 {
-                            cand[r] = old[r].clone();
-                        } else {
-                            let g = cfg.gamma;
-                            cand[r] = cand[r].iter().zip(&old[r]).map(|(c, o)| (1.0 - g) * c + g * o).collect();
-                            still.push(r);
-                        }
-                    }
-                }
-                pending = still;
-                if pending.is_empty() {
-                    break;
-                }
-            }
+            let ys: Vec<usize> = active.iter().map(|&a| y[a]).collect();
+            pull_back_until_adversarial(oracle, &mut cand, &old, &ys, 1.0 - cfg.gamma)?;
             let mut next = Vec::new();
             for (r, &a) in active.iter().enumerate() {
                 let moved = distance(cfg.norm, &cand[r], &old[r]);

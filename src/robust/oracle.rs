@@ -19,7 +19,10 @@ impl Criterion {
     pub fn margin(self, scores: &[f64], label: usize) -> (f64, usize) {
         let mut others: Vec<usize> = (0..scores.len()).filter(|&j| j != label).collect();
         others.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-        let j = others[(self.top.max(1) - 1).min(others.len().saturating_sub(1))];
+        // A model with a single output cannot be fooled.
+        let Some(&j) = others.get((self.top.max(1) - 1).min(others.len().saturating_sub(1))) else {
+            return (f64::NEG_INFINITY, label);
+        };
         (scores[j] - scores[label], j)
     }
 }
@@ -76,7 +79,6 @@ pub struct Oracle<'a> {
     pub bounds: (f64, f64),
     pub criterion: Criterion,
     device: Device,
-    dtype: DType,
     forwards: Cell<usize>,
     gradients: Cell<usize>,
 }
@@ -95,7 +97,6 @@ impl<'a> Oracle<'a> {
             bounds,
             criterion,
             device: device.clone(),
-            dtype: DType::F32,
             forwards: Cell::new(0),
             gradients: Cell::new(0),
         }
@@ -110,7 +111,7 @@ impl<'a> Oracle<'a> {
         let flat: Vec<f32> = rows.iter().flat_map(|r| r.iter().map(|v| *v as f32)).collect();
         let mut shape = vec![rows.len()];
         shape.extend(&self.shape);
-        Tensor::from_vec(flat, shape, &self.device)?.to_dtype(self.dtype)
+        Tensor::from_vec(flat, shape, &self.device)
     }
 
     fn rows_of(t: &Tensor) -> Result<Rows> {

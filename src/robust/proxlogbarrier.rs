@@ -184,27 +184,8 @@ fn pull_back(
             point(a, &cfg.norm.prox(&v, cfg.mu))
         })
         .collect();
-    let mut pending: Vec<usize> = (0..active.len()).collect();
-    for attempt in 0..60 {
-        let trial: Vec<Vec<f64>> = pending.iter().map(|&r| cand[r].clone()).collect();
-        let ys: Vec<usize> = pending.iter().map(|&r| y[active[r]]).collect();
-        let ok = super::start::adversarial(oracle, &trial, &ys)?;
-        let mut still = Vec::new();
-        for (&r, ok) in pending.iter().zip(ok) {
-            if !ok {
-                cand[r] = if attempt == 59 {
-                    old[r].clone()
-                } else {
-                    cand[r].iter().zip(&old[r]).map(|(c, o)| gamma * c + (1.0 - gamma) * o).collect()
-                };
-                still.push(r);
-            }
-        }
-        pending = still;
-        if pending.is_empty() {
-            break;
-        }
-    }
+    let ys: Vec<usize> = active.iter().map(|&a| y[a]).collect();
+    super::start::pull_back_until_adversarial(oracle, &mut cand, &old, &ys, gamma)?;
     let mut moved = vec![false; active.len()];
     for (r, &a) in active.iter().enumerate() {
         let d = diff(&cand[r], x[a]);

@@ -19,36 +19,75 @@ pub fn misclassified_starts(
     let (lo, hi) = oracle.bounds;
     let mut far: Vec<Option<Vec<f64>>> = vec![None; xs.len()];
     for k in 0..24 {
-        let pending: Vec<usize> = (0..xs.len()).filter(|&i| far[i].is_none()).collect();
-        if pending.is_empty() {
-            break;
-        }
         let s = (hi - lo) * 0.01 * 2f64.powi(k);
-        let trial: Vec<Vec<f64>> =
-            pending.iter().map(|&i| xs[i].iter().map(|v| (v + rng.normal() * s).clamp(lo, hi)).collect()).collect();
-        let ok = adversarial(oracle, &trial, &pending.iter().map(|&i| labels[i]).collect::<Vec<_>>())?;
-        for ((&i, t), ok) in pending.iter().zip(trial).zip(ok) {
-            if ok {
-                far[i] = Some(t);
-            }
+        let propose = |i: usize| xs[i].iter().map(|v| (v + rng.normal() * s).clamp(lo, hi)).collect();
+        if !adopt_adversarial(oracle, labels, &mut far, propose)? {
+            break;
         }
     }
     // Where noise never fools the model (it may call every noisy image one class), another
     // input of the batch that the model puts elsewhere is a misclassified point too.
     for shift in 1..xs.len().min(16) {
-        let pending: Vec<usize> = (0..xs.len()).filter(|&i| far[i].is_none()).collect();
-        if pending.is_empty() {
+        if !adopt_adversarial(oracle, labels, &mut far, |i| xs[(i + shift) % xs.len()].clone())? {
             break;
-        }
-        let trial: Vec<Vec<f64>> = pending.iter().map(|&i| xs[(i + shift) % xs.len()].clone()).collect();
-        let ok = adversarial(oracle, &trial, &pending.iter().map(|&i| labels[i]).collect::<Vec<_>>())?;
-        for ((&i, t), ok) in pending.iter().zip(trial).zip(ok) {
-            if ok {
-                far[i] = Some(t);
-            }
         }
     }
     pull_toward_inputs(oracle, xs, labels, &far, bisections)
+}
+
+/// Propose a point for every input that has none yet and keep the adversarial ones; false
+/// once every input has a point (nothing was proposed).
+fn adopt_adversarial(
+    oracle: &Oracle,
+    labels: &[usize],
+    far: &mut [Option<Vec<f64>>],
+    mut propose: impl FnMut(usize) -> Vec<f64>,
+) -> Result<bool> {
+    let pending: Vec<usize> = (0..far.len()).filter(|&i| far[i].is_none()).collect();
+    if pending.is_empty() {
+        return Ok(false);
+    }
+    let trial: Vec<Vec<f64>> = pending.iter().map(|&i| propose(i)).collect();
+    let ok = adversarial(oracle, &trial, &pending.iter().map(|&i| labels[i]).collect::<Vec<_>>())?;
+    for ((&i, t), ok) in pending.iter().zip(trial).zip(ok) {
+        if ok {
+            far[i] = Some(t);
+        }
+    }
+    Ok(true)
+}
+
+/// Pull every candidate that is not adversarial back toward its previous point,
+/// `cand <- keep cand + (1 - keep) old`, up to 60 times; one still not adversarial then
+/// stays at its previous point.
+pub fn pull_back_until_adversarial(
+    oracle: &Oracle,
+    cand: &mut [Vec<f64>],
+    old: &[Vec<f64>],
+    labels: &[usize],
+    keep: f64,
+) -> Result<()> {
+    let mut pending: Vec<usize> = (0..cand.len()).collect();
+    for attempt in 0..60 {
+        let trial: Vec<Vec<f64>> = pending.iter().map(|&r| cand[r].clone()).collect();
+        let ys: Vec<usize> = pending.iter().map(|&r| labels[r]).collect();
+        let mut still = Vec::new();
+        for (&r, ok) in pending.iter().zip(adversarial(oracle, &trial, &ys)?) {
+            if !ok {
+                cand[r] = if attempt == 59 {
+                    old[r].clone()
+                } else {
+                    cand[r].iter().zip(&old[r]).map(|(c, o)| keep * c + (1.0 - keep) * o).collect()
+                };
+                still.push(r);
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Logit margin a pulled point keeps: at the boundary itself, float32 rounding that differs

@@ -297,7 +297,7 @@ impl Stage for AttackStage {
         let mut chosen: Vec<(usize, bool)> = Vec::new();
         let mut next = 0;
         while chosen.len() < count && next < data.n {
-            let idx: Vec<usize> = (next..(next + batch.max(count)).min(data.n)).collect();
+            let idx: Vec<usize> = (next..(next + batch).min(data.n)).collect();
             next += idx.len();
             let rows: Vec<Vec<f64>> = idx.iter().map(|&i| row(i)).collect();
             let refs: Vec<&[f64]> = rows.iter().map(Vec::as_slice).collect();
@@ -345,10 +345,9 @@ impl Stage for AttackStage {
                 verdict[k] = Some((in_bounds && crit.margin(l, ys[k]).0 > 0.0, pred));
             }
             for (k, &i) in chunk.iter().enumerate() {
-                let x32: Vec<f64> = data.row(i).iter().map(|v| *v as f64).collect();
                 let (status, adv_label, dist, input) = match (&verdict[k], &adv[k]) {
                     (Some((true, pred)), Some(a)) => {
-                        let d = crate::robust::norms::diff(&as64[k], &x32);
+                        let d = crate::robust::norms::diff(&as64[k], &xs[k]);
                         let dist = [Norm::L0.of(&d), Norm::L1.of(&d), Norm::L2.of(&d), Norm::Linf.of(&d)];
                         ("broken", Some(*pred), dist, Some(a.clone()))
                     }
