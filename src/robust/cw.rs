@@ -132,7 +132,6 @@ pub fn carlini_wagner(
 #[cfg(test)]
 mod tests {
     use super::super::linear_problem::LinearProblem;
-    use super::super::norms::distance;
     use super::super::oracle::Criterion;
     use super::*;
 
@@ -147,11 +146,6 @@ mod tests {
         let exact = p.l2();
         let attack = super::super::attack::Attack::CarliniWagner(CwConfig { steps: 1000, ..CwConfig::default() });
         let adv = attack.run(&oracle, &p.xs, &p.labels, &mut rng).unwrap();
-        for (i, a) in adv.iter().enumerate() {
-            let a = a.as_ref().expect("an adversarial point");
-            let found = distance(Norm::L2, a, &p.xs[i]);
-            assert!(p.misclassified(a, i), "image {i}: misclassified");
-            assert!((found / exact[i] - 1.0).abs() < 0.01, "image {i}: found {found}, exact {}", exact[i]);
-        }
+        p.assert_distances(&adv, Norm::L2, &exact, 0.01);
     }
 }

@@ -77,7 +77,6 @@ pub fn ddn(oracle: &Oracle, xs: &[Vec<f64>], labels: &[usize], cfg: &DdnConfig) 
 #[cfg(test)]
 mod tests {
     use super::super::linear_problem::LinearProblem;
-    use super::super::norms::distance;
     use super::super::oracle::Criterion;
     use super::*;
 
@@ -90,11 +89,6 @@ mod tests {
         let oracle = Oracle::new(&model, &[8], (-100.0, 100.0), Criterion { top: 1 }, &candle_core::Device::Cpu);
         let exact = p.l2();
         let adv = ddn(&oracle, &p.xs, &p.labels, &DdnConfig::default()).unwrap();
-        for (i, a) in adv.iter().enumerate() {
-            let a = a.as_ref().expect("an adversarial point");
-            let found = distance(Norm::L2, a, &p.xs[i]);
-            assert!(p.misclassified(a, i), "image {i}: misclassified");
-            assert!((found / exact[i] - 1.0).abs() < 0.01, "image {i}: found {found}, exact {}", exact[i]);
-        }
+        p.assert_distances(&adv, Norm::L2, &exact, 0.01);
     }
 }

@@ -1,6 +1,7 @@
 //! Random linear two-class problems, whose minimum distances to the decision boundary are
 //! known in closed form: the reference every attack is tested against.
 
+use super::norms::{Norm, distance};
 use crate::rng::Rng;
 use candle_core::{Device, Result, Tensor};
 
@@ -91,5 +92,16 @@ impl LinearProblem {
                 f64::INFINITY
             })
             .collect()
+    }
+
+    /// Every image has a returned point, misclassified, whose distance in `norm` is the
+    /// exact one within the relative tolerance `tol`.
+    pub fn assert_distances(&self, adv: &[Option<Vec<f64>>], norm: Norm, exact: &[f64], tol: f64) {
+        for (i, a) in adv.iter().enumerate() {
+            let a = a.as_ref().expect("an adversarial point");
+            let found = distance(norm, a, &self.xs[i]);
+            assert!(self.misclassified(a, i), "{norm:?} image {i}: misclassified");
+            assert!((found / exact[i] - 1.0).abs() < tol, "{norm:?} image {i}: found {found}, exact {}", exact[i]);
+        }
     }
 }

@@ -149,12 +149,7 @@ mod tests {
         for (norm, exact, tol) in [(Norm::L2, p.l2(), 1e-4), (Norm::Linf, p.linf(), 0.02)] {
             let attack = super::super::attack::Attack::LogBarrier(LogBarrierConfig::paper(norm));
             let adv = attack.run(&oracle, &p.xs, &p.labels, &mut rng).unwrap();
-            for (i, a) in adv.iter().enumerate() {
-                let a = a.as_ref().expect("an adversarial point");
-                let found = distance(norm, a, &p.xs[i]);
-                assert!(p.misclassified(a, i), "{norm:?} image {i}: misclassified");
-                assert!((found / exact[i] - 1.0).abs() < tol, "{norm:?} image {i}: found {found}, exact {}", exact[i]);
-            }
+            p.assert_distances(&adv, norm, &exact, tol);
         }
     }
 

@@ -148,12 +148,7 @@ mod tests {
         for (norm, exact) in [(Norm::L2, p.l2()), (Norm::Linf, p.linf())] {
             let cfg = PgdConfig { norm, steps: 100, restarts: 1, eps_max: 10.0, bisections: 24 };
             let adv = pgd_min_distance(&oracle, &p.xs, &p.labels, &cfg, &mut rng).unwrap();
-            for (i, a) in adv.iter().enumerate() {
-                let a = a.as_ref().expect("an adversarial point");
-                let found = distance(norm, a, &p.xs[i]);
-                assert!(p.misclassified(a, i), "{norm:?} image {i}: misclassified");
-                assert!((found / exact[i] - 1.0).abs() < 0.01, "{norm:?} image {i}: found {found}, exact {}", exact[i]);
-            }
+            p.assert_distances(&adv, norm, &exact, 0.01);
         }
     }
 }

@@ -198,7 +198,6 @@ fn pull_back(
 #[cfg(test)]
 mod tests {
     use super::super::linear_problem::LinearProblem;
-    use super::super::norms::distance;
     use super::super::oracle::Criterion;
     use super::*;
 
@@ -213,12 +212,7 @@ mod tests {
         let oracle = Oracle::new(&model, &[8], (-100.0, 100.0), Criterion { top: 1 }, &candle_core::Device::Cpu);
         for (norm, exact) in [(Norm::L2, p.l2()), (Norm::Linf, p.linf()), (Norm::L1, p.l1())] {
             let adv = prox_log_barrier(&oracle, &p.xs, &p.labels, &ProxConfig::paper(norm), &mut rng).unwrap();
-            for (i, a) in adv.iter().enumerate() {
-                let a = a.as_ref().expect("an adversarial point");
-                let found = distance(norm, a, &p.xs[i]);
-                assert!(p.misclassified(a, i), "{norm:?} image {i}: misclassified");
-                assert!((found / exact[i] - 1.0).abs() < 0.01, "{norm:?} image {i}: found {found}, exact {}", exact[i]);
-            }
+            p.assert_distances(&adv, norm, &exact, 0.01);
         }
     }
 }
