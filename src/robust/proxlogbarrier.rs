@@ -11,6 +11,9 @@ use super::start::misclassified_starts;
 use crate::rng::Rng;
 use candle_core::Result;
 
+/// The authors' pull-back share for l0.
+pub const L0_PULL_BACK: f64 = 0.05;
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum StepRule {
     LineSearch,
@@ -33,7 +36,7 @@ pub struct ProxConfig {
 
 impl ProxConfig {
     pub fn paper(norm: Norm) -> Self {
-        let rule = if norm == Norm::L0 { StepRule::PullBack { gamma: 0.05 } } else { StepRule::LineSearch };
+        let rule = if norm == Norm::L0 { StepRule::PullBack { gamma: L0_PULL_BACK } } else { StepRule::LineSearch };
         ProxConfig { norm, lambda0: 0.1, beta: 0.75, step: 0.1, mu: 1.0, outer: 30, inner: 30, rule }
     }
 }

@@ -13,7 +13,7 @@ use crate::robust::logbarrier::LogBarrierConfig;
 use crate::robust::norms::Norm;
 use crate::robust::oracle::{Criterion, Oracle};
 use crate::robust::pgd::PgdConfig;
-use crate::robust::proxlogbarrier::{ProxConfig, StepRule};
+use crate::robust::proxlogbarrier::{L0_PULL_BACK, ProxConfig, StepRule};
 use std::collections::BTreeMap;
 
 fn int_at_least(name: &'static str, d: i64, min: f64, doc: &'static str) -> Param {
@@ -24,40 +24,49 @@ fn positive(name: &'static str, d: f64, doc: &'static str) -> Param {
     Param::new(name, Ty::Float, Dflt::Float(d), doc).positive()
 }
 
-fn barrier_params(step: f64, outer: i64, inner: i64) -> Vec<Param> {
+fn barrier_params(lambda0: f64, beta: f64, step: f64, outer: usize, inner: usize) -> Vec<Param> {
     vec![
-        positive("lambda0", 0.1, "initial barrier weight"),
-        Param::new("beta", Ty::Float, Dflt::Float(0.75), "barrier weight shrink per outer loop")
+        positive("lambda0", lambda0, "initial barrier weight"),
+        Param::new("beta", Ty::Float, Dflt::Float(beta), "barrier weight shrink per outer loop")
             .within(Some(0.0), Some(1.0)),
         positive("step", step, "gradient step"),
-        int_at_least("outer", outer, 1.0, "outer (barrier) iterations"),
-        int_at_least("inner", inner, 1.0, "inner (gradient) iterations per outer"),
+        int_at_least("outer", outer as i64, 1.0, "outer (barrier) iterations"),
+        int_at_least("inner", inner as i64, 1.0, "inner (gradient) iterations per outer"),
     ]
 }
 
+/// The language's defaults are the numerical library's: one source for both.
 pub fn builtins() -> Vec<Builtin> {
+    let lbd = LogBarrierConfig::paper(Norm::L2);
+    let plbd = ProxConfig::paper(Norm::L2);
+    let (cwd, ddnd) = (CwConfig::default(), DdnConfig::default());
     let mut lb = vec![Param::new("norm", Ty::choice(&["l2", "linf"]), Dflt::Str("l2"), "the distance minimised")];
-    lb.extend(barrier_params(0.01, 15, 500));
+    lb.extend(barrier_params(lbd.lambda0, lbd.beta, lbd.step, lbd.outer, lbd.inner));
     lb.push(
-        Param::new("gamma", Ty::Float, Dflt::Float(0.5), "pull-back toward the previous iterate")
+        Param::new("gamma", Ty::Float, Dflt::Float(lbd.gamma), "pull-back toward the previous iterate")
             .within(Some(0.0), Some(1.0)),
     );
     lb.push(
-        Param::new("tol", Ty::Float, Dflt::Float(1e-6), "an image stops its inner loop below this step")
+        Param::new("tol", Ty::Float, Dflt::Float(lbd.tol), "an image stops its inner loop below this step")
             .within(Some(0.0), None),
     );
-    lb.push(positive("temperature", 500.0, "softmax temperature of the smooth linf surrogate"));
+    lb.push(positive("temperature", lbd.temperature, "softmax temperature of the smooth linf surrogate"));
     let mut plb = vec![Param::new(
         "norm",
         Ty::choice(&["l0", "l1", "l2", "linf"]),
         Dflt::Str("l2"),
         "the dissimilarity minimised (its proximal operator is used)",
     )];
-    plb.extend(barrier_params(0.1, 30, 30));
-    plb.push(positive("mu", 1.0, "weight of the dissimilarity"));
+    plb.extend(barrier_params(plbd.lambda0, plbd.beta, plbd.step, plbd.outer, plbd.inner));
+    plb.push(positive("mu", plbd.mu, "weight of the dissimilarity"));
     plb.push(
-        Param::new("gamma", Ty::Float, Dflt::Float(0.05), "l0: share of a rejected step kept when pulling back")
-            .within(Some(0.0), Some(1.0)),
+        Param::new(
+            "gamma",
+            Ty::Float,
+            Dflt::Float(L0_PULL_BACK),
+            "l0: share of a rejected step kept when pulling back",
+        )
+        .within(Some(0.0), Some(1.0)),
     );
     let attacked_doc = "Attack the first `count` images (or the first `count` correctly classified ones) of labelled data: \
                         per-image CSV and adversarial inputs, re-verified success, distances in l0/l1/l2/linf, robust \
@@ -93,11 +102,11 @@ pub fn builtins() -> Vec<Builtin> {
             Sort::Attack,
             "Carlini-Wagner l2 in tanh space with Adam and a binary search over c; their code's defaults.",
             vec![
-                int_at_least("steps", 10_000, 1.0, "Adam steps per binary-search step (early abort)"),
-                int_at_least("binary_steps", 9, 1.0, "binary-search steps over c"),
-                positive("lr", 0.01, "Adam learning rate"),
-                positive("c0", 1e-3, "initial c"),
-                Param::new("kappa", Ty::Float, Dflt::Float(0.0), "confidence margin").within(Some(0.0), None),
+                int_at_least("steps", cwd.steps as i64, 1.0, "Adam steps per binary-search step (early abort)"),
+                int_at_least("binary_steps", cwd.binary_steps as i64, 1.0, "binary-search steps over c"),
+                positive("lr", cwd.lr, "Adam learning rate"),
+                positive("c0", cwd.c0, "initial c"),
+                Param::new("kappa", Ty::Float, Dflt::Float(cwd.kappa), "confidence margin").within(Some(0.0), None),
             ],
         ),
         Builtin::new(
@@ -105,11 +114,11 @@ pub fn builtins() -> Vec<Builtin> {
             Sort::Attack,
             "Decoupled Direction and Norm (Rony et al. 2019), l2; the paper's defaults.",
             vec![
-                int_at_least("steps", 100, 1.0, "iterations"),
-                Param::new("gamma", Ty::Float, Dflt::Float(0.05), "radius change per step")
+                int_at_least("steps", ddnd.steps as i64, 1.0, "iterations"),
+                Param::new("gamma", Ty::Float, Dflt::Float(ddnd.gamma), "radius change per step")
                     .within(Some(0.0), Some(1.0)),
-                positive("init_norm", 1.0, "initial radius"),
-                positive("alpha", 1.0, "initial step (cosine-annealed to 0.01)"),
+                positive("init_norm", ddnd.init_norm, "initial radius"),
+                positive("alpha", ddnd.alpha, "initial step (cosine-annealed to 0.01)"),
             ],
         ),
         Builtin::stage(
@@ -141,31 +150,34 @@ pub fn attack_of(c: &Config, bounds: (f64, f64), dim: usize) -> Attack {
     let i = |n: &str, d: usize| a.int(n).map_or(d, |v| v as usize);
     let norm = a.text("norm").and_then(Norm::parse).unwrap_or(Norm::L2);
     match c.builtin.name {
-        "logbarrier" => Attack::LogBarrier(LogBarrierConfig {
-            norm,
-            lambda0: f("lambda0", 0.1),
-            beta: f("beta", 0.75),
-            gamma: f("gamma", 0.5),
-            step: f("step", 0.01),
-            outer: i("outer", 15),
-            inner: i("inner", 500),
-            tol: f("tol", 1e-6),
-            temperature: f("temperature", 500.0),
-        }),
+        "logbarrier" => {
+            let d = LogBarrierConfig::paper(norm);
+            Attack::LogBarrier(LogBarrierConfig {
+                norm,
+                lambda0: f("lambda0", d.lambda0),
+                beta: f("beta", d.beta),
+                gamma: f("gamma", d.gamma),
+                step: f("step", d.step),
+                outer: i("outer", d.outer),
+                inner: i("inner", d.inner),
+                tol: f("tol", d.tol),
+                temperature: f("temperature", d.temperature),
+            })
+        }
         "prox_logbarrier" => {
-            let paper = ProxConfig::paper(norm);
+            let d = ProxConfig::paper(norm);
             Attack::ProxLogBarrier(ProxConfig {
-                lambda0: f("lambda0", 0.1),
-                beta: f("beta", 0.75),
-                step: f("step", 0.1),
-                mu: f("mu", 1.0),
-                outer: i("outer", 30),
-                inner: i("inner", 30),
-                rule: match paper.rule {
-                    StepRule::PullBack { .. } => StepRule::PullBack { gamma: f("gamma", 0.05) },
+                lambda0: f("lambda0", d.lambda0),
+                beta: f("beta", d.beta),
+                step: f("step", d.step),
+                mu: f("mu", d.mu),
+                outer: i("outer", d.outer),
+                inner: i("inner", d.inner),
+                rule: match d.rule {
+                    StepRule::PullBack { gamma } => StepRule::PullBack { gamma: f("gamma", gamma) },
                     rule => rule,
                 },
-                ..paper
+                ..d
             })
         }
         "pgd" => {
@@ -179,19 +191,25 @@ pub fn attack_of(c: &Config, bounds: (f64, f64), dim: usize) -> Attack {
                 bisections: i("bisections", 10),
             })
         }
-        "cw" => Attack::CarliniWagner(CwConfig {
-            steps: i("steps", 10_000),
-            binary_steps: i("binary_steps", 9),
-            lr: f("lr", 0.01),
-            c0: f("c0", 1e-3),
-            kappa: f("kappa", 0.0),
-        }),
-        _ => Attack::Ddn(DdnConfig {
-            steps: i("steps", 100),
-            gamma: f("gamma", 0.05),
-            init_norm: f("init_norm", 1.0),
-            alpha: f("alpha", 1.0),
-        }),
+        "cw" => {
+            let d = CwConfig::default();
+            Attack::CarliniWagner(CwConfig {
+                steps: i("steps", d.steps),
+                binary_steps: i("binary_steps", d.binary_steps),
+                lr: f("lr", d.lr),
+                c0: f("c0", d.c0),
+                kappa: f("kappa", d.kappa),
+            })
+        }
+        _ => {
+            let d = DdnConfig::default();
+            Attack::Ddn(DdnConfig {
+                steps: i("steps", d.steps),
+                gamma: f("gamma", d.gamma),
+                init_norm: f("init_norm", d.init_norm),
+                alpha: f("alpha", d.alpha),
+            })
+        }
     }
 }
 
