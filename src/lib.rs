@@ -24,13 +24,13 @@ use diag::{Code, Diag, SourceMap};
 use std::path::Path;
 
 pub use check::{CheckOptions, Checked};
-pub use exec::{Report, RunOptions};
+pub use exec::{Report, RunFailure, RunOptions};
 pub use plan::Plan;
 
 /// Read a pipeline file into the source map.
 pub fn load(sources: &mut SourceMap, path: &Path) -> Result<u32, Diag> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Diag::new(Code::R1001, format!("cannot read {}: {e}", path.display()))
+        Diag::new(Code::E1003, format!("cannot read the pipeline {}: {e}", path.display()))
             .hint("check the path of the pipeline file")
     })?;
     Ok(sources.add(path.display().to_string(), Some(path), text))
@@ -51,8 +51,9 @@ pub fn plan(checked: Checked) -> Result<Plan, Vec<Diag>> {
     plan::plan(checked)
 }
 
-/// DAG -> executed stages and the report.
-pub fn run(plan: &Plan, opts: &RunOptions) -> Result<Report, Diag> {
+/// DAG -> executed stages and the report. A failing stage does not stop the others; the
+/// failure carries every stage's diagnostic and the report that records them.
+pub fn run(plan: &Plan, opts: &RunOptions) -> Result<Report, RunFailure> {
     exec::execute(plan, opts)
 }
 
@@ -62,7 +63,15 @@ pub fn compile(sources: &mut SourceMap, path: &Path, opts: &CheckOptions) -> Res
     plan(check(sources, file, opts)?)
 }
 
-/// The process exit code for a set of diagnostics: 1 for runtime failures, 2 otherwise.
+/// The process exit code for a set of diagnostics: 1 for runtime failures, 2 for pipeline
+/// errors, 0 when there are only warnings.
 pub fn exit_code(diags: &[Diag]) -> i32 {
-    if diags.iter().all(|d| d.code.is_runtime()) { 1 } else { 2 }
+    let errors: Vec<&Diag> = diags.iter().filter(|d| !d.is_warning()).collect();
+    if errors.is_empty() {
+        0
+    } else if errors.iter().all(|d| d.code.is_runtime()) {
+        1
+    } else {
+        2
+    }
 }

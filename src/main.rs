@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use flowline::diag::{Diag, SourceMap, render_all};
-use flowline::exec::{DeviceChoice, RunOptions, flatten_metrics};
+use flowline::exec::{DeviceChoice, RunOptions, flatten_metrics, show_number};
 use flowline::{CheckOptions, snapshot};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -116,8 +116,9 @@ enum Command {
         /// Write the current metrics as the new snapshots.
         #[arg(long)]
         accept: bool,
-        #[arg(long, default_value = "smoke")]
-        profile: String,
+        /// The profile to run (default: the one the snapshot records, else `smoke`).
+        #[arg(long)]
+        profile: Option<String>,
         #[arg(long, value_enum, default_value = "cpu")]
         device: DeviceArg,
         /// Where datasets are read (default: $FLOWLINE_DATA, else ./data).
@@ -143,11 +144,28 @@ fn width() -> usize {
     100
 }
 
+/// Render diagnostics to stderr with a count of errors and warnings; the exit code they
+/// call for.
 fn fail(diags: &[Diag], sources: &SourceMap) -> i32 {
+    if diags.is_empty() {
+        return 0;
+    }
     eprint!("{}", render_all(diags, sources, width()));
-    let n = diags.len();
-    eprintln!("{n} error{}", if n == 1 { "" } else { "s" });
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let warnings = diags.iter().filter(|d| d.is_warning()).count();
+    let errors = diags.len() - warnings;
+    let line = match (errors, warnings) {
+        (0, w) => count(w, "warning"),
+        (e, 0) => count(e, "error"),
+        (e, w) => format!("{}, {}", count(e, "error"), count(w, "warning")),
+    };
+    eprintln!("{line}");
     flowline::exit_code(diags)
+}
+
+/// Warnings of the check or the run: shown, never fatal.
+fn warn(diags: &[Diag], sources: &SourceMap) {
+    fail(diags, sources);
 }
 
 fn device(d: DeviceArg) -> DeviceChoice {
@@ -167,6 +185,7 @@ fn dispatch(cli: Cli) -> i32 {
                 Ok(p) => p,
                 Err(diags) => return fail(&diags, &sources),
             };
+            warn(&plan.checked.warnings, &sources);
             let stem = file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "pipeline".into());
             let share_runs = out.is_none();
             let out = out.unwrap_or_else(|| Path::new("runs").join(stem));
@@ -179,19 +198,23 @@ fn dispatch(cli: Cli) -> i32 {
                 quiet,
                 pipeline: file.display().to_string(),
                 data_dir: flowline::exec::data_dir(data_dir),
+                command: std::env::args().collect(),
             };
-            match flowline::run(&plan, &ropts) {
-                Ok(report) => {
-                    if !quiet {
-                        for (k, v) in flatten_metrics(&report) {
-                            println!("{k}: {v:.6}");
-                        }
-                        println!("report: {}", out.join("report.yaml").display());
+            let (report, failures) = match flowline::run(&plan, &ropts) {
+                Ok(report) => (Some(report), Vec::new()),
+                Err(f) => (f.report.map(|r| *r), f.diags),
+            };
+            if let Some(report) = &report {
+                let warnings: Vec<Diag> = report.warnings().cloned().collect();
+                warn(&warnings, &sources);
+                if !quiet {
+                    for (k, v) in flatten_metrics(report) {
+                        println!("{k}: {}", show_number(v));
                     }
-                    0
+                    println!("report: {}", out.join("report.yaml").display());
                 }
-                Err(d) => fail(&[d], &sources),
             }
+            fail(&failures, &sources)
         }
         Command::Check { files, sets } => {
             let mut code = 0;
@@ -206,7 +229,10 @@ fn dispatch(cli: Cli) -> i32 {
                 };
                 let result = flowline::check::check_all_profiles(&mut sources, id, &sets).and_then(flowline::plan);
                 match result {
-                    Ok(plan) => println!("{}: ok ({} stages)", file.display(), plan.nodes().len()),
+                    Ok(plan) => {
+                        warn(&plan.checked.warnings, &sources);
+                        println!("{}: ok ({} stages)", file.display(), plan.nodes().len());
+                    }
                     Err(diags) => code = code.max(fail(&diags, &sources).max(2)),
                 }
             }
@@ -290,14 +316,14 @@ fn dispatch(cli: Cli) -> i32 {
             let mut code = 0;
             let data_dir = flowline::exec::data_dir(data_dir);
             for file in files {
-                code = code.max(test_one(&file, accept, &profile, device(d), &data_dir));
+                code = code.max(test_one(&file, accept, profile.as_deref(), device(d), &data_dir));
             }
             code
         }
     }
 }
 
-fn test_one(file: &Path, accept: bool, profile: &str, device: DeviceChoice, data_dir: &Path) -> i32 {
+fn test_one(file: &Path, accept: bool, profile: Option<&str>, device: DeviceChoice, data_dir: &Path) -> i32 {
     let mut sources = SourceMap::new();
     let snap_path = snapshot::path_for(file);
     let old = std::fs::read_to_string(&snap_path).ok().map(|t| snapshot::parse(&t));
@@ -309,7 +335,24 @@ fn test_one(file: &Path, accept: bool, profile: &str, device: DeviceChoice, data
         Some(Ok(s)) => Some(s),
         None => None,
     };
-    let opts = CheckOptions { profile: Some(profile.to_string()), sets: vec![] };
+    // The snapshot was taken under a profile: comparing under another would be meaningless.
+    let profile = match (profile, old.as_ref().and_then(|s| s.profile.as_deref())) {
+        (Some(p), _) => p.to_string(),
+        (None, Some(recorded)) => recorded.to_string(),
+        (None, None) => "smoke".to_string(),
+    };
+    if let Some(recorded) = old.as_ref().and_then(|s| s.profile.as_deref())
+        && recorded != profile
+        && !accept
+    {
+        eprintln!(
+            "{}: the snapshot {} was taken under profile `{recorded}`, not `{profile}`; drop `--profile` or re-accept",
+            file.display(),
+            snap_path.display()
+        );
+        return 1;
+    }
+    let opts = CheckOptions { profile: Some(profile.clone()), sets: vec![] };
     let plan = match flowline::compile(&mut sources, file, &opts) {
         Ok(p) => p,
         Err(diags) => return fail(&diags, &sources),
@@ -327,14 +370,15 @@ fn test_one(file: &Path, accept: bool, profile: &str, device: DeviceChoice, data
         pipeline: file.display().to_string(),
         data_dir: data_dir.to_path_buf(),
         share_runs: false,
+        command: std::env::args().collect(),
     };
     let report = match flowline::run(&plan, &ropts) {
         Ok(r) => r,
-        Err(d) => return fail(&[d], &sources),
+        Err(f) => return fail(&f.diags, &sources),
     };
-    let current = flatten_metrics(&report);
+    let current: std::collections::BTreeMap<String, f64> = flatten_metrics(&report).into_iter().collect();
     if accept {
-        let snap = snapshot::accept(old.as_ref(), Some(profile.to_string()), &current);
+        let snap = snapshot::accept(old.as_ref(), Some(profile.clone()), &current);
         let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let text = match snapshot::render(&snap, &name) {
             Ok(t) => t,

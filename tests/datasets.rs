@@ -8,14 +8,14 @@ use flowline::CheckOptions;
 use flowline::diag::SourceMap;
 
 /// Run a one-stage pipeline and return its dataset metrics.
-fn metrics(src: &str, data_dir: &std::path::Path) -> std::collections::BTreeMap<String, f64> {
+fn metrics(src: &str, data_dir: &std::path::Path) -> flowline::exec::Metrics {
     let tmp = tempfile::tempdir().unwrap();
     let mut sources = SourceMap::new();
     let id = sources.add("t.flow", None, src);
     let plan = flowline::check(&mut sources, id, &CheckOptions::default()).and_then(flowline::plan).unwrap();
     let mut opts = run_opts(tmp.path(), "t.flow");
     opts.data_dir = data_dir.to_path_buf();
-    let report = flowline::run(&plan, &opts).unwrap_or_else(|d| panic!("{}", common::render(&[d], &sources)));
+    let report = flowline::run(&plan, &opts).unwrap_or_else(|f| panic!("{}", common::render(&f.diags, &sources)));
     report.stages.last().unwrap().metrics.clone()
 }
 
@@ -107,4 +107,15 @@ fn fetch_verifies_published_digests_needs_shared_data() {
     let err = fetch(&test_files, fresh.path(), Some(mirror.path())).unwrap_err();
     assert!(err.contains("t10k-labels-idx1-ubyte.gz: sha256 is") && err.contains("f7ae60f92e00"), "{err}");
     assert!(!fresh.path().join("mnist/t10k-labels-idx1-ubyte.gz").exists());
+}
+
+/// The skip rule of the `*_needs_shared_data` tests: run with the data, skip (saying why)
+/// without it, and fail without it under CI.
+#[test]
+fn data_tests_skip_only_outside_ci() {
+    assert_eq!(common::skip_or_fail("t", true, Some("true")), Ok(true));
+    assert_eq!(common::skip_or_fail("t", false, None), Ok(false));
+    assert_eq!(common::skip_or_fail("t", false, Some("false")), Ok(false));
+    assert!(common::skip_or_fail("t", false, Some("true")).is_err());
+    assert!(common::skip_or_fail("t", false, Some("1")).is_err());
 }

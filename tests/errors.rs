@@ -1,6 +1,7 @@
 //! Every file in tests/errors/ is a malformed pipeline; its rendered diagnostics (no
 //! colour, width 100) are snapshotted. A first-line comment `# flags: ...` passes
-//! `--set`, `--profile`, `--only`, `--device`, `--out` and `--run` as the CLI would.
+//! `--set`, `--profile`, `--only`, `--device`, `--out` and `--run` as the CLI would;
+//! `--hold-lock` runs while another holder keeps the output folder's lock.
 
 mod common;
 
@@ -19,6 +20,7 @@ struct Flags {
     out: Option<String>,
     data_dir: Option<String>,
     run: bool,
+    hold_lock: bool,
 }
 
 fn flags(text: &str) -> Flags {
@@ -30,6 +32,7 @@ fn flags(text: &str) -> Flags {
         out: None,
         data_dir: None,
         run: false,
+        hold_lock: false,
     };
     let Some(line) = text.lines().next().and_then(|l| l.strip_prefix("# flags:")) else { return f };
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -47,6 +50,11 @@ fn flags(text: &str) -> Flags {
             }
             "--run" => {
                 f.run = true;
+                i += 1;
+                continue;
+            }
+            "--hold-lock" => {
+                f.hold_lock = true;
                 i += 1;
                 continue;
             }
@@ -71,9 +79,16 @@ fn diagnose(path: &Path) -> (Vec<Diag>, SourceMap) {
         Ok(p) => p,
         Err(d) => return (d, sources),
     };
+    if !f.run && !plan.checked.warnings.is_empty() {
+        return (plan.checked.warnings.clone(), sources);
+    }
     assert!(f.run, "{} checks cleanly but is not run", path.display());
     let tmp = tempfile::tempdir().unwrap();
-    let out = f.out.map(Into::into).unwrap_or_else(|| tmp.path().to_path_buf());
+    let out: std::path::PathBuf = f.out.map(Into::into).unwrap_or_else(|| tmp.path().to_path_buf());
+    if f.hold_lock {
+        std::fs::create_dir_all(&out).unwrap();
+    }
+    let _held = f.hold_lock.then(|| flowline::exec::RunLock::acquire(&out).unwrap());
     let opts = RunOptions {
         out,
         device: f.device,
@@ -83,11 +98,29 @@ fn diagnose(path: &Path) -> (Vec<Diag>, SourceMap) {
         pipeline: String::new(),
         data_dir: f.data_dir.map(Into::into).unwrap_or_else(|| "tests/data".into()),
         share_runs: false,
+        command: Vec::new(),
     };
     match flowline::run(&plan, &opts) {
         Ok(_) => panic!("{} ran without error", path.display()),
-        Err(d) => (vec![d], sources),
+        Err(f) => (f.diags, sources),
     }
+}
+
+/// Process ids differ from run to run.
+fn redact_pids(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("pid ") {
+        out.push_str(&rest[..i + 4]);
+        rest = &rest[i + 4..];
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        if digits > 0 {
+            out.push_str("[pid]");
+            rest = &rest[digits..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[test]
@@ -114,7 +147,7 @@ fn error_files_render_their_diagnostics() {
                 assert!(d.span.is_some(), "{}: {} has no span", path.display(), d.code.as_str());
             }
         }
-        insta::assert_snapshot!(render(&diags, &sources));
+        insta::assert_snapshot!(redact_pids(&render(&diags, &sources)));
     });
 }
 

@@ -210,20 +210,24 @@ fn uncontrolled_or_loosely_controlled_components_do_not_drive_the_step() {
     assert!(loose.stats.nfe < both.stats.nfe, "{} vs {}", loose.stats.nfe, both.stats.nfe);
 }
 
+/// Check and run a pipeline text in a fresh folder.
+fn run_pipeline(src: &str) -> (flowline::Report, tempfile::TempDir) {
+    let mut sources = flowline::diag::SourceMap::new();
+    let id = sources.add("t.flow", None, src);
+    let opts = flowline::CheckOptions::default();
+    let plan = flowline::check(&mut sources, id, &opts).and_then(flowline::plan).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let opts = flowline::exec::RunOptions { out: out.path().to_path_buf(), quiet: true, ..Default::default() };
+    (flowline::run(&plan, &opts).unwrap(), out)
+}
+
 /// The `odeint` stage reports the library's stats and final state, writes its files, and
 /// with `on_failure: "return"` keeps a flagged partial trajectory.
 #[test]
 fn odeint_stage_runs_and_flags_partial_results() {
-    use flowline::CheckOptions;
-    use flowline::diag::SourceMap;
     let src = "let orbit = odeint(linear_field(matrix: [[0, 1], [-1, 0]]), y0: [1.0, 0.0], t1: 3.0, solver: dopri5(rtol: 1e-9, atol: 1e-9))\n\
                let stiff = odeint(van_der_pol(mu: 1000.0), y0: [2.0, 0.0], t1: 3000.0, solver: dopri5(max_steps: 30), on_failure: \"return\")\n";
-    let mut sources = SourceMap::new();
-    let id = sources.add("t.flow", None, src);
-    let plan = flowline::check(&mut sources, id, &CheckOptions::default()).and_then(flowline::plan).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let opts = flowline::exec::RunOptions { out: out.path().to_path_buf(), quiet: true, ..Default::default() };
-    let r = flowline::run(&plan, &opts).unwrap();
+    let (r, out) = run_pipeline(src);
     let orbit = &r.stages[0].metrics;
     assert!((orbit["final_0"] - 3f64.cos()).abs() < 1e-7 && (orbit["final_1"] + 3f64.sin()).abs() < 1e-7, "{orbit:?}");
     assert_eq!(orbit["failed"], 0.0);
@@ -233,6 +237,62 @@ fn odeint_stage_runs_and_flags_partial_results() {
     let csv = std::fs::read_to_string(out.path().join("orbit/trajectory.csv")).unwrap();
     assert_eq!(csv.lines().count(), 202);
     assert!(out.path().join("orbit/phase.png").exists());
+    // The kept partial trajectory ends where the solver stopped, past the start.
+    assert!(stiff["t_reached"] > 0.0 && stiff["t_reached"] < 3000.0, "{stiff:?}");
+    assert!(stiff["final_0"] != 2.0 || stiff["final_1"] != 0.0, "the final state is not the initial one: {stiff:?}");
+    assert_eq!(r.stages[1].warnings.len(), 1);
+}
+
+/// `on_failure: "return"` keeps every output before the failure and the state reached, as
+/// the last row at the time reached (a fixed-step blow-up from y' = y^2, y(0) = 1).
+#[test]
+fn a_kept_failure_returns_the_trajectory_up_to_the_time_reached() {
+    // y' = 100 y: rk4 with h = 0.5 multiplies y by ~2.6e5 per step and overflows f64 after
+    // about 60 steps (t ~ 30); outputs every 1.0.
+    let src = "let boom = odeint(linear_field(matrix: [[100.0]]), y0: [1.0], t1: 100.0, points: 101, solver: rk4(step: 0.5), on_failure: \"return\")\n";
+    let (r, out) = run_pipeline(src);
+    let m = &r.stages[0].metrics;
+    assert_eq!(m["failed"], 1.0);
+    let reached = m["t_reached"];
+    assert!(reached > 10.0 && reached < 100.0, "{m:?}");
+    let csv = std::fs::read_to_string(out.path().join("boom/trajectory.csv")).unwrap();
+    let rows: Vec<Vec<f64>> = csv.lines().skip(1).map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+    assert!(rows.len() > 10, "{} rows", rows.len());
+    let last = rows.last().unwrap();
+    assert_eq!(last[0], reached);
+    assert_eq!(last[1], m["final_0"]);
+    assert!(last[1].is_finite() && last[1] > 1e100);
+}
+
+/// A fixed-step method takes the user's step whatever the output grid: rk4(step: 0.1) on
+/// [0, 10] takes 100 steps and ends in the same state for 11, 201 or 1,001 outputs, outputs
+/// between steps are interpolated to the method's accuracy, and a step longer than the
+/// interval is one step.
+#[test]
+fn fixed_step_solves_take_the_users_steps_whatever_the_outputs() {
+    let field = |_t: f64, y: &[Tensor]| Ok(vec![y[0].neg()?]);
+    let mut opts = Options::new(Method::Rk4);
+    opts.step = Some(0.1);
+    let mut finals = Vec::new();
+    for points in [11usize, 201, 1001] {
+        let ts: Vec<f64> = (0..points).map(|i| 10.0 * i as f64 / (points - 1) as f64).collect();
+        let sol = solve(&field, &[scalar(1.0)], &ts, &opts).unwrap();
+        assert_eq!(sol.stats.accepted, 100, "{points} outputs");
+        assert_eq!(sol.stats.nfe, 400 + usize::from(points > 101), "{points} outputs");
+        for (t, y) in ts.iter().zip(&sol.ys) {
+            let err = (values(&y[0])[0] - (-t).exp()).abs();
+            assert!(err < 2e-6, "t = {t}: error {err}");
+        }
+        finals.push(values(&sol.ys[points - 1][0])[0]);
+    }
+    assert!(finals.windows(2).all(|w| w[0] == w[1]), "{finals:?}");
+    opts.step = Some(10.0);
+    let sol = solve(&field, &[scalar(1.0)], &[0.0, 1.0, 2.0, 3.0], &opts).unwrap();
+    assert_eq!(sol.stats.accepted, 1);
+    // A step of 0.3 on [0, 1]: 0.3, 0.6, 0.9 and a last step of 0.1.
+    opts.step = Some(0.3);
+    let sol = solve(&field, &[scalar(1.0)], &[0.0, 1.0], &opts).unwrap();
+    assert_eq!(sol.stats.accepted, 4);
 }
 
 /// The adjoint method against the analytic derivative (y' = a y), and on a nonlinear field

@@ -16,7 +16,7 @@ fn run(src: &str, sets: &[String], out: &Path) -> flowline::Report {
         Err(d) => panic!("{}", common::render(&d, &sources)),
     };
     flowline::run(&plan, &common::run_opts(out, "t.flow"))
-        .unwrap_or_else(|d| panic!("{}", common::render(&[d], &sources)))
+        .unwrap_or_else(|f| panic!("{}", common::render(&f.diags, &sources)))
 }
 
 const PIPELINE: &str = "seed 3\nlet data = toy2d(\"circles\", n: 256)\n\
@@ -37,6 +37,18 @@ fn resuming_from_a_checkpoint_reproduces_the_uninterrupted_run() {
     assert_eq!(wa, wb, "the resumed run ends with the same weights, bit for bit");
     let steps = resumed.stages.iter().find(|s| s.name == "fit").unwrap().metrics["steps"];
     assert_eq!(steps, 20.0);
+}
+
+/// A relative `resume:` path is read from the run folder, as the docs say, not from the
+/// folder flowline was started in.
+#[test]
+fn a_relative_resume_path_is_read_from_the_run_folder() {
+    let a = tempfile::tempdir().unwrap();
+    let full = run(PIPELINE, &[], a.path());
+    let resumed = run(PIPELINE, &["fit.resume=\"fit/checkpoints/step_20.safetensors\"".to_string()], a.path());
+    let fit = |r: &flowline::Report| r.stages.iter().find(|s| s.name == "fit").unwrap().metrics.clone();
+    assert_eq!(fit(&resumed)["steps"], 20.0);
+    assert_eq!(fit(&full)["final_loss"], fit(&resumed)["final_loss"]);
 }
 
 #[test]
@@ -88,7 +100,7 @@ fn weights_with_pytorch_names_load_through_the_name_map() {
     let mut sources = SourceMap::new();
     let id = sources.add("t.flow", None, bad);
     let plan = flowline::check(&mut sources, id, &CheckOptions::default()).and_then(flowline::plan).unwrap();
-    let err = flowline::run(&plan, &common::run_opts(fresh.path(), "t.flow")).err().unwrap();
+    let err = flowline::run(&plan, &common::run_opts(fresh.path(), "t.flow")).err().unwrap().diags.remove(0);
     assert_eq!(err.code.as_str(), "R1002");
     assert!(err.hints.iter().any(|h| h.contains("net.0.weight")));
 }

@@ -53,6 +53,10 @@ pub struct Checked {
     pub seed: u64,
     pub profile: Option<String>,
     pub profiles: Vec<String>,
+    /// The `--set` overrides as given, recorded in the report.
+    pub sets: Vec<String>,
+    /// Diagnostics that do not stop the pipeline (`W` codes).
+    pub warnings: Vec<Diag>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -68,42 +72,60 @@ const DEFAULT_SEED: u64 = 0;
 pub fn check(sources: &mut SourceMap, entry: u32, opts: &CheckOptions) -> Result<Checked, Vec<Diag>> {
     let loaded = modules::load(sources, entry);
     let mut diags = loaded.diags;
-    let (result, more) = check_modules(sources, &loaded.modules, opts);
+    let sets = parse_sets(sources, &opts.sets, &mut diags);
+    let (result, more) = check_modules(sources, &loaded.modules, opts.profile.as_deref(), &sets);
     diags.extend(more);
-    finish(result, diags)
+    finish(result, diags, &opts.sets)
 }
 
 /// Check the base pipeline and every profile it defines (what `flowline check` does).
 pub fn check_all_profiles(sources: &mut SourceMap, entry: u32, sets: &[String]) -> Result<Checked, Vec<Diag>> {
     let loaded = modules::load(sources, entry);
     let mut diags = loaded.diags;
-    let base_opts = CheckOptions { profile: None, sets: sets.to_vec() };
-    let (base, more) = check_modules(sources, &loaded.modules, &base_opts);
+    // Parsed once, so that a bad `--set` is one diagnostic however many profiles there are.
+    let parsed = parse_sets(sources, sets, &mut diags);
+    let (base, more) = check_modules(sources, &loaded.modules, None, &parsed);
     diags.extend(more);
     if let Some(b) = &base {
         for p in b.profiles.clone() {
-            let opts = CheckOptions { profile: Some(p), sets: sets.to_vec() };
-            let (_, more) = check_modules(sources, &loaded.modules, &opts);
+            let (_, more) = check_modules(sources, &loaded.modules, Some(&p), &parsed);
             diags.extend(more);
         }
     }
-    finish(base, diags)
+    finish(base, diags, sets)
 }
 
-fn finish(result: Option<Checked>, mut diags: Vec<Diag>) -> Result<Checked, Vec<Diag>> {
+fn parse_sets(sources: &mut SourceMap, sets: &[String], diags: &mut Vec<Diag>) -> Vec<Override> {
+    let mut out = Vec::new();
+    for set in sets {
+        match parse_set(sources, set) {
+            Ok(o) => out.push(o),
+            Err(d) => diags.push(d),
+        }
+    }
+    out
+}
+
+fn finish(result: Option<Checked>, mut diags: Vec<Diag>, sets: &[String]) -> Result<Checked, Vec<Diag>> {
     let mut seen = std::collections::HashSet::new();
     diags.retain(|d| seen.insert((d.code, d.span, d.message.clone())));
     diags.sort_by_key(|d| (d.span.map(|s| (s.file, s.lo)), d.code));
+    let (warnings, errors): (Vec<Diag>, Vec<Diag>) = diags.into_iter().partition(Diag::is_warning);
     match result {
-        Some(c) if diags.is_empty() => Ok(c),
-        _ => Err(diags),
+        Some(mut c) if errors.is_empty() => {
+            c.sets = sets.to_vec();
+            c.warnings = warnings;
+            Ok(c)
+        }
+        _ => Err(errors.into_iter().chain(warnings).collect()),
     }
 }
 
 fn check_modules(
-    sources: &mut SourceMap,
+    sources: &SourceMap,
     modules: &[modules::Module],
-    opts: &CheckOptions,
+    profile: Option<&str>,
+    sets: &[Override],
 ) -> (Option<Checked>, Vec<Diag>) {
     let mut diags = Vec::new();
     let Some(main) = modules.first() else {
@@ -164,7 +186,10 @@ fn check_modules(
                             .hint("one global seed feeds every random choice; keep one `seed` statement"),
                     );
                 }
-                seed = Some(*s as u64);
+                match seed_value(s) {
+                    Ok(v) => seed = Some(v),
+                    Err(d) => diags.push(d),
+                }
             }
             StmtKind::Profile { name, assigns } => {
                 if profiles.iter().any(|(n, _, _)| *n == name.name) {
@@ -182,8 +207,8 @@ fn check_modules(
 
     // Overrides: the selected profile first, then `--set` (which wins).
     let mut overrides = Vec::new();
-    if let Some(p) = &opts.profile {
-        match profiles.iter().find(|(n, _, _)| n == p) {
+    if let Some(p) = profile {
+        match profiles.iter().find(|(n, _, _)| *n == p) {
             Some((_, _, assigns)) => {
                 for a in assigns.iter() {
                     overrides.push(Override { path: a.path.dotted(), value: a.value.clone(), span: a.span });
@@ -203,22 +228,17 @@ fn check_modules(
             }
         }
     }
-    for set in &opts.sets {
-        match parse_set(sources, set) {
-            Ok(o) => {
-                overrides.retain(|x: &Override| x.path != o.path);
-                overrides.push(o);
-            }
-            Err(d) => diags.push(d),
-        }
+    for o in sets {
+        overrides.retain(|x: &Override| x.path != o.path);
+        overrides.push(o.clone());
     }
     // `seed` is a statement, not an argument.
     let mut rest = Vec::new();
     for o in overrides {
         if o.path == "seed" {
-            match o.value.kind {
-                crate::syntax::ast::ExprKind::Int(s) => seed = Some(s as u64),
-                _ => diags.push(Diag::new(Code::E2005, "`seed` must be an integer").at(o.value.span, "not an integer")),
+            match seed_value(&o.value) {
+                Ok(s) => seed = Some(s),
+                Err(d) => diags.push(d),
             }
         } else {
             rest.push(o);
@@ -263,8 +283,10 @@ fn check_modules(
         nodes: elab.nodes,
         reports,
         seed: seed.unwrap_or(DEFAULT_SEED),
-        profile: opts.profile.clone(),
+        profile: profile.map(str::to_string),
         profiles: profiles.iter().map(|(n, _, _)| n.to_string()).collect(),
+        sets: Vec::new(),
+        warnings: Vec::new(),
     };
     (Some(checked), diags)
 }
@@ -324,6 +346,27 @@ fn report_item<'a>(elab: &mut Elab<'a>, path: &crate::syntax::ast::Path) -> Opti
     Some(ReportItem { node, field, label: path.dotted() })
 }
 
+/// The global seed: a whole number from 0 to 2^63 - 1, written as a literal.
+fn seed_value(e: &Expr) -> Result<u64, Diag> {
+    use crate::syntax::ast::ExprKind;
+    let fix = "write a whole number from 0 to 9223372036854775807, e.g. `seed 7`";
+    let bad = |code: Code, message: String, label: &str| Err(Diag::new(code, message).at(e.span, label).hint(fix));
+    match &e.kind {
+        ExprKind::Int(i) if *i >= 0 => Ok(*i as u64),
+        ExprKind::Paren(inner) => seed_value(inner),
+        ExprKind::Neg(inner) if matches!(inner.kind, ExprKind::Int(0)) => Ok(0),
+        ExprKind::Neg(inner) if matches!(inner.kind, ExprKind::Int(_) | ExprKind::BigInt(_)) => {
+            bad(Code::E2006, "`seed` must be non-negative".into(), "negative")
+        }
+        ExprKind::Float(f) => bad(Code::E2005, format!("`seed` must be a whole number; got {f}"), "not a whole number"),
+        ExprKind::Neg(inner) if matches!(inner.kind, ExprKind::Float(_)) => {
+            bad(Code::E2005, "`seed` must be a non-negative whole number".into(), "not a whole number")
+        }
+        ExprKind::BigInt(t) => bad(Code::E2006, format!("`seed {t}` is too large"), "does not fit in 63 bits"),
+        _ => bad(Code::E2005, "`seed` must be an integer literal".into(), "not an integer"),
+    }
+}
+
 /// `fit.iters=50` -> an override whose value is parsed as an expression.
 fn parse_set(sources: &mut SourceMap, set: &str) -> Result<Override, Diag> {
     let file = sources.add("<--set>", None, set.to_string());
@@ -344,6 +387,37 @@ fn parse_set(sources: &mut SourceMap, set: &str) -> Result<Override, Diag> {
             .at(Span::new(file, 0, eq), "expected names separated by `.`")
             .hint("write `--set fit.iters=50`"));
     }
-    let value = crate::syntax::parse_expr(file, &set[eq + 1..], eq + 1)?;
+    let text = &set[eq + 1..];
+    if let Some(values) = sweep_values(text) {
+        return Err(Diag::new(
+            Code::E2010,
+            format!("`--set {path}={text}` gives {} values: sweeps are not supported yet", values.len()),
+        )
+        .at(Span::new(file, eq + 1, set.len()), "several values")
+        .hint(format!("run once per value: `--set {path}={}`, then `--set {path}={}`, ...", values[0], values[1]))
+        .hint(format!("a parameter that takes a list is written in brackets: `--set {path}=[{text}]`")));
+    }
+    let value = crate::syntax::parse_expr(file, text, eq + 1)?;
     Ok(Override { path: path.to_string(), value, span: whole })
+}
+
+/// `1,2,3` (a Hydra-style sweep): the values separated by commas outside brackets and
+/// strings, when there are several.
+fn sweep_values(text: &str) -> Option<Vec<&str>> {
+    let (mut depth, mut quoted, mut start) = (0i32, false, 0);
+    let mut parts = Vec::new();
+    for (i, c) in text.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '(' | '[' | '{' if !quoted => depth += 1,
+            ')' | ']' | '}' if !quoted => depth -= 1,
+            ',' if !quoted && depth == 0 => {
+                parts.push(text[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(text[start..].trim());
+    (parts.len() > 1 && parts.iter().filter(|p| !p.is_empty()).count() > 1).then_some(parts)
 }

@@ -23,6 +23,8 @@ pub enum Ty {
     Attack,
     /// The result of an `attack` stage.
     Attacked,
+    /// Input bounds: `[lo, hi]`, `none` (unbounded) or `data` (what the dataset declares).
+    Bounds,
     /// Layers to train, or a trained model to reuse.
     Model,
     Dataset,
@@ -46,6 +48,15 @@ impl Ty {
     pub fn choice(items: &[&'static str]) -> Ty {
         Ty::Enum(items.to_vec())
     }
+    /// The bare names this type accepts as choices (none for most types).
+    pub fn choices(&self) -> &[&'static str] {
+        match self {
+            Ty::Enum(items) => items,
+            Ty::Bounds => &["data"],
+            Ty::Opt(inner) => inner.choices(),
+            _ => &[],
+        }
+    }
 }
 
 impl fmt::Display for Ty {
@@ -67,6 +78,7 @@ impl fmt::Display for Ty {
             Ty::Field => write!(f, "a vector field such as `van_der_pol(mu: 1.0)`"),
             Ty::Attack => write!(f, "an attack such as `logbarrier(norm: l2)`"),
             Ty::Attacked => write!(f, "an `attack` result"),
+            Ty::Bounds => write!(f, "input bounds `[lo, hi]`, `none` (unbounded) or `data` (the dataset's own)"),
             Ty::Model => write!(f, "a model (layers or a trained model)"),
             Ty::Dataset => write!(f, "a dataset"),
             Ty::Splits => write!(f, "a split dataset (use `.first` or `.second`)"),

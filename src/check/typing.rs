@@ -23,6 +23,14 @@ pub fn accepts<'v>(ty: &Ty, v: &'v CVal, stage_ty: &dyn Fn(&StageRef) -> Option<
             }
             true
         }
+        (Ty::Bounds, VKind::None) => true,
+        (Ty::Bounds, VKind::Sym(s) | VKind::Str(s)) => s == "data",
+        (Ty::Bounds, VKind::List(items)) => {
+            for it in items {
+                accepts(&Ty::Float, it, stage_ty)?;
+            }
+            true
+        }
         (Ty::Layer, _) => v.is_layer(),
         (Ty::Optimizer, VKind::Config(c)) => c.builtin.sort == Sort::Optimizer,
         (Ty::Schedule, VKind::Config(c)) => c.builtin.sort == Sort::Schedule,

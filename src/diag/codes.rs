@@ -1,5 +1,5 @@
 //! The stable diagnostic codes. E0 syntax, E1 names/imports, E2 types/arguments, E3 graph,
-//! E4 shapes, R1 runtime I/O and data, R2 numerics. A code never changes meaning.
+//! E4 shapes, R1 runtime I/O and data, R2 numerics; W warnings. A code never changes meaning.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Code {
@@ -65,22 +65,30 @@ pub enum Code {
     E4002,
     /// Pooling whose kernel differs from its stride (no backward in candle).
     E4003,
-    /// I/O failure.
+    /// A file could not be written (output folder, artifact, checkpoint, report).
     R1001,
-    /// Malformed data or artifact.
+    /// A file or value the run reads is malformed (data, artifact, weights, manifest).
     R1002,
     /// Device not available.
     R1003,
+    /// A file the run reads is missing or cannot be opened (dataset, checkpoint, weights).
+    R1004,
+    /// The output folder is in use by another run.
+    R1005,
     /// Loss or gradient became NaN/Inf.
     R2001,
     /// ODE solve hit `max_steps`.
     R2002,
     /// ODE step size fell below `min_step` (or below floating-point resolution).
     R2003,
+    /// The ODE state became NaN or infinite.
+    R2004,
+    /// An argument asks for more than the data holds and is clamped (a warning).
+    W2001,
 }
 
 impl Code {
-    pub const ALL: [Code; 37] = [
+    pub const ALL: [Code; 41] = [
         Code::E0001,
         Code::E0002,
         Code::E0003,
@@ -115,9 +123,13 @@ impl Code {
         Code::R1001,
         Code::R1002,
         Code::R1003,
+        Code::R1004,
+        Code::R1005,
         Code::R2001,
         Code::R2002,
         Code::R2003,
+        Code::R2004,
+        Code::W2001,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -156,10 +168,18 @@ impl Code {
             Code::R1001 => "R1001",
             Code::R1002 => "R1002",
             Code::R1003 => "R1003",
+            Code::R1004 => "R1004",
+            Code::R1005 => "R1005",
             Code::R2001 => "R2001",
             Code::R2002 => "R2002",
             Code::R2003 => "R2003",
+            Code::R2004 => "R2004",
+            Code::W2001 => "W2001",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Code> {
+        Code::ALL.iter().copied().find(|c| c.as_str() == s)
     }
 
     /// The hint shown for a runtime failure that carries none of its own.
@@ -170,6 +190,8 @@ impl Code {
                 "the data or artifact is damaged or not in the expected format; `--force` rebuilds a run's artifacts",
             ),
             Code::R1003 => Some("use `--device cpu`"),
+            Code::R1004 => Some("check the path; relative data paths are read from the data directory (`--data-dir`)"),
+            Code::R1005 => Some("wait for the other run to finish, or give this one another `--out`"),
             Code::R2001 => Some("lower the learning rate or check the data for extreme values"),
             _ => None,
         }
@@ -178,5 +200,9 @@ impl Code {
     /// Pipeline errors exit with 2, runtime failures with 1.
     pub fn is_runtime(self) -> bool {
         self.as_str().starts_with('R')
+    }
+
+    pub fn is_warning(self) -> bool {
+        self.as_str().starts_with('W')
     }
 }

@@ -11,9 +11,18 @@ pub use render::{render, render_all};
 pub use source::{SourceMap, Span};
 pub use suggest::did_you_mean;
 
+/// Errors stop a check or a stage; warnings are shown and recorded, and nothing stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Severity {
+    #[default]
+    Error,
+    Warning,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Diag {
     pub code: Code,
+    pub severity: Severity,
     pub message: String,
     pub span: Option<Span>,
     pub label: String,
@@ -22,7 +31,12 @@ pub struct Diag {
 
 impl Diag {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Diag { code, message: message.into(), span: None, label: String::new(), hints: Vec::new() }
+        let severity = if code.is_warning() { Severity::Warning } else { Severity::Error };
+        Diag { code, severity, message: message.into(), span: None, label: String::new(), hints: Vec::new() }
+    }
+
+    pub fn is_warning(&self) -> bool {
+        self.severity == Severity::Warning
     }
 
     pub fn at(mut self, span: Span, label: impl Into<String>) -> Self {

@@ -26,6 +26,9 @@ impl fmt::Display for Rendered<'_> {
 impl std::error::Error for Rendered<'_> {}
 
 impl miette::Diagnostic for Rendered<'_> {
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(if self.diag.is_warning() { miette::Severity::Warning } else { miette::Severity::Error })
+    }
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(self.diag.code.as_str()))
     }
@@ -56,7 +59,8 @@ pub fn render(diag: &Diag, sources: &SourceMap, width: usize) -> String {
     let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(width);
     let mut out = String::new();
     if handler.render_report(&mut out, &rendered).is_err() {
-        out = format!("error[{}]: {}\n", diag.code.as_str(), diag.message);
+        let kind = if diag.is_warning() { "warning" } else { "error" };
+        out = format!("{kind}[{}]: {}\n", diag.code.as_str(), diag.message);
     }
     out
 }

@@ -6,7 +6,7 @@ use crate::diag::{Code, Diag};
 use crate::nn::{LayerSpec, Net};
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -27,10 +27,13 @@ pub enum Artifact {
     File(String),
 }
 
+/// A stage's numbers, in the order the stage reports them.
+pub type Metrics = indexmap::IndexMap<String, f64>;
+
 /// What a stage returns to the interpreter.
 pub struct Output {
     pub artifact: Artifact,
-    pub metrics: BTreeMap<String, f64>,
+    pub metrics: Metrics,
     /// Files written, relative to the run folder.
     pub files: Vec<String>,
 }

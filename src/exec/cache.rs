@@ -6,7 +6,6 @@ use super::artifact::Reload;
 use crate::check::{CVal, Node, VKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// Written last into each stage folder; a stage whose manifest holds the current key and
@@ -15,9 +14,25 @@ use std::fmt::Write;
 pub struct Manifest {
     pub key: String,
     pub builtin: String,
-    pub metrics: BTreeMap<String, f64>,
+    pub metrics: super::Metrics,
     pub files: Vec<String>,
     pub reload: Reload,
+    /// Warnings the stage gave when it ran; a cached result shows them again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<StoredDiag>,
+}
+
+/// A diagnostic as a manifest keeps it: its code and message.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredDiag {
+    pub code: String,
+    pub message: String,
+}
+
+impl From<&crate::diag::Diag> for StoredDiag {
+    fn from(d: &crate::diag::Diag) -> Self {
+        StoredDiag { code: d.code.as_str().to_string(), message: d.message.clone() }
+    }
 }
 
 /// Bumped whenever a change to the shared numerical code changes results, so that runs cached

@@ -45,6 +45,7 @@ pub struct RunCtx<'a> {
     pub data_dir: PathBuf,
     pub(super) artifacts: &'a [Option<Artifact>],
     pub(super) nodes: &'a [Node],
+    pub(super) warnings: Vec<Diag>,
 }
 
 impl RunCtx<'_> {
@@ -105,6 +106,17 @@ impl RunCtx<'_> {
         }
     }
 
+    /// The argument was written in the pipeline, not defaulted.
+    pub fn given(&self, param: &str) -> bool {
+        self.args().get(param).is_some_and(|v| v.span != self.node.span)
+    }
+
+    /// The static facts the checker knew of the stage `param` names.
+    pub fn meta_of(&self, param: &str) -> Option<crate::stages::Meta> {
+        let r = self.args().stage(param)?;
+        self.nodes.get(r.node).map(|n| n.meta.clone())
+    }
+
     pub fn trained(&self, param: &str) -> Result<Arc<Trained>, Diag> {
         match self.upstream(param)? {
             (_, Artifact::Trained(t)) => Ok(t.clone()),
@@ -141,6 +153,12 @@ impl RunCtx<'_> {
 
     pub fn path(&self, rel: &str) -> PathBuf {
         self.run_dir.join(rel)
+    }
+
+    /// A warning located at this stage's call: shown after the run and kept in the report.
+    pub fn warn(&mut self, code: Code, message: impl Into<String>) {
+        let d = Diag::new(code, message).at(self.node.span, format!("in stage `{}`", self.node.name));
+        self.warnings.push(d);
     }
 
     /// A runtime failure located at this stage's call.

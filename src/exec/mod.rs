@@ -5,15 +5,19 @@ mod artifact;
 mod atomic;
 mod cache;
 mod context;
+mod lock;
 mod progress;
+mod provenance;
 mod report;
 pub mod yaml;
 
-pub use artifact::{Artifact, Output, Trained, load_dataset, save_tensors as write_tensors};
+pub use artifact::{Artifact, Metrics, Output, Trained, load_dataset, save_tensors as write_tensors};
 pub use atomic::write as write_atomic;
 pub use context::{ModelArg, ModelRef, RunCtx};
+pub use lock::RunLock;
 pub use progress::Progress;
-pub use report::{Report, StageReport, flatten_metrics};
+pub use provenance::{Git, Provenance};
+pub use report::{Report, StageReport, flatten_metrics, show_number};
 
 use crate::diag::{Code, Diag};
 use crate::plan::Plan;
@@ -45,6 +49,8 @@ pub struct RunOptions {
     /// Also take a stage's result from a sibling run folder that computed the same key
     /// (pipelines sharing a `use`d definition under the CLI's default `runs/`).
     pub share_runs: bool,
+    /// The command line, recorded in the report.
+    pub command: Vec<String>,
 }
 
 /// `--data-dir` if given, else `FLOWLINE_DATA`, else `./data`.
@@ -77,93 +83,180 @@ pub fn device_name(d: &Device) -> &'static str {
     if d.is_cuda() { "cuda" } else { "cpu" }
 }
 
-/// Execute the plan; returns the report (also written to `out/report.yaml`).
-pub fn execute(plan: &Plan, opts: &RunOptions) -> Result<Report, Diag> {
+/// A run that did not complete: the diagnostics of what failed and, when the run got as
+/// far as executing stages, the report it wrote (`out/report.yaml`), which records them.
+pub struct RunFailure {
+    pub diags: Vec<Diag>,
+    pub report: Option<Box<Report>>,
+}
+
+impl std::fmt::Debug for RunFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown: Vec<String> = self.diags.iter().map(Diag::to_string).collect();
+        write!(f, "RunFailure({})", shown.join("; "))
+    }
+}
+
+impl From<Diag> for RunFailure {
+    fn from(d: Diag) -> Self {
+        RunFailure { diags: vec![d], report: None }
+    }
+}
+
+/// Execute the plan; returns the report (also written to `out/report.yaml`). A failing
+/// stage does not stop the run: every stage that does not depend on it still runs, the
+/// report records the failure, and the result is a `RunFailure`.
+pub fn execute(plan: &Plan, opts: &RunOptions) -> Result<Report, RunFailure> {
     let device = device(opts.device)?;
     let nodes = plan.nodes();
     let selection = match &opts.only {
-        Some(name) => {
-            let i = plan.find(name).ok_or_else(|| {
-                let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
-                Diag::new(Code::E3002, format!("no stage named `{name}`"))
-                    .maybe_hint(
-                        crate::diag::did_you_mean(name, names.iter().copied()).map(|s| format!("did you mean `{s}`?")),
-                    )
-                    .hint(format!("stages: {}", names.join(", ")))
-            })?;
-            plan.closure(i)
-        }
+        Some(name) => plan.select(name)?,
         None => plan.order.clone(),
     };
-    let keys = cache::keys(nodes, &plan.order, plan.checked.seed, &opts.data_dir);
-    let progress = Progress::new(opts.quiet);
+    let provenance = Provenance::now(&opts.command, &plan.checked.sets, Path::new(&opts.pipeline));
     std::fs::create_dir_all(&opts.out)
         .map_err(|e| Diag::new(Code::R1001, format!("cannot create the output folder {}: {e}", opts.out.display())))?;
+    let _lock = RunLock::acquire(&opts.out)?;
+    let keys = cache::keys(nodes, &plan.order, plan.checked.seed, &opts.data_dir);
+    let progress = Progress::new(opts.quiet);
 
     let mut artifacts: Vec<Option<artifact::Artifact>> = vec![None; nodes.len()];
-    let mut stages = Vec::new();
+    // Why a stage has no result in this run: its own failure, or a failed stage it needs.
+    let mut broken: Vec<Option<String>> = vec![None; nodes.len()];
+    let mut reports: Vec<Option<StageReport>> = (0..nodes.len()).map(|_| None).collect();
+    let mut failures = Vec::new();
     let total = selection.len();
     for (k, &i) in selection.iter().enumerate() {
         let node = &nodes[i];
         let started = Instant::now();
-        let manifest_path = opts.out.join(&node.name).join("stage.yaml");
-        let mut cached = if opts.force { None } else { load_cached(&manifest_path, &keys[i], &opts.out, &device) };
-        let mut status_cached = "cached";
-        if cached.is_none()
-            && !opts.force
-            && opts.share_runs
-            && adopt_from_sibling_runs(&opts.out, &node.name, &keys[i])
-        {
-            cached = load_cached(&manifest_path, &keys[i], &opts.out, &device);
-            status_cached = "cached (another run)";
-        }
-        let (manifest, artifact, status) = match cached {
-            Some((m, a)) => (m, a, status_cached),
-            None => {
-                let _ = std::fs::remove_file(&manifest_path);
-                let stage = node
-                    .builtin
-                    .stage
-                    .as_ref()
-                    .ok_or_else(|| Diag::new(Code::R1002, format!("`{}` is not a stage", node.builtin.name)))?;
-                let mut cx = RunCtx {
-                    node,
-                    run_dir: &opts.out,
-                    rng: Rng::derive(plan.checked.seed, &node.name),
-                    device: device.clone(),
-                    progress,
-                    data_dir: opts.data_dir.clone(),
-                    artifacts: &artifacts,
-                    nodes,
-                };
-                let out = stage.run(&mut cx)?;
-                let (reload, mut files) = out.artifact.save(&opts.out, &node.name)?;
-                files.extend(out.files.iter().cloned());
-                files.sort();
-                files.dedup();
-                let m = Manifest {
-                    key: keys[i].clone(),
-                    builtin: node.builtin.name.into(),
-                    metrics: out.metrics,
-                    files,
-                    reload,
-                };
-                let text = yaml::to_string(&m).map_err(|e| Diag::new(Code::R1001, e))?;
-                atomic::write(&manifest_path, text.as_bytes())?;
-                (m, out.artifact, "executed")
+        if let Some(&d) = node.deps.iter().find(|&&d| broken[d].is_some()) {
+            let why = broken[d].clone().unwrap_or_default();
+            let note = if why == nodes[d].name {
+                format!("needs `{why}`, which failed")
+            } else {
+                format!("needs `{}`, skipped because `{why}` failed", nodes[d].name)
+            };
+            broken[i] = Some(why);
+            if !opts.quiet {
+                eprintln!("[{}/{}] {:<16} {:<14} skipped ({note})", k + 1, total, node.name, node.builtin.name);
             }
-        };
-        let secs = started.elapsed().as_secs_f64();
-        if !opts.quiet {
-            eprintln!("[{}/{}] {:<16} {:<14} {status} ({secs:.2}s)", k + 1, total, node.name, node.builtin.name);
+            reports[i] = Some(StageReport::not_run(node, nodes, "skipped", Some(note)));
+            continue;
         }
-        artifacts[i] = Some(artifact);
-        stages.push(StageReport::new(node, nodes, &manifest, status, secs));
+        match run_stage(plan, opts, i, &keys, &device, progress, &artifacts) {
+            Ok((manifest, artifact, status)) => {
+                let secs = started.elapsed().as_secs_f64();
+                if !opts.quiet {
+                    eprintln!(
+                        "[{}/{}] {:<16} {:<14} {status} ({secs:.2}s)",
+                        k + 1,
+                        total,
+                        node.name,
+                        node.builtin.name
+                    );
+                }
+                artifacts[i] = Some(artifact);
+                reports[i] = Some(StageReport::new(node, nodes, &manifest, status, secs));
+            }
+            Err(d) => {
+                let secs = started.elapsed().as_secs_f64();
+                if !opts.quiet {
+                    eprintln!("[{}/{}] {:<16} {:<14} failed ({secs:.2}s)", k + 1, total, node.name, node.builtin.name);
+                }
+                broken[i] = Some(node.name.clone());
+                let mut r = StageReport::not_run(node, nodes, "failed", None);
+                r.error = Some(d.clone());
+                r.wall_seconds = Some(secs);
+                reports[i] = Some(r);
+                failures.push(d);
+            }
+        }
     }
-    let report = Report::new(plan, opts, device_name(&device), stages);
-    let text = report.to_yaml()?;
-    atomic::write(&opts.out.join("report.yaml"), text.as_bytes())?;
-    Ok(report)
+    // `--only`: the stages it did not run keep their last results in the report.
+    for (i, slot) in reports.iter_mut().enumerate() {
+        if slot.is_none() {
+            let node = &nodes[i];
+            *slot = Some(match read_manifest(&opts.out.join(&node.name).join("stage.yaml")) {
+                Some(m) => {
+                    let mut r = StageReport::new(node, nodes, &m, "not run", 0.0);
+                    r.wall_seconds = None;
+                    r.current = m.key == keys[i];
+                    r.note = Some(if r.current {
+                        "earlier result, still current".into()
+                    } else {
+                        "earlier result, from another definition".into()
+                    });
+                    r
+                }
+                None => StageReport::not_run(node, nodes, "not run", Some("no earlier result".into())),
+            });
+        }
+    }
+    let stages = reports.into_iter().flatten().collect();
+    let report = Report::new(plan, opts, device_name(&device), stages, provenance);
+    let written = report.to_yaml().and_then(|text| atomic::write(&opts.out.join("report.yaml"), text.as_bytes()));
+    if let Err(d) = written {
+        failures.push(d);
+    }
+    if failures.is_empty() { Ok(report) } else { Err(RunFailure { diags: failures, report: Some(Box::new(report)) }) }
+}
+
+/// One stage: from the cache (this run folder's, or a sibling's) or executed.
+fn run_stage(
+    plan: &Plan,
+    opts: &RunOptions,
+    i: usize,
+    keys: &[String],
+    device: &Device,
+    progress: Progress,
+    artifacts: &[Option<artifact::Artifact>],
+) -> Result<(Manifest, artifact::Artifact, &'static str), Diag> {
+    let nodes = plan.nodes();
+    let node = &nodes[i];
+    let manifest_path = opts.out.join(&node.name).join("stage.yaml");
+    let mut cached = if opts.force { None } else { load_cached(&manifest_path, &keys[i], &opts.out, device) };
+    let mut status_cached = "cached";
+    if cached.is_none() && !opts.force && opts.share_runs && adopt_from_sibling_runs(&opts.out, &node.name, &keys[i]) {
+        cached = load_cached(&manifest_path, &keys[i], &opts.out, device);
+        status_cached = "cached (another run)";
+    }
+    if let Some((m, a)) = cached {
+        return Ok((m, a, status_cached));
+    }
+    let _ = std::fs::remove_file(&manifest_path);
+    let stage = node
+        .builtin
+        .stage
+        .as_ref()
+        .ok_or_else(|| Diag::new(Code::R1002, format!("`{}` is not a stage", node.builtin.name)))?;
+    let mut cx = RunCtx {
+        node,
+        run_dir: &opts.out,
+        rng: Rng::derive(plan.checked.seed, &node.name),
+        device: device.clone(),
+        progress,
+        data_dir: opts.data_dir.clone(),
+        artifacts,
+        nodes,
+        warnings: Vec::new(),
+    };
+    let out = stage.run(&mut cx)?;
+    let warnings = std::mem::take(&mut cx.warnings);
+    let (reload, mut files) = out.artifact.save(&opts.out, &node.name)?;
+    files.extend(out.files.iter().cloned());
+    files.sort();
+    files.dedup();
+    let m = Manifest {
+        key: keys[i].clone(),
+        builtin: node.builtin.name.into(),
+        metrics: out.metrics,
+        files,
+        reload,
+        warnings: warnings.iter().map(cache::StoredDiag::from).collect(),
+    };
+    let text = yaml::to_string(&m).map_err(|e| Diag::new(Code::R1001, e))?;
+    atomic::write(&manifest_path, text.as_bytes())?;
+    Ok((m, out.artifact, "executed"))
 }
 
 /// The same stage with the same key, already computed by another pipeline in the same
@@ -205,9 +298,12 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+fn read_manifest(path: &Path) -> Option<Manifest> {
+    yaml::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
 fn load_cached(manifest: &Path, key: &str, run_dir: &Path, device: &Device) -> Option<(Manifest, artifact::Artifact)> {
-    let text = std::fs::read_to_string(manifest).ok()?;
-    let m: Manifest = yaml::from_str(&text).ok()?;
+    let m = read_manifest(manifest)?;
     if m.key != key || !m.files.iter().all(|f| run_dir.join(f).exists()) {
         return None;
     }

@@ -1,26 +1,55 @@
-//! `report.yaml`: the pipeline, seed, device and versions, and for every stage that ran
-//! its resolved parameters, metrics, artifacts, wall time and whether it came from cache.
+//! `report.yaml`: the pipeline, seed, device and versions; how the run was started (command
+//! line, overrides, profile, time, host, git commit); and for every stage of the pipeline its
+//! resolved parameters, metrics, artifacts, wall time, warnings, and what this run did with
+//! it (executed, cached, failed, skipped, or not run with its earlier result kept).
 
-use super::RunOptions;
 use super::cache::Manifest;
+use super::provenance::Provenance;
 use super::yaml::{self, Mapping, Value};
+use super::{Metrics, RunOptions};
 use crate::check::{CVal, Node, VKind};
 use crate::diag::{Code, Diag};
 use crate::plan::Plan;
-use std::collections::BTreeMap;
 
 pub struct StageReport {
     pub name: String,
     pub builtin: String,
+    /// `executed`, `cached`, `cached (another run)`, `failed`, `skipped` or `not run`.
     pub status: &'static str,
+    /// Why a stage was skipped, or what the kept result of a stage not run is.
+    pub note: Option<String>,
+    /// The metrics belong to the stage as the pipeline now defines it.
+    pub current: bool,
     pub params: Value,
-    pub metrics: BTreeMap<String, f64>,
+    pub metrics: Metrics,
     pub artifacts: Vec<String>,
-    pub wall_seconds: f64,
+    /// `None` for a stage this run did not touch.
+    pub wall_seconds: Option<f64>,
+    pub warnings: Vec<Diag>,
+    pub error: Option<Diag>,
 }
 
 impl StageReport {
     pub fn new(node: &Node, nodes: &[Node], m: &Manifest, status: &'static str, wall_seconds: f64) -> Self {
+        let warnings = m
+            .warnings
+            .iter()
+            .map(|w| {
+                Diag::new(Code::parse(&w.code).unwrap_or(Code::W2001), w.message.clone())
+                    .at(node.span, format!("in stage `{}`", node.name))
+            })
+            .collect();
+        StageReport {
+            metrics: m.metrics.clone(),
+            artifacts: m.files.clone(),
+            wall_seconds: Some(wall_seconds),
+            warnings,
+            ..StageReport::not_run(node, nodes, status, None)
+        }
+    }
+
+    /// A stage without a result from this run.
+    pub fn not_run(node: &Node, nodes: &[Node], status: &'static str, note: Option<String>) -> Self {
         let mut params = Mapping::new();
         for (name, v) in &node.args.0 {
             params.insert(yaml::string(*name), param_value(v, nodes));
@@ -29,10 +58,23 @@ impl StageReport {
             name: node.name.clone(),
             builtin: node.builtin.name.to_string(),
             status,
+            note,
+            current: true,
             params: Value::Mapping(params),
-            metrics: m.metrics.clone(),
-            artifacts: m.files.clone(),
-            wall_seconds,
+            metrics: Metrics::new(),
+            artifacts: Vec::new(),
+            wall_seconds: None,
+            warnings: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// The stage has a result to report (from this run or kept from an earlier one).
+    fn has_result(&self) -> bool {
+        match self.status {
+            "failed" | "skipped" => false,
+            "not run" => !(self.artifacts.is_empty() && self.metrics.is_empty()),
+            _ => true,
         }
     }
 }
@@ -73,19 +115,27 @@ pub struct Report {
     pub seed: u64,
     pub profile: Option<String>,
     pub device: String,
+    /// `--only STAGE`, when the run was restricted to it.
+    pub only: Option<String>,
+    pub provenance: Provenance,
+    /// Every stage of the pipeline, in execution order.
     pub stages: Vec<StageReport>,
     /// `label -> value` for everything named in `report`: metrics, or artifact paths.
     pub reported: Vec<(String, Value)>,
 }
 
 impl Report {
-    pub fn new(plan: &Plan, opts: &RunOptions, device: &str, stages: Vec<StageReport>) -> Self {
+    pub fn new(plan: &Plan, opts: &RunOptions, device: &str, stages: Vec<StageReport>, provenance: Provenance) -> Self {
         let nodes = plan.nodes();
         let mut reported = Vec::new();
         for item in &plan.checked.reports {
             let Some(s) = stages.iter().find(|s| s.name == nodes[item.node].name) else {
                 continue;
             };
+            if !s.has_result() {
+                reported.push((item.label.clone(), yaml::string(format!("no result ({})", s.status))));
+                continue;
+            }
             match &item.field {
                 Some(f) => {
                     let v = match s.metrics.get(f) {
@@ -109,9 +159,21 @@ impl Report {
             seed: plan.checked.seed,
             profile: plan.checked.profile.clone(),
             device: device.to_string(),
+            only: opts.only.clone(),
+            provenance,
             stages,
             reported,
         }
+    }
+
+    /// The stages that failed, with their diagnostics.
+    pub fn failures(&self) -> impl Iterator<Item = (&str, &Diag)> {
+        self.stages.iter().filter_map(|s| s.error.as_ref().map(|d| (s.name.as_str(), d)))
+    }
+
+    /// Every stage warning of this run, in stage order.
+    pub fn warnings(&self) -> impl Iterator<Item = &Diag> {
+        self.stages.iter().filter(|s| s.status != "not run").flat_map(|s| s.warnings.iter())
     }
 
     pub fn to_value(&self) -> Value {
@@ -122,36 +184,98 @@ impl Report {
         top.insert(yaml::string("seed"), yaml::int(self.seed as i64));
         top.insert(yaml::string("profile"), self.profile.clone().map(Value::String).unwrap_or(Value::Null));
         top.insert(yaml::string("device"), yaml::string(self.device.clone()));
+        top.insert(yaml::string("run"), self.run_value());
         let mut rep = Mapping::new();
         for (k, v) in &self.reported {
             rep.insert(yaml::string(k.clone()), v.clone());
         }
         top.insert(yaml::string("reported"), Value::Mapping(rep));
+        let failures: Vec<Value> = self
+            .failures()
+            .map(|(stage, d)| {
+                let mut m = Mapping::new();
+                m.insert(yaml::string("stage"), yaml::string(stage));
+                m.insert(yaml::string("code"), yaml::string(d.code.as_str()));
+                m.insert(yaml::string("message"), yaml::string(d.message.clone()));
+                Value::Mapping(m)
+            })
+            .collect();
+        if !failures.is_empty() {
+            top.insert(yaml::string("failures"), Value::Sequence(failures));
+        }
         let mut stages = Mapping::new();
         for s in &self.stages {
-            let mut m = Mapping::new();
-            m.insert(yaml::string("kind"), yaml::string(s.builtin.clone()));
-            m.insert(yaml::string("status"), yaml::string(s.status));
-            m.insert(yaml::string("params"), s.params.clone());
-            let mut metrics = Mapping::new();
-            for (k, v) in &s.metrics {
-                metrics.insert(yaml::string(k.clone()), yaml::float(*v));
-            }
-            m.insert(yaml::string("metrics"), Value::Mapping(metrics));
-            m.insert(
-                yaml::string("artifacts"),
-                Value::Sequence(s.artifacts.iter().map(|a| yaml::string(a.clone())).collect()),
-            );
-            m.insert(yaml::string("wall_seconds"), yaml::float((s.wall_seconds * 1000.0).round() / 1000.0));
-            stages.insert(yaml::string(s.name.clone()), Value::Mapping(m));
+            stages.insert(yaml::string(s.name.clone()), stage_value(s));
         }
         top.insert(yaml::string("stages"), Value::Mapping(stages));
         Value::Mapping(top)
     }
 
+    fn run_value(&self) -> Value {
+        let p = &self.provenance;
+        let mut m = Mapping::new();
+        m.insert(yaml::string("command"), yaml::string(shell_words(&p.command)));
+        m.insert(
+            yaml::string("overrides"),
+            Value::Sequence(p.overrides.iter().map(|o| yaml::string(o.clone())).collect()),
+        );
+        m.insert(yaml::string("only"), self.only.clone().map(Value::String).unwrap_or(Value::Null));
+        m.insert(yaml::string("started"), yaml::string(p.started.clone()));
+        m.insert(yaml::string("host"), yaml::string(p.host.clone()));
+        let git = match &p.git {
+            Some(g) => {
+                let mut gm = Mapping::new();
+                gm.insert(yaml::string("commit"), yaml::string(g.commit.clone()));
+                gm.insert(yaml::string("dirty"), Value::Bool(g.dirty));
+                Value::Mapping(gm)
+            }
+            None => Value::Null,
+        };
+        m.insert(yaml::string("git"), git);
+        Value::Mapping(m)
+    }
+
     pub fn to_yaml(&self) -> Result<String, Diag> {
         yaml::to_string(&self.to_value()).map_err(|e| Diag::new(Code::R1001, e))
     }
+}
+
+fn stage_value(s: &StageReport) -> Value {
+    let mut m = Mapping::new();
+    m.insert(yaml::string("kind"), yaml::string(s.builtin.clone()));
+    m.insert(yaml::string("status"), yaml::string(s.status));
+    if let Some(n) = &s.note {
+        m.insert(yaml::string("note"), yaml::string(n.clone()));
+    }
+    if !s.current {
+        m.insert(yaml::string("current"), Value::Bool(false));
+    }
+    m.insert(yaml::string("params"), s.params.clone());
+    let mut metrics = Mapping::new();
+    for (k, v) in &s.metrics {
+        metrics.insert(yaml::string(k.clone()), yaml::float(*v));
+    }
+    m.insert(yaml::string("metrics"), Value::Mapping(metrics));
+    m.insert(yaml::string("artifacts"), Value::Sequence(s.artifacts.iter().map(|a| yaml::string(a.clone())).collect()));
+    if !s.warnings.is_empty() {
+        let w = s.warnings.iter().map(|d| yaml::string(format!("{}: {}", d.code.as_str(), d.message))).collect();
+        m.insert(yaml::string("warnings"), Value::Sequence(w));
+    }
+    if let Some(d) = &s.error {
+        m.insert(yaml::string("error"), yaml::string(format!("{}: {}", d.code.as_str(), d.message)));
+    }
+    let wall = s.wall_seconds.map_or(Value::Null, |w| yaml::float((w * 1000.0).round() / 1000.0));
+    m.insert(yaml::string("wall_seconds"), wall);
+    Value::Mapping(m)
+}
+
+/// The command line as one string a shell would read back the same.
+fn shell_words(words: &[String]) -> String {
+    let quote = |w: &String| {
+        let plain = !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c));
+        if plain { w.clone() } else { format!("'{}'", w.replace('\'', "'\\''")) }
+    };
+    words.iter().map(quote).collect::<Vec<_>>().join(" ")
 }
 
 fn artifact_value(s: &StageReport, field: Option<&str>) -> Value {
@@ -166,9 +290,11 @@ fn artifact_value(s: &StageReport, field: Option<&str>) -> Value {
     }
 }
 
-/// Reported numbers as `label.metric -> value`, the form `flowline test` compares.
-pub fn flatten_metrics(report: &Report) -> BTreeMap<String, f64> {
-    let mut out = BTreeMap::new();
+/// Reported numbers as `label.metric -> value`, in the order of the `report` statement and,
+/// within a stage, the order the stage gives them: what the console prints and
+/// `flowline test` compares.
+pub fn flatten_metrics(report: &Report) -> Metrics {
+    let mut out = Metrics::new();
     for (label, v) in &report.reported {
         match v {
             Value::Number(n) => {
@@ -189,4 +315,65 @@ pub fn flatten_metrics(report: &Report) -> BTreeMap<String, f64> {
         }
     }
     out
+}
+
+/// A number as a reader wants it on the console: integers as integers, other values to six
+/// significant digits, in scientific notation when very small or very large.
+pub fn show_number(x: f64) -> String {
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        return format!("{}", x as i64);
+    }
+    let a = x.abs();
+    if !(1e-4..1e6).contains(&a) {
+        // `{:e}` gives the shortest form; six significant digits at most.
+        let s = format!("{:.5e}", x);
+        let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+        let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+        return format!("{mantissa}e{exp}");
+    }
+    let digits = 5 - a.log10().floor() as i32;
+    let s = format!("{:.*}", digits.max(0) as usize, x);
+    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_print_as_integers_or_to_six_significant_digits() {
+        let cases = [
+            (1000.0, "1000"),
+            (0.0, "0"),
+            (-3.0, "-3"),
+            (2.35e-8, "2.35e-8"),
+            (0.000123456789, "0.000123457"),
+            (0.998, "0.998"),
+            (1.37421234, "1.37421"),
+            (123456.7, "123457"),
+            (1234567.5, "1.23457e6"),
+            (0.5, "0.5"),
+            (f64::INFINITY, "inf"),
+            (f64::NAN, "nan"),
+            (-0.25, "-0.25"),
+        ];
+        for (x, want) in cases {
+            assert_eq!(show_number(x), want, "{x}");
+        }
+    }
+
+    #[test]
+    fn command_lines_are_quoted_only_where_a_shell_needs_it() {
+        let words: Vec<String> = ["flowline", "run", "p.flow", "--set", "fit.title=a b", "--set", "x='y'"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(shell_words(&words), "flowline run p.flow --set 'fit.title=a b' --set 'x='\\''y'\\'''");
+    }
 }

@@ -75,6 +75,7 @@ pub fn adjoint_gradients(
         t: t1,
         stats: Stats::default(),
         partial: Vec::new(),
+        last: None,
     };
     let mut z: State = y1.iter().map(|t| t.detach()).collect();
     z.extend(grad_y1.iter().map(|t| t.detach()));

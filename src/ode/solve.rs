@@ -4,7 +4,10 @@
 //! err / (atol + rtol * max(|y0|, |y1|)); a step is accepted when the ratio is <= 1; the
 //! next step is h * clamp(0.9 * ratio^(-1/order), 0.2, 10), and an accepted step never
 //! shrinks the next one; the first step is Hairer's. Outputs at requested times come from
-//! dense interpolation. Everything is ordinary tensor ops, so gradients flow through the
+//! dense interpolation. Fixed-step methods take the user's step from t0 (the last step
+//! ends at t1 and may be shorter, as in torchdiffeq); output times between steps are
+//! interpolated (cubic Hermite, exact slopes at both ends), so the outputs asked for never
+//! change the steps taken. Everything is ordinary tensor ops, so gradients flow through the
 //! solve (discretize-then-optimize).
 
 use super::tableau::{DOPRI5_MID, Method};
@@ -28,7 +31,8 @@ pub struct Options {
     pub method: Method,
     pub rtol: f64,
     pub atol: f64,
-    /// Fixed-step methods: the step (each interval between output times is split evenly).
+    /// Fixed-step methods: the step, from the first time on; the last step is shortened to
+    /// end at the last time. Default: a hundredth of the interval.
     pub step: Option<f64>,
     pub first_step: Option<f64>,
     pub min_step: f64,
@@ -105,6 +109,8 @@ pub struct SolveError {
     pub stats: Stats,
     /// The outputs computed before the failure.
     pub partial: Vec<State>,
+    /// The last state reached (at `t`), when the solver got past the start.
+    pub last: Option<State>,
 }
 
 #[derive(Debug, Clone)]
@@ -128,7 +134,12 @@ impl Run<'_> {
     }
 
     fn fail(&mut self, failure: Failure, t: f64) -> SolveError {
-        SolveError { failure, t, stats: self.stats, partial: std::mem::take(&mut self.out) }
+        SolveError { failure, t, stats: self.stats, partial: std::mem::take(&mut self.out), last: None }
+    }
+
+    /// A failure after reaching state `y` at time `t`.
+    fn fail_at(&mut self, failure: Failure, t: f64, y: &[Tensor]) -> SolveError {
+        SolveError { last: Some(y.to_vec()), ..self.fail(failure, t) }
     }
 }
 
@@ -233,18 +244,7 @@ fn interpolate(method: Method, y0: &[Tensor], y1: &[Tensor], ks: &[State], h: f6
                 out.push(v);
             }
         }
-        _ => {
-            // Cubic Hermite through (y0, f0) and (y1, f1).
-            let (h00, h10, h01, h11) = (
-                2.0 * x.powi(3) - 3.0 * x.powi(2) + 1.0,
-                x.powi(3) - 2.0 * x.powi(2) + x,
-                -2.0 * x.powi(3) + 3.0 * x.powi(2),
-                x.powi(3) - x.powi(2),
-            );
-            for i in 0..y0.len() {
-                out.push(((&y0[i] * h00)? + (&f0[i] * (h10 * h))? + (&y1[i] * h01)? + (&f1[i] * (h11 * h))?)?);
-            }
-        }
+        _ => return hermite(y0, f0, y1, f1, h, x),
     }
     Ok(out)
 }
@@ -289,33 +289,65 @@ pub fn solve(
 type Step = std::result::Result<(), SolveError>;
 
 fn fixed(run: &mut Run, y0: &[Tensor], ts: &[f64]) -> Result<Step> {
-    let span = ts[ts.len() - 1] - ts[0];
-    let h_target = run.opts.step.unwrap_or(span / 100.0);
-    if h_target <= 0.0 || h_target.is_nan() {
-        return Ok(Err(run.fail(Failure::BadTimes("the step must be positive".into()), ts[0])));
+    let (t0, t_end) = (ts[0], ts[ts.len() - 1]);
+    let h = run.opts.step.unwrap_or((t_end - t0) / 100.0);
+    if h <= 0.0 || !h.is_finite() {
+        return Ok(Err(run.fail(Failure::BadTimes("the step must be positive".into()), t0)));
     }
+    // The grid t0, t0 + h, ..., t_end; a last step shorter than h by less than a part in
+    // 1e9 is rounding, not a step of its own.
+    let steps = ((t_end - t0) / h - 1e-9).ceil().max(1.0) as usize;
+    let grid = |k: usize| if k == steps { t_end } else { t0 + k as f64 * h };
     let mut y = y0.to_vec();
-    let mut t = ts[0];
-    for &t_out in &ts[1..] {
-        let n = ((t_out - t) / h_target - 1e-9).ceil().max(1.0) as usize;
-        let h = (t_out - t) / n as f64;
-        for _ in 0..n {
-            if run.stats.accepted >= run.opts.max_steps {
-                return Ok(Err(run.fail(Failure::MaxSteps, t)));
-            }
-            let f0 = run.f(t, &y)?;
-            let (y1, _, _) = rk_step(run, t, &y, &f0, h)?;
-            if !finite(&y1)? {
-                return Ok(Err(run.fail(Failure::NonFinite, t)));
-            }
-            y = y1;
-            t += h;
-            run.stats.accepted += 1;
+    let mut t = t0;
+    let mut f0 = run.f(t, &y)?;
+    let mut next = 1;
+    for k in 1..=steps {
+        if run.stats.accepted >= run.opts.max_steps {
+            return Ok(Err(run.fail_at(Failure::MaxSteps, t, &y)));
         }
-        t = t_out;
-        run.out.push(y.clone());
+        let t1 = grid(k);
+        let hk = t1 - t;
+        let (y1, _, _) = rk_step(run, t, &y, &f0, hk)?;
+        if !finite(&y1)? {
+            return Ok(Err(run.fail_at(Failure::NonFinite, t, &y)));
+        }
+        run.stats.accepted += 1;
+        let at_grid = |s: f64| (s - t1).abs() <= 1e-9 * hk.abs();
+        let between = next < ts.len() && ts[next] < t1 && !at_grid(ts[next]);
+        // The slope at the new point is the next step's first stage: computing it here
+        // costs nothing, except after the last step where only interpolation needs it.
+        let f1 = if k < steps || between { Some(run.f(t1, &y1)?) } else { None };
+        while next < ts.len() && (ts[next] < t1 || at_grid(ts[next])) {
+            let v = match &f1 {
+                Some(f1) if !at_grid(ts[next]) => hermite(&y, &f0, &y1, f1, hk, (ts[next] - t) / hk)?,
+                _ => y1.clone(),
+            };
+            run.out.push(v);
+            next += 1;
+        }
+        y = y1;
+        t = t1;
+        if let Some(f1) = f1 {
+            f0 = f1;
+        }
     }
     Ok(Ok(()))
+}
+
+/// Cubic Hermite interpolation on [t0, t0 + h] at fraction x, through (y0, f0) and (y1, f1).
+fn hermite(y0: &[Tensor], f0: &[Tensor], y1: &[Tensor], f1: &[Tensor], h: f64, x: f64) -> Result<State> {
+    let (h00, h10, h01, h11) = (
+        2.0 * x.powi(3) - 3.0 * x.powi(2) + 1.0,
+        x.powi(3) - 2.0 * x.powi(2) + x,
+        -2.0 * x.powi(3) + 3.0 * x.powi(2),
+        x.powi(3) - x.powi(2),
+    );
+    let mut out = Vec::with_capacity(y0.len());
+    for i in 0..y0.len() {
+        out.push(((&y0[i] * h00)? + (&f0[i] * (h10 * h))? + (&y1[i] * h01)? + (&f1[i] * (h11 * h))?)?);
+    }
+    Ok(out)
 }
 
 fn adaptive(run: &mut Run, y0: &[Tensor], ts: &[f64]) -> Result<Step> {
@@ -330,11 +362,11 @@ fn adaptive(run: &mut Run, y0: &[Tensor], ts: &[f64]) -> Result<Step> {
     let mut next = 1;
     while next < ts.len() {
         if run.stats.accepted + run.stats.rejected >= run.opts.max_steps {
-            return Ok(Err(run.fail(Failure::MaxSteps, t)));
+            return Ok(Err(run.fail_at(Failure::MaxSteps, t, &y)));
         }
         h = h.min(run.opts.max_step);
         if h < run.opts.min_step || t + h == t {
-            return Ok(Err(run.fail(Failure::StepUnderflow, t)));
+            return Ok(Err(run.fail_at(Failure::StepUnderflow, t, &y)));
         }
         let (y1, ks, err) = rk_step(run, t, &y, &f0, h)?;
         let ratio = match &err {

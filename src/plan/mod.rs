@@ -19,8 +19,35 @@ impl Plan {
         &self.checked.nodes
     }
 
+    /// Some stage reads the data directory: the pipeline needs real datasets to run.
+    pub fn reads_data_dir(&self) -> bool {
+        self.nodes().iter().any(|n| n.builtin.stage.as_ref().is_some_and(|s| s.reads_data_dir()))
+    }
+
     pub fn find(&self, name: &str) -> Option<usize> {
         self.checked.nodes.iter().position(|n| n.name == name)
+    }
+
+    /// What `--only NAME` runs: the stage and everything it needs. A name that is not a
+    /// stage but the `let` of several (`t2` for `t2.attack1`, ...) is told which they are.
+    pub fn select(&self, name: &str) -> Result<Vec<usize>, Diag> {
+        if let Some(i) = self.find(name) {
+            return Ok(self.closure(i));
+        }
+        let nodes = self.nodes();
+        let prefix = format!("{name}.");
+        let under: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).filter(|n| n.starts_with(&prefix)).collect();
+        let d = Diag::new(Code::E3002, format!("no stage named `{name}`"));
+        if !under.is_empty() {
+            let listed: Vec<String> = under.iter().map(|n| format!("`{n}`")).collect();
+            return Err(d
+                .hint(format!("`{name}` holds the stages {}; `--only` takes one of them", listed.join(", ")))
+                .hint(format!("e.g. `--only {}`", under[0])));
+        }
+        let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+        Err(d
+            .maybe_hint(crate::diag::did_you_mean(name, names.iter().copied()).map(|s| format!("did you mean `{s}`?")))
+            .hint(format!("stages: {}", names.join(", "))))
     }
 
     /// `node` and everything it needs, in execution order.

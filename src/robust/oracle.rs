@@ -76,7 +76,11 @@ pub struct Oracle<'a> {
     model: &'a dyn Fn(&Tensor) -> Result<Tensor>,
     /// Shape of one input.
     pub shape: Vec<usize>,
+    /// Bounds may be infinite (unbounded inputs).
     pub bounds: (f64, f64),
+    /// The size of the input domain, for noise starts: the width of the bounds, or for
+    /// unbounded inputs the spread of the data (`with_scale`).
+    pub scale: f64,
     pub criterion: Criterion,
     device: Device,
     forwards: Cell<usize>,
@@ -95,11 +99,19 @@ impl<'a> Oracle<'a> {
             model,
             shape: shape.to_vec(),
             bounds,
+            scale: if (bounds.1 - bounds.0).is_finite() { bounds.1 - bounds.0 } else { 1.0 },
             criterion,
             device: device.clone(),
             forwards: Cell::new(0),
             gradients: Cell::new(0),
         }
+    }
+
+    pub fn with_scale(mut self, scale: f64) -> Self {
+        if scale.is_finite() && scale > 0.0 {
+            self.scale = scale;
+        }
+        self
     }
 
     /// Values per input.

@@ -19,7 +19,7 @@ pub fn misclassified_starts(
     let (lo, hi) = oracle.bounds;
     let mut far: Vec<Option<Vec<f64>>> = vec![None; xs.len()];
     for k in 0..24 {
-        let s = (hi - lo) * 0.01 * 2f64.powi(k);
+        let s = oracle.scale * 0.01 * 2f64.powi(k);
         let propose = |i: usize| xs[i].iter().map(|v| (v + rng.normal() * s).clamp(lo, hi)).collect();
         if !adopt_adversarial(oracle, labels, &mut far, propose)? {
             break;

@@ -4,8 +4,8 @@
 use super::registry::{Builtin, Dflt, Param, Stage};
 use crate::check::{StageRef, Ty, VKind};
 use crate::diag::{Code, Diag};
+use crate::exec::Metrics;
 use crate::exec::{Artifact, Output, RunCtx};
-use std::collections::BTreeMap;
 
 const NORMS: [&str; 4] = ["l0", "l1", "l2", "linf"];
 
@@ -47,6 +47,27 @@ impl Rows {
         let mut v: Vec<f64> = self.rows.iter().filter(|r| r.0 == "broken").map(|r| r.1[col]).collect();
         v.sort_by(f64::total_cmp);
         v
+    }
+    /// Every attacked image's distance, a failure counting as infinite.
+    fn attacked_distances(&self, col: usize) -> Vec<f64> {
+        self.rows
+            .iter()
+            .filter(|r| r.0 != "misclassified")
+            .map(|r| if r.0 == "broken" { r.1[col] } else { f64::INFINITY })
+            .collect()
+    }
+    /// The fraction of attacked images broken within each distance: a step curve from 0 that
+    /// ends at the success rate, not at 1, when some images were not broken.
+    fn curve(&self, col: usize) -> (Vec<f64>, Vec<f64>) {
+        let d = self.broken(col);
+        let n = self.attacked().max(1) as f64;
+        let mut xs = vec![0.0];
+        let mut ys = vec![0.0];
+        for (k, v) in d.iter().enumerate() {
+            xs.extend([*v, *v]);
+            ys.extend([k as f64 / n, (k + 1) as f64 / n]);
+        }
+        (xs, ys)
     }
 }
 
@@ -92,21 +113,7 @@ impl Stage for RobustnessPlot {
         let norm = cx.args().text("norm").unwrap_or("l2").to_string();
         let col = NORMS.iter().position(|n| *n == norm).unwrap_or(2);
         let attacks = read_attacks(cx)?;
-        // A step curve: after the k-th smallest distance, k of the attacked images are broken.
-        let curves: Vec<(Vec<f64>, Vec<f64>)> = attacks
-            .iter()
-            .map(|a| {
-                let d = a.broken(col);
-                let n = a.attacked().max(1) as f64;
-                let mut xs = vec![0.0];
-                let mut ys = vec![0.0];
-                for (k, v) in d.iter().enumerate() {
-                    xs.extend([*v, *v]);
-                    ys.extend([k as f64 / n, (k + 1) as f64 / n]);
-                }
-                (xs, ys)
-            })
-            .collect();
+        let curves: Vec<(Vec<f64>, Vec<f64>)> = attacks.iter().map(|a| a.curve(col)).collect();
         let series: Vec<crate::plots::Series> = attacks
             .iter()
             .zip(&curves)
@@ -117,7 +124,7 @@ impl Stage for RobustnessPlot {
             .to_png()
             .map_err(|e| cx.error(Code::R1001, e))?;
         let rel = cx.write_file("robustness.png", &png)?;
-        Ok(Output { artifact: Artifact::File(rel.clone()), metrics: BTreeMap::new(), files: vec![rel] })
+        Ok(Output { artifact: Artifact::File(rel.clone()), metrics: Metrics::new(), files: vec![rel] })
     }
 }
 
@@ -129,28 +136,32 @@ impl Stage for AttackTable {
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let attacks = read_attacks(cx)?;
+        // Medians and means over every attacked image, a failure counting as infinite;
+        // `mean_success` is the mean over the broken images only.
         let mut csv = String::from("attack,attacked,success_rate");
         let mut md = String::from("| attack | success |");
         for n in NORMS {
-            csv.push_str(&format!(",median_{n},mean_{n}"));
-            md.push_str(&format!(" median {n} | mean {n} |"));
+            csv.push_str(&format!(",median_{n},mean_{n},mean_success_{n}"));
+            md.push_str(&format!(" median {n} | mean {n} | mean {n} (broken) |"));
         }
         csv.push('\n');
-        md.push_str(&format!("\n|---|---|{}\n", "---|---|".repeat(NORMS.len())));
-        let mut metrics = BTreeMap::new();
+        md.push_str(&format!("\n|---|---|{}\n", "---|---|---|".repeat(NORMS.len())));
+        let mut metrics = Metrics::new();
         for a in &attacks {
             let attacked = a.attacked();
             let rate = a.broken(0).len() as f64 / attacked.max(1) as f64;
             csv.push_str(&format!("{},{attacked},{rate}", a.name));
             md.push_str(&format!("| {} | {:.1}% |", a.name, 100.0 * rate));
             for (col, norm) in NORMS.iter().enumerate() {
-                let d = a.broken(col);
-                let median = if d.is_empty() { f64::NAN } else { d[d.len() / 2] * 0.5 + d[(d.len() - 1) / 2] * 0.5 };
-                let mean = if d.is_empty() { f64::NAN } else { d.iter().sum::<f64>() / d.len() as f64 };
-                csv.push_str(&format!(",{median},{mean}"));
-                md.push_str(&format!(" {median:.4} | {mean:.4} |"));
+                let all = a.attacked_distances(col);
+                let median = super::attacks::median(&mut all.clone());
+                let mean = super::attacks::mean(&all);
+                let mean_success = super::attacks::mean(&a.broken(col));
+                csv.push_str(&format!(",{median},{mean},{mean_success}"));
+                md.push_str(&format!(" {} | {} | {} |", cell(median), cell(mean), cell(mean_success)));
                 metrics.insert(format!("{}.median_{norm}", a.name), median);
                 metrics.insert(format!("{}.mean_{norm}", a.name), mean);
+                metrics.insert(format!("{}.mean_success_{norm}", a.name), mean_success);
             }
             csv.push('\n');
             md.push('\n');
@@ -158,5 +169,42 @@ impl Stage for AttackTable {
         }
         let files = vec![cx.write_file("table.csv", csv.as_bytes())?, cx.write_file("table.md", md.as_bytes())?];
         Ok(Output { artifact: Artifact::Metrics, metrics, files })
+    }
+}
+
+/// A table cell: four decimals, or the symbol for a failed image's infinite distance.
+fn cell(v: f64) -> String {
+    if v.is_infinite() {
+        "∞".into()
+    } else if v.is_nan() {
+        "–".into()
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows() -> Rows {
+        let r = |s: &str, d: f64| (s.to_string(), [d, d, d, d]);
+        Rows {
+            name: "a".into(),
+            rows: vec![r("broken", 0.5), r("failed", f64::INFINITY), r("broken", 0.2), r("misclassified", 0.0)],
+        }
+    }
+
+    #[test]
+    fn the_table_counts_failures_as_infinite_and_the_curve_ends_at_the_success_rate() {
+        let a = rows();
+        let mut all = a.attacked_distances(2);
+        assert_eq!(all.len(), 3);
+        assert_eq!(super::super::attacks::median(&mut all), 0.5);
+        assert_eq!(super::super::attacks::mean(&a.attacked_distances(2)), f64::INFINITY);
+        assert_eq!(super::super::attacks::mean(&a.broken(2)), 0.35);
+        let (xs, ys) = a.curve(2);
+        assert_eq!(xs, vec![0.0, 0.2, 0.2, 0.5, 0.5]);
+        assert_eq!(*ys.last().unwrap(), 2.0 / 3.0);
     }
 }

@@ -2,9 +2,10 @@
 //! and the `attack` stage that applies one to a trained classifier.
 
 use super::layers::check_model;
-use super::registry::{Builtin, Dflt, Param, Sort, Stage, StaticCall};
+use super::registry::{Builtin, Dflt, Meta, Param, Sort, Stage, StaticCall};
 use crate::check::{Args, Config, Ty};
 use crate::diag::{Code, Diag};
+use crate::exec::Metrics;
 use crate::exec::{Artifact, Output, RunCtx};
 use crate::robust::attack::Attack;
 use crate::robust::cw::CwConfig;
@@ -14,7 +15,6 @@ use crate::robust::norms::Norm;
 use crate::robust::oracle::{Criterion, Oracle};
 use crate::robust::pgd::PgdConfig;
 use crate::robust::proxlogbarrier::{L0_PULL_BACK, ProxConfig, StepRule};
-use std::collections::BTreeMap;
 
 fn int_at_least(name: &'static str, d: i64, min: f64, doc: &'static str) -> Param {
     Param::new(name, Ty::Int, Dflt::Int(d), doc).within(Some(min), None)
@@ -132,8 +132,18 @@ pub fn builtins() -> Vec<Builtin> {
                 Param::new("only_correct", Ty::Bool, Dflt::Bool(false), "take the first `count` correctly classified"),
                 Param::new("top", Ty::Int, Dflt::Int(1), "success: the label leaves the top `top` classes")
                     .within(Some(1.0), None),
-                Param::new("bounds", Ty::list(Ty::Float), Dflt::None, "input bounds [lo, hi] (default [0, 1])"),
-                Param::new("eps", Ty::list(Ty::Float), Dflt::Syms(&[]), "radii (attack's norm) for robust accuracy"),
+                Param::new(
+                    "bounds",
+                    Ty::Bounds,
+                    Dflt::Sym("data"),
+                    "the box inputs stay in: `[lo, hi]`, `data` (what the dataset declares: images [0, 1]) or `none` (unbounded)",
+                ),
+                Param::new(
+                    "eps",
+                    Ty::list(Ty::Float),
+                    Dflt::Syms(&[]),
+                    "radii >= 0 (attack's norm) for robust accuracy",
+                ),
                 Param::new("batch", Ty::Int, Dflt::Int(100), "images attacked together").within(Some(1.0), None),
                 Param::new("grid", Ty::Int, Dflt::Int(8), "broken images drawn (0: no figure)")
                     .within(Some(0.0), Some(64.0)),
@@ -217,12 +227,81 @@ fn eps_list(args: &Args) -> Vec<f64> {
     args.floats("eps").unwrap_or_default()
 }
 
-/// `robust_0p5` for eps 0.5: a metric name that member access can reach.
+/// `robust_0p5` for eps 0.5, `robust_0p0314` for 8/255: the radius to three significant
+/// digits, `.` written `p`, a name member access can reach.
 pub fn robust_metric(eps: f64) -> String {
-    format!("robust_{}", format!("{eps}").replace('.', "p").replace('-', "m"))
+    let rounded: f64 = format!("{eps:.2e}").parse().unwrap_or(eps);
+    format!("robust_{}", format!("{rounded}").replace('.', "p"))
 }
 
-const SUMMARY: [&str; 12] = [
+/// Radii must be finite and non-negative, and distinct after rounding to their names.
+fn check_eps(cx: &StaticCall) -> Vec<Diag> {
+    let Some(v) = cx.args.get("eps") else { return vec![] };
+    let crate::check::VKind::List(items) = &v.kind else { return vec![] };
+    let mut d = Vec::new();
+    let mut seen: Vec<(String, f64)> = Vec::new();
+    for it in items {
+        let x = match it.kind {
+            crate::check::VKind::Int(i) => i as f64,
+            crate::check::VKind::Float(f) => f,
+            _ => continue,
+        };
+        if !(x >= 0.0 && x.is_finite()) {
+            d.push(
+                Diag::new(Code::E2006, format!("`eps` radii must be >= 0; got {x}")).at(it.span, "not a radius").hint(
+                    "robust accuracy at eps counts images no attack broke within distance eps, e.g. `eps: [0.1, 0.3]`",
+                ),
+            );
+            continue;
+        }
+        let name = robust_metric(x);
+        if let Some((_, other)) = seen.iter().find(|(n, _)| *n == name) {
+            d.push(
+                Diag::new(Code::E2006, format!("`eps` radii {other} and {x} are both reported as `{name}`"))
+                    .at(it.span, "same name as an earlier radius")
+                    .hint("radii are named by their first three significant digits; drop one or make them differ"),
+            );
+            continue;
+        }
+        seen.push((name, x));
+    }
+    d
+}
+
+/// What `bounds:` says, before the data is consulted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum BoundsArg {
+    /// The dataset's own box.
+    Data,
+    Box(f64, f64),
+    Unbounded,
+}
+
+fn bounds_arg(args: &Args) -> Result<BoundsArg, String> {
+    match args.get("bounds").map(|v| &v.kind) {
+        None | Some(crate::check::VKind::Sym(_) | crate::check::VKind::Str(_)) => Ok(BoundsArg::Data),
+        Some(crate::check::VKind::None) => Ok(BoundsArg::Unbounded),
+        _ => {
+            let b = args.floats("bounds").unwrap_or_default();
+            match b[..] {
+                [lo, hi] if lo < hi => Ok(BoundsArg::Box(lo, hi)),
+                _ => Err(format!("bounds must be two numbers [lo, hi] with lo < hi; got {b:?}")),
+            }
+        }
+    }
+}
+
+/// The box an attack works in; infinite where unbounded. `None`: `data` was asked for and
+/// the data declares none.
+fn resolve_bounds(arg: BoundsArg, data: Option<&Meta>) -> Option<(f64, f64)> {
+    match arg {
+        BoundsArg::Box(lo, hi) => Some((lo, hi)),
+        BoundsArg::Unbounded => Some((f64::NEG_INFINITY, f64::INFINITY)),
+        BoundsArg::Data => data?.bounds,
+    }
+}
+
+const SUMMARY: [&str; 13] = [
     "count",
     "attacked",
     "misclassified_at_start",
@@ -230,6 +309,7 @@ const SUMMARY: [&str; 12] = [
     "success_rate",
     "median",
     "mean",
+    "mean_success",
     "median_l0",
     "median_l1",
     "median_l2",
@@ -249,11 +329,24 @@ pub struct Outcome {
     pub input: Option<Vec<f32>>,
 }
 
-fn bounds_of(args: &Args) -> Result<(f64, f64), String> {
-    let Some(b) = args.floats("bounds") else { return Ok((0.0, 1.0)) };
-    match b[..] {
-        [lo, hi] if lo < hi => Ok((lo, hi)),
-        _ => Err(format!("bounds must be two numbers [lo, hi] with lo < hi; got {b:?}")),
+/// Attacks that need a finite box say so when the inputs are unbounded.
+fn unbounded_ok(cx: &StaticCall, span: crate::diag::Span) -> Vec<Diag> {
+    let Some(c) = cx.args.config("using") else { return vec![] };
+    match c.builtin.name {
+        "cw" => vec![
+            Diag::new(Code::E2006, "`cw` needs finite bounds: it optimises in tanh space between them")
+                .at(span, "unbounded")
+                .hint("give `bounds: [lo, hi]`, or attack unbounded inputs with `ddn`, `pgd` or `logbarrier`"),
+        ],
+        "pgd" if c.args.float("eps_max").is_none() => vec![
+            Diag::new(
+                Code::E2002,
+                "`pgd` on unbounded inputs needs `eps_max`: its default is the diameter of the bounds",
+            )
+            .at(span, "unbounded")
+            .hint("write e.g. `pgd(norm: l2, eps_max: 5.0)`, the largest radius to search"),
+        ],
+        _ => vec![],
     }
 }
 
@@ -270,12 +363,26 @@ impl Stage for AttackStage {
     }
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
         let (mut d, shape) = check_model(cx, "model", "data");
-        if let Err(e) = bounds_of(cx.args) {
-            d.push(
-                Diag::new(Code::E2006, e)
-                    .at(cx.args.get("bounds").map_or(cx.span, |v| v.span), "invalid bounds")
-                    .hint("write `bounds: [0.0, 1.0]`"),
-            );
+        d.extend(super::clamp::check(cx, "count", "data"));
+        d.extend(check_eps(cx));
+        let bounds_span = cx.args.get("bounds").map_or(cx.span, |v| v.span);
+        match bounds_arg(cx.args) {
+            Err(e) => {
+                d.push(Diag::new(Code::E2006, e).at(bounds_span, "invalid bounds").hint("write `bounds: [0.0, 1.0]`"))
+            }
+            Ok(arg) => {
+                let meta = cx.meta("data");
+                match (meta.as_ref(), resolve_bounds(arg, meta.as_ref())) {
+                    (Some(_), None) => d.push(
+                        Diag::new(Code::E2002, "`attack` needs `bounds:`: this data declares no box its inputs live in")
+                            .at(cx.args.get("data").map_or(cx.span, |v| v.span), "no declared bounds")
+                            .hint("give the box the attack must stay in, e.g. `bounds: [-3.0, 3.0]`, or `bounds: none` for unbounded inputs")
+                            .hint("image datasets declare [0, 1]; `toy2d` sets and `logit` outputs declare none"),
+                    ),
+                    (_, Some((lo, hi))) if !(hi - lo).is_finite() => d.extend(unbounded_ok(cx, bounds_span)),
+                    _ => {}
+                }
+            }
         }
         if let (Some((_, classes)), Some(top)) = (shape, cx.args.int("top"))
             && top as usize >= classes
@@ -300,7 +407,10 @@ impl Stage for AttackStage {
         let net = cx.model_ref("model", &data.shape, &mut rng)?;
         let labels = data.y.as_ref().ok_or_else(|| cx.error(Code::E4002, "the data has no labels"))?;
         let a = cx.args();
-        let bounds = bounds_of(a).map_err(|e| cx.error(Code::E2006, e))?;
+        let bounds = bounds_arg(a)
+            .ok()
+            .and_then(|arg| resolve_bounds(arg, cx.meta_of("data").as_ref()))
+            .ok_or_else(|| cx.error(Code::E2002, "the attack has no bounds"))?;
         let config = a.config("using").ok_or_else(|| cx.error(Code::R1002, "no attack"))?;
         let attack = attack_of(config, bounds, data.features());
         let count = a.int("count").unwrap_or(100) as usize;
@@ -308,7 +418,12 @@ impl Stage for AttackStage {
         let only_correct = a.bool("only_correct").unwrap_or(false);
         let crit = Criterion { top: a.int("top").unwrap_or(1) as usize };
         let model = |t: &candle_core::Tensor| net.forward_input_grad(t);
-        let oracle = Oracle::new(&model, &data.shape, bounds, crit, &cx.device);
+        let mut oracle = Oracle::new(&model, &data.shape, bounds, crit, &cx.device);
+        if !(bounds.1 - bounds.0).is_finite() {
+            // Unbounded inputs: noise starts scale with the spread of the data.
+            let (lo, hi) = data.x.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+            oracle = oracle.with_scale((hi - lo) as f64);
+        }
         let row = |i: usize| -> Vec<f64> { data.row(i).iter().map(|v| *v as f64).collect() };
 
         // Which images: the first `count`, or the first `count` the model gets right.
@@ -327,6 +442,14 @@ impl Stage for AttackStage {
                 }
             }
         }
+        let short = (chosen.len() < count).then(|| {
+            let have = chosen.len();
+            if only_correct {
+                format!("`count: {count}` asks for more correctly classified examples than the data holds: {have} are attacked")
+            } else {
+                super::clamp::message("count", count, have)
+            }
+        });
         let mut outcomes: Vec<Outcome> = Vec::new();
         let to_attack: Vec<usize> = chosen.iter().filter(|c| c.1).map(|c| c.0).collect();
         for &(i, correct) in &chosen {
@@ -388,6 +511,9 @@ impl Stage for AttackStage {
         let mut metrics = summary(&outcomes, norm, &eps_list(a));
         metrics.insert("gradients_per_image".into(), gradients as f64 / to_attack.len().max(1) as f64);
         metrics.insert("forwards_per_image".into(), forwards as f64 / to_attack.len().max(1) as f64);
+        if let Some(w) = short {
+            cx.warn(Code::W2001, w);
+        }
         Ok(Output { artifact: Artifact::Metrics, metrics, files })
     }
 }
@@ -401,7 +527,8 @@ fn norm_column(norm: Norm) -> usize {
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
+/// The median; NaN for no values. Infinite values (failures) sort last.
+pub fn median(v: &mut [f64]) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
@@ -410,24 +537,35 @@ fn median(v: &mut [f64]) -> f64 {
     if v.len() % 2 == 1 { v[m] } else { 0.5 * (v[m - 1] + v[m]) }
 }
 
+/// The mean; NaN for no values, infinite when one is.
+pub fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
+}
+
 /// Success rate and distances over the attacked images (those correctly classified at the
-/// start); robust accuracy at each eps over all `count` images: correct at the start and
-/// not broken within eps.
-pub fn summary(outcomes: &[Outcome], norm: Norm, eps: &[f64]) -> BTreeMap<String, f64> {
+/// start), a failed image counting as an infinite distance (the convention of foolbox and
+/// the papers): an attack that fails on half the images has an infinite median, never the
+/// median of the few it broke. `mean` is then infinite too, so `mean_success` gives the
+/// mean over the broken images, labelled as such. Robust accuracy at each eps is over all
+/// `count` images: correct at the start and not broken within eps.
+pub fn summary(outcomes: &[Outcome], norm: Norm, eps: &[f64]) -> Metrics {
     let attacked: Vec<&Outcome> = outcomes.iter().filter(|o| o.status != "misclassified").collect();
     let broken: Vec<&Outcome> = attacked.iter().copied().filter(|o| o.status == "broken").collect();
-    let col = |k: usize| -> Vec<f64> { broken.iter().map(|o| o.dist[k]).collect() };
-    let mut m = BTreeMap::new();
+    let all = |k: usize| -> Vec<f64> {
+        attacked.iter().map(|o| if o.status == "broken" { o.dist[k] } else { f64::INFINITY }).collect()
+    };
+    let own = norm_column(norm);
+    let mut m = Metrics::new();
     m.insert("count".into(), outcomes.len() as f64);
     m.insert("attacked".into(), attacked.len() as f64);
     m.insert("misclassified_at_start".into(), (outcomes.len() - attacked.len()) as f64);
     m.insert("broken".into(), broken.len() as f64);
     m.insert("success_rate".into(), broken.len() as f64 / attacked.len().max(1) as f64);
-    let own = col(norm_column(norm));
-    m.insert("mean".into(), if own.is_empty() { f64::NAN } else { own.iter().sum::<f64>() / own.len() as f64 });
-    m.insert("median".into(), median(&mut own.clone()));
+    m.insert("median".into(), median(&mut all(own)));
+    m.insert("mean".into(), mean(&all(own)));
+    m.insert("mean_success".into(), mean(&broken.iter().map(|o| o.dist[own]).collect::<Vec<_>>()));
     for (k, n) in Norm::ALL.iter().enumerate() {
-        m.insert(format!("median_{}", n.name()), median(&mut col(k)));
+        m.insert(format!("median_{}", n.name()), median(&mut all(k)));
     }
     for &e in eps {
         let survive = attacked.iter().filter(|o| o.status != "broken" || o.dist[norm_column(norm)] > e).count();
@@ -516,6 +654,45 @@ mod tests {
         Outcome { index: 0, label: 0, status, adv_label: None, dist: [1.0, 1.0, l2, 1.0], input: None }
     }
 
+    /// A failed image is an infinite distance: an attack breaking 2 of 5 images has an
+    /// infinite median and mean, not the median of its two successes.
+    #[test]
+    fn failures_count_as_infinite_distances_in_medians_and_means() {
+        let o = vec![
+            outcome("broken", 0.5),
+            outcome("broken", 1.5),
+            outcome("failed", f64::INFINITY),
+            outcome("failed", f64::INFINITY),
+            outcome("failed", f64::INFINITY),
+        ];
+        let m = summary(&o, Norm::L2, &[]);
+        assert_eq!(m["success_rate"], 0.4);
+        assert_eq!(m["median"], f64::INFINITY);
+        assert_eq!(m["median_l2"], f64::INFINITY);
+        assert_eq!(m["mean"], f64::INFINITY);
+        assert_eq!(m["mean_success"], 1.0);
+        // With one failure in five the median is still finite: the third smallest distance.
+        let o = vec![
+            outcome("broken", 0.5),
+            outcome("broken", 1.5),
+            outcome("broken", 2.5),
+            outcome("broken", 3.5),
+            outcome("failed", f64::INFINITY),
+        ];
+        let m = summary(&o, Norm::L2, &[]);
+        assert_eq!(m["median"], 2.5);
+        assert_eq!(m["mean_success"], 2.0);
+    }
+
+    #[test]
+    fn robust_metrics_are_named_by_three_significant_digits() {
+        assert_eq!(robust_metric(0.25), "robust_0p25");
+        assert_eq!(robust_metric(8.0 / 255.0), "robust_0p0314");
+        assert_eq!(robust_metric(1.0), "robust_1");
+        assert_eq!(robust_metric(0.1), "robust_0p1");
+        assert_eq!(robust_metric(0.0), "robust_0");
+    }
+
     /// Success and distances count attacked images only; robust accuracy is over all
     /// images, a misclassified one never counting as robust.
     #[test]
@@ -531,8 +708,10 @@ mod tests {
         assert_eq!(m["attacked"], 4.0);
         assert_eq!(m["misclassified_at_start"], 1.0);
         assert_eq!(m["success_rate"], 0.75);
-        assert_eq!(m["median"], 1.5);
-        assert_eq!(m["mean"], 1.5);
+        // The failed image sorts last: the median of 0.5, 1.5, 2.5, inf is 2.0.
+        assert_eq!(m["median"], 2.0);
+        assert_eq!(m["mean"], f64::INFINITY);
+        assert_eq!(m["mean_success"], 1.5);
         // Within 1.0 only the 0.5 image is broken: 3 of 5 stay correct; within 2.0, 2 of 5.
         assert_eq!(m[&robust_metric(1.0)], 0.6);
         assert_eq!(m[&robust_metric(2.0)], 0.4);

@@ -4,9 +4,9 @@ use super::registry::{Builtin, Dflt, Meta, Param, Stage, StaticCall};
 use crate::check::Ty;
 use crate::data::{TOY2D, toy2d};
 use crate::diag::{Code, Diag};
+use crate::exec::Metrics;
 use crate::exec::{Artifact, Output, RunCtx};
 use crate::rng::Rng;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub fn builtins() -> Vec<Builtin> {
@@ -46,7 +46,13 @@ impl Stage for Toy2d {
         Ty::Dataset
     }
     fn meta(&self, cx: &StaticCall) -> Meta {
-        Meta { shape: Some(vec![2]), classes: cx.args.text("name").and_then(classes_of) }
+        // The sets are unbounded point clouds: they declare no input box.
+        Meta {
+            shape: Some(vec![2]),
+            classes: cx.args.text("name").and_then(classes_of),
+            n: cx.args.int("n").map(|n| n as usize),
+            bounds: None,
+        }
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let a = cx.args();
@@ -58,7 +64,7 @@ impl Stage for Toy2d {
             None => cx.take_rng(),
         };
         let d = toy2d(&name, n, noise, &mut rng).map_err(|e| cx.error(Code::R1002, e))?;
-        let mut metrics = BTreeMap::new();
+        let mut metrics = Metrics::new();
         metrics.insert("n".into(), d.n as f64);
         metrics.insert("features".into(), d.features() as f64);
         if let Some(k) = d.classes {

@@ -5,12 +5,18 @@ use super::registry::{Builtin, Dflt, Meta, Param, Stage, StaticCall};
 use crate::check::{Args, Ty};
 use crate::data::{self, DataError, Dataset, files};
 use crate::diag::{Code, Diag};
+use crate::exec::Metrics;
 use crate::exec::{Artifact, Output, RunCtx};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const SPLITS: [&str; 2] = ["train", "test"];
+
+/// Images are scaled to [0, 1].
+const UNIT: (f64, f64) = (0.0, 1.0);
+
+/// The UCI optical digits file holds 1,797 images.
+const DIGITS_N: usize = 1797;
 
 /// How one IDX dataset is laid out in the data directory.
 struct IdxSet {
@@ -136,13 +142,13 @@ pub fn builtins() -> Vec<Builtin> {
 fn data_error(cx: &RunCtx, e: DataError) -> Diag {
     match &e {
         DataError::Missing { .. } => cx
-            .error(Code::R1001, e.to_string())
+            .error(Code::R1004, e.to_string())
             .hint(format!(
                 "the data directory is {}; pass `--data-dir DIR` or set FLOWLINE_DATA",
                 cx.data_dir.display()
             ))
             .hint("`flowline data fetch NAME` downloads and verifies the standard files"),
-        DataError::Io { .. } => cx.error(Code::R1001, e.to_string()).hint("check the file's permissions"),
+        DataError::Io { .. } => cx.error(Code::R1004, e.to_string()).hint("check the file's permissions"),
         DataError::Format { .. } => cx
             .error(Code::R1002, e.to_string())
             .hint("the file is damaged or not in the expected format; fetch it again"),
@@ -150,7 +156,7 @@ fn data_error(cx: &RunCtx, e: DataError) -> Diag {
 }
 
 fn dataset_output(d: Dataset) -> Output {
-    let mut metrics = BTreeMap::new();
+    let mut metrics = Metrics::new();
     metrics.insert("n".into(), d.n as f64);
     metrics.insert("features".into(), d.features() as f64);
     if let Some(k) = d.classes {
@@ -171,6 +177,17 @@ fn limit(cx: &RunCtx) -> Option<usize> {
     cx.args().int("limit").map(|v| v as usize)
 }
 
+/// The examples read, with a warning where `limit` asked for more than there are.
+fn limited(cx: &mut RunCtx, d: Dataset) -> Output {
+    if let Some(l) = limit(cx)
+        && d.n < l
+    {
+        let n = d.n;
+        cx.warn(Code::W2001, format!("`limit: {l}` asks for more examples than the data holds: all {n} are used"));
+    }
+    dataset_output(d)
+}
+
 fn first_folder(base: &Path, folders: &[&str]) -> PathBuf {
     folders.iter().map(|f| base.join(f)).find(|p| p.is_dir()).unwrap_or_else(|| base.join(folders[0]))
 }
@@ -181,8 +198,12 @@ impl Stage for IdxStage {
     fn output(&self) -> Ty {
         Ty::Dataset
     }
+    fn reads_data_dir(&self) -> bool {
+        true
+    }
     fn meta(&self, _cx: &StaticCall) -> Meta {
-        Meta { shape: Some(vec![1, 28, 28]), classes: Some(10) }
+        // How many examples depends on which file the data directory holds.
+        Meta { shape: Some(vec![1, 28, 28]), classes: Some(10), n: None, bounds: Some(UNIT) }
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let dir = first_folder(&cx.data_dir, self.0.folders);
@@ -193,7 +214,8 @@ impl Stage for IdxStage {
             let (x, shape, y, n) = data::idx::load_pair(&img, &lab, limit(cx))?;
             Ok(Dataset { x, n, shape, y: Some(y), classes: Some(10) })
         };
-        load().map(dataset_output).map_err(|e| data_error(cx, e))
+        let d = load().map_err(|e| data_error(cx, e))?;
+        Ok(limited(cx, d))
     }
 }
 
@@ -203,8 +225,11 @@ impl Stage for Cifar {
     fn output(&self) -> Ty {
         Ty::Dataset
     }
+    fn reads_data_dir(&self) -> bool {
+        true
+    }
     fn meta(&self, _cx: &StaticCall) -> Meta {
-        Meta { shape: Some(vec![3, 32, 32]), classes: Some(10) }
+        Meta { shape: Some(vec![3, 32, 32]), classes: Some(10), n: None, bounds: Some(UNIT) }
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let dir = first_folder(&cx.data_dir, &["cifar10", "cifar-10-batches-bin"]);
@@ -231,7 +256,8 @@ impl Stage for Cifar {
             let path = files::find(&dir, &names).map_err(|e| data_error(cx, e))?;
             data::cifar::load_batch(&path, &mut x, &mut y).map_err(|e| data_error(cx, e))?;
         }
-        Ok(dataset_output(first_n(x, y, vec![3, 32, 32], limit(cx))))
+        let d = first_n(x, y, vec![3, 32, 32], limit(cx));
+        Ok(limited(cx, d))
     }
 }
 
@@ -241,14 +267,29 @@ impl Stage for Digits {
     fn output(&self) -> Ty {
         Ty::Dataset
     }
-    fn meta(&self, _cx: &StaticCall) -> Meta {
-        Meta { shape: Some(vec![1, 8, 8]), classes: Some(10) }
+    fn reads_data_dir(&self) -> bool {
+        true
+    }
+    fn check(&self, cx: &StaticCall) -> Vec<Diag> {
+        match cx.args.int("limit") {
+            Some(l) if l as usize > DIGITS_N => vec![
+                Diag::new(Code::W2001, super::clamp::message("limit", l as usize, DIGITS_N))
+                    .at(cx.args.get("limit").map_or(cx.span, |v| v.span), "more than the file holds")
+                    .hint(format!("the UCI digits are {DIGITS_N} images; leave `limit` out to take them all")),
+            ],
+            _ => vec![],
+        }
+    }
+    fn meta(&self, cx: &StaticCall) -> Meta {
+        let n = cx.args.int("limit").map_or(DIGITS_N, |l| (l as usize).min(DIGITS_N));
+        Meta { shape: Some(vec![1, 8, 8]), classes: Some(10), n: Some(n), bounds: Some(UNIT) }
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let dir = first_folder(&cx.data_dir, &["digits"]);
         let path = files::find(&dir, &["digits.csv", "optdigits.csv"]).map_err(|e| data_error(cx, e))?;
         let (x, y) = data::digits::load(&path).map_err(|e| data_error(cx, e))?;
-        Ok(dataset_output(first_n(x, y, vec![1, 8, 8], limit(cx))))
+        let d = first_n(x, y, vec![1, 8, 8], limit(cx));
+        Ok(limited(cx, d))
     }
 }
 
@@ -258,8 +299,11 @@ impl Stage for Idx {
     fn output(&self) -> Ty {
         Ty::Dataset
     }
+    fn reads_data_dir(&self) -> bool {
+        true
+    }
     fn meta(&self, cx: &StaticCall) -> Meta {
-        Meta { shape: None, classes: cx.args.int("classes").map(|k| k as usize) }
+        Meta { shape: None, classes: cx.args.int("classes").map(|k| k as usize), n: None, bounds: Some(UNIT) }
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let resolve = |name: &str| {
@@ -281,7 +325,7 @@ impl Stage for Idx {
                 files::format_error(&labels, format!("label {bad} is not below `classes` = {classes}")),
             ));
         }
-        Ok(dataset_output(Dataset { x, n, shape, y: Some(y), classes: Some(classes) }))
+        Ok(limited(cx, Dataset { x, n, shape, y: Some(y), classes: Some(classes) }))
     }
 }
 
@@ -312,7 +356,7 @@ impl Stage for Downsample {
         let m = input_meta(cx);
         Meta {
             shape: m.shape.map(|s| if s.len() == 3 { vec![s[0], s[1] / f.max(1), s[2] / f.max(1)] } else { s }),
-            classes: m.classes,
+            ..m
         }
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
@@ -346,7 +390,8 @@ impl Stage for Logit {
         Ty::Dataset
     }
     fn meta(&self, cx: &StaticCall) -> Meta {
-        input_meta(cx)
+        // logit maps [0, 1] onto the whole real line.
+        Meta { bounds: None, ..input_meta(cx) }
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let d = cx.dataset("data")?;
@@ -364,13 +409,14 @@ impl Stage for Split {
         vec![("first".into(), Ty::Dataset), ("second".into(), Ty::Dataset)]
     }
     fn meta(&self, cx: &StaticCall) -> Meta {
-        input_meta(cx)
+        // One meta for both parts: their sizes differ.
+        Meta { n: None, ..input_meta(cx) }
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let d = cx.dataset("data")?;
         let mut rng = cx.take_rng();
         let (a, b) = data::split(&d, cx.args().float("fraction").unwrap_or(0.9), &mut rng);
-        let mut metrics = BTreeMap::new();
+        let mut metrics = Metrics::new();
         metrics.insert("first".into(), a.n as f64);
         metrics.insert("second".into(), b.n as f64);
         Ok(Output { artifact: Artifact::Split(Arc::new(a), Arc::new(b)), metrics, files: vec![] })

@@ -5,9 +5,9 @@ use super::registry::{Builtin, Dflt, Param, Stage, StaticCall};
 use super::train::{LOSSES, objective};
 use crate::check::{Args, Ty};
 use crate::diag::{Code, Diag};
+use crate::exec::Metrics;
 use crate::exec::{Artifact, Output, RunCtx};
 use crate::nn::evaluate_classifier;
-use std::collections::BTreeMap;
 
 const METRICS: [&str; 2] = ["accuracy", "loss"];
 
@@ -44,7 +44,7 @@ impl Stage for Evaluate {
         let model = cx.model_ref("trained", &data.shape, &mut rng)?;
         let (acc, loss) =
             evaluate_classifier(&model, &data, objective(cx.args().text("loss")), &cx.device).map_err(candle)?;
-        let mut metrics = BTreeMap::new();
+        let mut metrics = Metrics::new();
         for m in cx.args().texts("metrics") {
             metrics.insert(m.clone(), if m == "accuracy" { acc } else { loss });
         }

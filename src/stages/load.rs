@@ -5,10 +5,11 @@ use super::layers::layer_specs;
 use super::registry::{Builtin, Dflt, Meta, Param, Stage, StaticCall};
 use crate::check::{Args, Ty, VKind};
 use crate::diag::{Code, Diag};
+use crate::exec::Metrics;
 use crate::exec::{Artifact, Output, RunCtx, Trained};
 use crate::nn::{Net, infer_shapes};
 use candle_core::Tensor;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 pub fn builtins() -> Vec<Builtin> {
@@ -101,7 +102,7 @@ impl Stage for LoadModel {
             Some([w]) => Some(*w),
             _ => None,
         });
-        Meta { shape: Some(input), classes }
+        Meta { shape: Some(input), classes, ..Meta::default() }
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let a = cx.args();
@@ -110,7 +111,7 @@ impl Stage for LoadModel {
         let input = ints(a, "input");
         if !path.is_file() {
             return Err(cx
-                .error(Code::R1001, format!("model file {} not found", path.display()))
+                .error(Code::R1004, format!("model file {} not found", path.display()))
                 .hint("paths are relative to the folder flowline runs in"));
         }
         let rename: Vec<(String, String)> = a
@@ -135,7 +136,7 @@ impl Stage for LoadModel {
             [w] => Some(*w),
             _ => None,
         });
-        let mut metrics = BTreeMap::new();
+        let mut metrics = Metrics::new();
         metrics.insert("parameters".into(), model.parameter_count() as f64);
         Ok(Output { artifact: Artifact::Trained(Arc::new(Trained { model, classes })), metrics, files: vec![] })
     }

@@ -3,6 +3,7 @@
 
 mod attack_reports;
 mod attacks;
+mod clamp;
 mod data;
 mod datasets;
 mod evaluate;
@@ -29,15 +30,44 @@ pub fn listing() -> String {
             out.push_str(&format!("  {:<48} {}\n", b.signature(), b.doc));
         }
     }
+    let defs = crate::stdlib::defs();
+    let mut modules: Vec<&str> = defs.iter().map(|d| d.module.as_str()).collect();
+    modules.dedup();
+    for m in modules {
+        out.push_str(&format!("definitions in {m} (`use {m}`):\n"));
+        for d in defs.iter().filter(|d| d.module == m) {
+            out.push_str(&format!("  {:<48} {}\n", d.signature(), d.doc));
+        }
+    }
+    out
+}
+
+/// `flowline doc` of a standard-library `def`.
+fn def_doc(d: &crate::stdlib::StdDef) -> String {
+    let mut out = format!("{} (def in {}; `use {}`)\n\n  {}\n\n{}\n", d.name, d.module, d.module, d.signature(), d.doc);
+    if !d.params.is_empty() {
+        out.push_str("\nparameters:\n");
+        for (n, default) in &d.params {
+            out.push_str(&format!("  {n:<14} (default: {default})\n"));
+        }
+    }
+    out.push_str(&format!("\ndefinition:\n  {} = {}\n", d.signature(), d.body));
     out
 }
 
 /// `flowline doc NAME`.
 pub fn doc(name: &str) -> Result<String, String> {
+    if find(name).is_none()
+        && let Some(d) = crate::stdlib::find_def(name)
+    {
+        return Ok(def_doc(&d));
+    }
     let Some(b) = find(name) else {
-        let hint = crate::diag::did_you_mean(name, all().iter().map(|b| b.name))
-            .map(|s| format!(" (did you mean `{s}`?)"))
-            .unwrap_or_default();
+        let defs = crate::stdlib::defs();
+        let hint =
+            crate::diag::did_you_mean(name, all().iter().map(|b| b.name).chain(defs.iter().map(|d| d.name.as_str())))
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
         return Err(format!("no built-in named `{name}`{hint}; `flowline stages` lists them"));
     };
     let mut out = format!("{} ({})\n\n  {}\n\n{}\n", b.name, b.sort.name(), b.signature(), b.doc);

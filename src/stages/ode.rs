@@ -3,6 +3,7 @@
 use super::registry::{Builtin, Dflt, Meta, Param, Sort, Stage, StaticCall};
 use crate::check::{Args, CVal, Config, Ty, VKind};
 use crate::diag::{Code, Diag};
+use crate::exec::Metrics;
 use crate::exec::{Artifact, Output, RunCtx};
 use crate::ode::{Failure, Method, Options, solve};
 use candle_core::{Device, Tensor};
@@ -189,6 +190,37 @@ fn evaluate(c: &Config, y: &Tensor) -> candle_core::Result<Tensor> {
     }
 }
 
+/// The code and the fix for a failed solve.
+fn failure_code(f: &Failure) -> (Code, &'static str) {
+    match f {
+        Failure::MaxSteps => (
+            Code::R2002,
+            "raise `max_steps` or loosen the tolerances; stiff problems need many small steps with explicit methods",
+        ),
+        Failure::StepUnderflow => (
+            Code::R2003,
+            "the solution changes faster than `min_step` can follow (a stiff problem, or one that blows up): lower `min_step` or loosen the tolerances",
+        ),
+        Failure::NonFinite => (
+            Code::R2004,
+            "the solution blows up: shorten the interval, take a smaller step, or check the field's parameters",
+        ),
+        _ => (Code::R1002, "check the solver's options"),
+    }
+}
+
+/// A solver as a table shows it: `rk4(h=0.01)`, `dopri5(1e-6)` (rtol = atol), or
+/// `dopri5(rtol=1e-6, atol=1e-8)`.
+pub fn solver_label(c: &Config) -> String {
+    let num = |v: f64| crate::exec::show_number(v);
+    match (c.args.float("step"), c.args.float("rtol"), c.args.float("atol")) {
+        (Some(h), _, _) => format!("{}(h={})", c.builtin.name, num(h)),
+        (None, Some(r), Some(a)) if r == a => format!("{}({})", c.builtin.name, num(r)),
+        (None, Some(r), Some(a)) => format!("{}(rtol={}, atol={})", c.builtin.name, num(r), num(a)),
+        _ => c.builtin.name.to_string(),
+    }
+}
+
 struct Odeint;
 
 impl Stage for Odeint {
@@ -196,7 +228,7 @@ impl Stage for Odeint {
         Ty::Metrics
     }
     fn fields(&self, _args: &Args) -> Vec<(String, Ty)> {
-        ["nfe", "accepted", "rejected", "failed"].iter().map(|f| (f.to_string(), Ty::Float)).collect()
+        ["nfe", "accepted", "rejected", "failed", "t_reached"].iter().map(|f| (f.to_string(), Ty::Float)).collect()
     }
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
         let (Some(field), Some(y0)) = (cx.args.config("field"), cx.args.get("y0")) else { return vec![] };
@@ -247,31 +279,43 @@ impl Stage for Odeint {
         let ts: Vec<f64> = (0..points).map(|i| t0 + (t1 - t0) * i as f64 / (points - 1) as f64).collect();
         let y0t = Tensor::new(y0.as_slice(), &Device::Cpu).map_err(|e| cx.error(Code::R1002, e.to_string()))?;
         let f = |_t: f64, y: &[Tensor]| Ok(vec![evaluate(&field, &y[0])?]);
-        let (ys, stats, failed) = match solve(&f, &[y0t], &ts, &opts) {
-            Ok(s) => (s.ys, s.stats, None),
+        // Each row is (t, state): the requested times reached, and on a kept failure the
+        // time and state the solver got to.
+        let to_row = |s: &[Tensor]| s[0].to_vec1::<f64>().unwrap_or_default();
+        let (rows, stats, reached): (Vec<(f64, Vec<f64>)>, _, Option<f64>) = match solve(&f, &[y0t], &ts, &opts) {
+            Ok(s) => (ts.iter().copied().zip(s.ys.iter().map(|s| to_row(s))).collect(), s.stats, None),
             Err(e) => {
-                let code = match e.failure {
-                    Failure::MaxSteps => Code::R2002,
-                    Failure::StepUnderflow | Failure::NonFinite => Code::R2003,
-                    _ => Code::R1002,
-                };
+                let (code, fix) = failure_code(&e.failure);
                 let diag = cx
-                    .error(code, format!("`{}` stopped at t = {:.6}: {} after {} accepted and {} rejected steps ({} evaluations)", solver.builtin.name, e.t, e.failure, e.stats.accepted, e.stats.rejected, e.stats.nfe))
-                    .hint("loosen the tolerances or raise `max_steps`; stiff problems need many small steps with explicit methods")
-                    .hint("a fixed-step method (`rk4(step: ...)`) always finishes; `on_failure: \"return\"` keeps the partial trajectory");
+                    .error(
+                        code,
+                        format!(
+                            "`{}` stopped at t = {:.6}: {} after {} accepted and {} rejected steps ({} evaluations)",
+                            solver.builtin.name, e.t, e.failure, e.stats.accepted, e.stats.rejected, e.stats.nfe
+                        ),
+                    )
+                    .hint(fix)
+                    .hint("`on_failure: \"return\"` keeps the trajectory up to the failure");
                 if !keep_partial {
                     return Err(diag);
                 }
-                (e.partial, e.stats, Some(diag.message))
+                let mut rows: Vec<(f64, Vec<f64>)> =
+                    ts.iter().copied().zip(e.partial.iter().map(|s| to_row(s))).collect();
+                if let Some(last) = &e.last
+                    && rows.last().is_none_or(|(t, _)| *t < e.t)
+                {
+                    rows.push((e.t, to_row(last)));
+                }
+                cx.warn(code, format!("the solve failed at t = {}; the trajectory up to there is kept", e.t));
+                (rows, e.stats, Some(e.t))
             }
         };
-        let rows: Vec<Vec<f64>> = ys.iter().map(|s| s[0].to_vec1::<f64>().unwrap_or_default()).collect();
         let mut csv = String::from("t");
         for i in 0..y0.len() {
             csv.push_str(&format!(",y{i}"));
         }
         csv.push('\n');
-        for (t, r) in ts.iter().zip(&rows) {
+        for (t, r) in &rows {
             csv.push_str(&format!("{t}"));
             for v in r {
                 csv.push_str(&format!(",{v}"));
@@ -280,7 +324,7 @@ impl Stage for Odeint {
         }
         let mut files = vec![cx.write_file("trajectory.csv", csv.as_bytes())?];
         let series: Vec<Vec<f64>> =
-            (0..y0.len()).map(|i| rows.iter().map(|r| r.get(i).copied().unwrap_or(f64::NAN)).collect()).collect();
+            (0..y0.len()).map(|i| rows.iter().map(|r| r.1.get(i).copied().unwrap_or(f64::NAN)).collect()).collect();
         let png = if y0.len() >= 2 {
             crate::plots::line_plot(
                 &[crate::plots::Series { name: "trajectory", values: &series[1], xs: Some(&series[0]) }],
@@ -289,7 +333,7 @@ impl Stage for Odeint {
                 "y1",
             )
         } else {
-            let tt: Vec<f64> = ts[..rows.len()].to_vec();
+            let tt: Vec<f64> = rows.iter().map(|r| r.0).collect();
             crate::plots::line_plot(
                 &[crate::plots::Series { name: "y0", values: &series[0], xs: Some(&tt) }],
                 cx.name(),
@@ -298,12 +342,13 @@ impl Stage for Odeint {
             )
         };
         files.push(cx.write_file("phase.png", &png.to_png().map_err(|e| cx.error(Code::R1001, e))?)?);
-        let mut metrics = BTreeMap::new();
+        let mut metrics = Metrics::new();
         metrics.insert("nfe".into(), stats.nfe as f64);
         metrics.insert("accepted".into(), stats.accepted as f64);
         metrics.insert("rejected".into(), stats.rejected as f64);
-        metrics.insert("failed".into(), if failed.is_some() { 1.0 } else { 0.0 });
-        if let Some(last) = rows.last() {
+        metrics.insert("failed".into(), if reached.is_some() { 1.0 } else { 0.0 });
+        metrics.insert("t_reached".into(), reached.unwrap_or(t1));
+        if let Some((_, last)) = rows.last() {
             for (i, v) in last.iter().enumerate() {
                 metrics.insert(format!("final_{i}"), *v);
             }
@@ -312,11 +357,21 @@ impl Stage for Odeint {
     }
 }
 
-fn final_state(field: &Config, y0: &[f64], t1: f64, opts: &Options) -> Result<(Vec<f64>, crate::ode::Stats), String> {
-    let y = Tensor::new(y0, &Device::Cpu).map_err(|e| e.to_string())?;
+/// The state at t1, or the failure's code, fix and description.
+fn final_state(
+    field: &Config,
+    y0: &[f64],
+    t1: f64,
+    opts: &Options,
+) -> Result<(Vec<f64>, crate::ode::Stats), (Code, &'static str, String)> {
+    let tensor = |e: candle_core::Error| (Code::R1002, "check the field's parameters", e.to_string());
+    let y = Tensor::new(y0, &Device::Cpu).map_err(tensor)?;
     let f = |_t: f64, y: &[Tensor]| Ok(vec![evaluate(field, &y[0])?]);
-    let sol = solve(&f, &[y], &[0.0, t1], opts).map_err(|e| format!("{} at t = {}", e.failure, e.t))?;
-    Ok((sol.ys[1][0].to_vec1::<f64>().map_err(|e| e.to_string())?, sol.stats))
+    let sol = solve(&f, &[y], &[0.0, t1], opts).map_err(|e| {
+        let (code, fix) = failure_code(&e.failure);
+        (code, fix, format!("{} at t = {}", e.failure, e.t))
+    })?;
+    Ok((sol.ys[1][0].to_vec1::<f64>().map_err(tensor)?, sol.stats))
 }
 
 struct SolverTable;
@@ -335,7 +390,7 @@ impl Stage for SolverTable {
         let t1 = a.float("t1").unwrap_or(1.0);
         let reference = solver_options(a.config("reference").ok_or_else(|| cx.error(Code::R1002, "no reference"))?);
         let (exact, _) = final_state(&field, &y0, t1, &reference)
-            .map_err(|e| cx.error(Code::R2002, format!("the reference solve failed: {e}")))?;
+            .map_err(|(code, fix, e)| cx.error(code, format!("the reference solve failed: {e}")).hint(fix))?;
         let solvers: Vec<Config> = match a.get("solvers").map(|v| &v.kind) {
             Some(VKind::List(items)) => items
                 .iter()
@@ -344,14 +399,13 @@ impl Stage for SolverTable {
             _ => Vec::new(),
         };
         let labels = a.texts("labels");
-        let mut metrics = BTreeMap::new();
+        let mut metrics = Metrics::new();
         let mut csv = String::from("solver,error,nfe,accepted,rejected\n");
         let mut by_method: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
         for (k, c) in solvers.iter().enumerate() {
-            let label = labels.get(k).cloned().unwrap_or_else(|| format!("{}{k}", c.builtin.name));
-            let (y, stats) = final_state(&field, &y0, t1, &solver_options(c)).map_err(|e| {
-                cx.error(Code::R2002, format!("`{label}` failed: {e}")).hint("loosen the tolerances or raise max_steps")
-            })?;
+            let label = labels.get(k).cloned().unwrap_or_else(|| solver_label(c));
+            let (y, stats) = final_state(&field, &y0, t1, &solver_options(c))
+                .map_err(|(code, fix, e)| cx.error(code, format!("`{label}` failed: {e}")).hint(fix))?;
             let err = y.iter().zip(&exact).map(|(p, q)| (p - q).powi(2)).sum::<f64>().sqrt();
             csv.push_str(&format!("{label},{err:e},{},{},{}\n", stats.nfe, stats.accepted, stats.rejected));
             metrics.insert(format!("{label}.error"), err);

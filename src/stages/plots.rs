@@ -3,9 +3,9 @@
 use super::registry::{Builtin, Dflt, Param, Stage, StaticCall};
 use crate::check::{Args, Ty};
 use crate::diag::{Code, Diag};
+use crate::exec::Metrics;
 use crate::exec::{Artifact, Output, RunCtx};
 use crate::nn::predict_classes;
-use std::collections::BTreeMap;
 
 pub fn builtins() -> Vec<Builtin> {
     vec![
@@ -112,7 +112,7 @@ impl Stage for Scatter {
             .to_png()
             .map_err(|e| cx.error(Code::R1001, e))?;
         let rel = cx.write_file("scatter.png", &png)?;
-        Ok(Output { artifact: Artifact::File(rel.clone()), metrics: BTreeMap::new(), files: vec![rel] })
+        Ok(Output { artifact: Artifact::File(rel.clone()), metrics: Metrics::new(), files: vec![rel] })
     }
 }
 
@@ -142,7 +142,7 @@ impl Stage for Decision {
         .map_err(|e| cx.error(Code::R1002, e))?;
         let png = canvas.to_png().map_err(|e| cx.error(Code::R1001, e))?;
         let rel = cx.write_file("decision.png", &png)?;
-        Ok(Output { artifact: Artifact::File(rel.clone()), metrics: BTreeMap::new(), files: vec![rel] })
+        Ok(Output { artifact: Artifact::File(rel.clone()), metrics: Metrics::new(), files: vec![rel] })
     }
 }
 
@@ -204,7 +204,7 @@ impl Stage for Grid {
             .to_png()
             .map_err(|e| cx.error(Code::R1001, e))?;
         let rel = cx.write_file("grid.png", &png)?;
-        Ok(Output { artifact: Artifact::File(rel.clone()), metrics: BTreeMap::new(), files: vec![rel] })
+        Ok(Output { artifact: Artifact::File(rel.clone()), metrics: Metrics::new(), files: vec![rel] })
     }
 }
 
@@ -236,7 +236,7 @@ impl Stage for Misclassified {
             .to_png()
             .map_err(|e| cx.error(Code::R1001, e))?;
         let rel = cx.write_file("misclassified.png", &png)?;
-        let mut metrics = BTreeMap::new();
+        let mut metrics = Metrics::new();
         metrics.insert("errors".into(), wrong.len() as f64);
         Ok(Output { artifact: Artifact::File(rel.clone()), metrics, files: vec![rel] })
     }
@@ -284,7 +284,7 @@ impl Stage for Curves {
             .to_png()
             .map_err(|e| cx.error(Code::R1001, e))?;
         let rel = cx.write_file("curves.png", &png)?;
-        Ok(Output { artifact: Artifact::File(rel.clone()), metrics: BTreeMap::new(), files: vec![rel] })
+        Ok(Output { artifact: Artifact::File(rel.clone()), metrics: Metrics::new(), files: vec![rel] })
     }
 }
 

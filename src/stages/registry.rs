@@ -118,6 +118,10 @@ pub struct Meta {
     pub shape: Option<Vec<usize>>,
     /// Number of classes of a labelled dataset, or output width of a model.
     pub classes: Option<usize>,
+    /// Number of examples of a dataset, where it is known before anything runs.
+    pub n: Option<usize>,
+    /// The box a dataset's values live in, where the dataset declares one (images: [0, 1]).
+    pub bounds: Option<(f64, f64)>,
 }
 
 /// What a stage's static hooks can see.
@@ -128,6 +132,10 @@ pub struct StaticCall<'a> {
 }
 
 impl StaticCall<'_> {
+    /// The argument was written (a default carries the span of the call itself).
+    pub fn given(&self, param: &str) -> bool {
+        self.args.get(param).is_some_and(|v| v.span != self.span)
+    }
     pub fn meta(&self, param: &str) -> Option<Meta> {
         match self.args.get(param) {
             Some(CVal { kind: crate::check::VKind::Stage(r), .. }) => (self.meta_of)(r),
@@ -154,6 +162,10 @@ pub trait Stage: Send + Sync {
     }
     fn meta(&self, _cx: &StaticCall) -> Meta {
         Meta::default()
+    }
+    /// The stage reads files from the data directory (`--data-dir`).
+    fn reads_data_dir(&self) -> bool {
+        false
     }
     /// Part of the cache key: bumped when the stage's own code changes its results.
     fn revision(&self) -> u32 {

@@ -6,11 +6,12 @@ use super::optim::{optimizer_spec, schedule_spec};
 use super::registry::{Builtin, Dflt, Meta, Param, Stage, StaticCall};
 use crate::check::{Args, Ty};
 use crate::diag::{Code, Diag};
+use crate::exec::Metrics;
 use crate::exec::{Artifact, ModelArg, Output, RunCtx, Trained, yaml};
 use crate::nn::{Augment, FitConfig, FitError, Net, Objective, Start, fit_classifier};
 use crate::plots::Series;
 use candle_core::Tensor;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 pub const LOSSES: [&str; 2] = ["cross_entropy", "mse"];
@@ -69,7 +70,7 @@ pub fn builtins() -> Vec<Builtin> {
                 "resume",
                 Ty::opt(Ty::Str),
                 Dflt::None,
-                "continue from a checkpoint file written by `checkpoint_every`",
+                "continue from a checkpoint written by `checkpoint_every`; a relative path is read from the run folder (`fit/checkpoints/step_100.safetensors`)",
             ),
         ],
         Train,
@@ -117,6 +118,7 @@ impl Stage for Train {
             );
         }
         diags.extend(check_model(cx, "model", "data").0);
+        diags.extend(super::clamp::check(cx, "batch", "data"));
         if let (Some(train), Some(valid), Some(v)) = (cx.meta("data"), cx.meta("valid"), cx.args.get("valid"))
             && train.shape.is_some()
             && valid.shape.is_some()
@@ -139,7 +141,7 @@ impl Stage for Train {
     }
     fn meta(&self, cx: &StaticCall) -> Meta {
         let widths = check_model(cx, "model", "data").1;
-        Meta { shape: widths.as_ref().map(|w| w.0.clone()), classes: widths.map(|w| w.1) }
+        Meta { shape: widths.as_ref().map(|w| w.0.clone()), classes: widths.map(|w| w.1), ..Meta::default() }
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let data = cx.dataset("data")?;
@@ -149,7 +151,12 @@ impl Stage for Train {
             a.config("optimizer").and_then(optimizer_spec).ok_or_else(|| cx.error(Code::R1002, "no optimizer"))?;
         let schedule =
             a.config("schedule").and_then(schedule_spec).ok_or_else(|| cx.error(Code::R1002, "no schedule"))?;
-        let batch = (a.int("batch").unwrap_or(128) as usize).min(data.n.max(1));
+        let asked = a.int("batch").unwrap_or(128) as usize;
+        let batch = asked.min(data.n.max(1));
+        if batch < asked && cx.given("batch") {
+            cx.warn(Code::W2001, super::clamp::message("batch", asked, data.n));
+        }
+        let a = cx.args();
         let per_epoch = (data.n / batch).max(1);
         let steps = match (a.int("iters"), a.int("epochs")) {
             (Some(i), _) => i as usize,
@@ -250,7 +257,7 @@ impl Stage for Train {
             let rel = p.display().to_string();
             [rel.clone(), rel.replace(".safetensors", ".yaml")]
         }));
-        let mut metrics = BTreeMap::new();
+        let mut metrics = Metrics::new();
         metrics.insert("final_loss".into(), fit.final_loss);
         metrics.insert("steps".into(), fit.steps_taken as f64);
         metrics.insert("parameters".into(), model.parameter_count() as f64);
@@ -276,15 +283,16 @@ fn checkpoint_yaml(model: &Net, classes: Option<usize>, optimizer: &crate::nn::O
 }
 
 fn load_checkpoint(cx: &RunCtx, model: &Net, path: &str) -> Result<Start, Diag> {
-    let file = std::path::PathBuf::from(path);
+    // Checkpoints live in run folders, so a relative path names one inside this run's.
+    let file = cx.run_dir.join(path);
     let bad = |why: String| {
         cx.error(Code::R1002, format!("cannot resume from {path}: {why}"))
             .hint("resume from a `step_N.safetensors` written by `checkpoint_every` for the same model")
     };
     if !file.is_file() {
         return Err(cx
-            .error(Code::R1001, format!("checkpoint {path} not found"))
-            .hint("checkpoints are written to <run>/<stage>/checkpoints/step_N.safetensors"));
+            .error(Code::R1004, format!("checkpoint {} not found", file.display()))
+            .hint("a relative `resume:` path is read from the run folder: `<stage>/checkpoints/step_N.safetensors`"));
     }
     let map = candle_core::safetensors::load(&file, &cx.device).map_err(|e| bad(e.to_string()))?;
     let meta =

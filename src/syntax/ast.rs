@@ -17,11 +17,22 @@ pub struct Stmt {
 #[derive(Debug, Clone)]
 pub enum StmtKind {
     Use(UseTarget),
-    Seed(i64),
-    Let { name: Ident, value: Expr },
-    Def { name: Ident, params: Vec<Param>, body: Expr },
+    /// The checker requires a non-negative integer.
+    Seed(Expr),
+    Let {
+        name: Ident,
+        value: Expr,
+    },
+    Def {
+        name: Ident,
+        params: Vec<Param>,
+        body: Expr,
+    },
     Report(Vec<Path>),
-    Profile { name: Ident, assigns: Vec<Assign> },
+    Profile {
+        name: Ident,
+        assigns: Vec<Assign>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +118,9 @@ pub struct Arg {
 #[derive(Debug, Clone)]
 pub enum ExprKind {
     Int(i64),
+    /// An integer literal beyond 64 bits, kept as written: the checker decides, from the
+    /// parameter it is given to, whether it is a float or out of range.
+    BigInt(String),
     Float(f64),
     Str(String),
     Bool(bool),

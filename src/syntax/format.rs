@@ -76,7 +76,7 @@ fn format_stmt(stmt: &Stmt, text: &str) -> String {
     match &stmt.kind {
         StmtKind::Use(UseTarget::Std(m)) => format!("use {m}"),
         StmtKind::Use(UseTarget::File(f)) => format!("use {}", quote(f)),
-        StmtKind::Seed(s) => format!("seed {s}"),
+        StmtKind::Seed(s) => format!("seed {}", expr(s, text)),
         StmtKind::Let { name, value } => broken(&format!("let {} = ", name.name), value, text),
         StmtKind::Def { name, params, body } => {
             let ps: Vec<String> =
@@ -149,6 +149,7 @@ fn literal(e: &Expr, text: &str) -> Option<String> {
 pub fn expr(e: &Expr, text: &str) -> String {
     match &e.kind {
         ExprKind::Int(v) => literal(e, text).filter(|s| s.parse::<i64>().is_ok()).unwrap_or_else(|| v.to_string()),
+        ExprKind::BigInt(s) => s.clone(),
         ExprKind::Float(v) => literal(e, text).filter(|s| s.parse::<f64>().is_ok()).unwrap_or_else(|| format!("{v:?}")),
         ExprKind::Str(s) => quote(s),
         ExprKind::Bool(b) => b.to_string(),

@@ -7,5 +7,5 @@ mod format;
 mod parser;
 
 pub use comments::{Comment, comments};
-pub use format::format_program;
+pub use format::{expr as format_expr, format_program};
 pub use parser::{parse_expr, parse_program};

@@ -168,12 +168,21 @@ fn parse_stmt(ctx: &mut Ctx, pair: Pair<Rule>) -> Option<Stmt> {
     span.hi = (ctx.offset + start + trim_trivia(pair.as_str())) as u32;
     let kind = match pair.as_rule() {
         Rule::use_stmt => parse_use(pair)?,
-        Rule::seed_stmt => StmtKind::Seed(parse_int_value(ctx, pair.into_inner().next()?)?),
+        Rule::seed_stmt => StmtKind::Seed(parse_expr_pair(ctx, pair.into_inner().next()?)),
         Rule::let_stmt => parse_let(ctx, pair)?,
         Rule::def_stmt => parse_def(ctx, pair)?,
         Rule::report_stmt => StmtKind::Report(pair.into_inner().map(|p| parse_path(ctx, p)).collect()),
         Rule::profile_stmt => parse_profile(ctx, pair)?,
         Rule::unknown_stmt => {
+            // A statement that fails only because of a name outside ASCII falls through to
+            // the catch-all; say what is wrong with the name.
+            let at = pair.as_span().start();
+            if let Some(pos) = first_non_ascii_letter(pair.as_str())
+                && let Some(d) = non_ascii_name(ctx, at + pos)
+            {
+                ctx.diags.push(d);
+                return None;
+            }
             let word: String = pair.as_str().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
             let shown = if word.is_empty() { pair.as_str().chars().take(12).collect() } else { word };
             ctx.diags.push(
@@ -250,21 +259,6 @@ fn parse_ident(ctx: &mut Ctx, pair: Pair<Rule>) -> Ident {
     Ident { name: pair.as_str().to_string(), span: ctx.span(&pair) }
 }
 
-fn parse_int_value(ctx: &mut Ctx, pair: Pair<Rule>) -> Option<i64> {
-    match pair.as_str().parse::<i64>() {
-        Ok(v) => Some(v),
-        Err(_) => {
-            let span = ctx.span(&pair);
-            ctx.diags.push(
-                Diag::new(Code::E0004, format!("integer `{}` is too large", pair.as_str()))
-                    .at(span, "does not fit in 64 bits")
-                    .hint("integers range up to 9223372036854775807; write a float (`1e20`) for larger values"),
-            );
-            None
-        }
-    }
-}
-
 fn parse_expr_pair(ctx: &mut Ctx, pair: Pair<Rule>) -> Expr {
     let operators = pair
         .clone()
@@ -322,14 +316,7 @@ fn parse_primary(ctx: &mut Ctx, pair: Pair<Rule>) -> Expr {
     let kind = match pair.as_rule() {
         Rule::int => match pair.as_str().parse::<i64>() {
             Ok(v) => ExprKind::Int(v),
-            Err(_) => {
-                ctx.diags.push(
-                    Diag::new(Code::E0004, format!("integer `{}` is too large", pair.as_str()))
-                        .at(span, "does not fit in 64 bits")
-                        .hint("write it as a float, e.g. `1e20`"),
-                );
-                ExprKind::Invalid
-            }
+            Err(_) => ExprKind::BigInt(pair.as_str().to_string()),
         },
         Rule::float => match pair.as_str().parse::<f64>() {
             Ok(v) if v.is_finite() => ExprKind::Float(v),
@@ -441,6 +428,9 @@ fn syntax_error(ctx: &Ctx, err: &pest::error::Error<Rule>) -> Diag {
         pest::error::InputLocation::Span((s, _)) => s,
     };
     let pos = pos.min(ctx.text.len());
+    if let Some(d) = non_ascii_name(ctx, pos) {
+        return d;
+    }
     let mut expected: Vec<String> = Vec::new();
     if let pest::error::ErrorVariant::ParsingError { positives, .. } = &err.variant {
         for r in positives {
@@ -494,6 +484,83 @@ fn syntax_error(ctx: &Ctx, err: &pest::error::Error<Rule>) -> Diag {
         d = d.hint(h);
     }
     d
+}
+
+/// A name with a letter outside ASCII (`let données`): names are ASCII, so say which
+/// letter is the problem and offer the name without it.
+fn non_ascii_name(ctx: &Ctx, pos: usize) -> Option<Diag> {
+    let text = ctx.text;
+    let c = text.get(pos..)?.chars().next()?;
+    if c.is_ascii() || !c.is_alphanumeric() {
+        return None;
+    }
+    let word_char = |c: char| c.is_alphanumeric() || c == '_';
+    let lo = text[..pos].char_indices().rev().take_while(|(_, c)| word_char(*c)).last().map_or(pos, |(i, _)| i);
+    let hi = pos + text[pos..].char_indices().find(|(_, c)| !word_char(*c)).map_or(text.len() - pos, |(i, _)| i);
+    let word = &text[lo..hi];
+    let folded: String = word.chars().map(ascii_fold).collect();
+    let span = Span::new(ctx.file, ctx.offset + lo, ctx.offset + hi);
+    let mut d = Diag::new(Code::E0001, format!("`{word}` is not a valid name: `{c}` is not an ASCII letter"))
+        .at(span, "names use ASCII letters, digits and `_`");
+    if !folded.is_empty() && folded.chars().next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_') {
+        d = d.hint(format!("write `{folded}` instead"));
+    } else {
+        d = d.hint("rename it with ASCII letters, digits and `_`; strings (\"...\") may hold any text");
+    }
+    Some(d)
+}
+
+/// The first letter outside ASCII that is not inside a string or a comment.
+fn first_non_ascii_letter(text: &str) -> Option<usize> {
+    let mut quoted = false;
+    let mut comment = false;
+    let mut prev = ' ';
+    for (i, c) in text.char_indices() {
+        match c {
+            '\n' => comment = false,
+            _ if comment => {}
+            '"' if prev != '\\' => quoted = !quoted,
+            '#' if !quoted => comment = true,
+            c if !quoted && !c.is_ascii() && c.is_alphanumeric() => return Some(i),
+            _ => {}
+        }
+        prev = c;
+    }
+    None
+}
+
+/// The ASCII letters a Latin letter with a diacritic is usually written as.
+fn ascii_fold(c: char) -> String {
+    let s = match c {
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' => "a",
+        'À' | 'Á' | 'Â' | 'Ã' | 'Ä' | 'Å' | 'Ā' => "A",
+        'æ' => "ae",
+        'Æ' => "AE",
+        'ç' | 'ć' | 'č' => "c",
+        'Ç' | 'Ć' | 'Č' => "C",
+        'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ě' => "e",
+        'È' | 'É' | 'Ê' | 'Ë' | 'Ē' | 'Ě' => "E",
+        'ì' | 'í' | 'î' | 'ï' | 'ī' => "i",
+        'Ì' | 'Í' | 'Î' | 'Ï' | 'Ī' => "I",
+        'ñ' | 'ń' | 'ň' => "n",
+        'Ñ' | 'Ń' | 'Ň' => "N",
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' => "o",
+        'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö' | 'Ø' | 'Ō' => "O",
+        'œ' => "oe",
+        'Œ' => "OE",
+        'ß' => "ss",
+        'š' | 'ś' => "s",
+        'Š' | 'Ś' => "S",
+        'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' => "u",
+        'Ù' | 'Ú' | 'Û' | 'Ü' | 'Ū' | 'Ů' => "U",
+        'ý' | 'ÿ' => "y",
+        'Ý' => "Y",
+        'ž' | 'ź' | 'ż' => "z",
+        'Ž' | 'Ź' | 'Ż' => "Z",
+        c if c.is_ascii() => return c.to_string(),
+        _ => "",
+    };
+    s.to_string()
 }
 
 fn push_unique(v: &mut Vec<String>, s: String) {

@@ -17,12 +17,29 @@ pub fn shared_data() -> Option<PathBuf> {
 }
 
 /// For tests named `*_needs_shared_data`: the data folder, or a printed reason to skip.
+/// Under CI (`CI=true`), which always has the data beside the clone, a missing folder is a
+/// failure: a test that skips there would pass without testing anything.
 pub fn shared_data_or_skip(test: &str) -> Option<PathBuf> {
     let p = shared_data();
-    if p.is_none() {
-        eprintln!("skipping {test}: ../shared/data is absent (the real datasets live there)");
+    if let Err(why) = skip_or_fail(test, p.is_some(), std::env::var("CI").ok().as_deref()) {
+        panic!("{why}");
     }
     p
+}
+
+/// Ok(true): run; Ok(false): skip (the reason is printed); Err: fail, because under CI the
+/// data folder is always there and a skip would hide a broken setup.
+pub fn skip_or_fail(test: &str, present: bool, ci: Option<&str>) -> Result<bool, String> {
+    if present {
+        return Ok(true);
+    }
+    let why = format!("{test}: ../shared/data is absent (the real datasets live there)");
+    if matches!(ci, Some("true" | "1")) {
+        return Err(format!("{why}; CI is set, and CI always has the data beside the clone"));
+    }
+    println!("skipping {why}");
+    eprintln!("skipping {why}");
+    Ok(false)
 }
 
 /// A path relative to the crate root, as diagnostics should show it in snapshots.
@@ -44,6 +61,7 @@ pub fn run_opts(out: &Path, pipeline: &str) -> RunOptions {
         pipeline: pipeline.into(),
         data_dir: shared_data().unwrap_or_else(|| PathBuf::from("data")),
         share_runs: false,
+        command: Vec::new(),
     }
 }
 
@@ -52,5 +70,5 @@ pub fn run_file(path: &Path, profile: Option<&str>, out: &Path) -> Result<Report
     let mut sources = SourceMap::new();
     let opts = CheckOptions { profile: profile.map(str::to_string), sets: vec![] };
     let plan = flowline::compile(&mut sources, &rel(path), &opts).map_err(|d| render(&d, &sources))?;
-    flowline::run(&plan, &run_opts(out, &rel(path).display().to_string())).map_err(|d| render(&[d], &sources))
+    flowline::run(&plan, &run_opts(out, &rel(path).display().to_string())).map_err(|f| render(&f.diags, &sources))
 }
