@@ -205,7 +205,13 @@ fn dispatch(cli: Cli) -> i32 {
                 Err(f) => (f.report.map(|r| *r), f.diags),
             };
             if let Some(report) = &report {
-                let warnings: Vec<Diag> = report.warnings().cloned().collect();
+                // A stage repeats, in the same words, what the checker could already say.
+                let known = &plan.checked.warnings;
+                let warnings: Vec<Diag> = report
+                    .warnings()
+                    .filter(|w| !known.iter().any(|k| k.code == w.code && k.message == w.message))
+                    .cloned()
+                    .collect();
                 warn(&warnings, &sources);
                 if !quiet {
                     for (k, v) in flatten_metrics(report) {
@@ -329,8 +335,8 @@ fn test_one(file: &Path, accept: bool, profile: Option<&str>, device: DeviceChoi
     let old = std::fs::read_to_string(&snap_path).ok().map(|t| snapshot::parse(&t));
     let old = match old {
         Some(Err(e)) => {
-            eprintln!("{}: {e}", snap_path.display());
-            return 2;
+            eprintln!("error[R1002]: the snapshot {} is malformed: {e}", snap_path.display());
+            return 1;
         }
         Some(Ok(s)) => Some(s),
         None => None,

@@ -98,3 +98,27 @@ fn a_top_2_attack_moves_the_label_out_of_the_top_two() {
         assert!(above >= 2, "image {i}: only {above} classes above the label");
     }
 }
+
+/// Attacks on unbounded 2-D data (two moons spread over about [-1, 2] x [-0.5, 1]): with
+/// `bounds: none` every point is broken; forcing the old default box [0, 1]^2 on the same
+/// data leaves most points out of reach, which is why the box must now be given.
+#[test]
+fn attacks_on_unbounded_data_break_every_point_only_without_a_wrong_box() {
+    let src = "use std.models\nseed 2\nlet data = toy2d(\"moons\", n: 400, noise: 0.1)\n\
+        let fit = train(mlp(hidden: 32, classes: 2), data, optimizer: adam(lr: 1e-2), epochs: 20)\n\
+        let free = attack(fit, data, using: pgd(norm: l2, eps_max: 4.0), count: 16, only_correct: true, bounds: none)\n\
+        let lb = attack(fit, data, using: logbarrier(norm: l2, outer: 4, inner: 50), count: 16, only_correct: true, bounds: none)\n\
+        let boxed = attack(fit, data, using: pgd(norm: l2), count: 16, only_correct: true, bounds: [0.0, 1.0])\n";
+    let mut sources = flowline::diag::SourceMap::new();
+    let id = sources.add("t.flow", None, src);
+    let plan = flowline::check(&mut sources, id, &flowline::CheckOptions::default()).and_then(flowline::plan).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let opts = flowline::exec::RunOptions { out: out.path().to_path_buf(), quiet: true, ..Default::default() };
+    let r = flowline::run(&plan, &opts).unwrap();
+    let m = |name: &str| r.stages.iter().find(|s| s.name == name).unwrap().metrics.clone();
+    assert_eq!(m("free")["success_rate"], 1.0, "{:?}", m("free"));
+    assert_eq!(m("lb")["success_rate"], 1.0, "{:?}", m("lb"));
+    assert!(m("free")["median"].is_finite());
+    assert!(m("boxed")["success_rate"] < 1.0, "{:?}", m("boxed"));
+    assert_eq!(m("boxed")["median"].is_infinite(), m("boxed")["success_rate"] <= 0.5);
+}

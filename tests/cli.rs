@@ -391,3 +391,29 @@ fn test_uses_the_profile_recorded_in_the_snapshot() {
     assert_eq!(code(&o), 1, "another profile than the snapshot's is refused");
     assert!(stderr(&o).contains("taken under profile `tiny`"), "{}", stderr(&o));
 }
+
+/// A clamped argument is a warning the run shows once (the checker's and the stage's say
+/// the same words) and records in the report; the run succeeds.
+#[test]
+fn clamped_arguments_are_warned_about_once_and_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("p.flow");
+    std::fs::write(
+        &file,
+        "use std.models\nlet data = toy2d(\"moons\", n: 60)\n\
+         let fit = train(mlp(hidden: 8, classes: 2), data, batch: 100, epochs: 1)\n\
+         let adv = attack(fit, data, using: ddn(steps: 5), count: 500, bounds: none)\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let o = flowline(&["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.matches("`count: 500` asks for more").count(), 1, "{err}");
+    assert_eq!(err.matches("`batch: 100` asks for more").count(), 1, "{err}");
+    let r = report_value(&out);
+    assert!(r["stages"]["adv"]["warnings"][0].as_str().unwrap().starts_with("W2001"));
+    let o = flowline(&["check", file.to_str().unwrap()]);
+    assert_eq!(code(&o), 0);
+    assert!(stderr(&o).contains("2 warnings"), "{}", stderr(&o));
+}

@@ -182,3 +182,24 @@ fn adjoint_and_backprop_gradients_of_a_neural_ode_block_agree() {
         assert!(diff < 1e-3 * (1.0 + scale), "adjoint and backprop differ by {diff} (scale {scale})");
     }
 }
+
+/// A checkpoint whose weights hold NaN is damaged: resuming from it is R1002 naming the
+/// tensor, not a training run that diverges at its first step.
+#[test]
+fn a_checkpoint_with_nan_weights_is_rejected_by_name() {
+    let a = tempfile::tempdir().unwrap();
+    run(PIPELINE, &[], a.path());
+    let ckpt = a.path().join("fit/checkpoints/step_20.safetensors");
+    let mut map = candle_core::safetensors::load(&ckpt, &candle_core::Device::Cpu).unwrap();
+    let w = map.get("layers.0.weight").unwrap().clone();
+    let nan = (w.ones_like().unwrap() * f64::NAN).unwrap();
+    map.insert("layers.0.weight".into(), nan);
+    candle_core::safetensors::save(&map, &ckpt).unwrap();
+    let mut sources = SourceMap::new();
+    let id = sources.add("t.flow", None, PIPELINE);
+    let opts = CheckOptions { profile: None, sets: vec!["fit.resume=\"fit/checkpoints/step_20.safetensors\"".into()] };
+    let plan = flowline::check(&mut sources, id, &opts).and_then(flowline::plan).unwrap();
+    let err = flowline::run(&plan, &common::run_opts(a.path(), "t.flow")).err().unwrap().diags.remove(0);
+    assert_eq!(err.code.as_str(), "R1002");
+    assert!(err.message.contains("`layers.0.weight` holds NaN"), "{}", err.message);
+}

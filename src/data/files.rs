@@ -53,6 +53,10 @@ pub fn find(dir: &Path, names: &[&str]) -> Result<PathBuf, DataError> {
     Err(DataError::Missing { tried })
 }
 
+/// No dataset file this reads is near this size unpacked (MNIST's training images are
+/// 47 MB); a gzip stream that claims more is damaged or hostile.
+const MAX_UNPACKED: u64 = 1 << 30;
+
 /// The whole file, gunzipped when it is gzip (by its magic bytes, not its name).
 pub fn read(path: &Path) -> Result<Vec<u8>, DataError> {
     let io = |e: std::io::Error| DataError::Io { path: path.to_path_buf(), message: e.to_string() };
@@ -60,8 +64,12 @@ pub fn read(path: &Path) -> Result<Vec<u8>, DataError> {
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         GzDecoder::new(&raw[..])
+            .take(MAX_UNPACKED + 1)
             .read_to_end(&mut out)
             .map_err(|e| format_error(path, format!("corrupt gzip stream: {e}")))?;
+        if out.len() as u64 > MAX_UNPACKED {
+            return Err(format_error(path, "the gzip stream unpacks to more than 1 GiB: not a dataset file"));
+        }
         Ok(out)
     } else {
         Ok(raw)

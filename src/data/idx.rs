@@ -48,6 +48,17 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Idx, DataError> {
     Ok(Idx { dims, data: bytes[header..header + want].to_vec() })
 }
 
+/// Labels must name one of `classes` classes.
+pub fn check_labels(path: &Path, labels: &[u32], classes: usize) -> Result<(), DataError> {
+    match labels.iter().position(|&l| l as usize >= classes) {
+        Some(i) => Err(format_error(
+            path,
+            format!("label {} of example {i} is not below {classes}, the number of classes", labels[i]),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Images scaled to [0, 1], their per-example shape `[1, rows, cols]`, labels, count.
 pub type Loaded = (Vec<f32>, Vec<usize>, Vec<u32>, usize);
 
@@ -62,6 +73,12 @@ pub fn load_pair(images: &Path, labels: &Path, limit: Option<usize>) -> Result<L
     }
     if lab.dims.len() != 1 {
         return Err(format_error(labels, format!("expected labels of rank 1 [n], found dimensions {:?}", lab.dims)));
+    }
+    if img.dims.contains(&0) {
+        return Err(format_error(
+            images,
+            format!("dimensions {:?}: an image file needs at least one image of at least one pixel", img.dims),
+        ));
     }
     if img.dims[0] != lab.dims[0] {
         return Err(format_error(

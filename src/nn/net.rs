@@ -446,6 +446,20 @@ fn sigmoid(x: &Tensor) -> Result<Tensor> {
     (x.neg()?.exp()? + 1.0)?.recip()
 }
 
+/// The names of tensors holding NaN or infinite values (a damaged weights file).
+pub fn non_finite(tensors: &std::collections::HashMap<String, Tensor>) -> Vec<String> {
+    let mut bad: Vec<String> = tensors
+        .iter()
+        .filter(|(_, t)| {
+            let sum = t.to_dtype(candle_core::DType::F64).and_then(|t| t.abs()).and_then(|t| t.sum_all());
+            !sum.and_then(|s| s.to_scalar::<f64>()).is_ok_and(f64::is_finite)
+        })
+        .map(|(n, _)| n.clone())
+        .collect();
+    bad.sort();
+    bad
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

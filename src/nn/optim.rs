@@ -118,23 +118,37 @@ impl Optimizer {
 
     /// Continue from saved moments after `step` updates.
     pub fn load_state(&mut self, state: &[(String, Tensor)], step: usize) -> Result<()> {
+        check_state(state, &self.vars).map_err(candle_core::Error::Msg)?;
         for (name, t) in state {
             let (kind, index) = name.split_once('.').unwrap_or(("", ""));
-            let i: usize =
-                index.parse().map_err(|_| candle_core::Error::Msg(format!("bad optimizer state `{name}`")))?;
-            if i >= self.vars.len() || t.dims() != self.vars[i].dims() {
-                return Err(candle_core::Error::Msg(format!("optimizer state `{name}` does not fit this model")));
-            }
+            let i: usize = index.parse().unwrap_or(0);
             let t = t.to_device(self.vars[i].device())?;
-            match kind {
-                "first" => self.first[i] = Some(t),
-                "second" => self.second[i] = Some(t),
-                _ => return Err(candle_core::Error::Msg(format!("bad optimizer state `{name}`"))),
+            if kind == "first" {
+                self.first[i] = Some(t);
+            } else {
+                self.second[i] = Some(t);
             }
         }
         self.t = step as i32;
         Ok(())
     }
+}
+
+/// Saved moments (`first.{i}`, `second.{i}`) fit the parameters `vars`: known names,
+/// indices in range, the same shapes and dtypes.
+pub fn check_state(state: &[(String, Tensor)], vars: &[Var]) -> std::result::Result<(), String> {
+    for (name, t) in state {
+        let (kind, index) = name.split_once('.').unwrap_or(("", ""));
+        let i: usize = index.parse().map_err(|_| format!("bad optimizer state `{name}`"))?;
+        if !matches!(kind, "first" | "second") {
+            return Err(format!("bad optimizer state `{name}`"));
+        }
+        match vars.get(i) {
+            Some(v) if v.dims() == t.dims() && v.dtype() == t.dtype() => {}
+            _ => return Err(format!("optimizer state `{name}` does not fit this model")),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -212,6 +212,7 @@ impl Stage for IdxStage {
             let img = files::find(&dir, images)?;
             let lab = files::find(&dir, labels)?;
             let (x, shape, y, n) = data::idx::load_pair(&img, &lab, limit(cx))?;
+            data::idx::check_labels(&lab, &y, 10)?;
             Ok(Dataset { x, n, shape, y: Some(y), classes: Some(10) })
         };
         let d = load().map_err(|e| data_error(cx, e))?;
@@ -319,12 +320,7 @@ impl Stage for Idx {
         }
         let classes = cx.args().int("classes").unwrap_or(10) as usize;
         let (x, shape, y, n) = data::idx::load_pair(&images, &labels, limit(cx)).map_err(|e| data_error(cx, e))?;
-        if let Some(bad) = y.iter().find(|&&l| l as usize >= classes) {
-            return Err(data_error(
-                cx,
-                files::format_error(&labels, format!("label {bad} is not below `classes` = {classes}")),
-            ));
-        }
+        data::idx::check_labels(&labels, &y, classes).map_err(|e| data_error(cx, e))?;
         Ok(limited(cx, Dataset { x, n, shape, y: Some(y), classes: Some(classes) }))
     }
 }

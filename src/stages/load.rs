@@ -121,6 +121,9 @@ impl Stage for LoadModel {
             .collect();
         let file = candle_core::safetensors::load(&path, &cx.device)
             .map_err(|e| cx.error(Code::R1002, format!("cannot read {}: {e}", path.display())))?;
+        if let Some(n) = crate::nn::non_finite(&file).first() {
+            return Err(cx.error(Code::R1002, format!("{}: tensor `{n}` holds NaN or infinite values", path.display())));
+        }
         let theirs: Vec<String> = {
             let mut v: Vec<String> = file.keys().cloned().collect();
             v.sort();

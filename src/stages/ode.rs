@@ -428,3 +428,23 @@ impl Stage for SolverTable {
         Ok(Output { artifact: Artifact::Metrics, metrics, files })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(name: &str, args: &[(&'static str, f64)]) -> Config {
+        let b = crate::stages::find(name).unwrap();
+        let span = crate::diag::Span::default();
+        let args = args.iter().map(|(n, v)| (*n, CVal::new(VKind::Float(*v), span))).collect();
+        Config { builtin: b, args: Args(args) }
+    }
+
+    #[test]
+    fn solver_labels_name_the_method_and_its_setting() {
+        assert_eq!(solver_label(&config("rk4", &[("step", 0.01)])), "rk4(h=0.01)");
+        assert_eq!(solver_label(&config("euler", &[("step", 1e-3)])), "euler(h=0.001)");
+        assert_eq!(solver_label(&config("dopri5", &[("rtol", 1e-6), ("atol", 1e-6)])), "dopri5(1e-6)");
+        assert_eq!(solver_label(&config("bosh3", &[("rtol", 1e-6), ("atol", 1e-8)])), "bosh3(rtol=1e-6, atol=1e-8)");
+    }
+}

@@ -295,6 +295,9 @@ fn load_checkpoint(cx: &RunCtx, model: &Net, path: &str) -> Result<Start, Diag> 
             .hint("a relative `resume:` path is read from the run folder: `<stage>/checkpoints/step_N.safetensors`"));
     }
     let map = candle_core::safetensors::load(&file, &cx.device).map_err(|e| bad(e.to_string()))?;
+    if let Some(n) = crate::nn::non_finite(&map).first() {
+        return Err(bad(format!("tensor `{n}` holds NaN or infinite values")));
+    }
     let meta =
         std::fs::read_to_string(file.with_extension("yaml")).map_err(|e| bad(format!("its .yaml beside it: {e}")))?;
     let step = meta
@@ -311,7 +314,9 @@ fn load_checkpoint(cx: &RunCtx, model: &Net, path: &str) -> Result<Start, Diag> 
         }
     }
     model.restore(&weights).map_err(|e| bad(e.to_string()))?;
-    let state = map.iter().filter_map(|(n, t)| n.strip_prefix("optim.").map(|s| (s.to_string(), t.clone()))).collect();
+    let state: Vec<(String, Tensor)> =
+        map.iter().filter_map(|(n, t)| n.strip_prefix("optim.").map(|s| (s.to_string(), t.clone()))).collect();
+    crate::nn::check_optimizer_state(&state, &model.vars()).map_err(bad)?;
     Ok(Start { step, optimizer_state: Some(state) })
 }
 
