@@ -241,6 +241,7 @@ fn odeint_stage_runs_and_flags_partial_results() {
     assert!(stiff["t_reached"] > 0.0 && stiff["t_reached"] < 3000.0, "{stiff:?}");
     assert!(stiff["final_0"] != 2.0 || stiff["final_1"] != 0.0, "the final state is not the initial one: {stiff:?}");
     assert_eq!(r.stages[1].warnings.len(), 1);
+    assert!(r.stages[1].warnings[0].is_warning(), "a kept failure warns, it does not fail");
 }
 
 /// `on_failure: "return"` keeps every output before the failure and the state reached, as

@@ -35,6 +35,12 @@ impl Diag {
         Diag { code, severity, message: message.into(), span: None, label: String::new(), hints: Vec::new() }
     }
 
+    /// A diagnostic that does not stop anything, whatever its code (an R2002 solve failure
+    /// kept by `on_failure: "return"` is a warning).
+    pub fn warning(code: Code, message: impl Into<String>) -> Self {
+        Diag { severity: Severity::Warning, ..Diag::new(code, message) }
+    }
+
     pub fn is_warning(&self) -> bool {
         self.severity == Severity::Warning
     }

@@ -157,7 +157,7 @@ impl RunCtx<'_> {
 
     /// A warning located at this stage's call: shown after the run and kept in the report.
     pub fn warn(&mut self, code: Code, message: impl Into<String>) {
-        let d = Diag::new(code, message).at(self.node.span, format!("in stage `{}`", self.node.name));
+        let d = Diag::warning(code, message).at(self.node.span, format!("in stage `{}`", self.node.name));
         self.warnings.push(d);
     }
 

@@ -35,7 +35,7 @@ impl StageReport {
             .warnings
             .iter()
             .map(|w| {
-                Diag::new(Code::parse(&w.code).unwrap_or(Code::W2001), w.message.clone())
+                Diag::warning(Code::parse(&w.code).unwrap_or(Code::W2001), w.message.clone())
                     .at(node.span, format!("in stage `{}`", node.name))
             })
             .collect();
