@@ -36,9 +36,10 @@ impl From<&crate::diag::Diag> for StoredDiag {
 }
 
 /// Bumped whenever a change to the shared numerical code changes results, so that runs cached
-/// by an older build are recomputed (2: max pooling's gradient corrected). A change confined
-/// to one stage bumps that stage's `revision` instead.
-const NUMERICS: u32 = 2;
+/// by an older build are recomputed (2: max pooling's gradient corrected; 3: fixed-step ODE
+/// solvers keep the user's step whatever the output times). A change confined to one stage
+/// bumps that stage's `revision` instead.
+const NUMERICS: u32 = 3;
 
 /// The data directory is part of every key: the same pipeline over other files is
 /// another result.

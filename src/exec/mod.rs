@@ -175,21 +175,7 @@ pub fn execute(plan: &Plan, opts: &RunOptions) -> Result<Report, RunFailure> {
     // `--only`: the stages it did not run keep their last results in the report.
     for (i, slot) in reports.iter_mut().enumerate() {
         if slot.is_none() {
-            let node = &nodes[i];
-            *slot = Some(match read_manifest(&opts.out.join(&node.name).join("stage.yaml")) {
-                Some(m) => {
-                    let mut r = StageReport::new(node, nodes, &m, "not run", 0.0);
-                    r.wall_seconds = None;
-                    r.current = m.key == keys[i];
-                    r.note = Some(if r.current {
-                        "earlier result, still current".into()
-                    } else {
-                        "earlier result, from another definition".into()
-                    });
-                    r
-                }
-                None => StageReport::not_run(node, nodes, "not run", Some("no earlier result".into())),
-            });
+            *slot = Some(kept_result(&nodes[i], nodes, &opts.out, &keys[i]));
         }
     }
     let stages = reports.into_iter().flatten().collect();
@@ -199,6 +185,22 @@ pub fn execute(plan: &Plan, opts: &RunOptions) -> Result<Report, RunFailure> {
         failures.push(d);
     }
     if failures.is_empty() { Ok(report) } else { Err(RunFailure { diags: failures, report: Some(Box::new(report)) }) }
+}
+
+/// A stage this run did not touch, with the result its folder holds from an earlier run.
+fn kept_result(node: &crate::check::Node, nodes: &[crate::check::Node], out: &Path, key: &str) -> StageReport {
+    match read_manifest(&out.join(&node.name).join("stage.yaml")) {
+        Some(m) => {
+            let mut r = StageReport::new(node, nodes, &m, "not run", 0.0);
+            r.wall_seconds = None;
+            r.current = m.key == key;
+            let note =
+                if r.current { "earlier result, still current" } else { "earlier result, from another definition" };
+            r.note = Some(note.into());
+            r
+        }
+        None => StageReport::not_run(node, nodes, "not run", Some("no earlier result".into())),
+    }
 }
 
 /// One stage: from the cache (this run folder's, or a sibling's) or executed.

@@ -396,9 +396,9 @@ impl Stage for AttackStage {
         d
     }
     /// 1: ProxLogBarrier l0 pulls rejected steps back (the authors' rule); 2: the final pull
-    /// keeps a logit margin of 1e-4.
+    /// keeps a logit margin of 1e-4; 3: failures count as infinite distances in the summary.
     fn revision(&self) -> u32 {
-        2
+        3
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let data = cx.dataset("data")?;
