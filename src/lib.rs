@@ -6,19 +6,16 @@
 //! See docs/ARCHITECTURE.md for the table of stages and modules.
 
 pub mod check;
-pub mod data;
 pub mod diag;
 pub mod exec;
-pub mod nn;
-pub mod ode;
 pub mod plan;
-pub mod plots;
-pub mod rng;
-pub mod robust;
 pub mod snapshot;
 pub mod stages;
 pub mod stdlib;
 pub mod syntax;
+
+/// The numerical library, its own crate (`crates/numerics`): it cannot reach the language.
+pub use flowline_numerics::{data, nn, ode, plots, rng, robust};
 
 use diag::{Code, Diag, SourceMap};
 use std::path::Path;

@@ -159,7 +159,7 @@ pub fn fetch(cat: &Catalog, data_dir: &Path, from: Option<&Path>) -> Result<Vec<
                 remote.file
             ));
         }
-        crate::exec::write_atomic(&target, &bytes).map_err(|d| d.message)?;
+        crate::io::write_atomic(&target, &bytes).map_err(|e| format!("cannot write {}: {e}", target.display()))?;
         if cat.extract {
             extract_bins(&bytes, &dir)?;
         }
@@ -178,7 +178,7 @@ fn extract_bins(targz: &[u8], dir: &Path) -> Result<(), String> {
         if name.ends_with(".bin") {
             let mut bytes = Vec::new();
             entry.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
-            crate::exec::write_atomic(&dir.join(&name), &bytes).map_err(|d| d.message)?;
+            crate::io::write_atomic(&dir.join(&name), &bytes).map_err(|e| format!("cannot write {name}: {e}"))?;
         }
     }
     Ok(())
