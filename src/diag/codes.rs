@@ -75,6 +75,9 @@ pub enum Code {
     R1004,
     /// The output folder is in use by another run.
     R1005,
+    /// A computation failed inside the tensor library (or an inconsistency the checker
+    /// should have caught: a bug to report).
+    R1006,
     /// Loss or gradient became NaN/Inf.
     R2001,
     /// ODE solve hit `max_steps`.
@@ -88,7 +91,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 41] = [
+    pub const ALL: [Code; 42] = [
         Code::E0001,
         Code::E0002,
         Code::E0003,
@@ -125,6 +128,7 @@ impl Code {
         Code::R1003,
         Code::R1004,
         Code::R1005,
+        Code::R1006,
         Code::R2001,
         Code::R2002,
         Code::R2003,
@@ -170,6 +174,7 @@ impl Code {
             Code::R1003 => "R1003",
             Code::R1004 => "R1004",
             Code::R1005 => "R1005",
+            Code::R1006 => "R1006",
             Code::R2001 => "R2001",
             Code::R2002 => "R2002",
             Code::R2003 => "R2003",
@@ -192,6 +197,9 @@ impl Code {
             Code::R1003 => Some("use `--device cpu`"),
             Code::R1004 => Some("check the path; relative data paths are read from the data directory (`--data-dir`)"),
             Code::R1005 => Some("wait for the other run to finish, or give this one another `--out`"),
+            Code::R1006 => Some(
+                "where the model and the data disagree (data whose shape is known only at run time, such as `idx`), fix the model; otherwise please report it with the pipeline",
+            ),
             Code::R2001 => Some("lower the learning rate or check the data for extreme values"),
             _ => None,
         }

@@ -38,7 +38,10 @@ impl std::ops::Deref for ModelRef {
 pub struct RunCtx<'a> {
     pub node: &'a Node,
     pub run_dir: &'a Path,
-    pub rng: Rng,
+    /// The stage's random stream, derived from the global seed and the stage's name.
+    pub(super) seed: u64,
+    /// How many streams `take_rng` has handed out.
+    pub(super) streams: usize,
     pub device: Device,
     pub progress: Progress,
     /// Where dataset files are read from.
@@ -53,9 +56,13 @@ impl RunCtx<'_> {
         &self.node.args
     }
 
-    /// The stage's random stream, for code that needs it alongside other borrows of the context.
+    /// The stage's random stream, for code that needs it alongside other borrows of the
+    /// context. The first call gives the stage's stream; each later call an independent one
+    /// of its own (never a fixed seed that two calls would share).
     pub fn take_rng(&mut self) -> Rng {
-        std::mem::replace(&mut self.rng, Rng::new(0))
+        let label = stream_label(&self.node.name, self.streams);
+        self.streams += 1;
+        Rng::derive(self.seed, &label)
     }
 
     /// The stage folder (relative to the run folder) of another stage this one uses.
@@ -73,7 +80,7 @@ impl RunCtx<'_> {
     }
 
     fn missing(&self, param: &str) -> Diag {
-        Diag::new(Code::R1002, format!("stage `{}`: argument `{param}` has no result to read", self.node.name))
+        Diag::new(Code::R1006, format!("stage `{}`: argument `{param}` has no result to read", self.node.name))
     }
 
     fn upstream(&self, param: &str) -> Result<(&StageRef, &Artifact), Diag> {
@@ -161,8 +168,38 @@ impl RunCtx<'_> {
         self.warnings.push(d);
     }
 
+    /// A computation that failed inside the tensor library (R1006): `what` says which.
+    pub fn compute_error(&self, what: &str, e: impl std::fmt::Display) -> Diag {
+        self.error(Code::R1006, format!("{what} failed: {e}"))
+    }
+
+    /// An inconsistency the checker should have ruled out (R1006): a bug to report.
+    pub fn internal(&self, what: &str) -> Diag {
+        self.error(Code::R1006, format!("internal: {what}; the checker should have caught this, please report it"))
+    }
+
     /// A runtime failure located at this stage's call.
     pub fn error(&self, code: Code, message: impl Into<String>) -> Diag {
         Diag::new(code, message).at(self.node.span, format!("in stage `{}`", self.node.name))
+    }
+}
+
+/// The label of a stage's k-th random stream: its name for the first (as every stage has
+/// always drawn), `name#k` for later ones.
+fn stream_label(stage: &str, k: usize) -> String {
+    if k == 0 { stage.to_string() } else { format!("{stage}#{k}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_stream_a_stage_takes_is_its_own() {
+        let draw = |k: usize| Rng::derive(7, &stream_label("fit", k)).uniform();
+        assert_eq!(draw(0), Rng::derive(7, "fit").uniform(), "the first stream is the stage's");
+        assert_ne!(draw(0), draw(1));
+        assert_ne!(draw(1), draw(2));
+        assert_ne!(draw(1), Rng::new(0).uniform(), "never the fixed seed-0 stream");
     }
 }

@@ -21,7 +21,6 @@ pub use report::{Report, StageReport, flatten_metrics, show_number};
 
 use crate::diag::{Code, Diag};
 use crate::plan::Plan;
-use crate::rng::Rng;
 use cache::Manifest;
 use candle_core::Device;
 use std::path::{Path, PathBuf};
@@ -234,7 +233,8 @@ fn run_stage(
     let mut cx = RunCtx {
         node,
         run_dir: &opts.out,
-        rng: Rng::derive(plan.checked.seed, &node.name),
+        seed: plan.checked.seed,
+        streams: 0,
         device: device.clone(),
         progress,
         data_dir: opts.data_dir.clone(),
@@ -243,6 +243,14 @@ fn run_stage(
         warnings: Vec::new(),
     };
     let out = stage.run(&mut cx)?;
+    if cfg!(debug_assertions) {
+        // Every number a stage emits can be read as a field (`fit.final_loss`), except the
+        // cells of a table (`label.metric`), which are reported with the whole stage.
+        let fields = stage.fields(&node.args);
+        let undeclared: Vec<&String> =
+            out.metrics.keys().filter(|k| !k.contains('.') && !fields.iter().any(|(f, _)| f == *k)).collect();
+        assert!(undeclared.is_empty(), "`{}` emits undeclared metrics {undeclared:?}", node.builtin.name);
+    }
     let warnings = std::mem::take(&mut cx.warnings);
     let (reload, mut files) = out.artifact.save(&opts.out, &node.name)?;
     files.extend(out.files.iter().cloned());

@@ -180,7 +180,7 @@ impl Report {
         let mut top = Mapping::new();
         top.insert(yaml::string("pipeline"), yaml::string(self.pipeline.clone()));
         top.insert(yaml::string("flowline"), yaml::string(env!("CARGO_PKG_VERSION")));
-        top.insert(yaml::string("candle"), yaml::string("0.11"));
+        top.insert(yaml::string("candle"), yaml::string(env!("FLOWLINE_CANDLE_VERSION")));
         top.insert(yaml::string("seed"), yaml::int(self.seed as i64));
         top.insert(yaml::string("profile"), self.profile.clone().map(Value::String).unwrap_or(Value::Null));
         top.insert(yaml::string("device"), yaml::string(self.device.clone()));
@@ -278,12 +278,23 @@ fn shell_words(words: &[String]) -> String {
     words.iter().map(quote).collect::<Vec<_>>().join(" ")
 }
 
-fn artifact_value(s: &StageReport, field: Option<&str>) -> Value {
-    let pick: Vec<&String> = match field {
-        Some(f) => s.artifacts.iter().filter(|a| a.contains(f)).collect(),
-        None => s.artifacts.iter().collect(),
+/// The artifacts a reported field names: the files whose name (without extension) is the
+/// field (`fit.model` is `fit/model.safetensors`, not `fit/model_fit.csv`); all of them when
+/// none is.
+fn pick_artifacts<'a>(artifacts: &'a [String], field: Option<&str>) -> Vec<&'a String> {
+    let stem = |a: &str| {
+        let name = a.rsplit('/').next().unwrap_or(a);
+        name.split('.').next().unwrap_or(name).to_string()
     };
-    let pick = if pick.is_empty() { s.artifacts.iter().collect() } else { pick };
+    let pick: Vec<&String> = match field {
+        Some(f) => artifacts.iter().filter(|a| stem(a) == f).collect(),
+        None => artifacts.iter().collect(),
+    };
+    if pick.is_empty() { artifacts.iter().collect() } else { pick }
+}
+
+fn artifact_value(s: &StageReport, field: Option<&str>) -> Value {
+    let pick = pick_artifacts(&s.artifacts, field);
     match pick.as_slice() {
         [one] => yaml::string((*one).clone()),
         many => Value::Sequence(many.iter().map(|a| yaml::string((*a).clone())).collect()),
@@ -366,6 +377,17 @@ mod tests {
         for (x, want) in cases {
             assert_eq!(show_number(x), want, "{x}");
         }
+    }
+
+    #[test]
+    fn a_reported_field_names_the_file_of_that_name_only() {
+        let files: Vec<String> = ["fit/model_fit.csv", "fit/model.safetensors", "fit/loss_curve.png"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(pick_artifacts(&files, Some("model")), vec!["fit/model.safetensors"]);
+        assert_eq!(pick_artifacts(&files, Some("loss_curve")), vec!["fit/loss_curve.png"]);
+        assert_eq!(pick_artifacts(&files, Some("nothing")).len(), 3);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Comparing attacks: robustness curves overlaid, and a table like the papers'. Both read
 //! the `adversarial.csv` of `attack` stages.
 
+use super::attack_outcome::Status;
 use super::registry::{Builtin, Dflt, Param, Stage};
 use crate::check::{StageRef, Ty, VKind};
 use crate::diag::{Code, Diag};
@@ -36,15 +37,15 @@ pub fn builtins() -> Vec<Builtin> {
 /// One attack's rows: (status, [l0, l1, l2, linf]) per image.
 struct Rows {
     name: String,
-    rows: Vec<(String, [f64; 4])>,
+    rows: Vec<(Status, [f64; 4])>,
 }
 
 impl Rows {
     fn attacked(&self) -> usize {
-        self.rows.iter().filter(|r| r.0 != "misclassified").count()
+        self.rows.iter().filter(|r| r.0 != Status::Misclassified).count()
     }
     fn broken(&self, col: usize) -> Vec<f64> {
-        let mut v: Vec<f64> = self.rows.iter().filter(|r| r.0 == "broken").map(|r| r.1[col]).collect();
+        let mut v: Vec<f64> = self.rows.iter().filter(|r| r.0 == Status::Broken).map(|r| r.1[col]).collect();
         v.sort_by(f64::total_cmp);
         v
     }
@@ -52,8 +53,8 @@ impl Rows {
     fn attacked_distances(&self, col: usize) -> Vec<f64> {
         self.rows
             .iter()
-            .filter(|r| r.0 != "misclassified")
-            .map(|r| if r.0 == "broken" { r.1[col] } else { f64::INFINITY })
+            .filter(|r| r.0 != Status::Misclassified)
+            .map(|r| if r.0 == Status::Broken { r.1[col] } else { f64::INFINITY })
             .collect()
     }
     /// The fraction of attacked images broken within each distance: a step curve from 0 that
@@ -89,15 +90,18 @@ fn read_attacks(cx: &RunCtx) -> Result<Vec<Rows>, Diag> {
         let path = cx.path(&format!("{dir}/adversarial.csv"));
         let text = std::fs::read_to_string(&path)
             .map_err(|e| cx.error(Code::R1002, format!("cannot read {}: {e}", path.display())))?;
-        let rows = text
-            .lines()
-            .skip(1)
-            .map(|l| {
-                let f: Vec<&str> = l.split(',').collect();
-                let num = |i: usize| f.get(i).and_then(|v| v.parse().ok()).unwrap_or(f64::INFINITY);
-                (f.get(2).unwrap_or(&"").to_string(), [num(5), num(6), num(7), num(8)])
-            })
-            .collect();
+        let mut rows = Vec::new();
+        for (n, l) in text.lines().enumerate().skip(1) {
+            let f: Vec<&str> = l.split(',').collect();
+            let status = f.get(2).and_then(|s| Status::parse(s)).ok_or_else(|| {
+                cx.error(
+                    Code::R1002,
+                    format!("{} line {}: no status broken/failed/misclassified", path.display(), n + 1),
+                )
+            })?;
+            let num = |i: usize| f.get(i).and_then(|v| v.parse().ok()).unwrap_or(f64::INFINITY);
+            rows.push((status, [num(5), num(6), num(7), num(8)]));
+        }
         out.push(Rows { name: labels.get(k).cloned().unwrap_or(dir), rows });
     }
     Ok(out)
@@ -154,9 +158,9 @@ impl Stage for AttackTable {
             md.push_str(&format!("| {} | {:.1}% |", a.name, 100.0 * rate));
             for (col, norm) in NORMS.iter().enumerate() {
                 let all = a.attacked_distances(col);
-                let median = super::attacks::median(&mut all.clone());
-                let mean = super::attacks::mean(&all);
-                let mean_success = super::attacks::mean(&a.broken(col));
+                let median = super::attack_outcome::median(&mut all.clone());
+                let mean = super::attack_outcome::mean(&all);
+                let mean_success = super::attack_outcome::mean(&a.broken(col));
                 csv.push_str(&format!(",{median},{mean},{mean_success}"));
                 md.push_str(&format!(" {} | {} | {} |", cell(median), cell(mean), cell(mean_success)));
                 metrics.insert(format!("{}.median_{norm}", a.name), median);
@@ -188,7 +192,7 @@ mod tests {
     use super::*;
 
     fn rows() -> Rows {
-        let r = |s: &str, d: f64| (s.to_string(), [d, d, d, d]);
+        let r = |s: &str, d: f64| (Status::parse(s).unwrap(), [d, d, d, d]);
         Rows {
             name: "a".into(),
             rows: vec![r("broken", 0.5), r("failed", f64::INFINITY), r("broken", 0.2), r("misclassified", 0.0)],
@@ -200,9 +204,9 @@ mod tests {
         let a = rows();
         let mut all = a.attacked_distances(2);
         assert_eq!(all.len(), 3);
-        assert_eq!(super::super::attacks::median(&mut all), 0.5);
-        assert_eq!(super::super::attacks::mean(&a.attacked_distances(2)), f64::INFINITY);
-        assert_eq!(super::super::attacks::mean(&a.broken(2)), 0.35);
+        assert_eq!(super::super::attack_outcome::median(&mut all), 0.5);
+        assert_eq!(super::super::attack_outcome::mean(&a.attacked_distances(2)), f64::INFINITY);
+        assert_eq!(super::super::attack_outcome::mean(&a.broken(2)), 0.35);
         let (xs, ys) = a.curve(2);
         assert_eq!(xs, vec![0.0, 0.2, 0.2, 0.5, 0.5]);
         assert_eq!(*ys.last().unwrap(), 2.0 / 3.0);

@@ -1,11 +1,11 @@
 //! Adversarial attacks as config values (`logbarrier(norm: l2)`, `pgd(norm: linf)`, ...)
 //! and the `attack` stage that applies one to a trained classifier.
 
+use super::attack_outcome::{Outcome, SUMMARY, Status, norm_column, robust_metric, summary};
 use super::layers::check_model;
 use super::registry::{Builtin, Dflt, Meta, Param, Sort, Stage, StaticCall};
 use crate::check::{Args, Config, Ty};
 use crate::diag::{Code, Diag};
-use crate::exec::Metrics;
 use crate::exec::{Artifact, Output, RunCtx};
 use crate::robust::attack::Attack;
 use crate::robust::cw::CwConfig;
@@ -40,6 +40,7 @@ pub fn builtins() -> Vec<Builtin> {
     let lbd = LogBarrierConfig::paper(Norm::L2);
     let plbd = ProxConfig::paper(Norm::L2);
     let (cwd, ddnd) = (CwConfig::default(), DdnConfig::default());
+    let pgdd = PgdConfig::baseline(Norm::L2, f64::INFINITY);
     let mut lb = vec![Param::new("norm", Ty::choice(&["l2", "linf"]), Dflt::Str("l2"), "the distance minimised")];
     lb.extend(barrier_params(lbd.lambda0, lbd.beta, lbd.step, lbd.outer, lbd.inner));
     lb.push(
@@ -90,11 +91,11 @@ pub fn builtins() -> Vec<Builtin> {
             "PGD on the logit margin with restarts; the smallest radius it succeeds at, by bisection per image.",
             vec![
                 Param::new("norm", Ty::choice(&["l2", "linf"]), Dflt::Str("l2"), "the ball"),
-                int_at_least("steps", 40, 1.0, "gradient steps per radius"),
-                int_at_least("restarts", 1, 1.0, "tries per radius (random starts after the first)"),
+                int_at_least("steps", pgdd.steps as i64, 1.0, "gradient steps per radius"),
+                int_at_least("restarts", pgdd.restarts as i64, 1.0, "tries per radius (random starts after the first)"),
                 Param::new("eps_max", Ty::opt(Ty::Float), Dflt::None, "largest radius (default: the bounds' diameter)")
                     .positive(),
-                int_at_least("bisections", 10, 0.0, "halvings of the radius interval"),
+                int_at_least("bisections", pgdd.bisections as i64, 0.0, "halvings of the radius interval"),
             ],
         ),
         Builtin::new(
@@ -153,13 +154,14 @@ pub fn builtins() -> Vec<Builtin> {
     ]
 }
 
-/// The attack a config value describes.
-pub fn attack_of(c: &Config, bounds: (f64, f64), dim: usize) -> Attack {
+/// The attack a config value describes; an error (never a silent default) for a config that
+/// is no attack.
+pub fn attack_of(c: &Config, bounds: (f64, f64), dim: usize) -> Result<Attack, String> {
     let a = &c.args;
     let f = |n: &str, d: f64| a.float(n).unwrap_or(d);
     let i = |n: &str, d: usize| a.int(n).map_or(d, |v| v as usize);
     let norm = a.text("norm").and_then(Norm::parse).unwrap_or(Norm::L2);
-    match c.builtin.name {
+    Ok(match c.builtin.name {
         "logbarrier" => {
             let d = LogBarrierConfig::paper(norm);
             Attack::LogBarrier(LogBarrierConfig {
@@ -193,12 +195,12 @@ pub fn attack_of(c: &Config, bounds: (f64, f64), dim: usize) -> Attack {
         "pgd" => {
             let width = bounds.1 - bounds.0;
             let diameter = if norm == Norm::Linf { width } else { width * (dim as f64).sqrt() };
+            let d = PgdConfig::baseline(norm, a.float("eps_max").unwrap_or(diameter));
             Attack::Pgd(PgdConfig {
-                norm,
-                steps: i("steps", 40),
-                restarts: i("restarts", 1),
-                eps_max: a.float("eps_max").unwrap_or(diameter),
-                bisections: i("bisections", 10),
+                steps: i("steps", d.steps),
+                restarts: i("restarts", d.restarts),
+                bisections: i("bisections", d.bisections),
+                ..d
             })
         }
         "cw" => {
@@ -211,7 +213,7 @@ pub fn attack_of(c: &Config, bounds: (f64, f64), dim: usize) -> Attack {
                 kappa: f("kappa", d.kappa),
             })
         }
-        _ => {
+        "ddn" => {
             let d = DdnConfig::default();
             Attack::Ddn(DdnConfig {
                 steps: i("steps", d.steps),
@@ -220,18 +222,12 @@ pub fn attack_of(c: &Config, bounds: (f64, f64), dim: usize) -> Attack {
                 alpha: f("alpha", d.alpha),
             })
         }
-    }
+        other => return Err(format!("`{other}` is not an attack")),
+    })
 }
 
 fn eps_list(args: &Args) -> Vec<f64> {
     args.floats("eps").unwrap_or_default()
-}
-
-/// `robust_0p5` for eps 0.5, `robust_0p0314` for 8/255: the radius to three significant
-/// digits, `.` written `p`, a name member access can reach.
-pub fn robust_metric(eps: f64) -> String {
-    let rounded: f64 = format!("{eps:.2e}").parse().unwrap_or(eps);
-    format!("robust_{}", format!("{rounded}").replace('.', "p"))
 }
 
 /// Radii must be finite and non-negative, and distinct after rounding to their names.
@@ -299,34 +295,6 @@ fn resolve_bounds(arg: BoundsArg, data: Option<&Meta>) -> Option<(f64, f64)> {
         BoundsArg::Unbounded => Some((f64::NEG_INFINITY, f64::INFINITY)),
         BoundsArg::Data => data?.bounds,
     }
-}
-
-const SUMMARY: [&str; 13] = [
-    "count",
-    "attacked",
-    "misclassified_at_start",
-    "broken",
-    "success_rate",
-    "median",
-    "mean",
-    "mean_success",
-    "median_l0",
-    "median_l1",
-    "median_l2",
-    "median_linf",
-    "gradients_per_image",
-];
-
-/// One image's outcome, a row of `adversarial.csv`.
-pub struct Outcome {
-    pub index: usize,
-    pub label: usize,
-    /// "broken", "failed" or "misclassified" (at the start: not attacked).
-    pub status: &'static str,
-    pub adv_label: Option<usize>,
-    /// l0, l1, l2, linf.
-    pub dist: [f64; 4],
-    pub input: Option<Vec<f32>>,
 }
 
 /// Attacks that need a finite box say so when the inputs are unbounded.
@@ -403,16 +371,16 @@ impl Stage for AttackStage {
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let data = cx.dataset("data")?;
         let mut rng = cx.take_rng();
-        let candle = |e: candle_core::Error| cx.error(Code::R1002, format!("the attack failed: {e}"));
+        let candle = |e: candle_core::Error| cx.compute_error("the attack", e);
         let net = cx.model_ref("model", &data.shape, &mut rng)?;
-        let labels = data.y.as_ref().ok_or_else(|| cx.error(Code::E4002, "the data has no labels"))?;
+        let labels = data.y.as_ref().ok_or_else(|| cx.error(Code::R1002, "the data has no labels"))?;
         let a = cx.args();
         let bounds = bounds_arg(a)
             .ok()
             .and_then(|arg| resolve_bounds(arg, cx.meta_of("data").as_ref()))
-            .ok_or_else(|| cx.error(Code::E2002, "the attack has no bounds"))?;
-        let config = a.config("using").ok_or_else(|| cx.error(Code::R1002, "no attack"))?;
-        let attack = attack_of(config, bounds, data.features());
+            .ok_or_else(|| cx.error(Code::R1006, "the attack has no bounds (the checker should have said so)"))?;
+        let config = a.config("using").ok_or_else(|| cx.internal("no attack"))?;
+        let attack = attack_of(config, bounds, data.features()).map_err(|e| cx.internal(&e))?;
         let count = a.int("count").unwrap_or(100) as usize;
         let batch = a.int("batch").unwrap_or(100) as usize;
         let only_correct = a.bool("only_correct").unwrap_or(false);
@@ -457,7 +425,7 @@ impl Stage for AttackStage {
                 outcomes.push(Outcome {
                     index: i,
                     label: labels[i] as usize,
-                    status: "misclassified",
+                    status: Status::Misclassified,
                     adv_label: None,
                     dist: [0.0; 4],
                     input: None,
@@ -490,9 +458,9 @@ impl Stage for AttackStage {
                     (Some((true, pred)), Some(a)) => {
                         let d = crate::robust::norms::diff(&as64[k], &xs[k]);
                         let dist = [Norm::L0.of(&d), Norm::L1.of(&d), Norm::L2.of(&d), Norm::Linf.of(&d)];
-                        ("broken", Some(*pred), dist, Some(a.clone()))
+                        (Status::Broken, Some(*pred), dist, Some(a.clone()))
                     }
-                    _ => ("failed", None, [f64::INFINITY; 4], None),
+                    _ => (Status::Failed, None, [f64::INFINITY; 4], None),
                 };
                 outcomes.push(Outcome { index: i, label: ys[k], status, adv_label, dist, input });
             }
@@ -518,72 +486,16 @@ impl Stage for AttackStage {
     }
 }
 
-fn norm_column(norm: Norm) -> usize {
-    match norm {
-        Norm::L0 => 0,
-        Norm::L1 => 1,
-        Norm::L2 => 2,
-        Norm::Linf => 3,
-    }
-}
-
-/// The median; NaN for no values. Infinite values (failures) sort last.
-pub fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 { v[m] } else { 0.5 * (v[m - 1] + v[m]) }
-}
-
-/// The mean; NaN for no values, infinite when one is.
-pub fn mean(v: &[f64]) -> f64 {
-    if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
-}
-
-/// Success rate and distances over the attacked images (those correctly classified at the
-/// start), a failed image counting as an infinite distance (the convention of foolbox and
-/// the papers): an attack that fails on half the images has an infinite median, never the
-/// median of the few it broke. `mean` is then infinite too, so `mean_success` gives the
-/// mean over the broken images, labelled as such. Robust accuracy at each eps is over all
-/// `count` images: correct at the start and not broken within eps.
-pub fn summary(outcomes: &[Outcome], norm: Norm, eps: &[f64]) -> Metrics {
-    let attacked: Vec<&Outcome> = outcomes.iter().filter(|o| o.status != "misclassified").collect();
-    let broken: Vec<&Outcome> = attacked.iter().copied().filter(|o| o.status == "broken").collect();
-    let all = |k: usize| -> Vec<f64> {
-        attacked.iter().map(|o| if o.status == "broken" { o.dist[k] } else { f64::INFINITY }).collect()
-    };
-    let own = norm_column(norm);
-    let mut m = Metrics::new();
-    m.insert("count".into(), outcomes.len() as f64);
-    m.insert("attacked".into(), attacked.len() as f64);
-    m.insert("misclassified_at_start".into(), (outcomes.len() - attacked.len()) as f64);
-    m.insert("broken".into(), broken.len() as f64);
-    m.insert("success_rate".into(), broken.len() as f64 / attacked.len().max(1) as f64);
-    m.insert("median".into(), median(&mut all(own)));
-    m.insert("mean".into(), mean(&all(own)));
-    m.insert("mean_success".into(), mean(&broken.iter().map(|o| o.dist[own]).collect::<Vec<_>>()));
-    for (k, n) in Norm::ALL.iter().enumerate() {
-        m.insert(format!("median_{}", n.name()), median(&mut all(k)));
-    }
-    for &e in eps {
-        let survive = attacked.iter().filter(|o| o.status != "broken" || o.dist[norm_column(norm)] > e).count();
-        m.insert(robust_metric(e), survive as f64 / outcomes.len().max(1) as f64);
-    }
-    m
-}
-
 fn write_csv(cx: &RunCtx, outcomes: &[Outcome], norm: Norm) -> Result<String, Diag> {
     let mut csv = format!("index,label,status,adv_label,distance_{},l0,l1,l2,linf\n", norm.name());
     for o in outcomes {
         let adv = o.adv_label.map_or(String::new(), |l| l.to_string());
-        let show = |v: f64| if v.is_finite() && o.status == "broken" { format!("{v}") } else { String::new() };
+        let show = |v: f64| if v.is_finite() && o.status == Status::Broken { format!("{v}") } else { String::new() };
         csv.push_str(&format!(
             "{},{},{},{adv},{},{},{},{},{}\n",
             o.index,
             o.label,
-            o.status,
+            o.status.as_str(),
             show(o.dist[norm_column(norm)]),
             show(o.dist[0]),
             show(o.dist[1]),
@@ -626,7 +538,7 @@ fn write_grid(
 ) -> Result<String, Diag> {
     let mut images: Vec<Vec<f32>> = Vec::new();
     let mut captions = Vec::new();
-    for o in outcomes.iter().filter(|o| o.status == "broken").take(count) {
+    for o in outcomes.iter().filter(|o| o.status == Status::Broken).take(count) {
         let (Some(adv), Some(al)) = (&o.input, o.adv_label) else { continue };
         let clean = data.row(o.index);
         let d: Vec<f32> = adv.iter().zip(clean).map(|(a, c)| a - c).collect();
@@ -644,77 +556,4 @@ fn write_grid(
         .to_png()
         .map_err(|e| cx.error(Code::R1001, e))?;
     cx.write_file("grid.png", &png)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn outcome(status: &'static str, l2: f64) -> Outcome {
-        Outcome { index: 0, label: 0, status, adv_label: None, dist: [1.0, 1.0, l2, 1.0], input: None }
-    }
-
-    /// A failed image is an infinite distance: an attack breaking 2 of 5 images has an
-    /// infinite median and mean, not the median of its two successes.
-    #[test]
-    fn failures_count_as_infinite_distances_in_medians_and_means() {
-        let o = vec![
-            outcome("broken", 0.5),
-            outcome("broken", 1.5),
-            outcome("failed", f64::INFINITY),
-            outcome("failed", f64::INFINITY),
-            outcome("failed", f64::INFINITY),
-        ];
-        let m = summary(&o, Norm::L2, &[]);
-        assert_eq!(m["success_rate"], 0.4);
-        assert_eq!(m["median"], f64::INFINITY);
-        assert_eq!(m["median_l2"], f64::INFINITY);
-        assert_eq!(m["mean"], f64::INFINITY);
-        assert_eq!(m["mean_success"], 1.0);
-        // With one failure in five the median is still finite: the third smallest distance.
-        let o = vec![
-            outcome("broken", 0.5),
-            outcome("broken", 1.5),
-            outcome("broken", 2.5),
-            outcome("broken", 3.5),
-            outcome("failed", f64::INFINITY),
-        ];
-        let m = summary(&o, Norm::L2, &[]);
-        assert_eq!(m["median"], 2.5);
-        assert_eq!(m["mean_success"], 2.0);
-    }
-
-    #[test]
-    fn robust_metrics_are_named_by_three_significant_digits() {
-        assert_eq!(robust_metric(0.25), "robust_0p25");
-        assert_eq!(robust_metric(8.0 / 255.0), "robust_0p0314");
-        assert_eq!(robust_metric(1.0), "robust_1");
-        assert_eq!(robust_metric(0.1), "robust_0p1");
-        assert_eq!(robust_metric(0.0), "robust_0");
-    }
-
-    /// Success and distances count attacked images only; robust accuracy is over all
-    /// images, a misclassified one never counting as robust.
-    #[test]
-    fn summary_separates_images_misclassified_at_the_start() {
-        let o = vec![
-            outcome("broken", 0.5),
-            outcome("broken", 1.5),
-            outcome("broken", 2.5),
-            outcome("failed", f64::INFINITY),
-            outcome("misclassified", 0.0),
-        ];
-        let m = summary(&o, Norm::L2, &[1.0, 2.0]);
-        assert_eq!(m["attacked"], 4.0);
-        assert_eq!(m["misclassified_at_start"], 1.0);
-        assert_eq!(m["success_rate"], 0.75);
-        // The failed image sorts last: the median of 0.5, 1.5, 2.5, inf is 2.0.
-        assert_eq!(m["median"], 2.0);
-        assert_eq!(m["mean"], f64::INFINITY);
-        assert_eq!(m["mean_success"], 1.5);
-        // Within 1.0 only the 0.5 image is broken: 3 of 5 stay correct; within 2.0, 2 of 5.
-        assert_eq!(m[&robust_metric(1.0)], 0.6);
-        assert_eq!(m[&robust_metric(2.0)], 0.4);
-        assert_eq!(robust_metric(0.25), "robust_0p25");
-    }
 }

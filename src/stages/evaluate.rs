@@ -4,7 +4,7 @@ use super::layers::check_model;
 use super::registry::{Builtin, Dflt, Param, Stage, StaticCall};
 use super::train::{LOSSES, objective};
 use crate::check::{Args, Ty};
-use crate::diag::{Code, Diag};
+use crate::diag::Diag;
 use crate::exec::Metrics;
 use crate::exec::{Artifact, Output, RunCtx};
 use crate::nn::evaluate_classifier;
@@ -40,7 +40,7 @@ impl Stage for Evaluate {
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let data = cx.dataset("data")?;
         let mut rng = cx.take_rng();
-        let candle = |e: candle_core::Error| cx.error(Code::R1002, format!("evaluation failed: {e}"));
+        let candle = |e: candle_core::Error| cx.compute_error("evaluation", e);
         let model = cx.model_ref("trained", &data.shape, &mut rng)?;
         let (acc, loss) =
             evaluate_classifier(&model, &data, objective(cx.args().text("loss")), &cx.device).map_err(candle)?;

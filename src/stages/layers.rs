@@ -234,15 +234,18 @@ fn push_specs(c: &Config, out: &mut Vec<LayerSpec>) -> Option<()> {
         "residual" => LayerSpec::Residual { body: layer_specs(c.args.get("body")?)?, farkas: None },
         "neural_ode" => {
             let solver = c.args.config("solver")?;
-            let o = super::ode::solver_options(solver);
+            let o = super::ode::solver_options(solver).ok()?;
             LayerSpec::NeuralOde {
                 field: layer_specs(c.args.get("field")?)?,
                 t1: c.args.float("t1")?,
-                method: o.method.name().to_string(),
+                method: o.method,
                 step: o.step,
                 rtol: o.rtol,
                 atol: o.atol,
                 max_steps: o.max_steps,
+                first_step: o.first_step,
+                min_step: o.min_step,
+                max_step: o.max_step.is_finite().then_some(o.max_step),
                 adjoint: c.args.bool("adjoint")?,
             }
         }

@@ -74,7 +74,7 @@ impl Stage for LoadModel {
         Ty::Trained
     }
     fn fields(&self, _args: &Args) -> Vec<(String, Ty)> {
-        vec![("model".into(), Ty::Model)]
+        vec![("model".into(), Ty::Model), ("parameters".into(), Ty::Float)]
     }
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
         let input = ints(cx.args, "input");
@@ -107,7 +107,7 @@ impl Stage for LoadModel {
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let a = cx.args();
         let path = std::path::PathBuf::from(a.text("path").unwrap_or(""));
-        let specs = a.get("arch").and_then(layer_specs).ok_or_else(|| cx.error(Code::R1002, "no architecture"))?;
+        let specs = a.get("arch").and_then(layer_specs).ok_or_else(|| cx.internal("no architecture"))?;
         let input = ints(a, "input");
         if !path.is_file() {
             return Err(cx

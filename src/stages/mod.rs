@@ -1,6 +1,7 @@
 //! The built-ins of the language, one file per family. Each file declares signatures and
 //! calls into the numerical library (`nn`, `data`, `plots`), which knows nothing of the language.
 
+mod attack_outcome;
 mod attack_reports;
 mod attacks;
 mod clamp;
@@ -24,7 +25,7 @@ pub use registry::{
 /// `flowline stages`: every built-in, grouped by sort, with its signature and doc line.
 pub fn listing() -> String {
     let mut out = String::new();
-    for sort in [Sort::Stage, Sort::Layer, Sort::Optimizer, Sort::Schedule, Sort::Solver, Sort::Field, Sort::Attack] {
+    for sort in Sort::ALL {
         out.push_str(&format!("{}s:\n", sort.name()));
         for b in all().iter().filter(|b| b.sort == sort) {
             out.push_str(&format!("  {:<48} {}\n", b.signature(), b.doc));
@@ -93,4 +94,51 @@ pub fn doc(name: &str) -> Result<String, String> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::SourceMap;
+
+    fn checked(src: &str) -> crate::check::Checked {
+        let mut sources = SourceMap::new();
+        let id = sources.add("t.flow", None, src.to_string());
+        crate::check::check(&mut sources, id, &crate::check::CheckOptions::default()).unwrap()
+    }
+
+    /// Every attack and every solver the language offers lowers, with its defaults, into the
+    /// numerical library's config (no name falls through to another's).
+    #[test]
+    fn every_attack_and_solver_lowers_with_its_defaults() {
+        for b in all().iter().filter(|b| b.sort == Sort::Attack) {
+            let src = format!(
+                "use std.models\nlet data = toy2d(\"moons\", n: 50)\n\
+                 let fit = train(mlp(hidden: 4, classes: 2), data, epochs: 1)\n\
+                 let adv = attack(fit, data, using: {}(), bounds: [-3, 3])\n",
+                b.name
+            );
+            let c = checked(&src);
+            let node = c.nodes.iter().find(|n| n.name == "adv").unwrap();
+            let attack = attacks::attack_of(node.args.config("using").unwrap(), (-3.0, 3.0), 2);
+            assert!(attack.is_ok(), "{}: {attack:?}", b.name);
+        }
+        for b in all().iter().filter(|b| b.sort == Sort::Solver) {
+            let c = checked(&format!("let o = odeint(van_der_pol(), y0: [1.0, 0.0], t1: 1.0, solver: {}())\n", b.name));
+            let opts = ode::solver_options(c.nodes[0].args.config("solver").unwrap()).unwrap();
+            assert_eq!(opts.method.name(), b.name);
+        }
+    }
+
+    /// Every sort of built-in is listed by `flowline stages`.
+    #[test]
+    fn the_listing_shows_every_builtin() {
+        for (i, s) in Sort::ALL.iter().enumerate() {
+            assert_eq!(s.index(), i, "Sort::ALL holds each sort once, in order");
+        }
+        let text = listing();
+        for b in all() {
+            assert!(text.contains(&format!("  {}(", b.name)) || text.contains(&format!("  {} ", b.name)), "{}", b.name);
+        }
+    }
 }

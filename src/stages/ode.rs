@@ -140,14 +140,9 @@ fn field_dim(c: &Config) -> Result<usize, String> {
     }
 }
 
-pub fn solver_options(c: &Config) -> Options {
-    let method = match c.builtin.name {
-        "euler" => Method::Euler,
-        "midpoint" => Method::Midpoint,
-        "rk4" => Method::Rk4,
-        "bosh3" => Method::Bosh3,
-        _ => Method::Dopri5,
-    };
+/// The solver a config names; an error (never a silent default) for a name that is none.
+pub fn solver_options(c: &Config) -> Result<Options, String> {
+    let method = Method::parse(c.builtin.name).ok_or_else(|| format!("`{}` is not an ODE solver", c.builtin.name))?;
     let mut o = Options::new(method);
     let a = &c.args;
     o.step = a.float("step");
@@ -159,7 +154,7 @@ pub fn solver_options(c: &Config) -> Options {
     o.min_step = a.float("min_step").unwrap_or(0.0);
     o.max_step = a.float("max_step").unwrap_or(f64::INFINITY);
     o.max_steps = a.int("max_steps").map_or(o.max_steps, |v| v as usize);
-    o
+    Ok(o)
 }
 
 fn evaluate(c: &Config, y: &Tensor) -> candle_core::Result<Tensor> {
@@ -205,7 +200,7 @@ fn failure_code(f: &Failure) -> (Code, &'static str) {
             Code::R2004,
             "the solution blows up: shorten the interval, take a smaller step, or check the field's parameters",
         ),
-        _ => (Code::R1002, "check the solver's options"),
+        _ => (Code::R1006, "check the solver's options"),
     }
 }
 
@@ -227,8 +222,12 @@ impl Stage for Odeint {
     fn output(&self) -> Ty {
         Ty::Metrics
     }
-    fn fields(&self, _args: &Args) -> Vec<(String, Ty)> {
-        ["nfe", "accepted", "rejected", "failed", "t_reached"].iter().map(|f| (f.to_string(), Ty::Float)).collect()
+    fn fields(&self, args: &Args) -> Vec<(String, Ty)> {
+        let dim = args.floats("y0").map_or(0, |v| v.len());
+        let mut f: Vec<String> =
+            ["nfe", "accepted", "rejected", "failed", "t_reached"].iter().map(|f| f.to_string()).collect();
+        f.extend((0..dim).map(|i| format!("final_{i}")));
+        f.into_iter().map(|n| (n, Ty::Float)).collect()
     }
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
         let (Some(field), Some(y0)) = (cx.args.config("field"), cx.args.get("y0")) else { return vec![] };
@@ -269,15 +268,15 @@ impl Stage for Odeint {
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let a = cx.args();
-        let field = a.config("field").ok_or_else(|| cx.error(Code::R1002, "no field"))?.clone();
-        let solver = a.config("solver").ok_or_else(|| cx.error(Code::R1002, "no solver"))?;
-        let opts = solver_options(solver);
-        let y0 = floats(a.get("y0").ok_or_else(|| cx.error(Code::R1002, "no y0"))?);
+        let field = a.config("field").ok_or_else(|| cx.internal("no field"))?.clone();
+        let solver = a.config("solver").ok_or_else(|| cx.internal("no solver"))?;
+        let opts = solver_options(solver).map_err(|e| cx.internal(&e))?;
+        let y0 = floats(a.get("y0").ok_or_else(|| cx.internal("no y0"))?);
         let (t0, t1) = (a.float("t0").unwrap_or(0.0), a.float("t1").unwrap_or(1.0));
         let points = a.int("points").unwrap_or(201) as usize;
         let keep_partial = a.text("on_failure") == Some("return");
         let ts: Vec<f64> = (0..points).map(|i| t0 + (t1 - t0) * i as f64 / (points - 1) as f64).collect();
-        let y0t = Tensor::new(y0.as_slice(), &Device::Cpu).map_err(|e| cx.error(Code::R1002, e.to_string()))?;
+        let y0t = Tensor::new(y0.as_slice(), &Device::Cpu).map_err(|e| cx.compute_error("the initial state", e))?;
         let f = |_t: f64, y: &[Tensor]| Ok(vec![evaluate(&field, &y[0])?]);
         // Each row is (t, state): the requested times reached, and on a kept failure the
         // time and state the solver got to.
@@ -364,7 +363,7 @@ fn final_state(
     t1: f64,
     opts: &Options,
 ) -> Result<(Vec<f64>, crate::ode::Stats), (Code, &'static str, String)> {
-    let tensor = |e: candle_core::Error| (Code::R1002, "check the field's parameters", e.to_string());
+    let tensor = |e: candle_core::Error| (Code::R1006, "check the field's parameters", e.to_string());
     let y = Tensor::new(y0, &Device::Cpu).map_err(tensor)?;
     let f = |_t: f64, y: &[Tensor]| Ok(vec![evaluate(field, &y[0])?]);
     let sol = solve(&f, &[y], &[0.0, t1], opts).map_err(|e| {
@@ -385,10 +384,11 @@ impl Stage for SolverTable {
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let a = cx.args();
-        let field = a.config("field").ok_or_else(|| cx.error(Code::R1002, "no field"))?.clone();
-        let y0 = floats(a.get("y0").ok_or_else(|| cx.error(Code::R1002, "no y0"))?);
+        let field = a.config("field").ok_or_else(|| cx.internal("no field"))?.clone();
+        let y0 = floats(a.get("y0").ok_or_else(|| cx.internal("no y0"))?);
         let t1 = a.float("t1").unwrap_or(1.0);
-        let reference = solver_options(a.config("reference").ok_or_else(|| cx.error(Code::R1002, "no reference"))?);
+        let reference = solver_options(a.config("reference").ok_or_else(|| cx.internal("no reference"))?)
+            .map_err(|e| cx.internal(&e))?;
         let (exact, _) = final_state(&field, &y0, t1, &reference)
             .map_err(|(code, fix, e)| cx.error(code, format!("the reference solve failed: {e}")).hint(fix))?;
         let solvers: Vec<Config> = match a.get("solvers").map(|v| &v.kind) {
@@ -404,7 +404,8 @@ impl Stage for SolverTable {
         let mut by_method: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
         for (k, c) in solvers.iter().enumerate() {
             let label = labels.get(k).cloned().unwrap_or_else(|| solver_label(c));
-            let (y, stats) = final_state(&field, &y0, t1, &solver_options(c))
+            let opts = solver_options(c).map_err(|e| cx.internal(&e))?;
+            let (y, stats) = final_state(&field, &y0, t1, &opts)
                 .map_err(|(code, fix, e)| cx.error(code, format!("`{label}` failed: {e}")).hint(fix))?;
             let err = y.iter().zip(&exact).map(|(p, q)| (p - q).powi(2)).sum::<f64>().sqrt();
             csv.push_str(&format!("{label},{err:e},{},{},{}\n", stats.nfe, stats.accepted, stats.rejected));

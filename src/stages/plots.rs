@@ -226,7 +226,7 @@ impl Stage for Misclassified {
         let d = cx.dataset("data")?;
         let t = cx.trained("trained")?;
         let labels = d.y.clone().ok_or_else(|| cx.error(Code::R1002, "the data has no labels"))?;
-        let pred = predict_classes(&t.model, &d.x, &cx.device).map_err(|e| cx.error(Code::R1002, e.to_string()))?;
+        let pred = predict_classes(&t.model, &d.x, &cx.device).map_err(|e| cx.compute_error("prediction", e))?;
         let wrong: Vec<usize> = (0..d.n).filter(|&i| pred[i] != labels[i]).collect();
         let k = (cx.args().int("count").unwrap_or(36) as usize).min(wrong.len());
         let images: Vec<&[f32]> = wrong[..k].iter().map(|&i| d.row(i)).collect();

@@ -20,6 +20,23 @@ pub enum Sort {
 }
 
 impl Sort {
+    /// Every sort, in the order `flowline stages` lists them. `index` makes a sort added to
+    /// the enum but not here a compile error.
+    pub const ALL: [Sort; 7] =
+        [Sort::Stage, Sort::Layer, Sort::Optimizer, Sort::Schedule, Sort::Solver, Sort::Field, Sort::Attack];
+
+    pub fn index(self) -> usize {
+        match self {
+            Sort::Stage => 0,
+            Sort::Layer => 1,
+            Sort::Optimizer => 2,
+            Sort::Schedule => 3,
+            Sort::Solver => 4,
+            Sort::Field => 5,
+            Sort::Attack => 6,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Sort::Stage => "stage",

@@ -91,12 +91,12 @@ impl Stage for Train {
         Ty::Trained
     }
     fn fields(&self, args: &Args) -> Vec<(String, Ty)> {
-        let mut f =
-            vec![("model".into(), Ty::Model), ("loss_curve".into(), Ty::Table), ("final_loss".into(), Ty::Float)];
+        let mut f = vec![("model".into(), Ty::Model), ("loss_curve".into(), Ty::Table)];
+        let mut numbers = vec!["final_loss", "steps", "parameters"];
         if args.stage("valid").is_some() {
-            f.push(("best_valid_accuracy".into(), Ty::Float));
-            f.push(("best_valid_loss".into(), Ty::Float));
+            numbers.extend(["best_valid_accuracy", "best_valid_loss", "best_step", "stopped_early"]);
         }
+        f.extend(numbers.into_iter().map(|n| (n.to_string(), Ty::Float)));
         f
     }
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
@@ -147,10 +147,8 @@ impl Stage for Train {
         let data = cx.dataset("data")?;
         let valid = if cx.args().stage("valid").is_some() { Some(cx.dataset("valid")?) } else { None };
         let a = cx.args();
-        let optimizer =
-            a.config("optimizer").and_then(optimizer_spec).ok_or_else(|| cx.error(Code::R1002, "no optimizer"))?;
-        let schedule =
-            a.config("schedule").and_then(schedule_spec).ok_or_else(|| cx.error(Code::R1002, "no schedule"))?;
+        let optimizer = a.config("optimizer").and_then(optimizer_spec).ok_or_else(|| cx.internal("no optimizer"))?;
+        let schedule = a.config("schedule").and_then(schedule_spec).ok_or_else(|| cx.internal("no schedule"))?;
         let asked = a.int("batch").unwrap_or(128) as usize;
         let batch = asked.min(data.n.max(1));
         if batch < asked && cx.given("batch") {
@@ -178,7 +176,7 @@ impl Stage for Train {
         };
         let resume = a.text("resume").map(str::to_string);
         let mut rng = cx.take_rng();
-        let candle = |e: candle_core::Error| cx.error(Code::R1002, format!("training failed: {e}"));
+        let candle = |e: candle_core::Error| cx.compute_error("training", e);
         let model = match cx.model("model")? {
             ModelArg::Layers(specs) => Net::init(&specs, &data.shape, &mut rng, &cx.device).map_err(candle)?,
             ModelArg::Trained(t) => {
@@ -300,11 +298,9 @@ fn load_checkpoint(cx: &RunCtx, model: &Net, path: &str) -> Result<Start, Diag> 
     }
     let meta =
         std::fs::read_to_string(file.with_extension("yaml")).map_err(|e| bad(format!("its .yaml beside it: {e}")))?;
-    let step = meta
-        .lines()
-        .find_map(|l| l.strip_prefix("step: "))
-        .and_then(|s| s.trim().parse::<usize>().ok())
-        .ok_or_else(|| bad("no step in its .yaml".into()))?;
+    let meta: yaml::Value = yaml::from_str(&meta).map_err(|e| bad(format!("its .yaml beside it: {e}")))?;
+    let step =
+        meta.get("step").and_then(yaml::Value::as_u64).ok_or_else(|| bad("no `step` in its .yaml".into()))? as usize;
     let weights: Vec<(String, Tensor)> =
         map.iter().filter(|(n, _)| n.starts_with("layers.")).map(|(n, t)| (n.clone(), t.clone())).collect();
     for (name, t) in model.named_tensors() {

@@ -2,7 +2,9 @@
 //! that each statement is parsed on its own and a syntax error does not hide the errors
 //! of the statements after it.
 
-const KEYWORDS: [&str; 6] = ["use", "seed", "let", "def", "report", "profile"];
+/// The words that start a statement (the grammar's `keyword` rule adds `true`, `false`,
+/// `none`).
+pub const KEYWORDS: [&str; 6] = ["use", "seed", "let", "def", "report", "profile"];
 
 /// Byte ranges of the chunks; comments and blank lines stay inside the chunk before them.
 pub fn split(text: &str) -> Vec<(usize, usize)> {
@@ -75,6 +77,15 @@ mod tests {
         let chunks = split(src);
         let texts: Vec<&str> = chunks.iter().map(|&(s, e)| &src[s..e]).collect();
         assert_eq!(texts, vec!["seed 1\n", "let a = f(x,\n  let_me: 2)\n# c\n", "report a\n"]);
+    }
+
+    /// Brackets inside strings (also with an escaped quote) and comments do not hold the
+    /// next statement inside the current one.
+    #[test]
+    fn brackets_in_strings_and_comments_do_not_count() {
+        let src = "let a = f(title: \"a ( [\")  # note (\nlet b = g(\"x \\\" (\")\n# ( {\nlet c = h()\n";
+        let chunks = split(src);
+        assert_eq!(chunks.len(), 3, "{:?}", chunks.iter().map(|&(s, e)| &src[s..e]).collect::<Vec<_>>());
     }
 
     #[test]

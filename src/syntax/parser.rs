@@ -188,9 +188,9 @@ fn parse_stmt(ctx: &mut Ctx, pair: Pair<Rule>) -> Option<Stmt> {
             ctx.diags.push(
                 Diag::new(Code::E0002, format!("`{shown}` does not start a statement"))
                     .at(span, "not a statement")
-                    .hint("statements start with `use`, `seed`, `let`, `def`, `report` or `profile`")
+                    .hint(statement_keywords_hint())
                     .maybe_hint(
-                        crate::diag::did_you_mean(&shown, ["use", "seed", "let", "def", "report", "profile"])
+                        crate::diag::did_you_mean(&shown, super::chunks::KEYWORDS)
                             .map(|s| format!("did you mean `{s}`?")),
                     ),
             );
@@ -508,6 +508,13 @@ fn non_ascii_name(ctx: &Ctx, pos: usize) -> Option<Diag> {
         d = d.hint("rename it with ASCII letters, digits and `_`; strings (\"...\") may hold any text");
     }
     Some(d)
+}
+
+/// "statements start with `use`, `seed`, ... or `profile`".
+fn statement_keywords_hint() -> String {
+    let k: Vec<String> = super::chunks::KEYWORDS.iter().map(|k| format!("`{k}`")).collect();
+    let (last, rest) = k.split_last().map(|(l, r)| (l.clone(), r.join(", "))).unwrap_or_default();
+    format!("statements start with {rest} or {last}")
 }
 
 /// The first letter outside ASCII that is not inside a string or a comment.

@@ -134,23 +134,31 @@ impl Builder<'_> {
                 }
             }
             LayerSpec::Act(a) => Built::Act(*a),
-            LayerSpec::NeuralOde { field, t1, method, step, rtol, atol, max_steps, adjoint } => {
+            LayerSpec::NeuralOde {
+                field,
+                t1,
+                method,
+                step,
+                rtol,
+                atol,
+                max_steps,
+                first_step,
+                min_step,
+                max_step,
+                adjoint,
+            } => {
                 let before = self.named.len();
                 let inner = self.chain(&format!("{name}.field."), field, s)?;
                 let params: Vec<Var> =
                     self.named[before..].iter().filter(|(_, _, t)| *t).map(|(_, v, _)| v.clone()).collect();
-                let method = match method.as_str() {
-                    "euler" => crate::ode::Method::Euler,
-                    "midpoint" => crate::ode::Method::Midpoint,
-                    "rk4" => crate::ode::Method::Rk4,
-                    "bosh3" => crate::ode::Method::Bosh3,
-                    _ => crate::ode::Method::Dopri5,
-                };
-                let mut opts = crate::ode::Options::new(method);
+                let mut opts = crate::ode::Options::new(*method);
                 opts.step = *step;
                 opts.rtol = *rtol;
                 opts.atol = *atol;
                 opts.max_steps = *max_steps;
+                opts.first_step = *first_step;
+                opts.min_step = *min_step;
+                opts.max_step = max_step.unwrap_or(f64::INFINITY);
                 Built::NeuralOde { field: Arc::new(inner), params, t1: *t1, opts, adjoint: *adjoint }
             }
             LayerSpec::Residual { body, farkas } => {

@@ -74,11 +74,17 @@ pub enum LayerSpec {
     NeuralOde {
         field: Vec<LayerSpec>,
         t1: f64,
-        method: String,
+        method: crate::ode::Method,
         step: Option<f64>,
         rtol: f64,
         atol: f64,
         max_steps: usize,
+        #[serde(default)]
+        first_step: Option<f64>,
+        #[serde(default)]
+        min_step: f64,
+        #[serde(default)]
+        max_step: Option<f64>,
         /// Gradients by the adjoint method instead (constant memory).
         #[serde(default)]
         adjoint: bool,

@@ -1,6 +1,8 @@
 //! Butcher tableaus of the explicit Runge-Kutta methods.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Serialised by its lower-case name (`rk4`, `dopri5`), as checkpoints have always written it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Method {
     Euler,
     Midpoint,
@@ -20,6 +22,13 @@ impl Method {
             Method::Bosh3 => "bosh3",
             Method::Dopri5 => "dopri5",
         }
+    }
+
+    pub const ALL: [Method; 5] = [Method::Euler, Method::Midpoint, Method::Rk4, Method::Bosh3, Method::Dopri5];
+
+    /// The method of this name; `None` for any other.
+    pub fn parse(name: &str) -> Option<Method> {
+        Method::ALL.into_iter().find(|m| m.name() == name)
     }
 
     pub fn adaptive(self) -> bool {

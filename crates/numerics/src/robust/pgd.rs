@@ -17,6 +17,14 @@ pub struct PgdConfig {
     pub bisections: usize,
 }
 
+impl PgdConfig {
+    /// The minimum-norm baseline's defaults: 40 steps, one try per radius, 10 halvings of
+    /// the radius interval below `eps_max`.
+    pub fn baseline(norm: Norm, eps_max: f64) -> Self {
+        PgdConfig { norm, steps: 40, restarts: 1, eps_max, bisections: 10 }
+    }
+}
+
 /// Project a perturbation onto the eps-ball.
 fn project(d: &mut [f64], eps: f64, norm: Norm) {
     match norm {
