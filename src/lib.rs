@@ -8,21 +8,32 @@
 pub mod check;
 pub mod diag;
 pub mod exec;
+pub mod help;
+pub mod lang;
 pub mod plan;
 pub mod snapshot;
 pub mod stages;
 pub mod stdlib;
 pub mod syntax;
+pub mod yaml;
 
 /// The numerical library, its own crate (`crates/numerics`): it cannot reach the language.
-pub use flowline_numerics::{data, nn, ode, plots, rng, robust};
+pub use flowline_numerics::{data, io, nn, ode, plots, rng, robust};
 
 use diag::{Code, Diag, SourceMap};
+use lang::Registry;
 use std::path::Path;
+use std::sync::OnceLock;
 
 pub use check::{CheckOptions, Checked};
 pub use exec::{Report, RunFailure, RunOptions};
 pub use plan::Plan;
+
+/// The built-ins of every family (`stages::registry`), built once.
+pub fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(stages::registry)
+}
 
 /// Read a pipeline file into the source map.
 pub fn load(sources: &mut SourceMap, path: &Path) -> Result<u32, Diag> {
@@ -38,9 +49,9 @@ pub fn parse(sources: &SourceMap, file: u32) -> (syntax::ast::Program, Vec<Diag>
     syntax::parse_program(file, &sources.get(file).text)
 }
 
-/// AST (with imports) -> checked stage nodes.
+/// AST (with imports) -> checked stage nodes, against the built-in registry.
 pub fn check(sources: &mut SourceMap, file: u32, opts: &CheckOptions) -> Result<Checked, Vec<Diag>> {
-    check::check(sources, file, opts)
+    check::check(registry(), sources, file, opts)
 }
 
 /// Checked nodes -> DAG in execution order.
@@ -48,10 +59,11 @@ pub fn plan(checked: Checked) -> Result<Plan, Vec<Diag>> {
     plan::plan(checked)
 }
 
-/// DAG -> executed stages and the report. A failing stage does not stop the others; the
-/// failure carries every stage's diagnostic and the report that records them.
+/// DAG -> executed stages and the report, by the local executor. A failing stage does not
+/// stop the others; the failure carries every stage's diagnostic and the report that
+/// records them.
 pub fn run(plan: &Plan, opts: &RunOptions) -> Result<Report, RunFailure> {
-    exec::execute(plan, opts)
+    exec::execute(registry(), plan, opts)
 }
 
 /// `parse -> check -> plan` for a file on disk.

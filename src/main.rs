@@ -233,7 +233,8 @@ fn dispatch(cli: Cli) -> i32 {
                         continue;
                     }
                 };
-                let result = flowline::check::check_all_profiles(&mut sources, id, &sets).and_then(flowline::plan);
+                let result = flowline::check::check_all_profiles(flowline::registry(), &mut sources, id, &sets)
+                    .and_then(flowline::plan);
                 match result {
                     Ok(plan) => {
                         warn(&plan.checked.warnings, &sources);
@@ -261,10 +262,10 @@ fn dispatch(cli: Cli) -> i32 {
             }
         }
         Command::Stages => {
-            print!("{}", flowline::stages::listing());
+            print!("{}", flowline::help::listing(flowline::registry()));
             0
         }
-        Command::Doc { name } => match flowline::stages::doc(&name) {
+        Command::Doc { name } => match flowline::help::doc(flowline::registry(), &name) {
             Ok(text) => {
                 print!("{text}");
                 0

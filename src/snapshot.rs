@@ -1,7 +1,7 @@
 //! `flowline test`: run pipelines and compare their reported metrics with a snapshot
 //! beside each file (`NAME.snap.yaml`), within a relative tolerance.
 
-use crate::exec::yaml::{self, Mapping, Value};
+use crate::yaml::{self, Mapping, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

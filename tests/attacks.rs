@@ -48,8 +48,14 @@ fn attacks() -> Vec<(&'static str, Attack)> {
         ("prox l1", Attack::ProxLogBarrier(prox(Norm::L1))),
         ("prox l2", Attack::ProxLogBarrier(prox(Norm::L2))),
         ("prox linf", Attack::ProxLogBarrier(prox(Norm::Linf))),
-        ("pgd l2", Attack::Pgd(PgdConfig { norm: Norm::L2, steps: 20, restarts: 1, eps_max: 8.0, bisections: 8 })),
-        ("pgd linf", Attack::Pgd(PgdConfig { norm: Norm::Linf, steps: 20, restarts: 1, eps_max: 1.0, bisections: 8 })),
+        (
+            "pgd l2",
+            Attack::Pgd(PgdConfig { norm: Norm::L2, steps: 20, restarts: 1, eps_max: Some(8.0), bisections: 8 }),
+        ),
+        (
+            "pgd linf",
+            Attack::Pgd(PgdConfig { norm: Norm::Linf, steps: 20, restarts: 1, eps_max: Some(1.0), bisections: 8 }),
+        ),
         ("cw", Attack::CarliniWagner(CwConfig { steps: 100, ..CwConfig::default() })),
         ("ddn", Attack::Ddn(DdnConfig::default())),
     ]

@@ -28,7 +28,7 @@ fn nested_and_default_config_paths_can_be_overridden() {
     let c = check(BASE, &["fit.optimizer.lr=1e-4", "model.hidden=8", "seed=3", "data.n=10*5"]).unwrap();
     let fit = node(&c, "fit");
     let opt = fit.args.config("optimizer").unwrap();
-    assert_eq!(opt.builtin.name, "adam");
+    assert_eq!(opt.builtin, "adam");
     assert_eq!(opt.args.float("lr"), Some(1e-4));
     let layers = fit.args.get("model").unwrap().layers();
     let first = match &layers[0].kind {
@@ -175,7 +175,7 @@ fn a_bad_set_is_reported_once_whatever_the_number_of_profiles() {
     let mut sources = SourceMap::new();
     let id = sources.add("t.flow", None, src);
     for sets in [vec!["fit.epoch=3".to_string()], vec!["fit.epochs=".to_string()], vec!["nope".to_string()]] {
-        let diags = flowline::check::check_all_profiles(&mut sources, id, &sets).err().unwrap();
+        let diags = flowline::check::check_all_profiles(flowline::registry(), &mut sources, id, &sets).err().unwrap();
         assert_eq!(diags.len(), 1, "{sets:?}: {diags:?}");
     }
 }

@@ -20,7 +20,7 @@ fn metrics(src: &str, data_dir: &std::path::Path) -> flowline::exec::Metrics {
 }
 
 fn labels_of(path: &std::path::Path, n: usize) -> Vec<u32> {
-    let d = flowline::exec::load_dataset(path, Some(10)).unwrap();
+    let d = flowline::stages::load_dataset(path, Some(10)).unwrap();
     d.y.unwrap()[..n].to_vec()
 }
 
@@ -50,9 +50,9 @@ fn first_labels_match_the_published_files_needs_shared_data() {
     assert_eq!(labels_of(&tmp.path().join("b/data.safetensors"), 5), vec![7, 2, 1, 0, 4]);
     assert_eq!(labels_of(&tmp.path().join("c/data.safetensors"), 4), vec![3, 8, 8, 0]);
     assert_eq!(labels_of(&tmp.path().join("d/data.safetensors"), 5), vec![0, 1, 2, 3, 4]);
-    let e = flowline::exec::load_dataset(&tmp.path().join("e/data.safetensors"), Some(10)).unwrap();
+    let e = flowline::stages::load_dataset(&tmp.path().join("e/data.safetensors"), Some(10)).unwrap();
     assert_eq!((e.n, e.shape.clone()), (20, vec![1, 28, 28]));
-    let f = flowline::exec::load_dataset(&tmp.path().join("f/data.safetensors"), Some(10)).unwrap();
+    let f = flowline::stages::load_dataset(&tmp.path().join("f/data.safetensors"), Some(10)).unwrap();
     assert!(f.x.iter().all(|v| (0.0..=1.0).contains(v)));
 }
 

@@ -72,7 +72,7 @@ fn diagnose(path: &Path) -> (Vec<Diag>, SourceMap) {
     let mut sources = SourceMap::new();
     let file = flowline::load(&mut sources, &rel(path)).unwrap();
     let checked = match (&f.profile, f.run) {
-        (None, false) => flowline::check::check_all_profiles(&mut sources, file, &f.sets),
+        (None, false) => flowline::check::check_all_profiles(flowline::registry(), &mut sources, file, &f.sets),
         _ => flowline::check(&mut sources, file, &CheckOptions { profile: f.profile.clone(), sets: f.sets.clone() }),
     };
     let plan = match checked.and_then(flowline::plan) {

@@ -121,7 +121,8 @@ fn check_never_panics_on_random_or_mutated_input() {
             let mut sources = SourceMap::new();
             let id = sources.add(path.display().to_string(), Some(&path), text.clone());
             let sets = vec!["fit.iters=3".to_string()];
-            let checked = flowline::check::check_all_profiles(&mut sources, id, &sets).and_then(flowline::plan);
+            let checked = flowline::check::check_all_profiles(flowline::registry(), &mut sources, id, &sets)
+                .and_then(flowline::plan);
             if let Err(d) = &checked {
                 // Rendering must not panic either.
                 let _ = flowline::diag::render_all(d, &sources, 100);

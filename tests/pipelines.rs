@@ -11,7 +11,7 @@ use std::path::Path;
 fn check_ok(path: &Path) -> flowline::Plan {
     let mut sources = SourceMap::new();
     let file = flowline::load(&mut sources, &rel(path)).unwrap();
-    match flowline::check::check_all_profiles(&mut sources, file, &[]).and_then(flowline::plan) {
+    match flowline::check::check_all_profiles(flowline::registry(), &mut sources, file, &[]).and_then(flowline::plan) {
         Ok(p) => p,
         Err(d) => panic!("{}", common::render(&d, &sources)),
     }

@@ -2,12 +2,14 @@
 //! binding and type-checking arguments against the registry, applying overrides, and
 //! turning every stage call into a node of the stage graph.
 
+use super::Override;
 use super::typing::{accepts, check_choice};
-use super::value::{Args, CVal, Config, StageRef, VKind};
-use super::{Node, Override, Ty};
 use crate::diag::{Code, Diag, Span, did_you_mean};
-use crate::stages::{self, Builtin, Dflt, Meta, Sort, StaticCall};
+use crate::lang::{
+    Args, Builtin, CVal, Config, Dflt, Meta, Node, Registry, Role, StageRef, StaticCall, Ty, VKind, field_type, fields,
+};
 use crate::syntax::ast::{Arg, BinOp, Expr, ExprKind, Ident, Param};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -38,6 +40,7 @@ struct Scope<'a> {
 }
 
 pub struct Elab<'a> {
+    reg: &'a Registry,
     pub globals: HashMap<&'a str, Global<'a>>,
     lets: HashMap<&'a str, LetState>,
     let_stack: Vec<&'a str>,
@@ -52,9 +55,10 @@ pub struct Elab<'a> {
 }
 
 impl<'a> Elab<'a> {
-    pub fn new(globals: HashMap<&'a str, Global<'a>>, overrides: &'a [Override]) -> Self {
+    pub fn new(reg: &'a Registry, globals: HashMap<&'a str, Global<'a>>, overrides: &'a [Override]) -> Self {
         let consumed = vec![false; overrides.len()];
         Elab {
+            reg,
             globals,
             lets: HashMap::new(),
             let_stack: Vec::new(),
@@ -167,7 +171,7 @@ impl<'a> Elab<'a> {
     fn eval_arg(
         &mut self,
         b: &Builtin,
-        p: &stages::Param,
+        p: &crate::lang::Param,
         e: &'a Expr,
         scope: &Scope<'a>,
         path: Option<String>,
@@ -178,7 +182,7 @@ impl<'a> Elab<'a> {
     fn eval_typed(
         &mut self,
         b: &Builtin,
-        p: &stages::Param,
+        p: &crate::lang::Param,
         ty: &Ty,
         e: &'a Expr,
         scope: &Scope<'a>,
@@ -278,7 +282,7 @@ impl<'a> Elab<'a> {
                 let (l, r) = (l?, r?);
                 let mut items = Vec::new();
                 for side in [l, r] {
-                    if !side.is_layer() {
+                    if !self.is_layer(&side) {
                         let what = self.describe(&side);
                         self.diags.push(
                             Diag::new(Code::E2005, format!("`|>` composes layers, but this is {what}"))
@@ -363,16 +367,16 @@ impl<'a> Elab<'a> {
                 Global::Def { .. } => self.call_def(key, &[], span, scope, None),
             };
         }
-        if let Some(b) = stages::find(name) {
+        if let Some(b) = self.reg.find(name) {
             return self.call_builtin(b, &[], span, scope, None);
         }
-        if stages::is_symbol(name) {
+        if self.reg.is_symbol(name) {
             return Some(CVal::new(VKind::Sym(name.to_string()), span));
         }
         let mut candidates: Vec<String> = scope.locals.keys().map(|s| s.to_string()).collect();
         candidates.extend(self.globals.keys().map(|s| s.to_string()));
-        candidates.extend(stages::all().iter().map(|b| b.name.to_string()));
-        candidates.extend(stages::symbols().map(str::to_string));
+        candidates.extend(self.reg.all().iter().map(|b| b.name.to_string()));
+        candidates.extend(self.reg.symbols().map(str::to_string));
         let suggestion = did_you_mean(name, candidates.iter().map(String::as_str));
         self.diags.push(
             Diag::new(Code::E1001, format!("unknown name `{name}`"))
@@ -403,12 +407,12 @@ impl<'a> Elab<'a> {
         if let Some((&key, Global::Def { .. })) = self.globals.get_key_value(name) {
             return self.call_def(key, args, span, scope, path);
         }
-        if let Some(b) = stages::find(name) {
+        if let Some(b) = self.reg.find(name) {
             return self.call_builtin(b, args, span, scope, path);
         }
         let mut candidates: Vec<&str> =
             self.globals.iter().filter(|(_, g)| matches!(g, Global::Def { .. })).map(|(k, _)| *k).collect();
-        candidates.extend(stages::all().iter().map(|b| b.name));
+        candidates.extend(self.reg.all().iter().map(|b| b.name));
         self.diags.push(
             Diag::new(Code::E1001, format!("unknown function `{name}`"))
                 .at(callee.span, "no built-in or `def` has this name")
@@ -423,7 +427,7 @@ impl<'a> Elab<'a> {
             VKind::Stage(StageRef { node, field: None }) => {
                 let node = *node;
                 let n = &self.nodes[node];
-                let fields = n.builtin.stage.as_ref().map(|s| s.fields(&n.args)).unwrap_or_default();
+                let fields = self.reg.stage(&n.builtin).map(|s| fields(s, &n.args)).unwrap_or_default();
                 if fields.iter().any(|(f, _)| *f == field.name) {
                     return Some(CVal::new(VKind::Stage(StageRef { node, field: Some(field.name.clone()) }), span));
                 }
@@ -434,12 +438,12 @@ impl<'a> Elab<'a> {
                     names.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
                 };
                 self.diags.push(
-                    Diag::new(Code::E2008, format!("`{}` has no field `{}`", n.builtin.name, field.name))
+                    Diag::new(Code::E2008, format!("`{}` has no field `{}`", n.builtin, field.name))
                         .at(field.span, "unknown field")
                         .maybe_hint(
                             did_you_mean(&field.name, names.iter().copied()).map(|s| format!("did you mean `{s}`?")),
                         )
-                        .hint(format!("fields of this `{}`: {listed}", n.builtin.name)),
+                        .hint(format!("fields of this `{}`: {listed}", n.builtin)),
                 );
                 None
             }
@@ -447,11 +451,10 @@ impl<'a> Elab<'a> {
                 Some(v) => Some(v.clone().respan(span)),
                 None => {
                     self.diags.push(
-                        Diag::new(Code::E2008, format!("`{}` has no argument `{}`", c.builtin.name, field.name))
+                        Diag::new(Code::E2008, format!("`{}` has no argument `{}`", c.builtin, field.name))
                             .at(field.span, "unknown field")
                             .maybe_hint(
-                                did_you_mean(&field.name, c.args.0.iter().map(|(n, _)| *n))
-                                    .map(|s| format!("did you mean `{s}`?")),
+                                did_you_mean(&field.name, c.args.names()).map(|s| format!("did you mean `{s}`?")),
                             ),
                     );
                     None
@@ -596,7 +599,7 @@ impl<'a> Elab<'a> {
 
     fn call_builtin(
         &mut self,
-        b: &'static Builtin,
+        b: &'a Builtin,
         args: &'a [Arg],
         span: Span,
         scope: &Scope<'a>,
@@ -640,15 +643,15 @@ impl<'a> Elab<'a> {
                     }
                 },
             };
-            values.push((p.name, value));
+            values.push((Cow::Borrowed(p.name), value));
         }
         if !ok {
             return None;
         }
         let args = Args(values);
-        match b.sort {
-            Sort::Stage => self.add_node(b, args, span, scope, path),
-            _ => Some(CVal::new(VKind::Config(Arc::new(Config { builtin: b, args })), span)),
+        match b.as_stage() {
+            Some(_) => self.add_node(b, args, span, scope, path),
+            None => Some(CVal::new(VKind::Config(Arc::new(Config { builtin: Cow::Borrowed(b.name), args })), span)),
         }
     }
 
@@ -667,18 +670,18 @@ impl<'a> Elab<'a> {
                 VKind::List(items.iter().map(|s| CVal::new(VKind::Sym(s.to_string()), span)).collect())
             }
             Dflt::Config(name) => {
-                let b = stages::find(name)?;
+                let b = self.reg.find(name)?;
                 return self.call_builtin(b, &[], span, &Scope::default(), path);
             }
         };
         Some(CVal::new(k, span))
     }
 
-    fn check_arg(&mut self, b: &Builtin, p: &stages::Param, v: &CVal) -> bool {
-        let nodes = &self.nodes;
-        let stage_ty = |r: &StageRef| stage_type(nodes, r);
-        if let Err(at) = accepts(&p.ty, v, &stage_ty) {
-            let found_what = at.describe(stage_ty);
+    fn check_arg(&mut self, b: &Builtin, p: &crate::lang::Param, v: &CVal) -> bool {
+        let (nodes, reg) = (&self.nodes, self.reg);
+        let stage_ty = |r: &StageRef| stage_type(reg, nodes, r);
+        if let Err(at) = accepts(reg, &p.ty, v, &stage_ty) {
+            let found_what = self.describe(at);
             let doc = if p.doc.is_empty() { String::new() } else { format!("`{}`: {}", p.name, p.doc) };
             let mut d =
                 Diag::new(Code::E2005, format!("`{}` of `{}` expects {}, found {found_what}", p.name, b.name, p.ty))
@@ -693,7 +696,7 @@ impl<'a> Elab<'a> {
             self.diags.push(d);
             return false;
         }
-        if let (Some(range), Some(x)) = (p.range, number(v))
+        if let (Some(range), Some(x)) = (p.range, v.number())
             && !range.contains(x)
         {
             self.diags.push(
@@ -711,13 +714,13 @@ impl<'a> Elab<'a> {
 
     fn add_node(
         &mut self,
-        b: &'static Builtin,
+        b: &'a Builtin,
         args: Args,
         span: Span,
         scope: &Scope<'a>,
         path: Option<String>,
     ) -> Option<CVal> {
-        let stage = b.stage.as_ref()?;
+        let stage = b.as_stage()?;
         let name = match path {
             Some(p) => p,
             None => {
@@ -729,7 +732,7 @@ impl<'a> Elab<'a> {
         };
         let nodes = &self.nodes;
         let meta_of = |r: &StageRef| node_meta(nodes, r);
-        let cx = StaticCall { args: &args, span, meta_of: &meta_of };
+        let cx = StaticCall { args: &args, span, meta_of: &meta_of, registry: self.reg };
         let diags = stage.check(&cx);
         let meta = stage.meta(&cx);
         let failed = diags.iter().any(|d| !d.is_warning());
@@ -744,12 +747,31 @@ impl<'a> Elab<'a> {
         let mut deps: Vec<usize> = refs.into_iter().map(|r| r.node).collect();
         deps.sort_unstable();
         deps.dedup();
-        self.nodes.push(Node { name, builtin: b, args, span, meta, deps });
+        self.nodes.push(Node { name, builtin: Cow::Borrowed(b.name), args, span, meta, deps });
         Some(CVal::new(VKind::Stage(StageRef { node: self.nodes.len() - 1, field: None }), span))
     }
 
-    fn describe(&self, v: &CVal) -> String {
-        v.describe(|r| stage_type(&self.nodes, r))
+    pub fn describe(&self, v: &CVal) -> String {
+        let noun = |c: &Config| match self.reg.kind_of(c).map(|k| &k.role) {
+            Some(Role::Config { noun, .. }) => format!("the {noun} `{}`", c.builtin),
+            _ => format!("`{}`", c.builtin),
+        };
+        v.describe(noun, |r| stage_type(self.reg, &self.nodes, r))
+    }
+
+    /// A layer, or a chain of them: what `|>` composes.
+    fn is_layer(&self, v: &CVal) -> bool {
+        match &v.kind {
+            VKind::Pipe(_) => true,
+            VKind::Config(c) => self.reg.kind_of(c).is_some_and(|k| k.chains()),
+            _ => false,
+        }
+    }
+
+    /// The fields `.name` may read of node `node`.
+    pub fn fields_of(&self, node: usize) -> Vec<(String, Ty)> {
+        let n = &self.nodes[node];
+        self.reg.stage(&n.builtin).map(|s| fields(s, &n.args)).unwrap_or_default()
     }
 }
 
@@ -757,25 +779,13 @@ fn suggestion_is_none(d: &Diag) -> bool {
     d.hints.is_empty()
 }
 
-pub fn stage_type(nodes: &[Node], r: &StageRef) -> Option<Ty> {
+pub fn stage_type(reg: &Registry, nodes: &[Node], r: &StageRef) -> Option<Ty> {
     let n = nodes.get(r.node)?;
-    let stage = n.builtin.stage.as_ref()?;
-    match &r.field {
-        None => Some(stage.output()),
-        Some(f) => stage.fields(&n.args).into_iter().find(|(name, _)| name == f).map(|(_, t)| t),
-    }
+    field_type(reg.stage(&n.builtin)?, &n.args, r.field.as_deref())
 }
 
 fn node_meta(nodes: &[Node], r: &StageRef) -> Option<Meta> {
     nodes.get(r.node).map(|n| n.meta.clone())
-}
-
-fn number(v: &CVal) -> Option<f64> {
-    match v.kind {
-        VKind::Int(i) => Some(i as f64),
-        VKind::Float(f) => Some(f),
-        _ => None,
-    }
 }
 
 fn show_number(v: &CVal) -> String {

@@ -3,32 +3,17 @@
 
 mod elaborate;
 mod modules;
-mod types;
 mod typing;
-mod value;
 
+pub use crate::lang::{Args, CVal, Config, Node, StageRef, VKind};
 pub use elaborate::stage_type;
-pub use types::Ty;
-pub use value::{Args, CVal, Config, StageRef, VKind};
 
 use crate::diag::{Code, Diag, SourceMap, Span, did_you_mean};
-use crate::stages::{Builtin, Meta};
+use crate::lang::Registry;
 use crate::syntax::ast::{Expr, Program, StmtKind};
 use elaborate::{Elab, Global};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-
-/// A stage call: a node of the stage graph.
-#[derive(Debug, Clone)]
-pub struct Node {
-    /// The `let` name, or `let.argument` / `let.builtinN` for stages nested in expressions.
-    pub name: String,
-    pub builtin: &'static Builtin,
-    pub args: Args,
-    pub span: Span,
-    pub meta: Meta,
-    /// Nodes whose results this one uses.
-    pub deps: Vec<usize>,
-}
 
 /// `path = value` from `--set` or a profile.
 #[derive(Debug, Clone)]
@@ -38,7 +23,7 @@ pub struct Override {
     pub span: Span,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReportItem {
     pub node: usize,
     pub field: Option<String>,
@@ -46,7 +31,10 @@ pub struct ReportItem {
     pub label: String,
 }
 
-#[derive(Debug, Clone)]
+/// The checker's result: every stage call with resolved arguments, what to report, the seed.
+/// It can be written out and read back (a sweep member, a cluster job); the warnings are
+/// the checker's messages to the user, not part of the pipeline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Checked {
     pub nodes: Vec<Node>,
     pub reports: Vec<ReportItem>,
@@ -55,7 +43,10 @@ pub struct Checked {
     pub profiles: Vec<String>,
     /// The `--set` overrides as given, recorded in the report.
     pub sets: Vec<String>,
+    /// Some stage reads the data directory: the pipeline needs real datasets to run.
+    pub reads_data_dir: bool,
     /// Diagnostics that do not stop the pipeline (`W` codes).
+    #[serde(skip)]
     pub warnings: Vec<Diag>,
 }
 
@@ -69,26 +60,31 @@ pub struct CheckOptions {
 const DEFAULT_SEED: u64 = 0;
 
 /// Check the pipeline in `entry` (already added to `sources`).
-pub fn check(sources: &mut SourceMap, entry: u32, opts: &CheckOptions) -> Result<Checked, Vec<Diag>> {
+pub fn check(reg: &Registry, sources: &mut SourceMap, entry: u32, opts: &CheckOptions) -> Result<Checked, Vec<Diag>> {
     let loaded = modules::load(sources, entry);
     let mut diags = loaded.diags;
     let sets = parse_sets(sources, &opts.sets, &mut diags);
-    let (result, more) = check_modules(sources, &loaded.modules, opts.profile.as_deref(), &sets);
+    let (result, more) = check_modules(reg, sources, &loaded.modules, opts.profile.as_deref(), &sets);
     diags.extend(more);
     finish(result, diags, &opts.sets)
 }
 
 /// Check the base pipeline and every profile it defines (what `flowline check` does).
-pub fn check_all_profiles(sources: &mut SourceMap, entry: u32, sets: &[String]) -> Result<Checked, Vec<Diag>> {
+pub fn check_all_profiles(
+    reg: &Registry,
+    sources: &mut SourceMap,
+    entry: u32,
+    sets: &[String],
+) -> Result<Checked, Vec<Diag>> {
     let loaded = modules::load(sources, entry);
     let mut diags = loaded.diags;
     // Parsed once, so that a bad `--set` is one diagnostic however many profiles there are.
     let parsed = parse_sets(sources, sets, &mut diags);
-    let (base, more) = check_modules(sources, &loaded.modules, None, &parsed);
+    let (base, more) = check_modules(reg, sources, &loaded.modules, None, &parsed);
     diags.extend(more);
     if let Some(b) = &base {
         for p in b.profiles.clone() {
-            let (_, more) = check_modules(sources, &loaded.modules, Some(&p), &parsed);
+            let (_, more) = check_modules(reg, sources, &loaded.modules, Some(&p), &parsed);
             diags.extend(more);
         }
     }
@@ -122,6 +118,7 @@ fn finish(result: Option<Checked>, mut diags: Vec<Diag>, sets: &[String]) -> Res
 }
 
 fn check_modules(
+    reg: &Registry,
     sources: &SourceMap,
     modules: &[modules::Module],
     profile: Option<&str>,
@@ -160,7 +157,7 @@ fn check_modules(
                 );
                 continue;
             }
-            if crate::stages::find(&name.name).is_some() {
+            if reg.find(&name.name).is_some() {
                 diags.push(
                     Diag::new(Code::E1002, format!("`{}` is the name of a built-in", name.name))
                         .at(name.span, "shadows a built-in")
@@ -245,7 +242,7 @@ fn check_modules(
         }
     }
 
-    let mut elab = Elab::new(globals, &rest);
+    let mut elab = Elab::new(reg, globals, &rest);
     for name in &order {
         if matches!(elab.globals.get(name), Some(Global::Let { .. })) {
             elab.eval_let(name);
@@ -279,7 +276,9 @@ fn check_modules(
     }
 
     diags.append(&mut elab.diags);
+    let reads_data_dir = elab.nodes.iter().any(|n| reg.stage(&n.builtin).is_some_and(|s| s.reads_data_dir()));
     let checked = Checked {
+        reads_data_dir,
         nodes: elab.nodes,
         reports,
         seed: seed.unwrap_or(DEFAULT_SEED),
@@ -307,7 +306,7 @@ fn report_item<'a>(elab: &mut Elab<'a>, path: &crate::syntax::ast::Path) -> Opti
     let key: &'a str = elab.globals.get_key_value(first.name.as_str()).map(|(k, _)| *k)?;
     let value = elab.eval_let(key)?;
     let VKind::Stage(StageRef { node, field: None }) = value.kind else {
-        let what = value.describe(|r| stage_type(&elab.nodes, r));
+        let what = elab.describe(&value);
         elab.diags.push(
             Diag::new(Code::E2013, format!("`{}` is {what}, not a stage result", first.name))
                 .at(path.span, "nothing to report")
@@ -318,12 +317,11 @@ fn report_item<'a>(elab: &mut Elab<'a>, path: &crate::syntax::ast::Path) -> Opti
     let field = match path.segments.get(1) {
         None => None,
         Some(f) => {
-            let n = &elab.nodes[node];
-            let fields = n.builtin.stage.as_ref().map(|s| s.fields(&n.args)).unwrap_or_default();
+            let fields = elab.fields_of(node);
             if !fields.iter().any(|(name, _)| *name == f.name) {
                 let names: Vec<&str> = fields.iter().map(|(x, _)| x.as_str()).collect();
                 elab.diags.push(
-                    Diag::new(Code::E2008, format!("`{}` has no field `{}`", n.builtin.name, f.name))
+                    Diag::new(Code::E2008, format!("`{}` has no field `{}`", elab.nodes[node].builtin, f.name))
                         .at(f.span, "unknown field")
                         .maybe_hint(
                             did_you_mean(&f.name, names.iter().copied()).map(|s| format!("did you mean `{s}`?")),

@@ -1,17 +1,20 @@
-//! Does a value fit a parameter's type? Enumerated choices get their own diagnostic with
-//! a suggestion.
+//! Does a value fit a parameter's type? Kinds follow their registered subtyping; enumerated
+//! choices get their own diagnostic with a suggestion.
 
-use super::types::Ty;
-use super::value::{CVal, StageRef, VKind};
 use crate::diag::{Code, Diag, did_you_mean};
-use crate::stages::{Builtin, Param, Sort};
+use crate::lang::{Builtin, CVal, Param, Registry, StageRef, Ty, VKind};
 
 /// `Err` names the innermost value that does not fit, so a bad list element is pointed at
 /// directly.
-pub fn accepts<'v>(ty: &Ty, v: &'v CVal, stage_ty: &dyn Fn(&StageRef) -> Option<Ty>) -> Result<(), &'v CVal> {
+pub fn accepts<'v>(
+    reg: &Registry,
+    ty: &Ty,
+    v: &'v CVal,
+    stage_ty: &dyn Fn(&StageRef) -> Option<Ty>,
+) -> Result<(), &'v CVal> {
     let ok = match (ty, &v.kind) {
-        (Ty::Opt(_), VKind::None) => true,
-        (Ty::Opt(inner), _) => return accepts(inner, v, stage_ty),
+        (Ty::Opt(_) | Ty::Null, VKind::None) => true,
+        (Ty::Opt(inner), _) => return accepts(reg, inner, v, stage_ty),
         (Ty::Int, VKind::Int(_)) => true,
         (Ty::Float, VKind::Int(_) | VKind::Float(_)) => true,
         (Ty::Str, VKind::Str(_)) => true,
@@ -19,27 +22,22 @@ pub fn accepts<'v>(ty: &Ty, v: &'v CVal, stage_ty: &dyn Fn(&StageRef) -> Option<
         (Ty::Enum(_), VKind::Str(_) | VKind::Sym(_)) => true,
         (Ty::List(inner), VKind::List(items)) => {
             for it in items {
-                accepts(inner, it, stage_ty)?;
+                accepts(reg, inner, it, stage_ty)?;
             }
             true
         }
-        (Ty::Bounds, VKind::None) => true,
-        (Ty::Bounds, VKind::Sym(s) | VKind::Str(s)) => s == "data",
-        (Ty::Bounds, VKind::List(items)) => {
-            for it in items {
-                accepts(&Ty::Float, it, stage_ty)?;
-            }
-            true
-        }
-        (Ty::Layer, _) => v.is_layer(),
-        (Ty::Optimizer, VKind::Config(c)) => c.builtin.sort == Sort::Optimizer,
-        (Ty::Schedule, VKind::Config(c)) => c.builtin.sort == Sort::Schedule,
-        (Ty::Solver, VKind::Config(c)) => c.builtin.sort == Sort::Solver,
-        (Ty::Field, VKind::Config(c)) => c.builtin.sort == Sort::Field,
-        (Ty::Attack, VKind::Config(c)) => c.builtin.sort == Sort::Attack,
-        (Ty::Model, VKind::Stage(r)) => matches!(stage_ty(r), Some(Ty::Trained | Ty::Model)),
-        (Ty::Model, _) => v.is_layer(),
-        (want, VKind::Stage(r)) => stage_ty(r).as_ref() == Some(want),
+        // A name fits a union only as one of its choices; a list is judged by the union's
+        // list shape, so that a bad element is pointed at.
+        (Ty::OneOf(..), VKind::Str(s) | VKind::Sym(s)) => ty.choices().contains(&s.as_str()),
+        (Ty::OneOf(_, options), VKind::List(_)) => match options.iter().find(|o| matches!(o, Ty::List(_))) {
+            Some(list) => return accepts(reg, list, v, stage_ty),
+            None => false,
+        },
+        (Ty::OneOf(_, options), _) => options.iter().any(|o| accepts(reg, o, v, stage_ty).is_ok()),
+        (Ty::Kind(k), VKind::Config(c)) => reg.kind_of(c).is_some_and(|ck| ck.is_a(k)),
+        // A chain has the kind of its parts (layers).
+        (Ty::Kind(_), VKind::Pipe(items)) => items.first().is_some_and(|i| accepts(reg, ty, i, stage_ty).is_ok()),
+        (Ty::Kind(k), VKind::Stage(r)) => matches!(stage_ty(r), Some(Ty::Kind(sk)) if sk.is_a(k)),
         _ => false,
     };
     if ok { Ok(()) } else { Err(v) }

@@ -1,25 +1,33 @@
-//! Cache keys: a content hash of everything a stage's result depends on (its built-in,
-//! its name, which seeds its random stream, the global seed, its resolved arguments and
-//! the keys of the stages it uses), and the manifest that records them.
+//! The stage manifest and the cache: a stage whose folder holds a manifest with the current
+//! key, whose files all exist and whose artifact its kind's loader reads back is not run
+//! again.
 
-use super::artifact::Reload;
-use crate::check::{CVal, Node, VKind};
+use crate::diag::Diag;
+use crate::lang::{ArtifactRef, Metrics, Registry, Role, StageDir};
+use crate::yaml;
+use candle_core::Device;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::fmt::Write;
+use std::path::Path;
 
-/// Written last into each stage folder; a stage whose manifest holds the current key and
-/// whose files exist is taken from the cache.
+/// Written last into each stage folder.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
     pub key: String,
     pub builtin: String,
-    pub metrics: super::Metrics,
+    pub metrics: Metrics,
     pub files: Vec<String>,
-    pub reload: Reload,
+    pub artifact: StoredArtifact,
     /// Warnings the stage gave when it ran; a cached result shows them again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<StoredDiag>,
+}
+
+/// The kind of a stage's artifact and the facts its loader needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredArtifact {
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "yaml::Value::is_null")]
+    pub facts: yaml::Value,
 }
 
 /// A diagnostic as a manifest keeps it: its code and message.
@@ -29,84 +37,69 @@ pub struct StoredDiag {
     pub message: String,
 }
 
-impl From<&crate::diag::Diag> for StoredDiag {
-    fn from(d: &crate::diag::Diag) -> Self {
+impl From<&Diag> for StoredDiag {
+    fn from(d: &Diag) -> Self {
         StoredDiag { code: d.code.as_str().to_string(), message: d.message.clone() }
     }
 }
 
-/// Bumped whenever a change to the shared numerical code changes results, so that runs cached
-/// by an older build are recomputed (2: max pooling's gradient corrected; 3: fixed-step ODE
-/// solvers keep the user's step whatever the output times). A change confined to one stage
-/// bumps that stage's `revision` instead.
-const NUMERICS: u32 = 3;
-
-/// The data directory is part of every key: the same pipeline over other files is
-/// another result.
-pub fn keys(nodes: &[Node], order: &[usize], seed: u64, data_dir: &std::path::Path) -> Vec<String> {
-    let mut keys = vec![String::new(); nodes.len()];
-    for &i in order {
-        let n = &nodes[i];
-        let mut text = format!(
-            "flowline {} numerics {NUMERICS}.{}\n{}\n{}\nseed {seed}\ndata {}\n",
-            env!("CARGO_PKG_VERSION"),
-            n.builtin.stage.as_ref().map_or(0, |s| s.revision()),
-            n.builtin.name,
-            n.name,
-            data_dir.display()
-        );
-        for (name, v) in &n.args.0 {
-            let _ = write!(text, "{name}=");
-            canonical(v, &keys, &mut text);
-            text.push('\n');
-        }
-        keys[i] = hex(&Sha256::digest(text.as_bytes()));
-    }
-    keys
+pub fn read_manifest(path: &Path) -> Option<Manifest> {
+    yaml::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The cached result of stage `stage`, if its manifest holds `key` and everything loads.
+pub fn load_cached(
+    reg: &Registry,
+    run_dir: &Path,
+    stage: &str,
+    key: &str,
+    device: &Device,
+) -> Option<(Manifest, ArtifactRef)> {
+    let m = read_manifest(&run_dir.join(stage).join("stage.yaml"))?;
+    if m.key != key || !m.files.iter().all(|f| run_dir.join(f).exists()) {
+        return None;
+    }
+    let kind = reg.kind(&m.artifact.kind)?;
+    let Role::Result { load: Some(load), .. } = kind.role else { return None };
+    let dir = StageDir { run_dir, name: stage, device };
+    let a = load(kind, &dir, &m.artifact.facts).ok()?;
+    Some((m, a))
 }
 
-/// A deterministic spelling of a value; floats in their exact round-trip form.
-fn canonical(v: &CVal, keys: &[String], out: &mut String) {
-    match &v.kind {
-        VKind::Int(i) => {
-            let _ = write!(out, "{i}");
+/// The same stage with the same key, already computed by another pipeline in the same
+/// runs folder (a shared `use`d definition, same seed and data): copy its folder here. The
+/// key covers everything the result depends on, so the copy is that result.
+pub fn adopt_from_sibling_runs(out: &Path, stage: &str, key: &str) -> bool {
+    let Some(parent) = out.parent() else { return false };
+    let Ok(entries) = std::fs::read_dir(parent) else { return false };
+    let mut runs: Vec<std::path::PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    runs.sort();
+    for run in runs {
+        if run == out || !run.is_dir() {
+            continue;
         }
-        VKind::Float(f) => {
-            let _ = write!(out, "{f:?}");
+        let Some(m) = read_manifest(&run.join(stage).join("stage.yaml")) else { continue };
+        if m.key != key || !m.files.iter().all(|f| run.join(f).exists() && f.starts_with(&format!("{stage}/"))) {
+            continue;
         }
-        VKind::Str(s) | VKind::Sym(s) => {
-            let _ = write!(out, "{s:?}");
-        }
-        VKind::Bool(b) => {
-            let _ = write!(out, "{b}");
-        }
-        VKind::None => out.push_str("none"),
-        VKind::List(items) | VKind::Pipe(items) => {
-            out.push(if matches!(v.kind, VKind::Pipe(_)) { '<' } else { '[' });
-            for it in items {
-                canonical(it, keys, out);
-                out.push(',');
-            }
-            out.push(']');
-        }
-        VKind::Config(c) => {
-            let _ = write!(out, "{}(", c.builtin.name);
-            for (name, a) in &c.args.0 {
-                let _ = write!(out, "{name}=");
-                canonical(a, keys, out);
-                out.push(',');
-            }
-            out.push(')');
-        }
-        VKind::Stage(r) => {
-            let _ = write!(out, "@{}", keys.get(r.node).map(String::as_str).unwrap_or(""));
-            if let Some(f) = &r.field {
-                let _ = write!(out, ".{f}");
-            }
+        let _ = std::fs::remove_dir_all(out.join(stage));
+        if copy_dir(&run.join(stage), &out.join(stage)).is_ok() {
+            return true;
         }
     }
+    false
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let target = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &target)?
+        } else {
+            std::fs::copy(e.path(), target).map(|_| ())?
+        }
+    }
+    Ok(())
 }

@@ -3,13 +3,14 @@
 //! resolved parameters, metrics, artifacts, wall time, warnings, and what this run did with
 //! it (executed, cached, failed, skipped, or not run with its earlier result kept).
 
+use super::RunOptions;
 use super::cache::Manifest;
 use super::provenance::Provenance;
-use super::yaml::{self, Mapping, Value};
-use super::{Metrics, RunOptions};
-use crate::check::{CVal, Node, VKind};
+use crate::lang::Node;
 use crate::diag::{Code, Diag};
+use crate::lang::{CVal, Metrics, VKind};
 use crate::plan::Plan;
+use crate::yaml::{self, Mapping, Value};
 
 pub struct StageReport {
     pub name: String,
@@ -52,11 +53,11 @@ impl StageReport {
     pub fn not_run(node: &Node, nodes: &[Node], status: &'static str, note: Option<String>) -> Self {
         let mut params = Mapping::new();
         for (name, v) in &node.args.0 {
-            params.insert(yaml::string(*name), param_value(v, nodes));
+            params.insert(yaml::string(name.to_string()), param_value(v, nodes));
         }
         StageReport {
             name: node.name.clone(),
-            builtin: node.builtin.name.to_string(),
+            builtin: node.builtin.to_string(),
             status,
             note,
             current: true,
@@ -94,10 +95,13 @@ fn param_value(v: &CVal, nodes: &[Node]) -> Value {
         VKind::Config(c) => {
             let mut args = Mapping::new();
             for (n, a) in &c.args.0 {
-                args.insert(yaml::string(*n), param_value(a, nodes));
+                args.insert(yaml::string(n.to_string()), param_value(a, nodes));
             }
             let mut m = Mapping::new();
-            m.insert(yaml::string(c.builtin.name), if args.is_empty() { Value::Null } else { Value::Mapping(args) });
+            m.insert(
+                yaml::string(c.builtin.to_string()),
+                if args.is_empty() { Value::Null } else { Value::Mapping(args) },
+            );
             Value::Mapping(m)
         }
         VKind::Stage(r) => {
@@ -328,56 +332,9 @@ pub fn flatten_metrics(report: &Report) -> Metrics {
     out
 }
 
-/// A number as a reader wants it on the console: integers as integers, other values to six
-/// significant digits, in scientific notation when very small or very large.
-pub fn show_number(x: f64) -> String {
-    if x.is_nan() {
-        return "nan".into();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    if x.fract() == 0.0 && x.abs() < 1e15 {
-        return format!("{}", x as i64);
-    }
-    let a = x.abs();
-    if !(1e-4..1e6).contains(&a) {
-        // `{:e}` gives the shortest form; six significant digits at most.
-        let s = format!("{:.5e}", x);
-        let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
-        let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
-        return format!("{mantissa}e{exp}");
-    }
-    let digits = 5 - a.log10().floor() as i32;
-    let s = format!("{:.*}", digits.max(0) as usize, x);
-    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers_print_as_integers_or_to_six_significant_digits() {
-        let cases = [
-            (1000.0, "1000"),
-            (0.0, "0"),
-            (-3.0, "-3"),
-            (2.35e-8, "2.35e-8"),
-            (0.000123456789, "0.000123457"),
-            (0.998, "0.998"),
-            (1.37421234, "1.37421"),
-            (123456.7, "123457"),
-            (1234567.5, "1.23457e6"),
-            (0.5, "0.5"),
-            (f64::INFINITY, "inf"),
-            (f64::NAN, "nan"),
-            (-0.25, "-0.25"),
-        ];
-        for (x, want) in cases {
-            assert_eq!(show_number(x), want, "{x}");
-        }
-    }
 
     #[test]
     fn a_reported_field_names_the_file_of_that_name_only() {

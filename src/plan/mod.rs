@@ -1,16 +1,27 @@
-//! The stage graph: petgraph DAG over the checked nodes, its topological order, and its
-//! text and Graphviz renderings.
+//! The stage graph: the checked stages as a petgraph DAG, an execution order computed from
+//! it, the selection `--only` makes, cache keys, and text and Graphviz renderings. A plan is
+//! plain data: it can be written out and read back by another executor (a cluster job),
+//! with the registry to give its built-ins their behaviour.
+
+mod keys;
+mod render;
+
+pub use keys::{NUMERICS, keys};
+pub use render::{render_dot, render_text};
 
 use crate::check::{Checked, Node};
 use crate::diag::{Code, Diag};
-use petgraph::algo::toposort;
+use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
+use serde::{Deserialize, Serialize};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
     pub checked: Checked,
-    pub graph: DiGraph<usize, ()>,
-    /// Node indices in an order where every stage comes after what it uses.
+    /// Node indices in an order where every stage comes after what it uses: among the
+    /// stages ready at each point, the one created first (the source order).
     pub order: Vec<usize>,
 }
 
@@ -21,7 +32,7 @@ impl Plan {
 
     /// Some stage reads the data directory: the pipeline needs real datasets to run.
     pub fn reads_data_dir(&self) -> bool {
-        self.nodes().iter().any(|n| n.builtin.stage.as_ref().is_some_and(|s| s.reads_data_dir()))
+        self.checked.reads_data_dir
     }
 
     pub fn find(&self, name: &str) -> Option<usize> {
@@ -64,23 +75,53 @@ impl Plan {
     }
 }
 
-pub fn plan(checked: Checked) -> Result<Plan, Vec<Diag>> {
+/// The graph of the checked stages: an edge from each stage to each stage that uses it.
+pub fn graph(nodes: &[Node]) -> Result<DiGraph<usize, ()>, Diag> {
     let mut graph = DiGraph::new();
-    let idx: Vec<NodeIndex> = (0..checked.nodes.len()).map(|i| graph.add_node(i)).collect();
-    for (i, n) in checked.nodes.iter().enumerate() {
+    let idx: Vec<NodeIndex> = (0..nodes.len()).map(|i| graph.add_node(i)).collect();
+    for (i, n) in nodes.iter().enumerate() {
         for &d in &n.deps {
-            graph.add_edge(idx[d], idx[i], ());
+            let from = idx.get(d).ok_or_else(|| {
+                Diag::new(Code::E3001, format!("stage `{}` uses stage {d}, which the plan does not hold", n.name))
+            })?;
+            graph.add_edge(*from, idx[i], ());
         }
     }
-    match toposort(&graph, None) {
-        Ok(_) => {
-            // Elaboration creates every node after the nodes it uses, so creation order
-            // (which follows the source) is already topological and reads naturally.
-            let order = (0..checked.nodes.len()).collect();
-            Ok(Plan { checked, graph, order })
+    Ok(graph)
+}
+
+/// Kahn's algorithm, taking the lowest ready index first: for nodes the checker made (each
+/// after what it uses) this is their creation order, which follows the source.
+fn order(graph: &DiGraph<usize, ()>) -> Result<Vec<usize>, usize> {
+    let mut waiting: Vec<usize> =
+        graph.node_indices().map(|n| graph.neighbors_directed(n, Direction::Incoming).count()).collect();
+    let mut ready: BinaryHeap<Reverse<usize>> =
+        waiting.iter().enumerate().filter(|(_, w)| **w == 0).map(|(i, _)| Reverse(i)).collect();
+    let mut out = Vec::with_capacity(waiting.len());
+    while let Some(Reverse(i)) = ready.pop() {
+        out.push(graph[NodeIndex::new(i)]);
+        for next in graph.neighbors_directed(NodeIndex::new(i), Direction::Outgoing) {
+            let w = &mut waiting[next.index()];
+            *w -= 1;
+            if *w == 0 {
+                ready.push(Reverse(next.index()));
+            }
         }
-        Err(cycle) => {
-            let n = &checked.nodes[graph[cycle.node_id()]];
+    }
+    if out.len() == waiting.len() {
+        Ok(out)
+    } else {
+        // A stage still waiting is on a cycle (possible only in a plan read back from a file).
+        Err(waiting.iter().position(|w| *w > 0).unwrap_or(0))
+    }
+}
+
+pub fn plan(checked: Checked) -> Result<Plan, Vec<Diag>> {
+    let graph = graph(&checked.nodes).map_err(|d| vec![d])?;
+    match order(&graph) {
+        Ok(order) => Ok(Plan { checked, order }),
+        Err(i) => {
+            let n = &checked.nodes[i];
             Err(vec![
                 Diag::new(Code::E3001, format!("stage `{}` is part of a cycle", n.name))
                     .at(n.span, "this stage depends on itself")
@@ -90,32 +131,63 @@ pub fn plan(checked: Checked) -> Result<Plan, Vec<Diag>> {
     }
 }
 
-/// One line per stage in execution order: `name = builtin <- deps`.
-pub fn render_text(plan: &Plan) -> String {
-    let nodes = plan.nodes();
-    let width = nodes.iter().map(|n| n.name.len()).max().unwrap_or(0);
-    let mut out = String::new();
-    for &i in &plan.order {
-        let n = &nodes[i];
-        let deps: Vec<&str> = n.deps.iter().map(|&d| nodes[d].name.as_str()).collect();
-        let arrow = if deps.is_empty() { String::new() } else { format!(" <- {}", deps.join(", ")) };
-        out.push_str(&format!("{:width$} = {}{arrow}\n", n.name, n.builtin.name));
-    }
-    out
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lang::{Args, Meta};
 
-pub fn render_dot(plan: &Plan) -> String {
-    let nodes = plan.nodes();
-    let mut out = String::from("digraph pipeline {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
-    for &i in &plan.order {
-        let n = &nodes[i];
-        out.push_str(&format!("  \"{}\" [label=\"{}\\n{}\"];\n", n.name, n.name, n.builtin.name));
-    }
-    for &i in &plan.order {
-        for &d in &nodes[i].deps {
-            out.push_str(&format!("  \"{}\" -> \"{}\";\n", nodes[d].name, nodes[i].name));
+    fn node(name: &str, deps: &[usize]) -> Node {
+        Node {
+            name: name.into(),
+            builtin: "toy2d".into(),
+            args: Args::default(),
+            span: Default::default(),
+            meta: Meta::default(),
+            deps: deps.to_vec(),
         }
     }
-    out.push_str("}\n");
-    out
+
+    fn checked(nodes: Vec<Node>) -> Checked {
+        Checked {
+            nodes,
+            reports: vec![],
+            seed: 0,
+            profile: None,
+            profiles: vec![],
+            sets: vec![],
+            reads_data_dir: false,
+            warnings: vec![],
+        }
+    }
+
+    /// Nodes in any order (a plan read back from elsewhere) are run after what they use,
+    /// and a cycle is E3001 naming a stage on it.
+    #[test]
+    fn the_order_follows_dependencies_and_cycles_are_found() {
+        let p = plan(checked(vec![node("fit", &[2]), node("score", &[0, 2]), node("data", &[])])).unwrap();
+        assert_eq!(p.order, vec![2, 0, 1]);
+        let p = plan(checked(vec![node("a", &[]), node("b", &[0]), node("c", &[])])).unwrap();
+        assert_eq!(p.order, vec![0, 1, 2], "creation order where it is topological");
+        let e = plan(checked(vec![node("a", &[1]), node("b", &[0]), node("c", &[])])).unwrap_err();
+        assert_eq!(e[0].code, Code::E3001);
+        assert!(e[0].message.contains("`a`"), "{}", e[0].message);
+    }
+
+    /// A checked pipeline goes through text and back unchanged: what a sweep or a cluster
+    /// job needs.
+    #[test]
+    fn a_plan_round_trips_through_yaml() {
+        let mut sources = crate::diag::SourceMap::new();
+        let src = "use std.models\nseed 3\nlet data = toy2d(\"moons\", n: 50)\n\
+                   let fit = train(mlp(hidden: 4), data, optimizer: sgd(lr: 8/255), iters: 2)\n\
+                   let s = evaluate(fit, data)\nreport s, fit.final_loss\n";
+        let id = sources.add("t.flow", None, src.to_string());
+        let reg = crate::stages::registry();
+        let p = plan(crate::check::check(&reg, &mut sources, id, &Default::default()).unwrap()).unwrap();
+        let text = crate::yaml::to_string(&p).unwrap();
+        let back: Plan = crate::yaml::from_str(&text).unwrap();
+        assert_eq!(crate::yaml::to_string(&back).unwrap(), text);
+        assert_eq!(keys(&back, &reg, std::path::Path::new("d")), keys(&p, &reg, std::path::Path::new("d")));
+        assert_eq!(back.order, p.order);
+    }
 }

@@ -1,8 +1,7 @@
 //! One attacked image's outcome and the summary of many: success, distances (a failure is an
-//! infinite distance) and robust accuracy. The `attack` stage writes them, `attack_table`
-//! and `robustness_plot` read them back.
+//! infinite distance) and robust accuracy.
 
-use crate::exec::Metrics;
+use crate::lang::Metrics;
 use crate::robust::norms::Norm;
 
 /// What became of one image.
@@ -61,7 +60,10 @@ pub struct Outcome {
     pub adv_label: Option<usize>,
     /// l0, l1, l2, linf.
     pub dist: [f64; 4],
+    /// The adversarial input, for a broken image.
     pub input: Option<Vec<f32>>,
+    /// The image attacked.
+    pub clean: Vec<f32>,
 }
 
 pub fn norm_column(norm: Norm) -> usize {
@@ -126,7 +128,7 @@ mod tests {
 
     fn outcome(status: &str, l2: f64) -> Outcome {
         let status = Status::parse(status).unwrap();
-        Outcome { index: 0, label: 0, status, adv_label: None, dist: [1.0, 1.0, l2, 1.0], input: None }
+        Outcome { index: 0, label: 0, status, adv_label: None, dist: [1.0, 1.0, l2, 1.0], input: None, clean: vec![] }
     }
 
     /// A failed image is an infinite distance: an attack breaking 2 of 5 images has an

@@ -1,17 +1,16 @@
 //! Comparing attacks: robustness curves overlaid, and a table like the papers'. Both read
-//! the `adversarial.csv` of `attack` stages.
+//! `attack` results.
 
 use super::attack_outcome::Status;
-use super::registry::{Builtin, Dflt, Param, Stage};
-use crate::check::{StageRef, Ty, VKind};
+use super::attacked::{ATTACKED, Attacked};
 use crate::diag::{Code, Diag};
-use crate::exec::Metrics;
-use crate::exec::{Artifact, Output, RunCtx};
+use crate::lang::{Builtin, Dflt, FIGURE, Kind, Metrics, Output, Param, RunCtx, Stage, TABLE, Ty};
 
 const NORMS: [&str; 4] = ["l0", "l1", "l2", "linf"];
 
 pub fn builtins() -> Vec<Builtin> {
-    let attacks = || Param::new("attacks", Ty::list(Ty::Attacked), Dflt::Required, "`attack` results to compare");
+    let attacks =
+        || Param::new("attacks", Ty::list(Ty::kind(&ATTACKED)), Dflt::Required, "`attack` results to compare");
     let labels = || Param::new("labels", Ty::list(Ty::Str), Dflt::Syms(&[]), "names (default: stage names)");
     vec![
         Builtin::stage(
@@ -73,45 +72,23 @@ impl Rows {
 }
 
 fn read_attacks(cx: &RunCtx) -> Result<Vec<Rows>, Diag> {
-    let refs: Vec<StageRef> = match cx.args().get("attacks").map(|v| &v.kind) {
-        Some(VKind::List(items)) => items
-            .iter()
-            .filter_map(|i| match &i.kind {
-                VKind::Stage(r) => Some(r.clone()),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
     let labels = cx.args().texts("labels");
-    let mut out = Vec::new();
-    for (k, r) in refs.iter().enumerate() {
-        let dir = cx.stage_dir_of(r).unwrap_or("").to_string();
-        let path = cx.path(&format!("{dir}/adversarial.csv"));
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| cx.error(Code::R1002, format!("cannot read {}: {e}", path.display())))?;
-        let mut rows = Vec::new();
-        for (n, l) in text.lines().enumerate().skip(1) {
-            let f: Vec<&str> = l.split(',').collect();
-            let status = f.get(2).and_then(|s| Status::parse(s)).ok_or_else(|| {
-                cx.error(
-                    Code::R1002,
-                    format!("{} line {}: no status broken/failed/misclassified", path.display(), n + 1),
-                )
-            })?;
-            let num = |i: usize| f.get(i).and_then(|v| v.parse().ok()).unwrap_or(f64::INFINITY);
-            rows.push((status, [num(5), num(6), num(7), num(8)]));
-        }
-        out.push(Rows { name: labels.get(k).cloned().unwrap_or(dir), rows });
-    }
-    Ok(out)
+    let attacks = cx.inputs::<Attacked>("attacks")?;
+    Ok(attacks
+        .into_iter()
+        .enumerate()
+        .map(|(k, (stage, a))| Rows {
+            name: labels.get(k).cloned().unwrap_or(stage),
+            rows: a.outcomes.iter().map(|o| (o.status, o.dist)).collect(),
+        })
+        .collect())
 }
 
 struct RobustnessPlot;
 
 impl Stage for RobustnessPlot {
-    fn output(&self) -> Ty {
-        Ty::Figure
+    fn output(&self) -> &'static Kind {
+        &FIGURE
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let norm = cx.args().text("norm").unwrap_or("l2").to_string();
@@ -128,15 +105,15 @@ impl Stage for RobustnessPlot {
             .to_png()
             .map_err(|e| cx.error(Code::R1001, e))?;
         let rel = cx.write_file("robustness.png", &png)?;
-        Ok(Output { artifact: Artifact::File(rel.clone()), metrics: Metrics::new(), files: vec![rel] })
+        Ok(Output::nothing(&FIGURE, Metrics::new(), vec![rel]))
     }
 }
 
 struct AttackTable;
 
 impl Stage for AttackTable {
-    fn output(&self) -> Ty {
-        Ty::Table
+    fn output(&self) -> &'static Kind {
+        &TABLE
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let attacks = read_attacks(cx)?;
@@ -172,7 +149,7 @@ impl Stage for AttackTable {
             metrics.insert(format!("{}.success_rate", a.name), rate);
         }
         let files = vec![cx.write_file("table.csv", csv.as_bytes())?, cx.write_file("table.md", md.as_bytes())?];
-        Ok(Output { artifact: Artifact::Metrics, metrics, files })
+        Ok(Output::nothing(&TABLE, metrics, files))
     }
 }
 

@@ -1,12 +1,17 @@
-//! Adversarial attacks as config values (`logbarrier(norm: l2)`, `pgd(norm: linf)`, ...)
-//! and the `attack` stage that applies one to a trained classifier.
+//! Adversarial attacks as config values (`logbarrier(norm: l2)`, `pgd(norm: linf)`, ...),
+//! lowered into the numerical library's `Attack`, and the `attack` stage that applies one to
+//! a trained classifier.
 
 use super::attack_outcome::{Outcome, SUMMARY, Status, norm_column, robust_metric, summary};
+use super::attacked::{ATTACKED, Attacked};
+use super::dataset::DATASET;
 use super::layers::check_model;
-use super::registry::{Builtin, Dflt, Meta, Param, Sort, Stage, StaticCall};
-use crate::check::{Args, Config, Ty};
+use super::model::{MODEL, model_ref};
+use crate::data::Dataset;
 use crate::diag::{Code, Diag};
-use crate::exec::{Artifact, Output, RunCtx};
+use crate::lang::{
+    Args, Builtin, Dflt, Kind, Meta, Output, Param, Registry, Role, RunCtx, Stage, StaticCall, Ty, VKind,
+};
 use crate::robust::attack::Attack;
 use crate::robust::cw::CwConfig;
 use crate::robust::ddn::DdnConfig;
@@ -15,6 +20,21 @@ use crate::robust::norms::Norm;
 use crate::robust::oracle::{Criterion, Oracle};
 use crate::robust::pgd::PgdConfig;
 use crate::robust::proxlogbarrier::{L0_PULL_BACK, ProxConfig, StepRule};
+use std::any::TypeId;
+use std::sync::Arc;
+
+pub static ATTACK: Kind = Kind {
+    name: "attack",
+    describe: "an attack such as `logbarrier(norm: l2)`",
+    supers: &[],
+    role: Role::Config {
+        noun: "attack",
+        heading: "attacks",
+        lowers_to: TypeId::of::<Attack>,
+        lowers_to_name: "robust::Attack",
+        chains: false,
+    },
+};
 
 fn int_at_least(name: &'static str, d: i64, min: f64, doc: &'static str) -> Param {
     Param::new(name, Ty::Int, Dflt::Int(d), doc).within(Some(min), None)
@@ -35,12 +55,34 @@ fn barrier_params(lambda0: f64, beta: f64, step: f64, outer: usize, inner: usize
     ]
 }
 
+fn norm(a: &Args) -> Result<Norm, String> {
+    let n = a.need_text("norm")?;
+    Norm::parse(n).ok_or_else(|| format!("`{n}` is not a norm"))
+}
+
+fn attack(
+    name: &'static str,
+    doc: &'static str,
+    params: Vec<Param>,
+    lower: fn(&Args) -> Result<Attack, String>,
+) -> Builtin {
+    Builtin::config(&ATTACK, name, doc, params, move |_: &Registry, a: &Args| lower(a))
+}
+
+/// What `bounds:` takes.
+fn bounds_type() -> Ty {
+    Ty::OneOf(
+        "input bounds `[lo, hi]`, `none` (unbounded) or `data` (the dataset's own)",
+        vec![Ty::Null, Ty::choice(&["data"]), Ty::list(Ty::Float)],
+    )
+}
+
 /// The language's defaults are the numerical library's: one source for both.
 pub fn builtins() -> Vec<Builtin> {
     let lbd = LogBarrierConfig::paper(Norm::L2);
     let plbd = ProxConfig::paper(Norm::L2);
     let (cwd, ddnd) = (CwConfig::default(), DdnConfig::default());
-    let pgdd = PgdConfig::baseline(Norm::L2, f64::INFINITY);
+    let pgdd = PgdConfig::baseline(Norm::L2, None);
     let mut lb = vec![Param::new("norm", Ty::choice(&["l2", "linf"]), Dflt::Str("l2"), "the distance minimised")];
     lb.extend(barrier_params(lbd.lambda0, lbd.beta, lbd.step, lbd.outer, lbd.inner));
     lb.push(
@@ -73,21 +115,47 @@ pub fn builtins() -> Vec<Builtin> {
                         per-image CSV and adversarial inputs, re-verified success, distances in l0/l1/l2/linf, robust \
                         accuracy at `eps`, and a clean / adversarial / perturbation figure.";
     vec![
-        Builtin::new(
+        attack(
             "logbarrier",
-            Sort::Attack,
             "LogBarrier (Finlay et al. 2019), minimum-norm in l2 or linf; defaults of the paper's code.",
             lb,
+            |a| {
+                Ok(Attack::LogBarrier(LogBarrierConfig {
+                    norm: norm(a)?,
+                    lambda0: a.need_float("lambda0")?,
+                    beta: a.need_float("beta")?,
+                    gamma: a.need_float("gamma")?,
+                    step: a.need_float("step")?,
+                    outer: a.need_usize("outer")?,
+                    inner: a.need_usize("inner")?,
+                    tol: a.need_float("tol")?,
+                    temperature: a.need_float("temperature")?,
+                }))
+            },
         ),
-        Builtin::new(
+        attack(
             "prox_logbarrier",
-            Sort::Attack,
             "ProxLogBarrier (Pooladian et al. 2020), minimum l0/l1/l2/linf by proximal steps; the paper's defaults.",
             plb,
+            |a| {
+                let d = ProxConfig::paper(norm(a)?);
+                Ok(Attack::ProxLogBarrier(ProxConfig {
+                    lambda0: a.need_float("lambda0")?,
+                    beta: a.need_float("beta")?,
+                    step: a.need_float("step")?,
+                    mu: a.need_float("mu")?,
+                    outer: a.need_usize("outer")?,
+                    inner: a.need_usize("inner")?,
+                    rule: match d.rule {
+                        StepRule::PullBack { .. } => StepRule::PullBack { gamma: a.need_float("gamma")? },
+                        rule => rule,
+                    },
+                    ..d
+                }))
+            },
         ),
-        Builtin::new(
+        attack(
             "pgd",
-            Sort::Attack,
             "PGD on the logit margin with restarts; the smallest radius it succeeds at, by bisection per image.",
             vec![
                 Param::new("norm", Ty::choice(&["l2", "linf"]), Dflt::Str("l2"), "the ball"),
@@ -97,10 +165,18 @@ pub fn builtins() -> Vec<Builtin> {
                     .positive(),
                 int_at_least("bisections", pgdd.bisections as i64, 0.0, "halvings of the radius interval"),
             ],
+            |a| {
+                Ok(Attack::Pgd(PgdConfig {
+                    norm: norm(a)?,
+                    steps: a.need_usize("steps")?,
+                    restarts: a.need_usize("restarts")?,
+                    eps_max: a.float("eps_max"),
+                    bisections: a.need_usize("bisections")?,
+                }))
+            },
         ),
-        Builtin::new(
+        attack(
             "cw",
-            Sort::Attack,
             "Carlini-Wagner l2 in tanh space with Adam and a binary search over c; their code's defaults.",
             vec![
                 int_at_least("steps", cwd.steps as i64, 1.0, "Adam steps per binary-search step (early abort)"),
@@ -109,10 +185,18 @@ pub fn builtins() -> Vec<Builtin> {
                 positive("c0", cwd.c0, "initial c"),
                 Param::new("kappa", Ty::Float, Dflt::Float(cwd.kappa), "confidence margin").within(Some(0.0), None),
             ],
+            |a| {
+                Ok(Attack::CarliniWagner(CwConfig {
+                    steps: a.need_usize("steps")?,
+                    binary_steps: a.need_usize("binary_steps")?,
+                    lr: a.need_float("lr")?,
+                    c0: a.need_float("c0")?,
+                    kappa: a.need_float("kappa")?,
+                }))
+            },
         ),
-        Builtin::new(
+        attack(
             "ddn",
-            Sort::Attack,
             "Decoupled Direction and Norm (Rony et al. 2019), l2; the paper's defaults.",
             vec![
                 int_at_least("steps", ddnd.steps as i64, 1.0, "iterations"),
@@ -121,21 +205,29 @@ pub fn builtins() -> Vec<Builtin> {
                 positive("init_norm", ddnd.init_norm, "initial radius"),
                 positive("alpha", ddnd.alpha, "initial step (cosine-annealed to 0.01)"),
             ],
+            |a| {
+                Ok(Attack::Ddn(DdnConfig {
+                    steps: a.need_usize("steps")?,
+                    gamma: a.need_float("gamma")?,
+                    init_norm: a.need_float("init_norm")?,
+                    alpha: a.need_float("alpha")?,
+                }))
+            },
         ),
         Builtin::stage(
             "attack",
             attacked_doc,
             vec![
-                Param::new("model", Ty::Model, Dflt::Required, "a trained classifier"),
-                Param::new("data", Ty::Dataset, Dflt::Required, "labelled inputs"),
-                Param::new("using", Ty::Attack, Dflt::Required, "the attack, e.g. `logbarrier(norm: l2)`"),
+                Param::new("model", Ty::kind(&MODEL), Dflt::Required, "a trained classifier"),
+                Param::new("data", Ty::kind(&DATASET), Dflt::Required, "labelled inputs"),
+                Param::new("using", Ty::kind(&ATTACK), Dflt::Required, "the attack, e.g. `logbarrier(norm: l2)`"),
                 Param::new("count", Ty::Int, Dflt::Int(100), "how many images").within(Some(1.0), None),
                 Param::new("only_correct", Ty::Bool, Dflt::Bool(false), "take the first `count` correctly classified"),
                 Param::new("top", Ty::Int, Dflt::Int(1), "success: the label leaves the top `top` classes")
                     .within(Some(1.0), None),
                 Param::new(
                     "bounds",
-                    Ty::Bounds,
+                    bounds_type(),
                     Dflt::Sym("data"),
                     "the box inputs stay in: `[lo, hi]`, `data` (what the dataset declares: images [0, 1]) or `none` (unbounded)",
                 ),
@@ -154,78 +246,6 @@ pub fn builtins() -> Vec<Builtin> {
     ]
 }
 
-/// The attack a config value describes; an error (never a silent default) for a config that
-/// is no attack.
-pub fn attack_of(c: &Config, bounds: (f64, f64), dim: usize) -> Result<Attack, String> {
-    let a = &c.args;
-    let f = |n: &str, d: f64| a.float(n).unwrap_or(d);
-    let i = |n: &str, d: usize| a.int(n).map_or(d, |v| v as usize);
-    let norm = a.text("norm").and_then(Norm::parse).unwrap_or(Norm::L2);
-    Ok(match c.builtin.name {
-        "logbarrier" => {
-            let d = LogBarrierConfig::paper(norm);
-            Attack::LogBarrier(LogBarrierConfig {
-                norm,
-                lambda0: f("lambda0", d.lambda0),
-                beta: f("beta", d.beta),
-                gamma: f("gamma", d.gamma),
-                step: f("step", d.step),
-                outer: i("outer", d.outer),
-                inner: i("inner", d.inner),
-                tol: f("tol", d.tol),
-                temperature: f("temperature", d.temperature),
-            })
-        }
-        "prox_logbarrier" => {
-            let d = ProxConfig::paper(norm);
-            Attack::ProxLogBarrier(ProxConfig {
-                lambda0: f("lambda0", d.lambda0),
-                beta: f("beta", d.beta),
-                step: f("step", d.step),
-                mu: f("mu", d.mu),
-                outer: i("outer", d.outer),
-                inner: i("inner", d.inner),
-                rule: match d.rule {
-                    StepRule::PullBack { gamma } => StepRule::PullBack { gamma: f("gamma", gamma) },
-                    rule => rule,
-                },
-                ..d
-            })
-        }
-        "pgd" => {
-            let width = bounds.1 - bounds.0;
-            let diameter = if norm == Norm::Linf { width } else { width * (dim as f64).sqrt() };
-            let d = PgdConfig::baseline(norm, a.float("eps_max").unwrap_or(diameter));
-            Attack::Pgd(PgdConfig {
-                steps: i("steps", d.steps),
-                restarts: i("restarts", d.restarts),
-                bisections: i("bisections", d.bisections),
-                ..d
-            })
-        }
-        "cw" => {
-            let d = CwConfig::default();
-            Attack::CarliniWagner(CwConfig {
-                steps: i("steps", d.steps),
-                binary_steps: i("binary_steps", d.binary_steps),
-                lr: f("lr", d.lr),
-                c0: f("c0", d.c0),
-                kappa: f("kappa", d.kappa),
-            })
-        }
-        "ddn" => {
-            let d = DdnConfig::default();
-            Attack::Ddn(DdnConfig {
-                steps: i("steps", d.steps),
-                gamma: f("gamma", d.gamma),
-                init_norm: f("init_norm", d.init_norm),
-                alpha: f("alpha", d.alpha),
-            })
-        }
-        other => return Err(format!("`{other}` is not an attack")),
-    })
-}
-
 fn eps_list(args: &Args) -> Vec<f64> {
     args.floats("eps").unwrap_or_default()
 }
@@ -233,13 +253,13 @@ fn eps_list(args: &Args) -> Vec<f64> {
 /// Radii must be finite and non-negative, and distinct after rounding to their names.
 fn check_eps(cx: &StaticCall) -> Vec<Diag> {
     let Some(v) = cx.args.get("eps") else { return vec![] };
-    let crate::check::VKind::List(items) = &v.kind else { return vec![] };
+    let VKind::List(items) = &v.kind else { return vec![] };
     let mut d = Vec::new();
     let mut seen: Vec<(String, f64)> = Vec::new();
     for it in items {
         let x = match it.kind {
-            crate::check::VKind::Int(i) => i as f64,
-            crate::check::VKind::Float(f) => f,
+            VKind::Int(i) => i as f64,
+            VKind::Float(f) => f,
             _ => continue,
         };
         if !(x >= 0.0 && x.is_finite()) {
@@ -275,8 +295,8 @@ enum BoundsArg {
 
 fn bounds_arg(args: &Args) -> Result<BoundsArg, String> {
     match args.get("bounds").map(|v| &v.kind) {
-        None | Some(crate::check::VKind::Sym(_) | crate::check::VKind::Str(_)) => Ok(BoundsArg::Data),
-        Some(crate::check::VKind::None) => Ok(BoundsArg::Unbounded),
+        None | Some(VKind::Sym(_) | VKind::Str(_)) => Ok(BoundsArg::Data),
+        Some(VKind::None) => Ok(BoundsArg::Unbounded),
         _ => {
             let b = args.floats("bounds").unwrap_or_default();
             match b[..] {
@@ -299,14 +319,13 @@ fn resolve_bounds(arg: BoundsArg, data: Option<&Meta>) -> Option<(f64, f64)> {
 
 /// Attacks that need a finite box say so when the inputs are unbounded.
 fn unbounded_ok(cx: &StaticCall, span: crate::diag::Span) -> Vec<Diag> {
-    let Some(c) = cx.args.config("using") else { return vec![] };
-    match c.builtin.name {
-        "cw" => vec![
+    match cx.lower::<Attack>("using") {
+        Some(Attack::CarliniWagner(_)) => vec![
             Diag::new(Code::E2006, "`cw` needs finite bounds: it optimises in tanh space between them")
                 .at(span, "unbounded")
                 .hint("give `bounds: [lo, hi]`, or attack unbounded inputs with `ddn`, `pgd` or `logbarrier`"),
         ],
-        "pgd" if c.args.float("eps_max").is_none() => vec![
+        Some(Attack::Pgd(c)) if c.eps_max.is_none() => vec![
             Diag::new(
                 Code::E2002,
                 "`pgd` on unbounded inputs needs `eps_max`: its default is the diameter of the bounds",
@@ -321,12 +340,12 @@ fn unbounded_ok(cx: &StaticCall, span: crate::diag::Span) -> Vec<Diag> {
 struct AttackStage;
 
 impl Stage for AttackStage {
-    fn output(&self) -> Ty {
-        Ty::Attacked
+    fn output(&self) -> &'static Kind {
+        &ATTACKED
     }
-    fn fields(&self, args: &Args) -> Vec<(String, Ty)> {
-        let mut f: Vec<(String, Ty)> = SUMMARY.iter().map(|s| (s.to_string(), Ty::Float)).collect();
-        f.extend(eps_list(args).into_iter().map(|e| (robust_metric(e), Ty::Float)));
+    fn metrics(&self, args: &Args) -> Vec<String> {
+        let mut f: Vec<String> = SUMMARY.iter().map(|s| s.to_string()).collect();
+        f.extend(eps_list(args).into_iter().map(robust_metric));
         f
     }
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
@@ -369,18 +388,17 @@ impl Stage for AttackStage {
         3
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
-        let data = cx.dataset("data")?;
+        let data = cx.input::<Dataset>("data")?;
         let mut rng = cx.take_rng();
         let candle = |e: candle_core::Error| cx.compute_error("the attack", e);
-        let net = cx.model_ref("model", &data.shape, &mut rng)?;
+        let net = model_ref(cx, "model", &data.shape, &mut rng)?;
+        let attack: Attack = cx.lower("using")?;
         let labels = data.y.as_ref().ok_or_else(|| cx.error(Code::R1002, "the data has no labels"))?;
         let a = cx.args();
         let bounds = bounds_arg(a)
             .ok()
             .and_then(|arg| resolve_bounds(arg, cx.meta_of("data").as_ref()))
             .ok_or_else(|| cx.error(Code::R1006, "the attack has no bounds (the checker should have said so)"))?;
-        let config = a.config("using").ok_or_else(|| cx.internal("no attack"))?;
-        let attack = attack_of(config, bounds, data.features()).map_err(|e| cx.internal(&e))?;
         let count = a.int("count").unwrap_or(100) as usize;
         let batch = a.int("batch").unwrap_or(100) as usize;
         let only_correct = a.bool("only_correct").unwrap_or(false);
@@ -429,6 +447,7 @@ impl Stage for AttackStage {
                     adv_label: None,
                     dist: [0.0; 4],
                     input: None,
+                    clean: data.row(i).to_vec(),
                 });
             }
         }
@@ -462,15 +481,22 @@ impl Stage for AttackStage {
                     }
                     _ => (Status::Failed, None, [f64::INFINITY; 4], None),
                 };
-                outcomes.push(Outcome { index: i, label: ys[k], status, adv_label, dist, input });
+                outcomes.push(Outcome {
+                    index: i,
+                    label: ys[k],
+                    status,
+                    adv_label,
+                    dist,
+                    input,
+                    clean: data.row(i).to_vec(),
+                });
             }
             bar.inc(chunk.len() as u64);
         }
         bar.finish_and_clear();
         outcomes.sort_by_key(|o| o.index);
         let norm = attack.norm();
-        let mut files = vec![write_csv(cx, &outcomes, norm)?];
-        files.push(write_inputs(cx, &outcomes, &data.shape)?);
+        let mut files = Vec::new();
         let grid = a.int("grid").unwrap_or(8) as usize;
         if grid > 0 && data.shape.len() == 3 && (data.shape[0] == 1 || data.shape[0] == 3) {
             files.push(write_grid(cx, &outcomes, &data, grid, norm)?);
@@ -482,50 +508,9 @@ impl Stage for AttackStage {
         if let Some(w) = short {
             cx.warn(Code::W2001, w);
         }
-        Ok(Output { artifact: Artifact::Metrics, metrics, files })
+        let attacked = Attacked { norm, shape: data.shape.clone(), outcomes };
+        Ok(Output { artifact: Arc::new(attacked), metrics, files })
     }
-}
-
-fn write_csv(cx: &RunCtx, outcomes: &[Outcome], norm: Norm) -> Result<String, Diag> {
-    let mut csv = format!("index,label,status,adv_label,distance_{},l0,l1,l2,linf\n", norm.name());
-    for o in outcomes {
-        let adv = o.adv_label.map_or(String::new(), |l| l.to_string());
-        let show = |v: f64| if v.is_finite() && o.status == Status::Broken { format!("{v}") } else { String::new() };
-        csv.push_str(&format!(
-            "{},{},{},{adv},{},{},{},{},{}\n",
-            o.index,
-            o.label,
-            o.status.as_str(),
-            show(o.dist[norm_column(norm)]),
-            show(o.dist[0]),
-            show(o.dist[1]),
-            show(o.dist[2]),
-            show(o.dist[3])
-        ));
-    }
-    cx.write_file("adversarial.csv", csv.as_bytes())
-}
-
-/// Adversarial inputs [n, ...] (NaN where there is none) and the image indices.
-fn write_inputs(cx: &RunCtx, outcomes: &[Outcome], shape: &[usize]) -> Result<String, Diag> {
-    let per: usize = shape.iter().product();
-    let mut flat = Vec::with_capacity(outcomes.len() * per);
-    for o in outcomes {
-        match &o.input {
-            Some(v) => flat.extend_from_slice(v),
-            None => flat.extend(std::iter::repeat_n(f32::NAN, per)),
-        }
-    }
-    let mut dims = vec![outcomes.len()];
-    dims.extend_from_slice(shape);
-    let err = |e: candle_core::Error| cx.error(Code::R1001, e.to_string());
-    let inputs = candle_core::Tensor::from_vec(flat, dims, &candle_core::Device::Cpu).map_err(err)?;
-    let idx: Vec<u32> = outcomes.iter().map(|o| o.index as u32).collect();
-    let index = candle_core::Tensor::from_vec(idx, outcomes.len(), &candle_core::Device::Cpu).map_err(err)?;
-    let tensors = std::collections::HashMap::from([("inputs".to_string(), inputs), ("index".to_string(), index)]);
-    let rel = format!("{}/adversarial.safetensors", cx.stage_dir());
-    crate::exec::write_tensors(&cx.path(&rel), &tensors)?;
-    Ok(rel)
 }
 
 /// Rows of three: clean (label), adversarial (new label), perturbation (grey is zero).

@@ -3,8 +3,8 @@
 //! known before anything runs and from the stage otherwise. Both say the same words, so the
 //! command line shows one of them.
 
-use super::registry::StaticCall;
 use crate::diag::{Code, Diag};
+use crate::lang::StaticCall;
 
 pub fn message(param: &str, asked: usize, have: usize) -> String {
     format!("`{param}: {asked}` asks for more than the {have} examples the data holds: {have} are used")

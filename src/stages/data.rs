@@ -1,13 +1,10 @@
 //! Dataset stages.
 
-use super::registry::{Builtin, Dflt, Meta, Param, Stage, StaticCall};
-use crate::check::Ty;
+use super::dataset::{DATASET, dataset_output};
 use crate::data::{TOY2D, toy2d};
 use crate::diag::{Code, Diag};
-use crate::exec::Metrics;
-use crate::exec::{Artifact, Output, RunCtx};
+use crate::lang::{Builtin, Dflt, Kind, Meta, Output, Param, RunCtx, Stage, StaticCall, Ty};
 use crate::rng::Rng;
-use std::sync::Arc;
 
 pub fn builtins() -> Vec<Builtin> {
     vec![Builtin::stage(
@@ -42,8 +39,8 @@ fn classes_of(name: &str) -> Option<usize> {
 }
 
 impl Stage for Toy2d {
-    fn output(&self) -> Ty {
-        Ty::Dataset
+    fn output(&self) -> &'static Kind {
+        &DATASET
     }
     fn meta(&self, cx: &StaticCall) -> Meta {
         // The sets are unbounded point clouds: they declare no input box.
@@ -64,12 +61,6 @@ impl Stage for Toy2d {
             None => cx.take_rng(),
         };
         let d = toy2d(&name, n, noise, &mut rng).map_err(|e| cx.error(Code::R1002, e))?;
-        let mut metrics = Metrics::new();
-        metrics.insert("n".into(), d.n as f64);
-        metrics.insert("features".into(), d.features() as f64);
-        if let Some(k) = d.classes {
-            metrics.insert("classes".into(), k as f64);
-        }
-        Ok(Output { artifact: Artifact::Dataset(Arc::new(d)), metrics, files: vec![] })
+        Ok(dataset_output(d))
     }
 }

@@ -1,16 +1,14 @@
 //! Real datasets read from the data directory (`--data-dir`, `FLOWLINE_DATA`, `./data`),
 //! and dataset transforms.
 
-use super::registry::{Builtin, Dflt, Meta, Param, Stage, StaticCall};
-use crate::check::{Args, Ty};
+use super::dataset::{DATASET, SPLITS, Split, dataset_output};
 use crate::data::{self, DataError, Dataset, files};
 use crate::diag::{Code, Diag};
-use crate::exec::Metrics;
-use crate::exec::{Artifact, Output, RunCtx};
+use crate::lang::{Args, Builtin, Dflt, Kind, Meta, Metrics, Output, Param, RunCtx, Stage, StaticCall, Ty};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-const SPLITS: [&str; 2] = ["train", "test"];
+const SPLIT_NAMES: [&str; 2] = ["train", "test"];
 
 /// Images are scaled to [0, 1].
 const UNIT: (f64, f64) = (0.0, 1.0);
@@ -59,7 +57,7 @@ const NOTMNIST: IdxSet = IdxSet {
 
 fn split_params() -> Vec<Param> {
     vec![
-        Param::new("split", Ty::choice(&SPLITS), Dflt::Str("train"), "which part"),
+        Param::new("split", Ty::choice(&SPLIT_NAMES), Dflt::Str("train"), "which part"),
         Param::new("limit", Ty::opt(Ty::Int), Dflt::None, "keep only the first `limit` examples")
             .within(Some(1.0), None),
     ]
@@ -102,7 +100,7 @@ pub fn builtins() -> Vec<Builtin> {
             "downsample",
             "Average-pool images by `factor` (2 turns 28x28 into 14x14).",
             vec![
-                Param::new("data", Ty::Dataset, Dflt::Required, "images"),
+                Param::new("data", Ty::kind(&DATASET), Dflt::Required, "images"),
                 Param::new("factor", Ty::Int, Dflt::Int(2), "pooling factor").within(Some(1.0), None),
             ],
             Downsample,
@@ -111,7 +109,7 @@ pub fn builtins() -> Vec<Builtin> {
             "dequantize",
             "Uniform dequantization (k + u) / levels, for densities on [0, 1] data.",
             vec![
-                Param::new("data", Ty::Dataset, Dflt::Required, "data in [0, 1]"),
+                Param::new("data", Ty::kind(&DATASET), Dflt::Required, "data in [0, 1]"),
                 Param::new("levels", Ty::Int, Dflt::Int(256), "grey levels of the original data")
                     .within(Some(2.0), None),
             ],
@@ -121,7 +119,7 @@ pub fn builtins() -> Vec<Builtin> {
             "logit",
             "logit(alpha + (1 - 2 alpha) x), the usual pre-processing of images for flows.",
             vec![
-                Param::new("data", Ty::Dataset, Dflt::Required, "data in [0, 1]"),
+                Param::new("data", Ty::kind(&DATASET), Dflt::Required, "data in [0, 1]"),
                 Param::new("alpha", Ty::Float, Dflt::Float(0.05), "boundary margin").within(Some(0.0), Some(0.49)),
             ],
             Logit,
@@ -130,11 +128,11 @@ pub fn builtins() -> Vec<Builtin> {
             "split",
             "Shuffle (seeded) and split: `first` holds `fraction` of the examples, `second` the rest.",
             vec![
-                Param::new("data", Ty::Dataset, Dflt::Required, "data to split"),
+                Param::new("data", Ty::kind(&DATASET), Dflt::Required, "data to split"),
                 Param::new("fraction", Ty::Float, Dflt::Float(0.9), "share of the first part")
                     .within(Some(0.0), Some(1.0)),
             ],
-            Split,
+            SplitStage,
         ),
     ]
 }
@@ -145,7 +143,7 @@ fn data_error(cx: &RunCtx, e: DataError) -> Diag {
             .error(Code::R1004, e.to_string())
             .hint(format!(
                 "the data directory is {}; pass `--data-dir DIR` or set FLOWLINE_DATA",
-                cx.data_dir.display()
+                cx.data_dir().display()
             ))
             .hint("`flowline data fetch NAME` downloads and verifies the standard files"),
         DataError::Io { .. } => cx.error(Code::R1004, e.to_string()).hint("check the file's permissions"),
@@ -153,16 +151,6 @@ fn data_error(cx: &RunCtx, e: DataError) -> Diag {
             .error(Code::R1002, e.to_string())
             .hint("the file is damaged or not in the expected format; fetch it again"),
     }
-}
-
-fn dataset_output(d: Dataset) -> Output {
-    let mut metrics = Metrics::new();
-    metrics.insert("n".into(), d.n as f64);
-    metrics.insert("features".into(), d.features() as f64);
-    if let Some(k) = d.classes {
-        metrics.insert("classes".into(), k as f64);
-    }
-    Output { artifact: Artifact::Dataset(Arc::new(d)), metrics, files: vec![] }
 }
 
 /// The first `limit` examples of a 10-class dataset read whole.
@@ -195,8 +183,8 @@ fn first_folder(base: &Path, folders: &[&str]) -> PathBuf {
 struct IdxStage(&'static IdxSet);
 
 impl Stage for IdxStage {
-    fn output(&self) -> Ty {
-        Ty::Dataset
+    fn output(&self) -> &'static Kind {
+        &DATASET
     }
     fn reads_data_dir(&self) -> bool {
         true
@@ -206,7 +194,7 @@ impl Stage for IdxStage {
         Meta { shape: Some(vec![1, 28, 28]), classes: Some(10), n: None, bounds: Some(UNIT) }
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
-        let dir = first_folder(&cx.data_dir, self.0.folders);
+        let dir = first_folder(cx.data_dir(), self.0.folders);
         let (images, labels) = if cx.args().text("split") == Some("test") { self.0.test } else { self.0.train };
         let load = || -> Result<Dataset, DataError> {
             let img = files::find(&dir, images)?;
@@ -223,8 +211,8 @@ impl Stage for IdxStage {
 struct Cifar;
 
 impl Stage for Cifar {
-    fn output(&self) -> Ty {
-        Ty::Dataset
+    fn output(&self) -> &'static Kind {
+        &DATASET
     }
     fn reads_data_dir(&self) -> bool {
         true
@@ -233,7 +221,7 @@ impl Stage for Cifar {
         Meta { shape: Some(vec![3, 32, 32]), classes: Some(10), n: None, bounds: Some(UNIT) }
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
-        let dir = first_folder(&cx.data_dir, &["cifar10", "cifar-10-batches-bin"]);
+        let dir = first_folder(cx.data_dir(), &["cifar10", "cifar-10-batches-bin"]);
         let batches: Vec<Vec<&str>> = if cx.args().text("split") == Some("test") {
             vec![vec!["test_batch.bin", "test_batch_first20.bin"]]
         } else {
@@ -265,8 +253,8 @@ impl Stage for Cifar {
 struct Digits;
 
 impl Stage for Digits {
-    fn output(&self) -> Ty {
-        Ty::Dataset
+    fn output(&self) -> &'static Kind {
+        &DATASET
     }
     fn reads_data_dir(&self) -> bool {
         true
@@ -286,7 +274,7 @@ impl Stage for Digits {
         Meta { shape: Some(vec![1, 8, 8]), classes: Some(10), n: Some(n), bounds: Some(UNIT) }
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
-        let dir = first_folder(&cx.data_dir, &["digits"]);
+        let dir = first_folder(cx.data_dir(), &["digits"]);
         let path = files::find(&dir, &["digits.csv", "optdigits.csv"]).map_err(|e| data_error(cx, e))?;
         let (x, y) = data::digits::load(&path).map_err(|e| data_error(cx, e))?;
         let d = first_n(x, y, vec![1, 8, 8], limit(cx));
@@ -297,8 +285,8 @@ impl Stage for Digits {
 struct Idx;
 
 impl Stage for Idx {
-    fn output(&self) -> Ty {
-        Ty::Dataset
+    fn output(&self) -> &'static Kind {
+        &DATASET
     }
     fn reads_data_dir(&self) -> bool {
         true
@@ -309,7 +297,7 @@ impl Stage for Idx {
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let resolve = |name: &str| {
             let p = PathBuf::from(name);
-            if p.is_absolute() || p.exists() { p } else { cx.data_dir.join(p) }
+            if p.is_absolute() || p.exists() { p } else { cx.data_dir().join(p) }
         };
         let images = resolve(cx.args().text("images").unwrap_or(""));
         let labels = resolve(cx.args().text("labels").unwrap_or(""));
@@ -333,8 +321,8 @@ fn input_meta(cx: &StaticCall) -> Meta {
 struct Downsample;
 
 impl Stage for Downsample {
-    fn output(&self) -> Ty {
-        Ty::Dataset
+    fn output(&self) -> &'static Kind {
+        &DATASET
     }
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
         let f = cx.args.int("factor").unwrap_or(2) as usize;
@@ -356,7 +344,7 @@ impl Stage for Downsample {
         }
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
-        let d = cx.dataset("data")?;
+        let d = cx.input::<Dataset>("data")?;
         let f = cx.args().int("factor").unwrap_or(2) as usize;
         data::downsample(&d, f).map(dataset_output).map_err(|e| cx.error(Code::R1002, e))
     }
@@ -365,14 +353,14 @@ impl Stage for Downsample {
 struct Dequantize;
 
 impl Stage for Dequantize {
-    fn output(&self) -> Ty {
-        Ty::Dataset
+    fn output(&self) -> &'static Kind {
+        &DATASET
     }
     fn meta(&self, cx: &StaticCall) -> Meta {
         input_meta(cx)
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
-        let d = cx.dataset("data")?;
+        let d = cx.input::<Dataset>("data")?;
         let levels = cx.args().int("levels").unwrap_or(256) as usize;
         let mut rng = cx.take_rng();
         Ok(dataset_output(data::dequantize(&d, levels, &mut rng)))
@@ -382,39 +370,43 @@ impl Stage for Dequantize {
 struct Logit;
 
 impl Stage for Logit {
-    fn output(&self) -> Ty {
-        Ty::Dataset
+    fn output(&self) -> &'static Kind {
+        &DATASET
     }
     fn meta(&self, cx: &StaticCall) -> Meta {
         // logit maps [0, 1] onto the whole real line.
         Meta { bounds: None, ..input_meta(cx) }
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
-        let d = cx.dataset("data")?;
+        let d = cx.input::<Dataset>("data")?;
         Ok(dataset_output(data::logit(&d, cx.args().float("alpha").unwrap_or(0.05))))
     }
 }
 
-struct Split;
+struct SplitStage;
 
-impl Stage for Split {
-    fn output(&self) -> Ty {
-        Ty::Splits
+impl Stage for SplitStage {
+    fn output(&self) -> &'static Kind {
+        &SPLITS
     }
-    fn fields(&self, _args: &Args) -> Vec<(String, Ty)> {
-        vec![("first".into(), Ty::Dataset), ("second".into(), Ty::Dataset)]
+    fn parts(&self, _args: &Args) -> Vec<(String, Ty)> {
+        vec![("first".into(), Ty::kind(&DATASET)), ("second".into(), Ty::kind(&DATASET))]
+    }
+    /// How many examples each part got.
+    fn metrics(&self, _args: &Args) -> Vec<String> {
+        vec!["first".into(), "second".into()]
     }
     fn meta(&self, cx: &StaticCall) -> Meta {
         // One meta for both parts: their sizes differ.
         Meta { n: None, ..input_meta(cx) }
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
-        let d = cx.dataset("data")?;
+        let d = cx.input::<Dataset>("data")?;
         let mut rng = cx.take_rng();
         let (a, b) = data::split(&d, cx.args().float("fraction").unwrap_or(0.9), &mut rng);
         let mut metrics = Metrics::new();
         metrics.insert("first".into(), a.n as f64);
         metrics.insert("second".into(), b.n as f64);
-        Ok(Output { artifact: Artifact::Split(Arc::new(a), Arc::new(b)), metrics, files: vec![] })
+        Ok(Output { artifact: Arc::new(Split(Arc::new(a), Arc::new(b))), metrics, files: vec![] })
     }
 }

@@ -1,10 +1,28 @@
-//! Layers as config values, their translation to `nn::LayerSpec`s, and the static shape
-//! check of a model against the data it meets.
+//! Layers as config values lowered into `nn::LayerSpec`s, and the static shape check of a
+//! model against the data it meets.
 
-use super::registry::{Builtin, Dflt, Param, Sort, StaticCall};
-use crate::check::{CVal, Config, Ty, VKind};
+use super::model::MODEL;
+use super::ode::SOLVER;
 use crate::diag::{Code, Diag, Span};
+use crate::lang::{Args, Builtin, CVal, Dflt, Kind, Param, Registry, Role, StaticCall, Ty, VKind};
 use crate::nn::{Activation, Aggregate, LayerSpec, ShapeErrorKind, infer_shapes};
+use crate::ode::Options;
+use std::any::TypeId;
+
+/// One layer, or a `|>` chain of them; each lowers to the specs it stands for (`resnet`
+/// to many).
+pub static LAYER: Kind = Kind {
+    name: "layer",
+    describe: "a layer",
+    supers: &[&MODEL],
+    role: Role::Config {
+        noun: "layer",
+        heading: "layers",
+        lowers_to: TypeId::of::<Vec<LayerSpec>>,
+        lowers_to_name: "Vec<LayerSpec>",
+        chains: true,
+    },
+};
 
 const AGGREGATES: [&str; 2] = ["sum", "mean"];
 
@@ -26,81 +44,94 @@ fn conv_params(out_min: f64) -> Vec<Param> {
     ]
 }
 
-fn layer(name: &'static str, doc: &'static str, params: Vec<Param>) -> Builtin {
-    Builtin::new(name, Sort::Layer, doc, params)
+type Lowering = fn(&Registry, &Args) -> Result<Vec<LayerSpec>, String>;
+
+fn layer(name: &'static str, doc: &'static str, params: Vec<Param>, lower: Lowering) -> Builtin {
+    Builtin::config(&LAYER, name, doc, params, lower)
+}
+
+/// A layer without parameters.
+fn plain(name: &'static str, doc: &'static str, spec: LayerSpec) -> Builtin {
+    Builtin::config(&LAYER, name, doc, vec![], move |_: &Registry, _: &Args| Ok(vec![spec.clone()]))
+}
+
+fn optional(a: &Args, name: &str) -> Option<usize> {
+    a.int(name).map(|v| v as usize)
+}
+
+fn agg(a: &Args) -> Aggregate {
+    if a.text("agg") == Some("mean") { Aggregate::Mean } else { Aggregate::Sum }
+}
+
+/// The specs of the layers a chain argument holds.
+fn chain(reg: &Registry, a: &Args, param: &str) -> Result<Vec<LayerSpec>, String> {
+    Ok(reg.lower_each::<Vec<LayerSpec>>(a.need(param)?)?.concat())
+}
+
+fn pool_params() -> Vec<Param> {
+    vec![
+        Param::new("k", Ty::Int, Dflt::Int(2), "window size").within(Some(1.0), None),
+        Param::new("stride", Ty::opt(Ty::Int), Dflt::None, "stride (default: the window size; must equal it to train)")
+            .within(Some(1.0), None),
+    ]
 }
 
 pub fn builtins() -> Vec<Builtin> {
-    let mut linear = layer(
-        "linear",
-        "Dense layer y = W x + b (PyTorch initialisation); `linear(out)` infers its input width.",
-        vec![inferred("in", "input width; inferred from what comes before when omitted"), width("out", "output width")],
-    );
-    linear.single_positional = Some("out");
-    let mut conv = layer(
-        "conv2d",
-        "2-D convolution over [channels, height, width]; `conv2d(out, k: 3)` infers its input channels.",
-        conv_params(1.0),
-    );
-    conv.single_positional = Some("out");
-    let mut farkas_linear = layer(
-        "farkas_linear",
-        "Farkas dense layer (Pooladian et al.): the last unit is -Agg of the others' pre-activations with bias max(-Agg(b), b_m), so at least one ReLU is active.",
-        vec![
-            inferred("in", "input width; inferred when omitted"),
-            Param::new("out", Ty::Int, Dflt::Required, "output width, including the appended unit")
-                .within(Some(2.0), None),
-            Param::new("agg", Ty::choice(&AGGREGATES), Dflt::Sym("sum"), "aggregate of the other units"),
-        ],
-    );
-    farkas_linear.single_positional = Some("out");
-    let mut farkas_conv_params = conv_params(2.0);
-    farkas_conv_params.push(Param::new(
-        "agg",
-        Ty::choice(&AGGREGATES),
-        Dflt::Sym("sum"),
-        "aggregate over the other channels",
-    ));
-    let mut farkas_conv = layer(
-        "farkas_conv2d",
-        "Farkas convolution: the last channel is -Agg of the others' pre-activations at every position, with bias max(-Agg(b), b_m).",
-        farkas_conv_params,
-    );
-    farkas_conv.single_positional = Some("out");
-    let pool = |name: &'static str, doc: &'static str| {
-        let mut b = layer(
-            name,
-            doc,
-            vec![
-                Param::new("k", Ty::Int, Dflt::Int(2), "window size").within(Some(1.0), None),
-                Param::new(
-                    "stride",
-                    Ty::opt(Ty::Int),
-                    Dflt::None,
-                    "stride (default: the window size; must equal it to train)",
-                )
-                .within(Some(1.0), None),
-            ],
-        );
-        b.single_positional = Some("k");
-        b
-    };
     vec![
-        linear,
-        conv,
-        pool("maxpool", "Max pooling over k x k windows."),
-        pool("avgpool", "Average pooling over k x k windows (`avgpool(2)` halves 28x28 to 14x14)."),
-        layer("global_avgpool", "Mean over all positions: [c, h, w] -> [c].", vec![]),
-        layer("flatten", "Flatten each example to a vector.", vec![]),
+        layer(
+            "linear",
+            "Dense layer y = W x + b (PyTorch initialisation); `linear(out)` infers its input width.",
+            vec![inferred("in", "input width; inferred from what comes before when omitted"), width("out", "output width")],
+            |_, a| Ok(vec![LayerSpec::Linear { input: optional(a, "in"), out: a.need_usize("out")? }]),
+        )
+        .positional("out"),
+        layer(
+            "conv2d",
+            "2-D convolution over [channels, height, width]; `conv2d(out, k: 3)` infers its input channels.",
+            conv_params(1.0),
+            |_, a| {
+                Ok(vec![LayerSpec::Conv2d {
+                    input: optional(a, "in"),
+                    out: a.need_usize("out")?,
+                    kernel: a.need_usize("k")?,
+                    stride: a.need_usize("stride")?,
+                    pad: a.need_usize("pad")?,
+                }])
+            },
+        )
+        .positional("out"),
+        layer(
+            "maxpool",
+            "Max pooling over k x k windows.",
+            pool_params(),
+            |_, a| {
+                let k = a.need_usize("k")?;
+                Ok(vec![LayerSpec::MaxPool { kernel: k, stride: optional(a, "stride").unwrap_or(k) }])
+            },
+        )
+        .positional("k"),
+        layer(
+            "avgpool",
+            "Average pooling over k x k windows (`avgpool(2)` halves 28x28 to 14x14).",
+            pool_params(),
+            |_, a| {
+                let k = a.need_usize("k")?;
+                Ok(vec![LayerSpec::AvgPool { kernel: k, stride: optional(a, "stride").unwrap_or(k) }])
+            },
+        )
+        .positional("k"),
+        plain("global_avgpool", "Mean over all positions: [c, h, w] -> [c].", LayerSpec::GlobalAvgPool),
+        plain("flatten", "Flatten each example to a vector.", LayerSpec::Flatten),
         layer(
             "dropout",
             "Zero each value with probability p while training (scaled by 1/(1-p)); identity in evaluation.",
             vec![Param::new("p", Ty::Float, Dflt::Float(0.5), "drop probability").within(Some(0.0), Some(0.99))],
+            |_, a| Ok(vec![LayerSpec::Dropout { p: a.need_float("p")? }]),
         ),
-        layer(
+        plain(
             "batchnorm",
             "Batch normalisation over channels: batch statistics in training, running statistics (momentum 0.1) in evaluation.",
-            vec![],
+            LayerSpec::BatchNorm,
         ),
         layer(
             "normalize",
@@ -114,19 +145,57 @@ pub fn builtins() -> Vec<Builtin> {
                 ),
                 Param::new("std", Ty::list(Ty::Float), Dflt::Required, "per-channel standard deviations"),
             ],
+            |_, a| {
+                let list = |n: &str| a.floats(n).ok_or_else(|| format!("argument `{n}` is not a list of numbers"));
+                Ok(vec![LayerSpec::Normalize { mean: list("mean")?, std: list("std")? }])
+            },
         ),
         layer(
             "residual",
             "x + body(x); the body must keep the shape.",
-            vec![Param::new("body", Ty::Layer, Dflt::Required, "the layers of the block")],
+            vec![Param::new("body", Ty::kind(&LAYER), Dflt::Required, "the layers of the block")],
+            |reg, a| Ok(vec![LayerSpec::Residual { body: chain(reg, a, "body")?, farkas: None }]),
         ),
+        layer(
+            "farkas_linear",
+            "Farkas dense layer (Pooladian et al.): the last unit is -Agg of the others' pre-activations with bias max(-Agg(b), b_m), so at least one ReLU is active.",
+            vec![
+                inferred("in", "input width; inferred when omitted"),
+                Param::new("out", Ty::Int, Dflt::Required, "output width, including the appended unit")
+                    .within(Some(2.0), None),
+                Param::new("agg", Ty::choice(&AGGREGATES), Dflt::Sym("sum"), "aggregate of the other units"),
+            ],
+            |_, a| Ok(vec![LayerSpec::FarkasLinear { input: optional(a, "in"), out: a.need_usize("out")?, agg: agg(a) }]),
+        )
+        .positional("out"),
+        layer(
+            "farkas_conv2d",
+            "Farkas convolution: the last channel is -Agg of the others' pre-activations at every position, with bias max(-Agg(b), b_m).",
+            {
+                let mut p = conv_params(2.0);
+                p.push(Param::new("agg", Ty::choice(&AGGREGATES), Dflt::Sym("sum"), "aggregate over the other channels"));
+                p
+            },
+            |_, a| {
+                Ok(vec![LayerSpec::FarkasConv2d {
+                    input: optional(a, "in"),
+                    out: a.need_usize("out")?,
+                    kernel: a.need_usize("k")?,
+                    stride: a.need_usize("stride")?,
+                    pad: a.need_usize("pad")?,
+                    agg: agg(a),
+                }])
+            },
+        )
+        .positional("out"),
         layer(
             "farkas_residual",
             "Residual Farkas block: h = x[:c-1] + body(x), then an appended channel -Agg(h) + relu(b_m), so at least one unit is positive.",
             vec![
-                Param::new("body", Ty::Layer, Dflt::Required, "layers mapping c channels to c-1"),
+                Param::new("body", Ty::kind(&LAYER), Dflt::Required, "layers mapping c channels to c-1"),
                 Param::new("agg", Ty::choice(&AGGREGATES), Dflt::Sym("sum"), "aggregate over the channels"),
             ],
+            |reg, a| Ok(vec![LayerSpec::Residual { body: chain(reg, a, "body")?, farkas: Some(agg(a)) }]),
         ),
         layer(
             "resnet",
@@ -139,6 +208,15 @@ pub fn builtins() -> Vec<Builtin> {
                 Param::new("batchnorm", Ty::Bool, Dflt::Bool(true), "batch norm after every convolution"),
                 Param::new("farkas", Ty::Bool, Dflt::Bool(false), "Farkas convolutions and residual Farkas blocks"),
             ],
+            |_, a| {
+                Ok(resnet(
+                    a.need_usize("depth")?,
+                    a.need_usize("width")?,
+                    a.need_usize("classes")?,
+                    a.need_bool("batchnorm")?,
+                    a.need_bool("farkas")?,
+                ))
+            },
         ),
         layer(
             "neural_ode",
@@ -146,14 +224,14 @@ pub fn builtins() -> Vec<Builtin> {
             vec![
                 Param::new(
                     "field",
-                    Ty::Layer,
+                    Ty::kind(&LAYER),
                     Dflt::Required,
                     "layers mapping the state to its derivative (same width in and out)",
                 ),
                 Param::new("t1", Ty::Float, Dflt::Float(1.0), "integration time").positive(),
                 Param::new(
                     "solver",
-                    Ty::Solver,
+                    Ty::kind(&SOLVER),
                     Dflt::Config("dopri5"),
                     "e.g. `rk4(step: 0.05)` or `dopri5(rtol: 1e-5, atol: 1e-5)`",
                 ),
@@ -164,110 +242,40 @@ pub fn builtins() -> Vec<Builtin> {
                     "gradients by the adjoint method (constant memory) instead of through the solver's steps",
                 ),
             ],
+            |reg, a| {
+                let o: Options = reg.lower(a.config("solver").ok_or("argument `solver` is not a solver")?)?;
+                Ok(vec![LayerSpec::NeuralOde {
+                    field: chain(reg, a, "field")?,
+                    t1: a.need_float("t1")?,
+                    method: o.method,
+                    step: o.step,
+                    rtol: o.rtol,
+                    atol: o.atol,
+                    max_steps: o.max_steps,
+                    first_step: o.first_step,
+                    min_step: o.min_step,
+                    max_step: o.max_step.is_finite().then_some(o.max_step),
+                    adjoint: a.need_bool("adjoint")?,
+                }])
+            },
         ),
-        layer("relu", "Rectified linear unit max(x, 0).", vec![]),
-        layer("tanh", "Hyperbolic tangent (computed as 2*sigmoid(2x)-1, ~5x faster on CPU).", vec![]),
-        layer("softplus", "Smooth ReLU log(1 + e^x), computed stably.", vec![]),
-        layer("sigmoid", "Logistic function 1 / (1 + e^-x).", vec![]),
+        plain("relu", "Rectified linear unit max(x, 0).", LayerSpec::Act(Activation::Relu)),
+        plain(
+            "tanh",
+            "Hyperbolic tangent (computed as 2*sigmoid(2x)-1, ~5x faster on CPU).",
+            LayerSpec::Act(Activation::Tanh),
+        ),
+        plain("softplus", "Smooth ReLU log(1 + e^x), computed stably.", LayerSpec::Act(Activation::Softplus)),
+        plain("sigmoid", "Logistic function 1 / (1 + e^-x).", LayerSpec::Act(Activation::Sigmoid)),
     ]
 }
 
-fn agg(c: &Config) -> Aggregate {
-    if c.args.text("agg") == Some("mean") { Aggregate::Mean } else { Aggregate::Sum }
-}
-
-fn usize_arg(c: &Config, name: &str) -> Option<usize> {
-    c.args.int(name).map(|v| v as usize)
-}
-
-fn floats(c: &Config, name: &str) -> Vec<f64> {
-    c.args.floats(name).unwrap_or_default()
-}
-
-/// The numerical specs of a layer chain, and for each spec the index of the written
-/// layer it came from (`resnet` expands to many). `None` if the value is not layers.
-pub fn layer_specs_traced(v: &CVal) -> Option<(Vec<LayerSpec>, Vec<usize>)> {
-    let mut specs = Vec::new();
-    let mut origin = Vec::new();
-    for (i, l) in v.layers().into_iter().enumerate() {
-        let VKind::Config(c) = &l.kind else { return None };
-        let before = specs.len();
-        push_specs(c, &mut specs)?;
-        origin.extend(std::iter::repeat_n(i, specs.len() - before));
-    }
-    Some((specs, origin))
-}
-
-pub fn layer_specs(v: &CVal) -> Option<Vec<LayerSpec>> {
-    layer_specs_traced(v).map(|(s, _)| s)
-}
-
-fn push_specs(c: &Config, out: &mut Vec<LayerSpec>) -> Option<()> {
-    let k = || usize_arg(c, "k");
-    let spec = match c.builtin.name {
-        "linear" => LayerSpec::Linear { input: usize_arg(c, "in"), out: usize_arg(c, "out")? },
-        "conv2d" => LayerSpec::Conv2d {
-            input: usize_arg(c, "in"),
-            out: usize_arg(c, "out")?,
-            kernel: k()?,
-            stride: usize_arg(c, "stride")?,
-            pad: usize_arg(c, "pad")?,
-        },
-        "farkas_linear" => {
-            LayerSpec::FarkasLinear { input: usize_arg(c, "in"), out: usize_arg(c, "out")?, agg: agg(c) }
-        }
-        "farkas_conv2d" => LayerSpec::FarkasConv2d {
-            input: usize_arg(c, "in"),
-            out: usize_arg(c, "out")?,
-            kernel: k()?,
-            stride: usize_arg(c, "stride")?,
-            pad: usize_arg(c, "pad")?,
-            agg: agg(c),
-        },
-        "maxpool" => LayerSpec::MaxPool { kernel: k()?, stride: usize_arg(c, "stride").unwrap_or(k()?) },
-        "avgpool" => LayerSpec::AvgPool { kernel: k()?, stride: usize_arg(c, "stride").unwrap_or(k()?) },
-        "global_avgpool" => LayerSpec::GlobalAvgPool,
-        "flatten" => LayerSpec::Flatten,
-        "dropout" => LayerSpec::Dropout { p: c.args.float("p")? },
-        "batchnorm" => LayerSpec::BatchNorm,
-        "normalize" => LayerSpec::Normalize { mean: floats(c, "mean"), std: floats(c, "std") },
-        "residual" => LayerSpec::Residual { body: layer_specs(c.args.get("body")?)?, farkas: None },
-        "neural_ode" => {
-            let solver = c.args.config("solver")?;
-            let o = super::ode::solver_options(solver).ok()?;
-            LayerSpec::NeuralOde {
-                field: layer_specs(c.args.get("field")?)?,
-                t1: c.args.float("t1")?,
-                method: o.method,
-                step: o.step,
-                rtol: o.rtol,
-                atol: o.atol,
-                max_steps: o.max_steps,
-                first_step: o.first_step,
-                min_step: o.min_step,
-                max_step: o.max_step.is_finite().then_some(o.max_step),
-                adjoint: c.args.bool("adjoint")?,
-            }
-        }
-        "farkas_residual" => LayerSpec::Residual { body: layer_specs(c.args.get("body")?)?, farkas: Some(agg(c)) },
-        "resnet" => {
-            out.extend(resnet(
-                usize_arg(c, "depth")?,
-                usize_arg(c, "width")?,
-                usize_arg(c, "classes")?,
-                c.args.bool("batchnorm")?,
-                c.args.bool("farkas")?,
-            ));
-            return Some(());
-        }
-        "relu" => LayerSpec::Act(Activation::Relu),
-        "tanh" => LayerSpec::Act(Activation::Tanh),
-        "softplus" => LayerSpec::Act(Activation::Softplus),
-        "sigmoid" => LayerSpec::Act(Activation::Sigmoid),
-        _ => return None,
-    };
-    out.push(spec);
-    Some(())
+/// The numerical specs of a layer chain, and for each spec the index of the written layer
+/// it came from (`resnet` expands to many). `None` if the value is not layers.
+pub fn layer_specs_traced(reg: &Registry, v: &CVal) -> Option<(Vec<LayerSpec>, Vec<usize>)> {
+    let per: Vec<Vec<LayerSpec>> = reg.lower_each(v).ok()?;
+    let origin = per.iter().enumerate().flat_map(|(i, s)| std::iter::repeat_n(i, s.len())).collect();
+    Some((per.concat(), origin))
 }
 
 /// A CIFAR-style ResNet (He et al. 2016, section 4.2) with stride-2 transition
@@ -356,7 +364,7 @@ pub fn check_model(cx: &StaticCall, model: &str, data: &str) -> (Vec<Diag>, Opti
         m.classes
     } else {
         let layers = value.layers();
-        let Some((specs, origin)) = layer_specs_traced(value) else { return (diags, None) };
+        let Some((specs, origin)) = layer_specs_traced(cx.registry, value) else { return (diags, None) };
         match infer_shapes(&specs, &shape) {
             Ok(s) => match s.last().map(Vec::as_slice) {
                 Some([w]) => Some(*w),

@@ -1,13 +1,11 @@
 //! `load_model`: weights trained elsewhere (safetensors), mapped onto a flowline model, so
 //! that models users already have can be evaluated, attacked, certified or calibrated.
 
-use super::layers::layer_specs;
-use super::registry::{Builtin, Dflt, Meta, Param, Stage, StaticCall};
-use crate::check::{Args, Ty, VKind};
+use super::layers::LAYER;
+use super::model::{MODEL, TRAINED, Trained};
 use crate::diag::{Code, Diag};
-use crate::exec::Metrics;
-use crate::exec::{Artifact, Output, RunCtx, Trained};
-use crate::nn::{Net, infer_shapes};
+use crate::lang::{Args, Builtin, Dflt, Kind, Meta, Metrics, Output, Param, RunCtx, Stage, StaticCall, Ty, VKind};
+use crate::nn::{LayerSpec, Net, infer_shapes};
 use candle_core::Tensor;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +18,7 @@ pub fn builtins() -> Vec<Builtin> {
          lists explicit `theirs=ours` pairs.",
         vec![
             Param::new("path", Ty::Str, Dflt::Required, "the .safetensors file"),
-            Param::new("arch", Ty::Layer, Dflt::Required, "the model's layers, as they were trained"),
+            Param::new("arch", Ty::kind(&LAYER), Dflt::Required, "the model's layers, as they were trained"),
             Param::new("input", Ty::list(Ty::Int), Dflt::Required, "shape of one input example, e.g. [1, 28, 28]"),
             Param::new("classes", Ty::opt(Ty::Int), Dflt::None, "number of classes (default: the output width)")
                 .within(Some(1.0), None),
@@ -67,18 +65,26 @@ pub fn map_names(
     out
 }
 
+/// The layers of `arch`, lowered.
+fn arch_specs(cx: &StaticCall) -> Option<Vec<LayerSpec>> {
+    cx.lower_each::<Vec<LayerSpec>>("arch").map(|l| l.concat())
+}
+
 struct LoadModel;
 
 impl Stage for LoadModel {
-    fn output(&self) -> Ty {
-        Ty::Trained
+    fn output(&self) -> &'static Kind {
+        &TRAINED
     }
-    fn fields(&self, _args: &Args) -> Vec<(String, Ty)> {
-        vec![("model".into(), Ty::Model), ("parameters".into(), Ty::Float)]
+    fn parts(&self, _args: &Args) -> Vec<(String, Ty)> {
+        vec![("model".into(), Ty::kind(&MODEL))]
+    }
+    fn metrics(&self, _args: &Args) -> Vec<String> {
+        vec!["parameters".into()]
     }
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
         let input = ints(cx.args, "input");
-        let (Some(arch), Some(specs)) = (cx.args.get("arch"), cx.args.get("arch").and_then(layer_specs)) else {
+        let (Some(arch), Some(specs)) = (cx.args.get("arch"), arch_specs(cx)) else {
             return vec![];
         };
         match infer_shapes(&specs, &input) {
@@ -92,12 +98,7 @@ impl Stage for LoadModel {
     }
     fn meta(&self, cx: &StaticCall) -> Meta {
         let input = ints(cx.args, "input");
-        let out = cx
-            .args
-            .get("arch")
-            .and_then(layer_specs)
-            .and_then(|s| infer_shapes(&s, &input).ok())
-            .and_then(|s| s.last().cloned());
+        let out = arch_specs(cx).and_then(|s| infer_shapes(&s, &input).ok()).and_then(|s| s.last().cloned());
         let classes = cx.args.int("classes").map(|k| k as usize).or(match out.as_deref() {
             Some([w]) => Some(*w),
             _ => None,
@@ -105,9 +106,9 @@ impl Stage for LoadModel {
         Meta { shape: Some(input), classes, ..Meta::default() }
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
+        let specs: Vec<LayerSpec> = cx.lower_each::<Vec<LayerSpec>>("arch")?.concat();
         let a = cx.args();
         let path = std::path::PathBuf::from(a.text("path").unwrap_or(""));
-        let specs = a.get("arch").and_then(layer_specs).ok_or_else(|| cx.internal("no architecture"))?;
         let input = ints(a, "input");
         if !path.is_file() {
             return Err(cx
@@ -141,6 +142,6 @@ impl Stage for LoadModel {
         });
         let mut metrics = Metrics::new();
         metrics.insert("parameters".into(), model.parameter_count() as f64);
-        Ok(Output { artifact: Artifact::Trained(Arc::new(Trained { model, classes })), metrics, files: vec![] })
+        Ok(Output { artifact: Arc::new(Trained { model, classes, curves: None }), metrics, files: vec![] })
     }
 }

@@ -1,57 +1,119 @@
-//! ODE solvers and analytic vector fields as config values, and the `odeint` stage.
+//! ODE solvers and analytic vector fields as config values, and the `odeint` and
+//! `solver_table` stages.
 
-use super::registry::{Builtin, Dflt, Meta, Param, Sort, Stage, StaticCall};
-use crate::check::{Args, CVal, Config, Ty, VKind};
 use crate::diag::{Code, Diag};
-use crate::exec::Metrics;
-use crate::exec::{Artifact, Output, RunCtx};
-use crate::ode::{Failure, Method, Options, solve};
+use crate::lang::{
+    Args, Builtin, CVal, Config, Dflt, Kind, METRICS, Metrics, Output, Param, Registry, Role, RunCtx, Stage,
+    StaticCall, Ty, VKind, show_number,
+};
+use crate::ode::{AnalyticField, Failure, Method, Options, solve};
 use candle_core::{Device, Tensor};
+use std::any::TypeId;
 use std::collections::BTreeMap;
 
-fn fixed(name: &'static str, doc: &'static str) -> Builtin {
-    Builtin::new(
-        name,
-        Sort::Solver,
+pub static SOLVER: Kind = Kind {
+    name: "solver",
+    describe: "an ODE solver such as `dopri5(...)`",
+    supers: &[],
+    role: Role::Config {
+        noun: "solver",
+        heading: "solvers",
+        lowers_to: TypeId::of::<Options>,
+        lowers_to_name: "ode::Options",
+        chains: false,
+    },
+};
+
+pub static FIELD: Kind = Kind {
+    name: "field",
+    describe: "a vector field such as `van_der_pol(mu: 1.0)`",
+    supers: &[],
+    role: Role::Config {
+        noun: "vector field",
+        heading: "vector fields",
+        lowers_to: TypeId::of::<AnalyticField>,
+        lowers_to_name: "ode::AnalyticField",
+        chains: false,
+    },
+};
+
+/// The step of a fixed-step solver when none is given.
+const DEFAULT_STEP: f64 = 0.01;
+
+fn fixed(method: Method, doc: &'static str) -> Builtin {
+    Builtin::config(
+        &SOLVER,
+        method.name(),
         doc,
-        vec![Param::new("step", Ty::Float, Dflt::Float(0.01), "step size").positive()],
+        vec![Param::new("step", Ty::Float, Dflt::Float(DEFAULT_STEP), "step size").positive()],
+        move |_: &Registry, a: &Args| Ok(Options { step: Some(a.need_float("step")?), ..Options::new(method) }),
     )
 }
 
-fn adaptive(name: &'static str, doc: &'static str) -> Builtin {
-    Builtin::new(
-        name,
-        Sort::Solver,
+/// The adaptive solvers' defaults are the numerical library's (`Options::new`).
+fn adaptive(method: Method, doc: &'static str) -> Builtin {
+    let d = Options::new(method);
+    Builtin::config(
+        &SOLVER,
+        method.name(),
         doc,
         vec![
-            Param::new("rtol", Ty::Float, Dflt::Float(1e-7), "relative tolerance (torchdiffeq's default)").positive(),
-            Param::new("atol", Ty::Float, Dflt::Float(1e-9), "absolute tolerance (torchdiffeq's default)").positive(),
+            Param::new("rtol", Ty::Float, Dflt::Float(d.rtol), "relative tolerance (torchdiffeq's default)").positive(),
+            Param::new("atol", Ty::Float, Dflt::Float(d.atol), "absolute tolerance (torchdiffeq's default)").positive(),
             Param::new("first_step", Ty::opt(Ty::Float), Dflt::None, "initial step (default: Hairer's selection)")
                 .positive(),
-            Param::new("min_step", Ty::Float, Dflt::Float(0.0), "fail (R2003) below this step").within(Some(0.0), None),
+            Param::new("min_step", Ty::Float, Dflt::Float(d.min_step), "fail (R2003) below this step")
+                .within(Some(0.0), None),
             Param::new("max_step", Ty::opt(Ty::Float), Dflt::None, "largest step").positive(),
-            Param::new("max_steps", Ty::Int, Dflt::Int(100_000), "fail (R2002) after this many attempted steps")
-                .within(Some(1.0), None),
+            Param::new(
+                "max_steps",
+                Ty::Int,
+                Dflt::Int(d.max_steps as i64),
+                "fail (R2002) after this many attempted steps",
+            )
+            .within(Some(1.0), None),
         ],
+        move |_: &Registry, a: &Args| {
+            Ok(Options {
+                rtol: a.need_float("rtol")?,
+                atol: a.need_float("atol")?,
+                first_step: a.float("first_step"),
+                min_step: a.need_float("min_step")?,
+                max_step: a.float("max_step").unwrap_or(f64::INFINITY),
+                max_steps: a.need_usize("max_steps")?,
+                ..Options::new(method)
+            })
+        },
     )
+}
+
+fn field(
+    name: &'static str,
+    doc: &'static str,
+    params: Vec<Param>,
+    lower: fn(&Args) -> Result<AnalyticField, String>,
+) -> Builtin {
+    Builtin::config(&FIELD, name, doc, params, move |_: &Registry, a: &Args| lower(a))
 }
 
 pub fn builtins() -> Vec<Builtin> {
     vec![
-        fixed("euler", "Forward Euler, order 1, fixed step."),
-        fixed("midpoint", "Explicit midpoint, order 2, fixed step."),
-        fixed("rk4", "Classic Runge-Kutta, order 4, fixed step."),
-        adaptive("bosh3", "Bogacki-Shampine 3(2), adaptive step, cubic Hermite dense output."),
-        adaptive("dopri5", "Dormand-Prince 5(4), adaptive step with torchdiffeq's controller, quartic dense output."),
-        Builtin::new(
+        fixed(Method::Euler, "Forward Euler, order 1, fixed step."),
+        fixed(Method::Midpoint, "Explicit midpoint, order 2, fixed step."),
+        fixed(Method::Rk4, "Classic Runge-Kutta, order 4, fixed step."),
+        adaptive(Method::Bosh3, "Bogacki-Shampine 3(2), adaptive step, cubic Hermite dense output."),
+        adaptive(
+            Method::Dopri5,
+            "Dormand-Prince 5(4), adaptive step with torchdiffeq's controller, quartic dense output.",
+        ),
+        field(
             "van_der_pol",
-            Sort::Field,
             "x' = p, p' = mu (1 - x^2) p - x.",
             vec![Param::new("mu", Ty::Float, Dflt::Float(1.0), "damping").within(Some(0.0), None)],
+            |a| Ok(AnalyticField::VanDerPol { mu: a.need_float("mu")? }),
         ),
-        Builtin::new(
+        field(
             "lotka_volterra",
-            Sort::Field,
             "x' = alpha x - beta x y, y' = delta x y - gamma y.",
             vec![
                 Param::new("alpha", Ty::Float, Dflt::Float(1.5), "prey growth").positive(),
@@ -59,23 +121,42 @@ pub fn builtins() -> Vec<Builtin> {
                 Param::new("delta", Ty::Float, Dflt::Float(1.0), "predator growth").positive(),
                 Param::new("gamma", Ty::Float, Dflt::Float(3.0), "predator death").positive(),
             ],
+            |a| {
+                Ok(AnalyticField::LotkaVolterra {
+                    alpha: a.need_float("alpha")?,
+                    beta: a.need_float("beta")?,
+                    delta: a.need_float("delta")?,
+                    gamma: a.need_float("gamma")?,
+                })
+            },
         ),
-        Builtin::new(
+        field(
             "linear_field",
-            Sort::Field,
             "y' = A y.",
             vec![Param::new("matrix", Ty::list(Ty::list(Ty::Float)), Dflt::Required, "A, as a list of rows")],
+            |a| {
+                let rows = match &a.need("matrix")?.kind {
+                    VKind::List(rows) => rows.iter().map(|r| r.numbers().unwrap_or_default()).collect(),
+                    _ => return Err("argument `matrix` is not a list of rows".into()),
+                };
+                Ok(AnalyticField::Linear { matrix: rows })
+            },
         ),
         Builtin::stage(
             "solver_table",
             "Every solver on one problem: error at t1 against a reference solve, NFE and steps, as a table (CSV, report metrics) and a work-precision plot.",
             vec![
-                Param::new("field", Ty::Field, Dflt::Required, "the vector field"),
+                Param::new("field", Ty::kind(&FIELD), Dflt::Required, "the vector field"),
                 Param::new("y0", Ty::list(Ty::Float), Dflt::Required, "initial state"),
                 Param::new("t1", Ty::Float, Dflt::Required, "end time (from 0)"),
-                Param::new("solvers", Ty::list(Ty::Solver), Dflt::Required, "the solvers to compare"),
+                Param::new("solvers", Ty::list(Ty::kind(&SOLVER)), Dflt::Required, "the solvers to compare"),
                 Param::new("labels", Ty::list(Ty::Str), Dflt::Syms(&[]), "names in the table (default: solver names)"),
-                Param::new("reference", Ty::Solver, Dflt::Required, "a much tighter solve, e.g. `rk4(step: 1e-4)`"),
+                Param::new(
+                    "reference",
+                    Ty::kind(&SOLVER),
+                    Dflt::Required,
+                    "a much tighter solve, e.g. `rk4(step: 1e-4)`",
+                ),
             ],
             SolverTable,
         ),
@@ -83,13 +164,13 @@ pub fn builtins() -> Vec<Builtin> {
             "odeint",
             "Integrate a vector field from y0 over [t0, t1]: the trajectory (CSV), a phase plot (PNG), and the solver's NFE and step counts.",
             vec![
-                Param::new("field", Ty::Field, Dflt::Required, "the vector field"),
+                Param::new("field", Ty::kind(&FIELD), Dflt::Required, "the vector field"),
                 Param::new("y0", Ty::list(Ty::Float), Dflt::Required, "initial state"),
                 Param::new("t1", Ty::Float, Dflt::Required, "end time"),
                 Param::new("t0", Ty::Float, Dflt::Float(0.0), "start time"),
                 Param::new("points", Ty::Int, Dflt::Int(201), "output times, evenly spaced")
                     .within(Some(2.0), Some(1_000_000.0)),
-                Param::new("solver", Ty::Solver, Dflt::Config("dopri5"), "the method and its options"),
+                Param::new("solver", Ty::kind(&SOLVER), Dflt::Config("dopri5"), "the method and its options"),
                 Param::new(
                     "on_failure",
                     Ty::choice(&["error", "return"]),
@@ -103,86 +184,19 @@ pub fn builtins() -> Vec<Builtin> {
 }
 
 fn floats(v: &CVal) -> Vec<f64> {
-    match &v.kind {
-        VKind::List(items) => items
+    v.numbers().unwrap_or_default()
+}
+
+/// The solvers of a list argument, each with its label and lowered options.
+fn solvers(cx: &RunCtx, param: &str) -> Result<Vec<(Config, Options)>, Diag> {
+    let configs: Vec<Config> = match cx.args().get(param).map(|v| &v.kind) {
+        Some(VKind::List(items)) => items
             .iter()
-            .filter_map(|i| match i.kind {
-                VKind::Int(x) => Some(x as f64),
-                VKind::Float(x) => Some(x),
-                _ => None,
-            })
+            .filter_map(|i| if let VKind::Config(c) = &i.kind { Some((**c).clone()) } else { None })
             .collect(),
         _ => Vec::new(),
-    }
-}
-
-fn matrix(c: &Config) -> Vec<Vec<f64>> {
-    match c.args.get("matrix").map(|v| &v.kind) {
-        Some(VKind::List(rows)) => rows.iter().map(floats).collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// The state dimension a field needs, and an error if its own arguments are inconsistent.
-fn field_dim(c: &Config) -> Result<usize, String> {
-    match c.builtin.name {
-        "van_der_pol" | "lotka_volterra" => Ok(2),
-        _ => {
-            let m = matrix(c);
-            if m.is_empty() || m.iter().any(|r| r.len() != m.len()) {
-                return Err(format!(
-                    "the matrix must be square; it has rows of lengths {:?}",
-                    m.iter().map(Vec::len).collect::<Vec<_>>()
-                ));
-            }
-            Ok(m.len())
-        }
-    }
-}
-
-/// The solver a config names; an error (never a silent default) for a name that is none.
-pub fn solver_options(c: &Config) -> Result<Options, String> {
-    let method = Method::parse(c.builtin.name).ok_or_else(|| format!("`{}` is not an ODE solver", c.builtin.name))?;
-    let mut o = Options::new(method);
-    let a = &c.args;
-    o.step = a.float("step");
-    if let (Some(r), Some(t)) = (a.float("rtol"), a.float("atol")) {
-        o.rtol = r;
-        o.atol = t;
-    }
-    o.first_step = a.float("first_step");
-    o.min_step = a.float("min_step").unwrap_or(0.0);
-    o.max_step = a.float("max_step").unwrap_or(f64::INFINITY);
-    o.max_steps = a.int("max_steps").map_or(o.max_steps, |v| v as usize);
-    Ok(o)
-}
-
-fn evaluate(c: &Config, y: &Tensor) -> candle_core::Result<Tensor> {
-    let a = &c.args;
-    let comp = |i: usize| y.narrow(0, i, 1);
-    match c.builtin.name {
-        "van_der_pol" => {
-            let mu = a.float("mu").unwrap_or(1.0);
-            let (x, p) = (comp(0)?, comp(1)?);
-            let dp = ((((x.sqr()? * -1.0)? + 1.0)? * &p)? * mu)?.sub(&x)?;
-            Tensor::cat(&[&p, &dp], 0)
-        }
-        "lotka_volterra" => {
-            let g = |n: &str, d: f64| a.float(n).unwrap_or(d);
-            let (x, q) = (comp(0)?, comp(1)?);
-            let xy = (&x * &q)?;
-            let dx = ((&x * g("alpha", 1.5))? - (&xy * g("beta", 1.0))?)?;
-            let dy = ((&xy * g("delta", 1.0))? - (&q * g("gamma", 3.0))?)?;
-            Tensor::cat(&[&dx, &dy], 0)
-        }
-        _ => {
-            let m = matrix(c);
-            let n = m.len();
-            let flat: Vec<f64> = m.into_iter().flatten().collect();
-            let a = Tensor::from_vec(flat, (n, n), y.device())?;
-            a.matmul(&y.unsqueeze(1)?)?.squeeze(1)
-        }
-    }
+    };
+    configs.into_iter().map(|c| cx.lower_config(&c).map(|o| (c, o))).collect()
 }
 
 /// The code and the fix for a failed solve.
@@ -207,32 +221,36 @@ fn failure_code(f: &Failure) -> (Code, &'static str) {
 /// A solver as a table shows it: `rk4(h=0.01)`, `dopri5(1e-6)` (rtol = atol), or
 /// `dopri5(rtol=1e-6, atol=1e-8)`.
 pub fn solver_label(c: &Config) -> String {
-    let num = |v: f64| crate::exec::show_number(v);
+    let num = show_number;
     match (c.args.float("step"), c.args.float("rtol"), c.args.float("atol")) {
-        (Some(h), _, _) => format!("{}(h={})", c.builtin.name, num(h)),
-        (None, Some(r), Some(a)) if r == a => format!("{}({})", c.builtin.name, num(r)),
-        (None, Some(r), Some(a)) => format!("{}(rtol={}, atol={})", c.builtin.name, num(r), num(a)),
-        _ => c.builtin.name.to_string(),
+        (Some(h), _, _) => format!("{}(h={})", c.builtin, num(h)),
+        (None, Some(r), Some(a)) if r == a => format!("{}({})", c.builtin, num(r)),
+        (None, Some(r), Some(a)) => format!("{}(rtol={}, atol={})", c.builtin, num(r), num(a)),
+        _ => c.builtin.to_string(),
     }
 }
 
 struct Odeint;
 
 impl Stage for Odeint {
-    fn output(&self) -> Ty {
-        Ty::Metrics
+    fn output(&self) -> &'static Kind {
+        &METRICS
     }
-    fn fields(&self, args: &Args) -> Vec<(String, Ty)> {
+    fn metrics(&self, args: &Args) -> Vec<String> {
         let dim = args.floats("y0").map_or(0, |v| v.len());
         let mut f: Vec<String> =
             ["nfe", "accepted", "rejected", "failed", "t_reached"].iter().map(|f| f.to_string()).collect();
         f.extend((0..dim).map(|i| format!("final_{i}")));
-        f.into_iter().map(|n| (n, Ty::Float)).collect()
+        f
     }
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
-        let (Some(field), Some(y0)) = (cx.args.config("field"), cx.args.get("y0")) else { return vec![] };
+        let (Some(config), Some(field), Some(y0)) =
+            (cx.args.config("field"), cx.lower::<AnalyticField>("field"), cx.args.get("y0"))
+        else {
+            return vec![];
+        };
         let mut d = Vec::new();
-        match field_dim(field) {
+        match field.dim() {
             Err(e) => d.push(
                 Diag::new(Code::E4001, e)
                     .at(cx.args.get("field").map_or(cx.span, |v| v.span), "not a square matrix")
@@ -243,7 +261,7 @@ impl Stage for Odeint {
                     Code::E4001,
                     format!(
                         "`{}` acts on states of dimension {n}, but y0 has {} values",
-                        field.builtin.name,
+                        config.builtin,
                         floats(y0).len()
                     ),
                 )
@@ -263,52 +281,49 @@ impl Stage for Odeint {
         }
         d
     }
-    fn meta(&self, _cx: &StaticCall) -> Meta {
-        Meta::default()
-    }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
+        let field: AnalyticField = cx.lower("field")?;
+        let opts: Options = cx.lower("solver")?;
         let a = cx.args();
-        let field = a.config("field").ok_or_else(|| cx.internal("no field"))?.clone();
-        let solver = a.config("solver").ok_or_else(|| cx.internal("no solver"))?;
-        let opts = solver_options(solver).map_err(|e| cx.internal(&e))?;
         let y0 = floats(a.get("y0").ok_or_else(|| cx.internal("no y0"))?);
         let (t0, t1) = (a.float("t0").unwrap_or(0.0), a.float("t1").unwrap_or(1.0));
         let points = a.int("points").unwrap_or(201) as usize;
         let keep_partial = a.text("on_failure") == Some("return");
         let ts: Vec<f64> = (0..points).map(|i| t0 + (t1 - t0) * i as f64 / (points - 1) as f64).collect();
         let y0t = Tensor::new(y0.as_slice(), &Device::Cpu).map_err(|e| cx.compute_error("the initial state", e))?;
-        let f = |_t: f64, y: &[Tensor]| Ok(vec![evaluate(&field, &y[0])?]);
+        let f = |_t: f64, y: &[Tensor]| Ok(vec![field.eval(&y[0])?]);
         // Each row is (t, state): the requested times reached, and on a kept failure the
         // time and state the solver got to.
         let to_row = |s: &[Tensor]| s[0].to_vec1::<f64>().unwrap_or_default();
-        let (rows, stats, reached): (Vec<(f64, Vec<f64>)>, _, Option<f64>) = match solve(&f, &[y0t], &ts, &opts) {
-            Ok(s) => (ts.iter().copied().zip(s.ys.iter().map(|s| to_row(s))).collect(), s.stats, None),
-            Err(e) => {
-                let (code, fix) = failure_code(&e.failure);
-                let diag = cx
+        let (rows, stats, reached): (Vec<(f64, Vec<f64>)>, _, Option<f64>) =
+            match solve(&f, &[y0t], &ts, &opts) {
+                Ok(s) => (ts.iter().copied().zip(s.ys.iter().map(|s| to_row(s))).collect(), s.stats, None),
+                Err(e) => {
+                    let (code, fix) = failure_code(&e.failure);
+                    let diag = cx
                     .error(
                         code,
                         format!(
                             "`{}` stopped at t = {:.6}: {} after {} accepted and {} rejected steps ({} evaluations)",
-                            solver.builtin.name, e.t, e.failure, e.stats.accepted, e.stats.rejected, e.stats.nfe
+                            opts.method.name(), e.t, e.failure, e.stats.accepted, e.stats.rejected, e.stats.nfe
                         ),
                     )
                     .hint(fix)
                     .hint("`on_failure: \"return\"` keeps the trajectory up to the failure");
-                if !keep_partial {
-                    return Err(diag);
+                    if !keep_partial {
+                        return Err(diag);
+                    }
+                    let mut rows: Vec<(f64, Vec<f64>)> =
+                        ts.iter().copied().zip(e.partial.iter().map(|s| to_row(s))).collect();
+                    if let Some(last) = &e.last
+                        && rows.last().is_none_or(|(t, _)| *t < e.t)
+                    {
+                        rows.push((e.t, to_row(last)));
+                    }
+                    cx.warn(code, format!("the solve failed at t = {}; the trajectory up to there is kept", e.t));
+                    (rows, e.stats, Some(e.t))
                 }
-                let mut rows: Vec<(f64, Vec<f64>)> =
-                    ts.iter().copied().zip(e.partial.iter().map(|s| to_row(s))).collect();
-                if let Some(last) = &e.last
-                    && rows.last().is_none_or(|(t, _)| *t < e.t)
-                {
-                    rows.push((e.t, to_row(last)));
-                }
-                cx.warn(code, format!("the solve failed at t = {}; the trajectory up to there is kept", e.t));
-                (rows, e.stats, Some(e.t))
-            }
-        };
+            };
         let mut csv = String::from("t");
         for i in 0..y0.len() {
             csv.push_str(&format!(",y{i}"));
@@ -352,20 +367,20 @@ impl Stage for Odeint {
                 metrics.insert(format!("final_{i}"), *v);
             }
         }
-        Ok(Output { artifact: Artifact::Metrics, metrics, files })
+        Ok(Output::nothing(&METRICS, metrics, files))
     }
 }
 
 /// The state at t1, or the failure's code, fix and description.
 fn final_state(
-    field: &Config,
+    field: &AnalyticField,
     y0: &[f64],
     t1: f64,
     opts: &Options,
 ) -> Result<(Vec<f64>, crate::ode::Stats), (Code, &'static str, String)> {
     let tensor = |e: candle_core::Error| (Code::R1006, "check the field's parameters", e.to_string());
     let y = Tensor::new(y0, &Device::Cpu).map_err(tensor)?;
-    let f = |_t: f64, y: &[Tensor]| Ok(vec![evaluate(field, &y[0])?]);
+    let f = |_t: f64, y: &[Tensor]| Ok(vec![field.eval(&y[0])?]);
     let sol = solve(&f, &[y], &[0.0, t1], opts).map_err(|e| {
         let (code, fix) = failure_code(&e.failure);
         (code, fix, format!("{} at t = {}", e.failure, e.t))
@@ -376,42 +391,34 @@ fn final_state(
 struct SolverTable;
 
 impl Stage for SolverTable {
-    fn output(&self) -> Ty {
-        Ty::Metrics
+    fn output(&self) -> &'static Kind {
+        &METRICS
     }
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
         Odeint.check(cx)
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
+        let field: AnalyticField = cx.lower("field")?;
+        let reference: Options = cx.lower("reference")?;
         let a = cx.args();
-        let field = a.config("field").ok_or_else(|| cx.internal("no field"))?.clone();
         let y0 = floats(a.get("y0").ok_or_else(|| cx.internal("no y0"))?);
         let t1 = a.float("t1").unwrap_or(1.0);
-        let reference = solver_options(a.config("reference").ok_or_else(|| cx.internal("no reference"))?)
-            .map_err(|e| cx.internal(&e))?;
         let (exact, _) = final_state(&field, &y0, t1, &reference)
             .map_err(|(code, fix, e)| cx.error(code, format!("the reference solve failed: {e}")).hint(fix))?;
-        let solvers: Vec<Config> = match a.get("solvers").map(|v| &v.kind) {
-            Some(VKind::List(items)) => items
-                .iter()
-                .filter_map(|i| if let VKind::Config(c) = &i.kind { Some((**c).clone()) } else { None })
-                .collect(),
-            _ => Vec::new(),
-        };
+        let solvers = solvers(cx, "solvers")?;
         let labels = a.texts("labels");
         let mut metrics = Metrics::new();
         let mut csv = String::from("solver,error,nfe,accepted,rejected\n");
         let mut by_method: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
-        for (k, c) in solvers.iter().enumerate() {
+        for (k, (c, opts)) in solvers.iter().enumerate() {
             let label = labels.get(k).cloned().unwrap_or_else(|| solver_label(c));
-            let opts = solver_options(c).map_err(|e| cx.internal(&e))?;
-            let (y, stats) = final_state(&field, &y0, t1, &opts)
+            let (y, stats) = final_state(&field, &y0, t1, opts)
                 .map_err(|(code, fix, e)| cx.error(code, format!("`{label}` failed: {e}")).hint(fix))?;
             let err = y.iter().zip(&exact).map(|(p, q)| (p - q).powi(2)).sum::<f64>().sqrt();
             csv.push_str(&format!("{label},{err:e},{},{},{}\n", stats.nfe, stats.accepted, stats.rejected));
             metrics.insert(format!("{label}.error"), err);
             metrics.insert(format!("{label}.nfe"), stats.nfe as f64);
-            let e = by_method.entry(c.builtin.name.to_string()).or_default();
+            let e = by_method.entry(opts.method.name().to_string()).or_default();
             e.0.push((stats.nfe as f64).log10());
             e.1.push(err.max(1e-16).log10());
         }
@@ -426,7 +433,7 @@ impl Stage for SolverTable {
                 .to_png()
                 .map_err(|e| cx.error(Code::R1001, e))?;
         files.push(cx.write_file("work_precision.png", &png)?);
-        Ok(Output { artifact: Artifact::Metrics, metrics, files })
+        Ok(Output::nothing(&METRICS, metrics, files))
     }
 }
 
@@ -434,11 +441,10 @@ impl Stage for SolverTable {
 mod tests {
     use super::*;
 
-    fn config(name: &str, args: &[(&'static str, f64)]) -> Config {
-        let b = crate::stages::find(name).unwrap();
+    fn config(name: &'static str, args: &[(&'static str, f64)]) -> Config {
         let span = crate::diag::Span::default();
-        let args = args.iter().map(|(n, v)| (*n, CVal::new(VKind::Float(*v), span))).collect();
-        Config { builtin: b, args: Args(args) }
+        let args = args.iter().map(|(n, v)| ((*n).into(), CVal::new(VKind::Float(*v), span))).collect();
+        Config { builtin: name.into(), args: Args(args) }
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! Figure stages: PNG files in the stage folder.
 
-use super::registry::{Builtin, Dflt, Param, Stage, StaticCall};
-use crate::check::{Args, Ty};
+use super::attacked::{ATTACKED, Attacked};
+use super::dataset::DATASET;
+use super::model::{MODEL, TRAINED, TRAINING, Trained};
+use crate::data::Dataset;
 use crate::diag::{Code, Diag};
-use crate::exec::Metrics;
-use crate::exec::{Artifact, Output, RunCtx};
+use crate::lang::{Args, Builtin, Dflt, FIGURE, Kind, Metrics, Output, Param, RunCtx, Stage, StaticCall, Ty};
 use crate::nn::predict_classes;
 
 pub fn builtins() -> Vec<Builtin> {
@@ -13,7 +14,7 @@ pub fn builtins() -> Vec<Builtin> {
             "scatter_plot",
             "Scatter plot of 2-D data, coloured by class.",
             vec![
-                Param::new("data", Ty::Dataset, Dflt::Required, "2-D data"),
+                Param::new("data", Ty::kind(&DATASET), Dflt::Required, "2-D data"),
                 Param::new("title", Ty::opt(Ty::Str), Dflt::None, "figure title (default: the stage name)"),
             ],
             Scatter,
@@ -22,7 +23,7 @@ pub fn builtins() -> Vec<Builtin> {
             "curves_plot",
             "Training curves of several `train` stages overlaid (loss or accuracy against step, moving average).",
             vec![
-                Param::new("runs", Ty::list(Ty::Trained), Dflt::Required, "the `train` results to compare"),
+                Param::new("runs", Ty::list(Ty::kind(&TRAINING)), Dflt::Required, "the `train` results to compare"),
                 Param::new("labels", Ty::list(Ty::Str), Dflt::Syms(&[]), "legend entries (default: stage names)"),
                 Param::new("metric", Ty::choice(&["loss", "accuracy"]), Dflt::Str("loss"), "which curve"),
                 Param::new("window", Ty::Int, Dflt::Int(20), "moving-average window in steps").within(Some(1.0), None),
@@ -34,7 +35,7 @@ pub fn builtins() -> Vec<Builtin> {
             "image_grid",
             "A grid of the first `count` images of a dataset with their labels.",
             vec![
-                Param::new("data", Ty::Dataset, Dflt::Required, "images [channels, height, width] in [0, 1]"),
+                Param::new("data", Ty::kind(&DATASET), Dflt::Required, "images [channels, height, width] in [0, 1]"),
                 Param::new("count", Ty::Int, Dflt::Int(64), "how many").within(Some(1.0), Some(1024.0)),
                 Param::new("title", Ty::opt(Ty::Str), Dflt::None, "figure title (default: the stage name)"),
             ],
@@ -44,8 +45,8 @@ pub fn builtins() -> Vec<Builtin> {
             "misclassified",
             "A grid of examples the model gets wrong, captioned `true->predicted`; reports how many there are.",
             vec![
-                Param::new("trained", Ty::Model, Dflt::Required, "a trained classifier"),
-                Param::new("data", Ty::Dataset, Dflt::Required, "labelled images"),
+                Param::new("trained", Ty::kind(&MODEL), Dflt::Required, "a trained classifier"),
+                Param::new("data", Ty::kind(&DATASET), Dflt::Required, "labelled images"),
                 Param::new("count", Ty::Int, Dflt::Int(36), "at most how many to show").within(Some(1.0), Some(1024.0)),
                 Param::new("title", Ty::opt(Ty::Str), Dflt::None, "figure title (default: the stage name)"),
             ],
@@ -55,12 +56,12 @@ pub fn builtins() -> Vec<Builtin> {
             "decision_plot",
             "Decision regions of a 2-D classifier with the data on top.",
             vec![
-                Param::new("trained", Ty::Trained, Dflt::Required, "a trained 2-D classifier"),
-                Param::new("data", Ty::Dataset, Dflt::Required, "2-D points to draw"),
+                Param::new("trained", Ty::kind(&TRAINED), Dflt::Required, "a trained 2-D classifier"),
+                Param::new("data", Ty::kind(&DATASET), Dflt::Required, "2-D points to draw"),
                 Param::new("grid", Ty::Int, Dflt::Int(200), "grid cells per axis").within(Some(2.0), Some(2000.0)),
                 Param::new(
                     "adversarial",
-                    Ty::opt(Ty::Attacked),
+                    Ty::opt(Ty::kind(&ATTACKED)),
                     Dflt::None,
                     "an `attack` of this model: its moves are drawn",
                 ),
@@ -92,17 +93,14 @@ fn title(cx: &RunCtx) -> String {
 struct Scatter;
 
 impl Stage for Scatter {
-    fn output(&self) -> Ty {
-        Ty::Figure
-    }
-    fn fields(&self, _args: &Args) -> Vec<(String, Ty)> {
-        vec![]
+    fn output(&self) -> &'static Kind {
+        &FIGURE
     }
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
         require_2d(cx, "data", "scatter_plot")
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
-        let d = cx.dataset("data")?;
+        let d = cx.input::<Dataset>("data")?;
         if d.shape != [2] {
             return Err(
                 cx.error(Code::R1002, format!("scatter_plot needs 2-D data, got examples of shape {:?}", d.shape))
@@ -112,15 +110,15 @@ impl Stage for Scatter {
             .to_png()
             .map_err(|e| cx.error(Code::R1001, e))?;
         let rel = cx.write_file("scatter.png", &png)?;
-        Ok(Output { artifact: Artifact::File(rel.clone()), metrics: Metrics::new(), files: vec![rel] })
+        Ok(Output::nothing(&FIGURE, Metrics::new(), vec![rel]))
     }
 }
 
 struct Decision;
 
 impl Stage for Decision {
-    fn output(&self) -> Ty {
-        Ty::Figure
+    fn output(&self) -> &'static Kind {
+        &FIGURE
     }
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
         let mut d = require_2d(cx, "data", "decision_plot");
@@ -128,8 +126,8 @@ impl Stage for Decision {
         d
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
-        let d = cx.dataset("data")?;
-        let t = cx.trained("trained")?;
+        let d = cx.input::<Dataset>("data")?;
+        let t = cx.input::<Trained>("trained")?;
         if d.shape != [2] || t.model.input != [2] {
             return Err(cx.error(Code::R1002, "decision_plot needs a 2-D model and 2-D data"));
         }
@@ -142,34 +140,22 @@ impl Stage for Decision {
         .map_err(|e| cx.error(Code::R1002, e))?;
         let png = canvas.to_png().map_err(|e| cx.error(Code::R1001, e))?;
         let rel = cx.write_file("decision.png", &png)?;
-        Ok(Output { artifact: Artifact::File(rel.clone()), metrics: Metrics::new(), files: vec![rel] })
+        Ok(Output::nothing(&FIGURE, Metrics::new(), vec![rel]))
     }
 }
 
-/// (clean, adversarial) pairs of a 2-D `attack` given as `adversarial:`, read from its
-/// saved inputs; the clean points come from the attacked dataset by index.
+/// (clean, adversarial) pairs of a 2-D `attack` given as `adversarial:`.
 fn adversarial_moves(cx: &RunCtx) -> Result<Vec<crate::plots::Move>, Diag> {
-    let Some(r) = cx.args().stage("adversarial").cloned() else { return Ok(Vec::new()) };
-    let dir = cx.stage_dir_of(&r).unwrap_or("").to_string();
-    let path = cx.path(&format!("{dir}/adversarial.safetensors"));
-    let read = |e: candle_core::Error| cx.error(Code::R1002, format!("cannot read {}: {e}", path.display()));
-    let t = candle_core::safetensors::load(&path, &candle_core::Device::Cpu).map_err(read)?;
-    let (Some(inputs), Some(index)) = (t.get("inputs"), t.get("index")) else {
-        return Err(cx.error(Code::R1002, format!("{} lacks `inputs` or `index`", path.display())));
-    };
-    if inputs.dims().get(1) != Some(&2) {
+    let Some(attacked) = cx.optional_input::<Attacked>("adversarial")? else { return Ok(Vec::new()) };
+    if attacked.shape != [2] {
         return Err(cx.error(Code::R1002, "`adversarial:` must be an attack on 2-D data"));
     }
-    let inputs = inputs.to_vec2::<f32>().map_err(read)?;
-    let index = index.to_vec1::<u32>().map_err(read)?;
-    let attacked = cx.dataset_of(&r, "data")?;
-    Ok(index
+    Ok(attacked
+        .outcomes
         .iter()
-        .zip(&inputs)
-        .filter(|(_, a)| a[0].is_finite())
-        .map(|(&i, a)| {
-            let x = attacked.row(i as usize);
-            ([x[0], x[1]], [a[0], a[1]])
+        .filter_map(|o| {
+            let a = o.input.as_ref()?;
+            Some(([o.clean[0], o.clean[1]], [a[0], a[1]]))
         })
         .collect())
 }
@@ -188,14 +174,14 @@ fn require_images(cx: &StaticCall, param: &str, stage: &str) -> Vec<Diag> {
 struct Grid;
 
 impl Stage for Grid {
-    fn output(&self) -> Ty {
-        Ty::Figure
+    fn output(&self) -> &'static Kind {
+        &FIGURE
     }
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
         require_images(cx, "data", "image_grid")
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
-        let d = cx.dataset("data")?;
+        let d = cx.input::<Dataset>("data")?;
         let k = (cx.args().int("count").unwrap_or(64) as usize).min(d.n);
         let images: Vec<&[f32]> = (0..k).map(|i| d.row(i)).collect();
         let captions: Vec<String> =
@@ -204,18 +190,18 @@ impl Stage for Grid {
             .to_png()
             .map_err(|e| cx.error(Code::R1001, e))?;
         let rel = cx.write_file("grid.png", &png)?;
-        Ok(Output { artifact: Artifact::File(rel.clone()), metrics: Metrics::new(), files: vec![rel] })
+        Ok(Output::nothing(&FIGURE, Metrics::new(), vec![rel]))
     }
 }
 
 struct Misclassified;
 
 impl Stage for Misclassified {
-    fn output(&self) -> Ty {
-        Ty::Figure
+    fn output(&self) -> &'static Kind {
+        &FIGURE
     }
-    fn fields(&self, _args: &Args) -> Vec<(String, Ty)> {
-        vec![("errors".into(), Ty::Float)]
+    fn metrics(&self, _args: &Args) -> Vec<String> {
+        vec!["errors".into()]
     }
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
         let mut d = require_images(cx, "data", "misclassified");
@@ -223,8 +209,8 @@ impl Stage for Misclassified {
         d
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
-        let d = cx.dataset("data")?;
-        let t = cx.trained("trained")?;
+        let d = cx.input::<Dataset>("data")?;
+        let t = cx.input::<Trained>("trained")?;
         let labels = d.y.clone().ok_or_else(|| cx.error(Code::R1002, "the data has no labels"))?;
         let pred = predict_classes(&t.model, &d.x, &cx.device).map_err(|e| cx.compute_error("prediction", e))?;
         let wrong: Vec<usize> = (0..d.n).filter(|&i| pred[i] != labels[i]).collect();
@@ -238,15 +224,15 @@ impl Stage for Misclassified {
         let rel = cx.write_file("misclassified.png", &png)?;
         let mut metrics = Metrics::new();
         metrics.insert("errors".into(), wrong.len() as f64);
-        Ok(Output { artifact: Artifact::File(rel.clone()), metrics, files: vec![rel] })
+        Ok(Output::nothing(&FIGURE, metrics, vec![rel]))
     }
 }
 
 struct Curves;
 
 impl Stage for Curves {
-    fn output(&self) -> Ty {
-        Ty::Figure
+    fn output(&self) -> &'static Kind {
+        &FIGURE
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let accuracy = cx.args().text("metric") == Some("accuracy");
@@ -254,28 +240,10 @@ impl Stage for Curves {
         let labels = cx.args().texts("labels");
         let mut names = Vec::new();
         let mut curves = Vec::new();
-        let refs: Vec<crate::check::StageRef> = match cx.args().get("runs").map(|v| &v.kind) {
-            Some(crate::check::VKind::List(items)) => items
-                .iter()
-                .filter_map(|i| match &i.kind {
-                    crate::check::VKind::Stage(r) => Some(r.clone()),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
-        for (k, r) in refs.iter().enumerate() {
-            let dir = cx.stage_dir_of(r).unwrap_or("").to_string();
-            let path = cx.path(&format!("{dir}/loss_curve.csv"));
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| cx.error(Code::R1002, format!("cannot read {}: {e}", path.display())))?;
-            let values: Vec<f64> = text
-                .lines()
-                .skip(1)
-                .filter_map(|l| l.split(',').nth(if accuracy { 2 } else { 1 }).and_then(|v| v.parse().ok()))
-                .collect();
-            curves.push(moving_average(&values, window));
-            names.push(labels.get(k).cloned().unwrap_or(dir));
+        for (k, (stage, run)) in cx.inputs::<Trained>("runs")?.into_iter().enumerate() {
+            let c = run.curves.as_ref().ok_or_else(|| cx.internal(&format!("`{stage}` has no training curves")))?;
+            curves.push(moving_average(if accuracy { &c.accuracy } else { &c.loss }, window));
+            names.push(labels.get(k).cloned().unwrap_or(stage));
         }
         let series: Vec<crate::plots::Series> =
             names.iter().zip(&curves).map(|(n, v)| crate::plots::Series { name: n, values: v, xs: None }).collect();
@@ -284,7 +252,7 @@ impl Stage for Curves {
             .to_png()
             .map_err(|e| cx.error(Code::R1001, e))?;
         let rel = cx.write_file("curves.png", &png)?;
-        Ok(Output { artifact: Artifact::File(rel.clone()), metrics: Metrics::new(), files: vec![rel] })
+        Ok(Output::nothing(&FIGURE, Metrics::new(), vec![rel]))
     }
 }
 

@@ -1,15 +1,16 @@
 //! `train`: fits a classifier and keeps its weights, curves and final loss; optional
 //! validation with early stopping, schedules, clipping, augmentation, checkpoints, resume.
 
+use super::dataset::DATASET;
 use super::layers::check_model;
-use super::optim::{optimizer_spec, schedule_spec};
-use super::registry::{Builtin, Dflt, Meta, Param, Stage, StaticCall};
-use crate::check::{Args, Ty};
+use super::model::{Curves, MODEL, ModelArg, TRAINING, Trained, model_arg};
+use super::optim::{OPTIMIZER, SCHEDULE};
+use crate::data::Dataset;
 use crate::diag::{Code, Diag};
-use crate::exec::Metrics;
-use crate::exec::{Artifact, ModelArg, Output, RunCtx, Trained, yaml};
-use crate::nn::{Augment, FitConfig, FitError, Net, Objective, Start, fit_classifier};
+use crate::lang::{Args, Builtin, Dflt, Kind, Meta, Metrics, Output, Param, RunCtx, Stage, StaticCall, TABLE, Ty};
+use crate::nn::{Augment, FitConfig, FitError, Net, Objective, OptimSpec, Schedule, Start, fit_classifier};
 use crate::plots::Series;
+use crate::yaml;
 use candle_core::Tensor;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,10 +23,20 @@ pub fn builtins() -> Vec<Builtin> {
         "train",
         "Train a classifier by minibatch gradient descent (seeded shuffling); `epochs` or `iters`, 10 epochs if neither.",
         vec![
-            Param::new("model", Ty::Model, Dflt::Required, "layers to initialise, or a trained model to continue"),
-            Param::new("data", Ty::Dataset, Dflt::Required, "labelled training data"),
+            Param::new(
+                "model",
+                Ty::kind(&MODEL),
+                Dflt::Required,
+                "layers to initialise, or a trained model to continue",
+            ),
+            Param::new("data", Ty::kind(&DATASET), Dflt::Required, "labelled training data"),
             Param::new("loss", Ty::choice(&LOSSES), Dflt::Sym("cross_entropy"), "training objective"),
-            Param::new("optimizer", Ty::Optimizer, Dflt::Config("adam"), "`adam(...)`, `adamw(...)` or `sgd(...)`"),
+            Param::new(
+                "optimizer",
+                Ty::kind(&OPTIMIZER),
+                Dflt::Config("adam"),
+                "`adam(...)`, `adamw(...)` or `sgd(...)`",
+            ),
             Param::new("batch", Ty::Int, Dflt::Int(128), "minibatch size (capped at the dataset size)")
                 .within(Some(1.0), None),
             Param::new("epochs", Ty::opt(Ty::Int), Dflt::None, "passes over the data").within(Some(1.0), None),
@@ -33,7 +44,7 @@ pub fn builtins() -> Vec<Builtin> {
                 .within(Some(1.0), None),
             Param::new(
                 "schedule",
-                Ty::Schedule,
+                Ty::kind(&SCHEDULE),
                 Dflt::Config("constant"),
                 "learning-rate schedule: `constant()`, `step_decay(...)`, `cosine(...)`",
             ),
@@ -51,7 +62,7 @@ pub fn builtins() -> Vec<Builtin> {
             Param::new("flip", Ty::Bool, Dflt::Bool(false), "random horizontal flips of images"),
             Param::new(
                 "valid",
-                Ty::opt(Ty::Dataset),
+                Ty::opt(Ty::kind(&DATASET)),
                 Dflt::None,
                 "validation data: evaluated periodically; the best model is kept",
             ),
@@ -87,17 +98,18 @@ pub fn objective(name: Option<&str>) -> Objective {
 struct Train;
 
 impl Stage for Train {
-    fn output(&self) -> Ty {
-        Ty::Trained
+    fn output(&self) -> &'static Kind {
+        &TRAINING
     }
-    fn fields(&self, args: &Args) -> Vec<(String, Ty)> {
-        let mut f = vec![("model".into(), Ty::Model), ("loss_curve".into(), Ty::Table)];
+    fn parts(&self, _args: &Args) -> Vec<(String, Ty)> {
+        vec![("model".into(), Ty::kind(&MODEL)), ("loss_curve".into(), Ty::kind(&TABLE))]
+    }
+    fn metrics(&self, args: &Args) -> Vec<String> {
         let mut numbers = vec!["final_loss", "steps", "parameters"];
         if args.stage("valid").is_some() {
             numbers.extend(["best_valid_accuracy", "best_valid_loss", "best_step", "stopped_early"]);
         }
-        f.extend(numbers.into_iter().map(|n| (n.to_string(), Ty::Float)));
-        f
+        numbers.into_iter().map(str::to_string).collect()
     }
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
         let mut diags = Vec::new();
@@ -144,12 +156,11 @@ impl Stage for Train {
         Meta { shape: widths.as_ref().map(|w| w.0.clone()), classes: widths.map(|w| w.1), ..Meta::default() }
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
-        let data = cx.dataset("data")?;
-        let valid = if cx.args().stage("valid").is_some() { Some(cx.dataset("valid")?) } else { None };
-        let a = cx.args();
-        let optimizer = a.config("optimizer").and_then(optimizer_spec).ok_or_else(|| cx.internal("no optimizer"))?;
-        let schedule = a.config("schedule").and_then(schedule_spec).ok_or_else(|| cx.internal("no schedule"))?;
-        let asked = a.int("batch").unwrap_or(128) as usize;
+        let data = cx.input::<Dataset>("data")?;
+        let valid = cx.optional_input::<Dataset>("valid")?;
+        let optimizer: OptimSpec = cx.lower("optimizer")?;
+        let schedule: Schedule = cx.lower("schedule")?;
+        let asked = cx.args().int("batch").unwrap_or(128) as usize;
         let batch = asked.min(data.n.max(1));
         if batch < asked && cx.given("batch") {
             cx.warn(Code::W2001, super::clamp::message("batch", asked, data.n));
@@ -177,7 +188,7 @@ impl Stage for Train {
         let resume = a.text("resume").map(str::to_string);
         let mut rng = cx.take_rng();
         let candle = |e: candle_core::Error| cx.compute_error("training", e);
-        let model = match cx.model("model")? {
+        let model = match model_arg(cx, "model")? {
             ModelArg::Layers(specs) => Net::init(&specs, &data.shape, &mut rng, &cx.device).map_err(candle)?,
             ModelArg::Trained(t) => {
                 let tensors = t.model.named_tensors().into_iter().collect();
@@ -189,7 +200,7 @@ impl Stage for Train {
             None => Start { step: 0, optimizer_state: None },
         };
         let bar = cx.progress.bar(steps as u64, cx.name());
-        let ckpt_dir = cx.path(&format!("{}/checkpoints", cx.stage_dir()));
+        let ckpt_dir = cx.dir().path("checkpoints");
         let spec_yaml = checkpoint_yaml(&model, data.classes, &optimizer);
         let mut written = Vec::new();
         let result = fit_classifier(
@@ -212,9 +223,9 @@ impl Stage for Train {
                     map.insert(format!("optim.{n}"), t.clone());
                 }
                 let file = ckpt_dir.join(format!("step_{step}.safetensors"));
-                crate::exec::write_tensors(&file, &map).map_err(|d| d.message)?;
+                crate::lang::save_tensors(&file, &map).map_err(|d| d.message)?;
                 let meta = format!("step: {step}\n{spec_yaml}");
-                crate::exec::write_atomic(&file.with_extension("yaml"), meta.as_bytes()).map_err(|d| d.message)?;
+                crate::lang::write_atomic(&file.with_extension("yaml"), meta.as_bytes()).map_err(|d| d.message)?;
                 written.push(file);
                 Ok(())
             },
@@ -235,26 +246,28 @@ impl Stage for Train {
                     ));
             }
         };
-        let mut files = write_curves(cx, &fit, per_epoch)?;
+        let mut files = plot_curves(cx, &fit, per_epoch)?;
         if let Some(best) = fit.best {
             // The kept model is the best validated one; it also goes beside the periodic
             // checkpoints, with its step, so it can be resumed or loaded on its own.
             let map: HashMap<String, Tensor> = model.named_tensors().into_iter().collect();
             let file = ckpt_dir.join("best.safetensors");
-            crate::exec::write_tensors(&file, &map)?;
+            crate::lang::save_tensors(&file, &map)?;
             let meta = format!(
                 "step: {}\nvalid_accuracy: {}\nvalid_loss: {}\n{spec_yaml}",
                 best.step, best.accuracy, best.loss
             );
-            crate::exec::write_atomic(&file.with_extension("yaml"), meta.as_bytes())?;
-            let rel = format!("{}/checkpoints/best", cx.stage_dir());
+            crate::lang::write_atomic(&file.with_extension("yaml"), meta.as_bytes())?;
+            let rel = cx.dir().rel("checkpoints/best");
             files.push(format!("{rel}.safetensors"));
             files.push(format!("{rel}.yaml"));
         }
-        files.extend(written.iter().filter_map(|p| p.strip_prefix(cx.run_dir).ok()).flat_map(|p| {
-            let rel = p.display().to_string();
-            [rel.clone(), rel.replace(".safetensors", ".yaml")]
-        }));
+        files.extend(
+            written
+                .iter()
+                .filter_map(|p| cx.relative(p))
+                .flat_map(|rel| [rel.clone(), rel.replace(".safetensors", ".yaml")]),
+        );
         let mut metrics = Metrics::new();
         metrics.insert("final_loss".into(), fit.final_loss);
         metrics.insert("steps".into(), fit.steps_taken as f64);
@@ -265,13 +278,14 @@ impl Stage for Train {
             metrics.insert("best_step".into(), b.step as f64);
             metrics.insert("stopped_early".into(), if fit.stopped_early { 1.0 } else { 0.0 });
         }
-        let trained = Trained { model, classes: data.classes };
-        Ok(Output { artifact: Artifact::Trained(Arc::new(trained)), metrics, files })
+        let curves = Curves { loss: fit.loss_curve, accuracy: fit.acc_curve, validations: fit.validations };
+        let trained = Trained { model, classes: data.classes, curves: Some(curves) };
+        Ok(Output { artifact: Arc::new(trained), metrics, files })
     }
 }
 
 /// What a checkpoint needs beside its tensors to be loaded elsewhere.
-fn checkpoint_yaml(model: &Net, classes: Option<usize>, optimizer: &crate::nn::OptimSpec) -> String {
+fn checkpoint_yaml(model: &Net, classes: Option<usize>, optimizer: &OptimSpec) -> String {
     let mut m = yaml::Mapping::new();
     m.insert(yaml::string("input"), yaml::to_value(&model.input));
     m.insert(yaml::string("classes"), yaml::to_value(&classes));
@@ -282,7 +296,7 @@ fn checkpoint_yaml(model: &Net, classes: Option<usize>, optimizer: &crate::nn::O
 
 fn load_checkpoint(cx: &RunCtx, model: &Net, path: &str) -> Result<Start, Diag> {
     // Checkpoints live in run folders, so a relative path names one inside this run's.
-    let file = cx.run_dir.join(path);
+    let file = cx.run_path(path);
     let bad = |why: String| {
         cx.error(Code::R1002, format!("cannot resume from {path}: {why}"))
             .hint("resume from a `step_N.safetensors` written by `checkpoint_every` for the same model")
@@ -316,25 +330,15 @@ fn load_checkpoint(cx: &RunCtx, model: &Net, path: &str) -> Result<Start, Diag> 
     Ok(Start { step, optimizer_state: Some(state) })
 }
 
-fn write_curves(cx: &RunCtx, fit: &crate::nn::FitResult, per_epoch: usize) -> Result<Vec<String>, Diag> {
-    let mut csv = String::from("step,loss,accuracy\n");
-    for (i, (l, acc)) in fit.loss_curve.iter().zip(&fit.acc_curve).enumerate() {
-        csv.push_str(&format!("{i},{l},{acc}\n"));
-    }
-    let mut files = vec![cx.write_file("loss_curve.csv", csv.as_bytes())?];
+/// The loss and accuracy curves as figures; their numbers are saved with the result.
+fn plot_curves(cx: &RunCtx, fit: &crate::nn::FitResult, per_epoch: usize) -> Result<Vec<String>, Diag> {
+    let mut files = Vec::new();
     let window = per_epoch.clamp(1, 50);
     let loss_avg = super::plots::moving_average(&fit.loss_curve, window);
     let acc_avg = super::plots::moving_average(&fit.acc_curve, window);
     let vx: Vec<f64> = fit.validations.iter().map(|v| v.step as f64).collect();
     let vl: Vec<f64> = fit.validations.iter().map(|v| v.loss).collect();
     let va: Vec<f64> = fit.validations.iter().map(|v| v.accuracy).collect();
-    if !fit.validations.is_empty() {
-        let mut csv = String::from("step,loss,accuracy\n");
-        for v in &fit.validations {
-            csv.push_str(&format!("{},{},{}\n", v.step, v.loss, v.accuracy));
-        }
-        files.push(cx.write_file("validation.csv", csv.as_bytes())?);
-    }
     let png = |series: &[Series], what: &str| {
         crate::plots::line_plot(series, &format!("{}: {what}", cx.name()), "step", what)
             .to_png()

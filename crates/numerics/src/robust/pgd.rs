@@ -12,15 +12,16 @@ pub struct PgdConfig {
     pub norm: Norm,
     pub steps: usize,
     pub restarts: usize,
-    /// Largest radius tried; bisection works below it.
-    pub eps_max: f64,
+    /// Largest radius tried; bisection works below it. `None`: the diameter of the
+    /// oracle's bounds in the attack's norm.
+    pub eps_max: Option<f64>,
     pub bisections: usize,
 }
 
 impl PgdConfig {
     /// The minimum-norm baseline's defaults: 40 steps, one try per radius, 10 halvings of
     /// the radius interval below `eps_max`.
-    pub fn baseline(norm: Norm, eps_max: f64) -> Self {
+    pub fn baseline(norm: Norm, eps_max: Option<f64>) -> Self {
         PgdConfig { norm, steps: 40, restarts: 1, eps_max, bisections: 10 }
     }
 }
@@ -113,11 +114,11 @@ pub fn pgd_min_distance(
     cfg: &PgdConfig,
     rng: &mut Rng,
 ) -> Result<Vec<Option<Vec<f64>>>> {
-    let mut best = pgd(oracle, xs, labels, &vec![cfg.eps_max; xs.len()], cfg, rng)?;
+    let eps_max = cfg.eps_max.unwrap_or_else(|| diameter(oracle, cfg.norm));
+    let mut best = pgd(oracle, xs, labels, &vec![eps_max; xs.len()], cfg, rng)?;
     let mut lo = vec![0.0; xs.len()];
-    let mut hi: Vec<f64> = (0..xs.len())
-        .map(|i| best[i].as_ref().map_or(0.0, |b| distance(cfg.norm, b, &xs[i]).min(cfg.eps_max)))
-        .collect();
+    let mut hi: Vec<f64> =
+        (0..xs.len()).map(|i| best[i].as_ref().map_or(0.0, |b| distance(cfg.norm, b, &xs[i]).min(eps_max))).collect();
     for _ in 0..cfg.bisections {
         // Inputs PGD never broke keep eps 0, which `pgd` skips.
         let mid: Vec<f64> =
@@ -139,6 +140,13 @@ pub fn pgd_min_distance(
     Ok(best)
 }
 
+/// The largest distance between two points of the oracle's box in `norm` (infinite for
+/// unbounded inputs).
+pub fn diameter(oracle: &Oracle, norm: Norm) -> f64 {
+    let width = oracle.bounds.1 - oracle.bounds.0;
+    if norm == Norm::Linf { width } else { width * (oracle.dim() as f64).sqrt() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::linear_problem::LinearProblem;
@@ -154,7 +162,7 @@ mod tests {
         let model = |z: &candle_core::Tensor| p.model(z);
         let oracle = Oracle::new(&model, &[8], (-100.0, 100.0), Criterion { top: 1 }, &candle_core::Device::Cpu);
         for (norm, exact) in [(Norm::L2, p.l2()), (Norm::Linf, p.linf())] {
-            let cfg = PgdConfig { norm, steps: 100, restarts: 1, eps_max: 10.0, bisections: 24 };
+            let cfg = PgdConfig { norm, steps: 100, restarts: 1, eps_max: Some(10.0), bisections: 24 };
             let adv = pgd_min_distance(&oracle, &p.xs, &p.labels, &cfg, &mut rng).unwrap();
             p.assert_distances(&adv, norm, &exact, 0.01);
         }

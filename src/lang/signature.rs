@@ -1,54 +1,15 @@
-//! The registry: every built-in with its signature and documentation. It is the single
-//! source of truth for the checker, `flowline stages`/`doc` and the interpreter.
+//! Signatures of built-ins: parameters with their types, defaults and ranges, the static
+//! facts a stage's result carries, and the built-in itself: a stage, or a config of some
+//! kind with its typed lowering into the numerical library.
 
-use crate::check::{Args, CVal, StageRef, Ty};
-use crate::diag::{Diag, Span};
-use crate::exec::{Output, RunCtx};
-use std::collections::{BTreeSet, HashMap};
-use std::sync::OnceLock;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sort {
-    /// Produces an artifact; a node of the stage graph.
-    Stage,
-    Layer,
-    Optimizer,
-    Schedule,
-    Solver,
-    Field,
-    Attack,
-}
-
-impl Sort {
-    /// Every sort, in the order `flowline stages` lists them. `index` makes a sort added to
-    /// the enum but not here a compile error.
-    pub const ALL: [Sort; 7] =
-        [Sort::Stage, Sort::Layer, Sort::Optimizer, Sort::Schedule, Sort::Solver, Sort::Field, Sort::Attack];
-
-    pub fn index(self) -> usize {
-        match self {
-            Sort::Stage => 0,
-            Sort::Layer => 1,
-            Sort::Optimizer => 2,
-            Sort::Schedule => 3,
-            Sort::Solver => 4,
-            Sort::Field => 5,
-            Sort::Attack => 6,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Sort::Stage => "stage",
-            Sort::Layer => "layer",
-            Sort::Optimizer => "optimizer",
-            Sort::Schedule => "schedule",
-            Sort::Solver => "solver",
-            Sort::Field => "vector field",
-            Sort::Attack => "attack",
-        }
-    }
-}
+use super::kind::Kind;
+use super::registry::Registry;
+use super::stage::Stage;
+use super::types::Ty;
+use super::value::{Args, CVal, StageRef, VKind};
+use crate::diag::Span;
+use serde::{Deserialize, Serialize};
+use std::any::Any;
 
 /// A parameter's default.
 #[derive(Debug, Clone)]
@@ -129,7 +90,7 @@ impl Param {
 }
 
 /// Static facts about a stage's result, known before anything runs (shapes, classes).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Meta {
     /// Shape of one example of a dataset, or the input shape a model expects.
     pub shape: Option<Vec<usize>>,
@@ -146,6 +107,7 @@ pub struct StaticCall<'a> {
     pub args: &'a Args,
     pub span: Span,
     pub meta_of: &'a dyn Fn(&StageRef) -> Option<Meta>,
+    pub registry: &'a Registry,
 }
 
 impl StaticCall<'_> {
@@ -155,51 +117,39 @@ impl StaticCall<'_> {
     }
     pub fn meta(&self, param: &str) -> Option<Meta> {
         match self.args.get(param) {
-            Some(CVal { kind: crate::check::VKind::Stage(r), .. }) => (self.meta_of)(r),
+            Some(CVal { kind: VKind::Stage(r), .. }) => (self.meta_of)(r),
             _ => None,
         }
     }
+    /// The config `param` holds, lowered into the numerical library's value.
+    pub fn lower<T: 'static>(&self, param: &str) -> Option<T> {
+        self.registry.lower(self.args.config(param)?).ok()
+    }
+    /// The layers `param` holds, each lowered; `None` unless every one lowers.
+    pub fn lower_each<T: 'static>(&self, param: &str) -> Option<Vec<T>> {
+        self.registry.lower_each(self.args.get(param)?).ok()
+    }
 }
 
-/// Behaviour of a built-in that produces an artifact.
-pub trait Stage: Send + Sync {
-    /// The type of the whole result.
-    fn output(&self) -> Ty;
-    /// Fields reachable with `.name`, given the arguments. Every dataset has `n`,
-    /// `features` and `classes`.
-    fn fields(&self, _args: &Args) -> Vec<(String, Ty)> {
-        match self.output() {
-            Ty::Dataset => ["n", "features", "classes"].iter().map(|f| (f.to_string(), Ty::Int)).collect(),
-            _ => Vec::new(),
-        }
-    }
-    /// Checks beyond the signature (shapes, exclusive arguments).
-    fn check(&self, _cx: &StaticCall) -> Vec<Diag> {
-        Vec::new()
-    }
-    fn meta(&self, _cx: &StaticCall) -> Meta {
-        Meta::default()
-    }
-    /// The stage reads files from the data directory (`--data-dir`).
-    fn reads_data_dir(&self) -> bool {
-        false
-    }
-    /// Part of the cache key: bumped when the stage's own code changes its results.
-    fn revision(&self) -> u32 {
-        0
-    }
-    fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag>;
+/// A config's value in the numerical library, before its type is known.
+pub type Lowered = Box<dyn Any + Send + Sync>;
+type LowerFn = Box<dyn Fn(&Registry, &Args) -> Result<Lowered, String> + Send + Sync>;
+
+pub enum Body {
+    /// Produces an artifact: a node of the stage graph.
+    Stage(Box<dyn Stage>),
+    /// A value of a config kind, lowered into the numerical library's type for that kind.
+    Config { kind: &'static Kind, lower: LowerFn },
 }
 
 pub struct Builtin {
     pub name: &'static str,
-    pub sort: Sort,
     pub doc: &'static str,
     pub params: Vec<Param>,
     /// A call with exactly one positional argument binds it to this parameter
     /// (`linear(10)` means `linear(out: 10)`).
     pub single_positional: Option<&'static str>,
-    pub stage: Option<Box<dyn Stage>>,
+    pub body: Body,
 }
 
 impl std::fmt::Debug for Builtin {
@@ -209,14 +159,47 @@ impl std::fmt::Debug for Builtin {
 }
 
 impl Builtin {
-    pub fn new(name: &'static str, sort: Sort, doc: &'static str, params: Vec<Param>) -> Self {
-        Builtin { name, sort, doc, params, single_positional: None, stage: None }
+    /// A config of `kind` whose arguments `lower` turns into the numerical library's value
+    /// (the type the kind declares).
+    pub fn config<T: Any + Send + Sync>(
+        kind: &'static Kind,
+        name: &'static str,
+        doc: &'static str,
+        params: Vec<Param>,
+        lower: impl Fn(&Registry, &Args) -> Result<T, String> + Send + Sync + 'static,
+    ) -> Self {
+        let lower: LowerFn = Box::new(move |r, a| lower(r, a).map(|v| Box::new(v) as Lowered));
+        Builtin { name, doc, params, single_positional: None, body: Body::Config { kind, lower } }
     }
     pub fn stage(name: &'static str, doc: &'static str, params: Vec<Param>, s: impl Stage + 'static) -> Self {
-        Builtin { name, sort: Sort::Stage, doc, params, single_positional: None, stage: Some(Box::new(s)) }
+        Builtin { name, doc, params, single_positional: None, body: Body::Stage(Box::new(s)) }
+    }
+    pub fn positional(mut self, param: &'static str) -> Self {
+        self.single_positional = Some(param);
+        self
     }
     pub fn param(&self, name: &str) -> Option<&Param> {
         self.params.iter().find(|p| p.name == name)
+    }
+    pub fn as_stage(&self) -> Option<&dyn Stage> {
+        match &self.body {
+            Body::Stage(s) => Some(s.as_ref()),
+            Body::Config { .. } => None,
+        }
+    }
+    /// The kind of the config this built-in makes; `None` for a stage.
+    pub fn config_kind(&self) -> Option<&'static Kind> {
+        match &self.body {
+            Body::Config { kind, .. } => Some(kind),
+            Body::Stage(_) => None,
+        }
+    }
+    /// The heading `flowline stages` lists it under.
+    pub fn heading(&self) -> &'static str {
+        match self.config_kind().map(|k| &k.role) {
+            Some(super::kind::Role::Config { heading, .. }) => heading,
+            _ => "stages",
+        }
     }
     /// `name(a, b: 1)` as shown by `flowline stages`.
     pub fn signature(&self) -> String {
@@ -244,62 +227,4 @@ pub fn show_default(d: &Dflt) -> String {
         Dflt::Config(c) => format!("{c}()"),
         Dflt::Syms(items) => format!("[{}]", items.join(", ")),
     }
-}
-
-struct Registry {
-    all: Vec<Builtin>,
-    by_name: HashMap<&'static str, usize>,
-    symbols: BTreeSet<&'static str>,
-}
-
-fn registry() -> &'static Registry {
-    static REG: OnceLock<Registry> = OnceLock::new();
-    REG.get_or_init(|| {
-        let mut all = Vec::new();
-        all.extend(super::data::builtins());
-        all.extend(super::datasets::builtins());
-        all.extend(super::layers::builtins());
-        all.extend(super::optim::builtins());
-        all.extend(super::train::builtins());
-        all.extend(super::load::builtins());
-        all.extend(super::evaluate::builtins());
-        all.extend(super::plots::builtins());
-        all.extend(super::ode::builtins());
-        all.extend(super::attacks::builtins());
-        all.extend(super::attack_reports::builtins());
-        let by_name = all.iter().enumerate().map(|(i, b)| (b.name, i)).collect();
-        let mut symbols = BTreeSet::new();
-        for b in &all {
-            for p in &b.params {
-                collect_symbols(&p.ty, &mut symbols);
-            }
-        }
-        Registry { all, by_name, symbols }
-    })
-}
-
-fn collect_symbols(t: &Ty, out: &mut BTreeSet<&'static str>) {
-    match t {
-        Ty::Enum(items) => out.extend(items.iter().copied()),
-        Ty::List(inner) | Ty::Opt(inner) => collect_symbols(inner, out),
-        _ => {}
-    }
-}
-
-pub fn all() -> &'static [Builtin] {
-    &registry().all
-}
-
-pub fn find(name: &str) -> Option<&'static Builtin> {
-    let r = registry();
-    r.by_name.get(name).map(|&i| &r.all[i])
-}
-
-/// Bare names that stand for a choice of some argument (`nll`, `accuracy`).
-pub fn is_symbol(name: &str) -> bool {
-    registry().symbols.contains(name)
-}
-
-pub fn symbols() -> impl Iterator<Item = &'static str> {
-    registry().symbols.iter().copied()
 }

@@ -11,6 +11,10 @@ pub fn from_str<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
     serde_yaml::from_str(s).map_err(|e| e.to_string())
 }
 
+pub fn from_value<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, String> {
+    serde_yaml::from_value(v).map_err(|e| e.to_string())
+}
+
 /// Any serializable value as YAML (`Null` if it cannot be represented).
 pub fn to_value<T: serde::Serialize>(v: &T) -> Value {
     serde_yaml::to_value(v).unwrap_or(Value::Null)

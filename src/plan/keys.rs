@@ -1,0 +1,88 @@
+//! Cache keys: a content hash of everything a stage's result depends on (its built-in and
+//! that built-in's revision, its name, which seeds its random stream, the global seed, the
+//! data directory, its resolved arguments and the keys of the stages it uses). They are a
+//! function of the plan and the data directory alone, so any executor computes the same.
+
+use super::Plan;
+use crate::lang::{CVal, Registry, VKind};
+use sha2::{Digest, Sha256};
+use std::fmt::Write;
+use std::path::Path;
+
+/// Bumped whenever a change to the shared numerical code changes results, so that runs cached
+/// by an older build are recomputed (2: max pooling's gradient corrected; 3: fixed-step ODE
+/// solvers keep the user's step whatever the output times). A change confined to one stage
+/// bumps that stage's `revision` instead.
+pub const NUMERICS: u32 = 3;
+
+/// One key per node. The data directory is part of every key: the same pipeline over other
+/// files is another result.
+pub fn keys(plan: &Plan, reg: &Registry, data_dir: &Path) -> Vec<String> {
+    let nodes = plan.nodes();
+    let mut keys = vec![String::new(); nodes.len()];
+    for &i in &plan.order {
+        let n = &nodes[i];
+        let mut text = format!(
+            "flowline {} numerics {NUMERICS}.{}\n{}\n{}\nseed {}\ndata {}\n",
+            env!("CARGO_PKG_VERSION"),
+            reg.stage(&n.builtin).map_or(0, |s| s.revision()),
+            n.builtin,
+            n.name,
+            plan.checked.seed,
+            data_dir.display()
+        );
+        for (name, v) in &n.args.0 {
+            let _ = write!(text, "{name}=");
+            canonical(v, &keys, &mut text);
+            text.push('\n');
+        }
+        keys[i] = hex(&Sha256::digest(text.as_bytes()));
+    }
+    keys
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A deterministic spelling of a value; floats in their exact round-trip form.
+fn canonical(v: &CVal, keys: &[String], out: &mut String) {
+    match &v.kind {
+        VKind::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        VKind::Float(f) => {
+            let _ = write!(out, "{f:?}");
+        }
+        VKind::Str(s) | VKind::Sym(s) => {
+            let _ = write!(out, "{s:?}");
+        }
+        VKind::Bool(b) => {
+            let _ = write!(out, "{b}");
+        }
+        VKind::None => out.push_str("none"),
+        VKind::List(items) | VKind::Pipe(items) => {
+            out.push(if matches!(v.kind, VKind::Pipe(_)) { '<' } else { '[' });
+            for it in items {
+                canonical(it, keys, out);
+                out.push(',');
+            }
+            out.push(']');
+        }
+        VKind::Config(c) => {
+            let _ = write!(out, "{}(", c.builtin);
+            for (name, a) in &c.args.0 {
+                let _ = write!(out, "{name}=");
+                canonical(a, keys, out);
+                out.push(',');
+            }
+            out.push(')');
+        }
+        VKind::Stage(r) => {
+            let _ = write!(out, "@{}", keys.get(r.node).map(String::as_str).unwrap_or(""));
+            if let Some(f) = &r.field {
+                let _ = write!(out, ".{f}");
+            }
+        }
+    }
+}
