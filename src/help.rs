@@ -14,6 +14,12 @@ pub fn listing(reg: &Registry) -> String {
             out.push_str(&format!("  {:<48} {}\n", b.signature(), b.doc));
         }
     }
+    out.push_str("kinds of values (a parameter of a kind also takes its subkinds):\n");
+    for k in reg.kinds() {
+        let supers: Vec<&str> = k.supers.iter().map(|s| s.name).collect();
+        let also = if supers.is_empty() { String::new() } else { format!(" (is a {})", supers.join(", ")) };
+        out.push_str(&format!("  {:<14} {}{also}\n", k.name, k.describe));
+    }
     let defs = stdlib::defs();
     let mut modules: Vec<&str> = defs.iter().map(|d| d.module.as_str()).collect();
     modules.dedup();

@@ -253,3 +253,24 @@ fn only_on_a_let_of_several_stages_lists_them() {
     let d = plan.select("t3").unwrap_err();
     assert!(d.hints.iter().any(|h| h.contains("did you mean")), "{:?}", d.hints);
 }
+
+/// Farkas layers are built-ins of the language (they were defined but never registered:
+/// `farkas_linear` was an unknown function), and lower into their specs.
+#[test]
+fn farkas_layers_are_builtins() {
+    let src = "let data = toy2d(\"moons\")\n\
+               let fit = train(farkas_linear(8, agg: mean) |> relu |> linear(2), data, iters: 1)\n\
+               let imgs = train(farkas_conv2d(4) |> relu |> flatten |> linear(10), digits(), iters: 1)\n";
+    let c = check(src, &[]).unwrap();
+    let layers = node(&c, "fit").args.get("model").unwrap().layers();
+    let farkas = match &layers[0].kind {
+        VKind::Config(c) => c.clone(),
+        _ => panic!("not a config"),
+    };
+    assert_eq!(farkas.builtin, "farkas_linear");
+    let specs: Vec<flowline::nn::LayerSpec> = flowline::registry().lower(&farkas).unwrap();
+    assert!(matches!(
+        specs.as_slice(),
+        [flowline::nn::LayerSpec::FarkasLinear { out: 8, agg: flowline::nn::Aggregate::Mean, .. }]
+    ));
+}

@@ -193,9 +193,7 @@ impl<'a> Elab<'a> {
             t => t,
         };
         match (&e.kind, ty) {
-            (ExprKind::Ident(name), t) if t.choices().contains(&name.as_str()) => {
-                Some(CVal::new(VKind::Sym(name.clone()), e.span))
-            }
+            (ExprKind::Ident(name), t) if t.has_choice(name) => Some(CVal::new(VKind::Sym(name.clone()), e.span)),
             (ExprKind::List(items), Ty::List(inner)) => {
                 let mut out = Vec::new();
                 let mut ok = true;
@@ -230,11 +228,7 @@ impl<'a> Elab<'a> {
         match &e.kind {
             ExprKind::Int(i) => v(VKind::Int(*i)),
             ExprKind::BigInt(text) => {
-                self.diags.push(
-                    Diag::new(Code::E0004, format!("integer `{text}` is too large"))
-                        .at(span, "does not fit in 64 bits")
-                        .hint("integers go up to 9223372036854775807; where a number is meant, write a float such as `1e20`"),
-                );
+                self.diags.push(crate::syntax::out_of_range(text, span));
                 None
             }
             ExprKind::Float(f) => v(VKind::Float(*f)),
@@ -688,6 +682,13 @@ impl<'a> Elab<'a> {
                     .at(at.span, format!("expected {}", p.ty));
             if !doc.is_empty() {
                 d = d.hint(doc);
+            }
+            if let VKind::Stage(r) = &at.kind
+                && matches!(stage_ty(r), Some(Ty::Int | Ty::Float))
+            {
+                d = d.hint(
+                    "a number a stage computes can be reported (`report stage.field`), not passed on: write the value",
+                );
             }
             self.diags.push(d);
             return false;

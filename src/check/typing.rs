@@ -28,7 +28,7 @@ pub fn accepts<'v>(
         }
         // A name fits a union only as one of its choices; a list is judged by the union's
         // list shape, so that a bad element is pointed at.
-        (Ty::OneOf(..), VKind::Str(s) | VKind::Sym(s)) => ty.choices().contains(&s.as_str()),
+        (Ty::OneOf(..), VKind::Str(s) | VKind::Sym(s)) => ty.has_choice(s),
         (Ty::OneOf(_, options), VKind::List(_)) => match options.iter().find(|o| matches!(o, Ty::List(_))) {
             Some(list) => return accepts(reg, list, v, stage_ty),
             None => false,

@@ -3,7 +3,7 @@
 //! again.
 
 use crate::diag::Diag;
-use crate::lang::{ArtifactRef, Metrics, Registry, Role, StageDir};
+use crate::lang::{ArtifactRef, Kind, Metrics, Registry, Role, StageDir};
 use crate::yaml;
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
@@ -47,11 +47,13 @@ pub fn read_manifest(path: &Path) -> Option<Manifest> {
     yaml::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
-/// The cached result of stage `stage`, if its manifest holds `key` and everything loads.
+/// The cached result of stage `stage`, if its manifest holds `key`, its artifact is of the
+/// kind the stage declares and everything loads.
 pub fn load_cached(
     reg: &Registry,
     run_dir: &Path,
     stage: &str,
+    declared: &Kind,
     key: &str,
     device: &Device,
 ) -> Option<(Manifest, ArtifactRef)> {
@@ -59,7 +61,7 @@ pub fn load_cached(
     if m.key != key || !m.files.iter().all(|f| run_dir.join(f).exists()) {
         return None;
     }
-    let kind = reg.kind(&m.artifact.kind)?;
+    let kind = reg.kind(&m.artifact.kind).filter(|k| k.is_a(declared))?;
     let Role::Result { load: Some(load), .. } = kind.role else { return None };
     let dir = StageDir { run_dir, name: stage, device };
     let a = load(kind, &dir, &m.artifact.facts).ok()?;

@@ -6,8 +6,8 @@
 use super::RunOptions;
 use super::cache::Manifest;
 use super::provenance::Provenance;
-use crate::lang::Node;
 use crate::diag::{Code, Diag};
+use crate::lang::Node;
 use crate::lang::{CVal, Metrics, VKind};
 use crate::plan::Plan;
 use crate::yaml::{self, Mapping, Value};

@@ -4,8 +4,8 @@
 
 use super::RunOptions;
 use super::cache::{self, Manifest, StoredArtifact, StoredDiag};
-use crate::lang::Node;
 use crate::diag::{Code, Diag};
+use crate::lang::Node;
 use crate::lang::{ArtifactRef, Progress, Registry, RunCtx, RunEnv, StageDir, Upstream, metric_names};
 use crate::plan::Plan;
 use crate::yaml;
@@ -61,23 +61,23 @@ impl Session<'_> {
     pub fn run_stage(&self, i: usize, upstream: &dyn Upstream) -> Result<Done, Diag> {
         let node = &self.nodes()[i];
         let (out, key) = (&self.opts.out, &self.keys[i]);
+        let stage = self.registry.stage(&node.builtin).ok_or_else(|| {
+            Diag::new(Code::R1006, format!("internal: `{}` is not a stage of this flowline", node.builtin))
+        })?;
+        let cached = || cache::load_cached(self.registry, out, &node.name, stage.output(), key, &self.device);
         if !self.opts.force {
-            if let Some((manifest, artifact)) = cache::load_cached(self.registry, out, &node.name, key, &self.device) {
+            if let Some((manifest, artifact)) = cached() {
                 return Ok(Done { manifest, artifact, status: "cached" });
             }
             if self.opts.share_runs
                 && cache::adopt_from_sibling_runs(out, &node.name, key)
-                && let Some((manifest, artifact)) =
-                    cache::load_cached(self.registry, out, &node.name, key, &self.device)
+                && let Some((manifest, artifact)) = cached()
             {
                 return Ok(Done { manifest, artifact, status: "cached (another run)" });
             }
         }
         let manifest_path = out.join(&node.name).join("stage.yaml");
         let _ = std::fs::remove_file(&manifest_path);
-        let stage = self.registry.stage(&node.builtin).ok_or_else(|| {
-            Diag::new(Code::R1006, format!("internal: `{}` is not a stage of this flowline", node.builtin))
-        })?;
         let env = RunEnv {
             registry: self.registry,
             run_dir: out,

@@ -11,9 +11,12 @@ use super::value::{Args, CVal, Config, VKind};
 use std::any::TypeId;
 use std::collections::{BTreeSet, HashMap};
 
+/// Names are looked up for every call and config the checker meets: a fast, fixed hasher.
+type ByName = HashMap<&'static str, usize, foldhash::fast::FixedState>;
+
 pub struct Registry {
     all: Vec<Builtin>,
-    by_name: HashMap<&'static str, usize>,
+    by_name: ByName,
     symbols: BTreeSet<&'static str>,
     /// Every kind a signature, a result or a supertype names, in the order first seen.
     kinds: Vec<&'static Kind>,
@@ -24,7 +27,7 @@ impl Registry {
     /// families (`duplicates` says which); the first one wins.
     pub fn new(families: impl IntoIterator<Item = Vec<Builtin>>) -> Self {
         let all: Vec<Builtin> = families.into_iter().flatten().collect();
-        let mut by_name = HashMap::new();
+        let mut by_name = ByName::default();
         for (i, b) in all.iter().enumerate() {
             by_name.entry(b.name).or_insert(i);
         }

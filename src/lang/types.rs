@@ -37,13 +37,13 @@ impl Ty {
     pub fn kind(k: &'static Kind) -> Ty {
         Ty::Kind(k)
     }
-    /// The bare names this type accepts as choices (none for most types).
-    pub fn choices(&self) -> Vec<&'static str> {
+    /// The type accepts the bare name `name` as one of its choices.
+    pub fn has_choice(&self, name: &str) -> bool {
         match self {
-            Ty::Enum(items) => items.clone(),
-            Ty::Opt(inner) => inner.choices(),
-            Ty::OneOf(_, options) => options.iter().flat_map(Ty::choices).collect(),
-            _ => Vec::new(),
+            Ty::Enum(items) => items.contains(&name),
+            Ty::Opt(inner) => inner.has_choice(name),
+            Ty::OneOf(_, options) => options.iter().any(|o| o.has_choice(name)),
+            _ => false,
         }
     }
     /// Every kind this type names, for the registry's collection of kinds.

@@ -55,6 +55,17 @@ fn barrier_params(lambda0: f64, beta: f64, step: f64, outer: usize, inner: usize
     ]
 }
 
+/// The barrier schedule both log-barrier attacks take: lambda0, beta, step, outer, inner.
+fn barrier(a: &Args) -> Result<(f64, f64, f64, usize, usize), String> {
+    Ok((
+        a.need_float("lambda0")?,
+        a.need_float("beta")?,
+        a.need_float("step")?,
+        a.need_usize("outer")?,
+        a.need_usize("inner")?,
+    ))
+}
+
 fn norm(a: &Args) -> Result<Norm, String> {
     let n = a.need_text("norm")?;
     Norm::parse(n).ok_or_else(|| format!("`{n}` is not a norm"))
@@ -120,14 +131,15 @@ pub fn builtins() -> Vec<Builtin> {
             "LogBarrier (Finlay et al. 2019), minimum-norm in l2 or linf; defaults of the paper's code.",
             lb,
             |a| {
+                let (lambda0, beta, step, outer, inner) = barrier(a)?;
                 Ok(Attack::LogBarrier(LogBarrierConfig {
                     norm: norm(a)?,
-                    lambda0: a.need_float("lambda0")?,
-                    beta: a.need_float("beta")?,
+                    lambda0,
+                    beta,
                     gamma: a.need_float("gamma")?,
-                    step: a.need_float("step")?,
-                    outer: a.need_usize("outer")?,
-                    inner: a.need_usize("inner")?,
+                    step,
+                    outer,
+                    inner,
                     tol: a.need_float("tol")?,
                     temperature: a.need_float("temperature")?,
                 }))
@@ -139,13 +151,14 @@ pub fn builtins() -> Vec<Builtin> {
             plb,
             |a| {
                 let d = ProxConfig::paper(norm(a)?);
+                let (lambda0, beta, step, outer, inner) = barrier(a)?;
                 Ok(Attack::ProxLogBarrier(ProxConfig {
-                    lambda0: a.need_float("lambda0")?,
-                    beta: a.need_float("beta")?,
-                    step: a.need_float("step")?,
+                    lambda0,
+                    beta,
+                    step,
                     mu: a.need_float("mu")?,
-                    outer: a.need_usize("outer")?,
-                    inner: a.need_usize("inner")?,
+                    outer,
+                    inner,
                     rule: match d.rule {
                         StepRule::PullBack { .. } => StepRule::PullBack { gamma: a.need_float("gamma")? },
                         rule => rule,

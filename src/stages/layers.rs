@@ -68,12 +68,18 @@ fn chain(reg: &Registry, a: &Args, param: &str) -> Result<Vec<LayerSpec>, String
     Ok(reg.lower_each::<Vec<LayerSpec>>(a.need(param)?)?.concat())
 }
 
-fn pool_params() -> Vec<Param> {
-    vec![
+/// A pooling layer over k x k windows, its stride the window size unless given.
+fn pool(name: &'static str, doc: &'static str, spec: fn(usize, usize) -> LayerSpec) -> Builtin {
+    let params = vec![
         Param::new("k", Ty::Int, Dflt::Int(2), "window size").within(Some(1.0), None),
         Param::new("stride", Ty::opt(Ty::Int), Dflt::None, "stride (default: the window size; must equal it to train)")
             .within(Some(1.0), None),
-    ]
+    ];
+    Builtin::config(&LAYER, name, doc, params, move |_: &Registry, a: &Args| {
+        let k = a.need_usize("k")?;
+        Ok(vec![spec(k, optional(a, "stride").unwrap_or(k))])
+    })
+    .positional("k")
 }
 
 pub fn builtins() -> Vec<Builtin> {
@@ -100,26 +106,12 @@ pub fn builtins() -> Vec<Builtin> {
             },
         )
         .positional("out"),
-        layer(
-            "maxpool",
-            "Max pooling over k x k windows.",
-            pool_params(),
-            |_, a| {
-                let k = a.need_usize("k")?;
-                Ok(vec![LayerSpec::MaxPool { kernel: k, stride: optional(a, "stride").unwrap_or(k) }])
-            },
-        )
-        .positional("k"),
-        layer(
+        pool("maxpool", "Max pooling over k x k windows.", |kernel, stride| LayerSpec::MaxPool { kernel, stride }),
+        pool(
             "avgpool",
             "Average pooling over k x k windows (`avgpool(2)` halves 28x28 to 14x14).",
-            pool_params(),
-            |_, a| {
-                let k = a.need_usize("k")?;
-                Ok(vec![LayerSpec::AvgPool { kernel: k, stride: optional(a, "stride").unwrap_or(k) }])
-            },
-        )
-        .positional("k"),
+            |kernel, stride| LayerSpec::AvgPool { kernel, stride },
+        ),
         plain("global_avgpool", "Mean over all positions: [c, h, w] -> [c].", LayerSpec::GlobalAvgPool),
         plain("flatten", "Flatten each example to a vector.", LayerSpec::Flatten),
         layer(

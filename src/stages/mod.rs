@@ -4,39 +4,26 @@
 //! the language only through `lang`.
 
 mod attack_outcome;
-mod attack_reports;
 mod attacked;
-mod attacks;
 mod clamp;
-mod data;
 mod dataset;
-mod datasets;
-mod evaluate;
-mod layers;
-mod load;
 mod model;
-mod ode;
-mod optim;
-mod plots;
-mod train;
 
 pub use dataset::load_dataset;
 
 use crate::lang::Registry;
 
-/// Every family's built-ins. A new family is its own files and one line here.
-pub fn registry() -> Registry {
-    Registry::new([
-        data::builtins(),
-        datasets::builtins(),
-        layers::builtins(),
-        optim::builtins(),
-        train::builtins(),
-        load::builtins(),
-        evaluate::builtins(),
-        plots::builtins(),
-        ode::builtins(),
-        attacks::builtins(),
-        attack_reports::builtins(),
-    ])
+/// Declares the families and composes the registry from their registration functions, so
+/// that a family is added by one name here.
+macro_rules! families {
+    ($($family:ident),* $(,)?) => {
+        $(mod $family;)*
+
+        /// Every family's built-ins, in the order listed.
+        pub fn registry() -> Registry {
+            Registry::new([$($family::builtins()),*])
+        }
+    };
 }
+
+families!(data, datasets, layers, optim, train, load, evaluate, plots, ode, attacks, attack_reports);

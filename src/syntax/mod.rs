@@ -8,4 +8,4 @@ mod parser;
 
 pub use comments::{Comment, comments};
 pub use format::{expr as format_expr, format_program};
-pub use parser::{parse_expr, parse_program};
+pub use parser::{out_of_range, parse_expr, parse_program};

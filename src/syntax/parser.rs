@@ -311,6 +311,16 @@ fn parse_expr_pair(ctx: &mut Ctx, pair: Pair<Rule>) -> Expr {
         .parse(pairs)
 }
 
+/// E0004, the one diagnostic for a number literal beyond its type: a float beyond f64 (found
+/// here), or an integer beyond i64 where an integer is meant (found by the checker, since a
+/// large integer is fine where a float is expected).
+pub fn out_of_range(text: &str, span: Span) -> Diag {
+    let integer = !text.contains(['.', 'e', 'E']);
+    Diag::new(Code::E0004, format!("number `{text}` is out of range"))
+        .at(span, if integer { "does not fit in 64 bits" } else { "not a finite 64-bit float" })
+        .hint("integers go up to 9223372036854775807 and floats to about 1.8e308; where a large number is meant, write a float such as `1e20`")
+}
+
 fn parse_primary(ctx: &mut Ctx, pair: Pair<Rule>) -> Expr {
     let span = ctx.span(&pair);
     let kind = match pair.as_rule() {
@@ -321,11 +331,7 @@ fn parse_primary(ctx: &mut Ctx, pair: Pair<Rule>) -> Expr {
         Rule::float => match pair.as_str().parse::<f64>() {
             Ok(v) if v.is_finite() => ExprKind::Float(v),
             _ => {
-                ctx.diags.push(
-                    Diag::new(Code::E0004, format!("number `{}` is out of range", pair.as_str()))
-                        .at(span, "not a finite 64-bit float")
-                        .hint("floats range up to about 1.8e308"),
-                );
+                ctx.diags.push(out_of_range(pair.as_str(), span));
                 ExprKind::Invalid
             }
         },
