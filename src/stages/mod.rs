@@ -11,19 +11,25 @@ mod model;
 
 pub use dataset::load_dataset;
 
-use crate::lang::Registry;
+use crate::lang::{Builtin, Registry};
 
-/// Declares the families and composes the registry from their registration functions, so
-/// that a family is added by one name here.
+/// Declares the families and lists their registration functions, so that a family is added
+/// by one name here.
 macro_rules! families {
     ($($family:ident),* $(,)?) => {
         $(mod $family;)*
 
-        /// Every family's built-ins, in the order listed.
-        pub fn registry() -> Registry {
-            Registry::new([$($family::builtins()),*])
+        /// Every family's built-ins, in the order listed; a program embedding flowline may
+        /// add families of its own before composing the registry.
+        pub fn families() -> Vec<Vec<Builtin>> {
+            vec![$($family::builtins()),*]
         }
     };
+}
+
+/// The registry of every family.
+pub fn registry() -> Registry {
+    Registry::new(families())
 }
 
 families!(data, datasets, layers, optim, train, load, evaluate, plots, ode, attacks, attack_reports);
