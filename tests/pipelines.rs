@@ -67,15 +67,23 @@ fn fmt_breaks_long_statements_canonically() {
     insta::assert_snapshot!(out);
 }
 
-/// Floats rounded to 5 significant digits, wall times and paths redacted.
-fn sanitize(v: &Value) -> Value {
+/// Floats rounded to 5 significant digits, wall times and paths redacted. With `chaotic`,
+/// every float is redacted, and the snapshot holds the report's structure, parameters,
+/// statuses and files: iterative attacks on a trained network amplify last-bit differences
+/// of the matrix products (whose blocking follows the CPU's caches) into other distances,
+/// counts and rates on other machines. Attack numbers are tested on problems with known
+/// answers instead (robust unit tests, tests/attacks.rs).
+fn sanitize(v: &Value, chaotic: bool) -> Value {
     match v {
         Value::Number(n) if n.is_f64() => {
             let x = n.as_f64().unwrap_or(0.0);
+            if chaotic {
+                return yaml::string("[float]");
+            }
             let r = if x == 0.0 { 0.0 } else { format!("{x:.4e}").parse().unwrap_or(x) };
             yaml::float(r)
         }
-        Value::Sequence(s) => Value::Sequence(s.iter().map(sanitize).collect()),
+        Value::Sequence(s) => Value::Sequence(s.iter().map(|v| sanitize(v, chaotic)).collect()),
         Value::Mapping(m) => {
             let mut out = yaml::Mapping::new();
             for (k, v) in m {
@@ -85,7 +93,7 @@ fn sanitize(v: &Value) -> Value {
                     Some("started") => yaml::string("[time]"),
                     Some("host") => yaml::string("[host]"),
                     Some("git") => yaml::string("[commit]"),
-                    _ => sanitize(v),
+                    _ => sanitize(v, chaotic),
                 };
                 out.insert(k.clone(), redacted);
             }
@@ -120,7 +128,8 @@ fn smoke_reports_are_stable() {
         let tmp = tempfile::tempdir().unwrap();
         let report = run_file(path, Some("smoke"), tmp.path()).unwrap_or_else(|e| panic!("{e}"));
         assert!(tmp.path().join("report.yaml").exists());
-        insta::assert_snapshot!(yaml::to_string(&sanitize(&report.to_value())).unwrap());
+        let chaotic = path.ends_with("attacks_mnist.flow");
+        insta::assert_snapshot!(yaml::to_string(&sanitize(&report.to_value(), chaotic)).unwrap());
     });
 }
 

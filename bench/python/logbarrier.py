@@ -1,6 +1,6 @@
 """LogBarrier l2 in PyTorch with the same algorithm and iteration counts as flowline's
 (src/robust/start.rs, logbarrier.rs, attack.rs): the baseline for
-`cargo bench --bench logbarrier`. Attacks the first 100 correctly classified MNIST test
+`cargo bench --bench workloads -- logbarrier` (through workloads.py). Attacks the first 100 correctly classified MNIST test
 images with the trained flowline convnet (weights read from its .safetensors file) and
 prints the time per image as `torch_ms_per_image=<value>` and the median l2 distance.
 

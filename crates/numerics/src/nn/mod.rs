@@ -3,7 +3,7 @@
 
 mod adjoint_op;
 mod classify;
-mod input_grad;
+pub mod kernels;
 mod loss;
 mod net;
 mod optim;

@@ -293,16 +293,29 @@ fn run_chain(layers: &[Built], x: &Tensor, rng: &mut Option<&mut Rng>) -> Result
 
 fn run_chain_with(layers: &[Built], x: &Tensor, rng: &mut Option<&mut Rng>, input_grad: bool) -> Result<Tensor> {
     let mut h = x.clone();
-    for l in layers {
-        h = match l {
-            Built::Conv { w, b, stride, pad } if input_grad => {
-                let op = super::input_grad::ConvInputGrad::new(w.as_tensor(), *pad, *stride)?;
-                h.apply_op1(op)?.broadcast_add(&b.as_tensor().detach().reshape((1, (), 1, 1))?)?
+    let mut i = 0;
+    while i < layers.len() {
+        h = match (&layers[i], layers.get(i + 1)) {
+            (Built::Conv { w, b, stride, pad }, _) if input_grad => {
+                super::kernels::conv2d(&h, w.as_tensor(), b.as_tensor(), *stride, *pad, false)?
             }
-            _ => run_layer(l, &h, rng)?,
+            // Max pooling then ReLU, in one pass over the data.
+            (Built::MaxPool { kernel, stride }, Some(Built::Act(Activation::Relu)))
+                if kernel == stride && own_kernels(&h) =>
+            {
+                i += 1;
+                h.apply_op1(super::kernels::MaxPool { size: *kernel, relu: true })?
+            }
+            (l, _) => run_layer(l, &h, rng)?,
         };
+        i += 1;
     }
     Ok(h)
+}
+
+/// flowline's own CPU kernels apply (float32 on the CPU); elsewhere candle's ops.
+fn own_kernels(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32
 }
 
 fn channel_shape(x: &Tensor) -> Vec<usize> {
@@ -332,13 +345,12 @@ fn run_layer(l: &Built, x: &Tensor, rng: &mut Option<&mut Rng>) -> Result<Tensor
     match l {
         Built::Linear { w, b } => x.matmul(&w.as_tensor().t()?)?.broadcast_add(b.as_tensor()),
         Built::Conv { w, b, stride, pad } => {
-            let y = x.conv2d(w.as_tensor(), *pad, *stride, 1, 1)?;
-            y.broadcast_add(&b.as_tensor().reshape((1, (), 1, 1))?)
+            super::kernels::conv2d(x, w.as_tensor(), b.as_tensor(), *stride, *pad, true)
         }
         // candle's own max-pool backward scales the gradient by (maxima in the window) / k^2
         // instead of 1 / (maxima): a quarter of the true gradient for 2x2 windows.
-        Built::MaxPool { kernel, stride } if kernel == stride && x.device().is_cpu() && x.dtype() == DType::F32 => {
-            x.apply_op1(super::input_grad::MaxPool { size: *kernel })
+        Built::MaxPool { kernel, stride } if kernel == stride && own_kernels(x) => {
+            x.apply_op1(super::kernels::MaxPool { size: *kernel, relu: false })
         }
         Built::MaxPool { kernel, stride } => x.max_pool2d_with_stride(*kernel, *stride),
         Built::AvgPool { kernel, stride } => x.avg_pool2d_with_stride(*kernel, *stride),
@@ -430,7 +442,8 @@ fn run_layer(l: &Built, x: &Tensor, rng: &mut Option<&mut Rng>) -> Result<Tensor
             Tensor::cat(&[&z, &extra], 1)
         }
         Built::FarkasConv { w, b, last, agg, stride, pad } => {
-            let u = x.conv2d(w.as_tensor(), *pad, *stride, 1, 1)?;
+            let zero = Tensor::zeros(w.dim(0)?, w.dtype(), w.device())?;
+            let u = super::kernels::conv2d(x, w.as_tensor(), &zero, *stride, *pad, true)?;
             let z = u.broadcast_add(&b.as_tensor().reshape((1, (), 1, 1))?)?;
             let bias = farkas_bias(b.as_tensor(), last, *agg)?.reshape((1, 1, 1, 1))?;
             let extra = aggregate(&u, *agg)?.neg()?.broadcast_add(&bias)?;

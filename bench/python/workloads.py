@@ -1,0 +1,223 @@
+"""The PyTorch side of flowline's benchmark workloads (benches/workloads.rs): the same
+models, batch sizes, optimizers and iteration counts, 2 threads. Prints one line:
+`workload=NAME median_ms=... result=... nfe=... peak_mb=...`.
+
+Usage: python workloads.py WORKLOAD [THREADS]
+Workloads: convnet_step example_step convnet_epoch inference mlp_step node_rk4 node_dopri5
+logbarrier. Data and weights come from FLOWLINE_DATA (default ../shared/data) and
+FLOWLINE_BENCH_MODEL (default runs/mnist_convnet/fit/model.safetensors).
+"""
+import gzip
+import os
+import resource
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+
+def median_ms(fn, reps, warmup=3):
+    times = []
+    out = None
+    for i in range(reps + warmup):
+        t0 = time.perf_counter()
+        out = fn()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2] * 1000, out
+
+
+class Normalize(nn.Module):
+    def forward(self, x):
+        return (x - 0.1307) / 0.3081
+
+
+def stdlib_convnet(width=16, classes=10):
+    """`normalize |> convnet(width: 16)` of flowline's std.models, layer for layer."""
+    return nn.Sequential(
+        Normalize(),
+        nn.Conv2d(1, width, 3, padding=1), nn.MaxPool2d(2), nn.ReLU(),
+        nn.Conv2d(width, 2 * width, 3, padding=1), nn.MaxPool2d(2), nn.ReLU(),
+        nn.Flatten(), nn.Linear(2 * width * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.25),
+        nn.Linear(128, classes),
+    )
+
+
+def example_convnet():
+    """The PyTorch examples' MNIST network: conv 32 and 64 (3x3, no padding), max pool,
+    dense 128."""
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Dropout(0.25), nn.Flatten(), nn.Linear(9216, 128), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(128, 10),
+    )
+
+
+def mlp():
+    """The quickstart's `mlp(hidden: 64, classes: 2)`."""
+    return nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 2))
+
+
+def step_workload(model, x, y, reps):
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return median_ms(step, reps)
+
+
+def idx(path):
+    raw = gzip.open(path, "rb").read() if path.endswith(".gz") else open(path, "rb").read()
+    dims = raw[3]
+    shape = struct.unpack(">" + "I" * dims, raw[4 : 4 + 4 * dims])
+    return np.frombuffer(raw[4 + 4 * dims :], dtype=np.uint8).reshape(shape)
+
+
+def mnist_train(n):
+    base = os.path.join(os.environ.get("FLOWLINE_DATA", "../shared/data"), "mnist")
+    for images, labels in [("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                           ("train-images-first10k-idx3-ubyte", "train-labels-first10k-idx1-ubyte")]:
+        for ext in ["", ".gz"]:
+            p, q = os.path.join(base, images + ext), os.path.join(base, labels + ext)
+            if os.path.exists(p) and os.path.exists(q):
+                x = torch.from_numpy(idx(p)[:n].astype(np.float32) / 255.0)[:, None]
+                return x, torch.from_numpy(idx(q)[:n].astype(np.int64))
+    raise SystemExit(f"no MNIST training files under {base}")
+
+
+def convnet_epoch():
+    """One epoch over 10,000 MNIST images at batch 128 as a user's loop does it: a shuffled
+    order each epoch, minibatches indexed from it, the loss of every step kept."""
+    x, y = mnist_train(10000)
+    torch.manual_seed(0)
+    model = stdlib_convnet()
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def epoch():
+        model.train()
+        order = torch.randperm(len(x))
+        losses = []
+        for b in range(len(x) // 128):
+            i = order[b * 128 : (b + 1) * 128]
+            opt.zero_grad()
+            loss = loss_fn(model(x[i]), y[i])
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        return losses[-1]
+
+    return median_ms(epoch, 3, warmup=0)
+
+
+def inference():
+    torch.manual_seed(0)
+    model = stdlib_convnet().eval()
+    x = torch.rand(10000, 1, 28, 28)
+
+    def run():
+        with torch.no_grad():
+            return torch.cat([model(x[i : i + 1000]) for i in range(0, len(x), 1000)]).mean().item()
+
+    return median_ms(run, 5, warmup=1)
+
+
+class Field(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 2))
+        self.nfe = 0
+
+    def forward(self, t, y):
+        self.nfe += 1
+        return self.net(y)
+
+
+def neural_ode(**kw):
+    from torchdiffeq import odeint
+
+    torch.manual_seed(0)
+    f = Field()
+    y0 = torch.randn(512, 2)
+    ts = torch.tensor([0.0, 1.0])
+    nfe = [0]
+
+    def run():
+        f.nfe = 0
+        f.zero_grad()
+        y1 = odeint(f, y0, ts, **kw)[-1]
+        nfe[0] = f.nfe
+        loss = y1.pow(2).sum()
+        loss.backward()
+        return loss.item()
+
+    ms, out = median_ms(run, 6, warmup=2)
+    return ms, out, nfe[0]
+
+
+def logbarrier_workload():
+    import logbarrier as lb
+
+    model_path = os.environ.get("FLOWLINE_BENCH_MODEL", "runs/mnist_convnet/fit/model.safetensors")
+    mnist = os.path.join(os.environ.get("FLOWLINE_DATA", "../shared/data"), "mnist")
+    if not os.path.exists(model_path):
+        raise SystemExit(f"needs {model_path} (run pipelines/mnist_convnet.flow first)")
+    model = lb.convnet(lb.read_safetensors(model_path))
+    images = torch.from_numpy(lb.idx(f"{mnist}/t10k-images-idx3-ubyte.gz")[:400].astype(np.float32) / 255.0)
+    labels = torch.from_numpy(lb.idx(f"{mnist}/t10k-labels-idx1-ubyte.gz")[:400].astype(np.int64))
+    x = images[:, None]
+    with torch.no_grad():
+        right = (model(x).argmax(1) == labels).nonzero()[:, 0][:100]
+    x, y = x[right], labels[right]
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    adv, found = lb.logbarrier(model, x, y, 10, 50)
+    ms = (time.perf_counter() - t0) * 1000 / len(x)
+    ok = lb.adversarial(model, adv, y) & found
+    d = (adv - x).flatten(1).norm(dim=1)[ok].sort().values
+    return ms, d[len(d) // 2].item()
+
+
+def main():
+    name = sys.argv[1]
+    torch.set_num_threads(int(sys.argv[2]) if len(sys.argv) > 2 else 2)
+    torch.manual_seed(0)
+    nfe = "-"
+    if name == "convnet_step":
+        ms, result = step_workload(stdlib_convnet(), torch.rand(128, 1, 28, 28), torch.randint(0, 10, (128,)), 20)
+    elif name == "example_step":
+        ms, result = step_workload(example_convnet(), torch.rand(128, 1, 28, 28), torch.randint(0, 10, (128,)), 10)
+    elif name == "convnet_epoch":
+        ms, result = convnet_epoch()
+    elif name == "inference":
+        ms, result = inference()
+    elif name == "mlp_step":
+        ms, result = step_workload(mlp(), torch.randn(128, 2), torch.randint(0, 2, (128,)), 200)
+    elif name == "node_rk4":
+        ms, result, nfe = neural_ode(method="rk4", options={"step_size": 0.05})
+    elif name == "node_dopri5":
+        ms, result, nfe = neural_ode(method="dopri5", rtol=1e-5, atol=1e-5)
+    elif name == "logbarrier":
+        ms, result = logbarrier_workload()
+    else:
+        raise SystemExit(f"unknown workload {name}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"workload={name} median_ms={ms:.4f} result={result:.6g} nfe={nfe} peak_mb={peak:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+//! Dense f32 buffers of candle CPU tensors, and matrix products on them through the `gemm`
+//! crate (the one candle uses), single-threaded: callers parallelise over independent work.
+
+use candle_core::{CpuStorage, Layout, Result};
+use std::borrow::Cow;
+
+/// The tensor's values in row-major order: borrowed when contiguous, copied otherwise.
+pub fn values<'a>(s: &'a CpuStorage, l: &Layout) -> Result<Cow<'a, [f32]>> {
+    let data = match s {
+        CpuStorage::F32(v) => v,
+        _ => candle_core::bail!("flowline's CPU kernels take float32 tensors"),
+    };
+    if let Some((a, b)) = l.contiguous_offsets() {
+        return Ok(Cow::Borrowed(&data[a..b]));
+    }
+    let (dims, strides) = (l.dims(), l.stride());
+    let mut out = Vec::with_capacity(l.shape().elem_count());
+    let mut index = vec![0usize; dims.len()];
+    for _ in 0..l.shape().elem_count() {
+        out.push(data[l.start_offset() + index.iter().zip(strides).map(|(i, s)| i * s).sum::<usize>()]);
+        for d in (0..dims.len()).rev() {
+            index[d] += 1;
+            if index[d] < dims[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+    Ok(Cow::Owned(out))
+}
+
+/// A matrix operand: its values with (row stride, column stride); a transposed view swaps them.
+#[derive(Clone, Copy)]
+pub struct Mat<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// A row-major `rows x cols` matrix.
+    pub fn rows(data: &'a [f32], cols: usize) -> Self {
+        Mat { data, rs: cols, cs: 1 }
+    }
+    pub fn t(self) -> Self {
+        Mat { data: self.data, rs: self.cs, cs: self.rs }
+    }
+    fn fits(&self, rows: usize, cols: usize) -> bool {
+        rows == 0 || cols == 0 || (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// dst (row-major m x n) = dst (when `accumulate`) + a (m x k) b (k x n).
+pub fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
+    assert!(dst.len() >= m * n && a.fits(m, k) && b.fits(k, n), "matmul operands do not fit their shapes");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: the assertion above keeps every index the kernel reads or writes in bounds.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn products_match_the_definition_for_plain_and_transposed_operands() {
+        let a: Vec<f32> = (0..6).map(|v| v as f32 - 2.0).collect(); // 2 x 3
+        let b: Vec<f32> = (0..12).map(|v| (v as f32) * 0.5).collect(); // 3 x 4
+        let mut c = vec![1.0f32; 8];
+        matmul(2, 4, 3, &mut c, Mat::rows(&a, 3), Mat::rows(&b, 4), true);
+        for i in 0..2 {
+            for j in 0..4 {
+                let want: f32 = 1.0 + (0..3).map(|k| a[i * 3 + k] * b[k * 4 + j]).sum::<f32>();
+                assert!((c[i * 4 + j] - want).abs() < 1e-5);
+            }
+        }
+        // a^T (3 x 2) times a (2 x 3).
+        let mut g = vec![7.0f32; 9];
+        matmul(3, 3, 2, &mut g, Mat::rows(&a, 3).t(), Mat::rows(&a, 3), false);
+        for i in 0..3 {
+            for j in 0..3 {
+                let want: f32 = (0..2).map(|k| a[k * 3 + i] * a[k * 3 + j]).sum();
+                assert!((g[i * 3 + j] - want).abs() < 1e-5);
+            }
+        }
+    }
+}
