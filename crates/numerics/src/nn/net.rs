@@ -292,23 +292,31 @@ fn run_chain(layers: &[Built], x: &Tensor, rng: &mut Option<&mut Rng>) -> Result
 }
 
 fn run_chain_with(layers: &[Built], x: &Tensor, rng: &mut Option<&mut Rng>, input_grad: bool) -> Result<Tensor> {
+    use super::kernels;
     let mut h = x.clone();
     let mut i = 0;
     while i < layers.len() {
-        h = match (&layers[i], layers.get(i + 1)) {
-            (Built::Conv { w, b, stride, pad }, _) if input_grad => {
-                super::kernels::conv2d(&h, w.as_tensor(), b.as_tensor(), *stride, *pad, false)?
-            }
-            // Max pooling then ReLU, in one pass over the data.
-            (Built::MaxPool { kernel, stride }, Some(Built::Act(Activation::Relu)))
-                if kernel == stride && own_kernels(&h) =>
-            {
-                i += 1;
-                h.apply_op1(super::kernels::MaxPool { size: *kernel, relu: true })?
-            }
-            (l, _) => run_layer(l, &h, rng)?,
+        // A layer followed by its activation runs as one op; `fused` says whether it did.
+        let next = match layers.get(i + 1) {
+            Some(Built::Act(a)) if own_kernels(&h) => Some(*a),
+            _ => None,
         };
-        i += 1;
+        let weights = !input_grad;
+        let (out, fused) = match &layers[i] {
+            Built::Conv { w, b, stride, pad } => {
+                (kernels::conv2d(&h, w.as_tensor(), b.as_tensor(), *stride, *pad, weights, next)?, next.is_some())
+            }
+            Built::Linear { w, b } if h.rank() == 2 => {
+                (kernels::linear(&h, w.as_tensor(), b.as_tensor(), next, weights)?, next.is_some())
+            }
+            Built::MaxPool { kernel, stride } if kernel == stride && own_kernels(&h) => {
+                let relu = next == Some(Activation::Relu);
+                (h.apply_op1(kernels::MaxPool { size: *kernel, relu })?, relu)
+            }
+            l => (run_layer(l, &h, rng)?, false),
+        };
+        h = out;
+        i += if fused { 2 } else { 1 };
     }
     Ok(h)
 }
@@ -345,7 +353,7 @@ fn run_layer(l: &Built, x: &Tensor, rng: &mut Option<&mut Rng>) -> Result<Tensor
     match l {
         Built::Linear { w, b } => x.matmul(&w.as_tensor().t()?)?.broadcast_add(b.as_tensor()),
         Built::Conv { w, b, stride, pad } => {
-            super::kernels::conv2d(x, w.as_tensor(), b.as_tensor(), *stride, *pad, true)
+            super::kernels::conv2d(x, w.as_tensor(), b.as_tensor(), *stride, *pad, true, None)
         }
         // candle's own max-pool backward scales the gradient by (maxima in the window) / k^2
         // instead of 1 / (maxima): a quarter of the true gradient for 2x2 windows.
@@ -385,6 +393,7 @@ fn run_layer(l: &Built, x: &Tensor, rng: &mut Option<&mut Rng>) -> Result<Tensor
                 .broadcast_add(&beta.as_tensor().reshape(cs.as_slice())?)
         }
         Built::Normalize { mean, std } => x.broadcast_sub(mean)?.broadcast_div(std),
+        Built::Act(a) if own_kernels(x) => x.apply_op1(super::kernels::Act(*a)),
         Built::Act(a) => activate(*a, x),
         Built::NeuralOde { field, params, t1, opts, adjoint: true } => {
             let f = |_t: f64, y: &[Tensor]| Ok(vec![run_chain(field, &y[0], &mut None)?.detach()]);
@@ -443,7 +452,7 @@ fn run_layer(l: &Built, x: &Tensor, rng: &mut Option<&mut Rng>) -> Result<Tensor
         }
         Built::FarkasConv { w, b, last, agg, stride, pad } => {
             let zero = Tensor::zeros(w.dim(0)?, w.dtype(), w.device())?;
-            let u = super::kernels::conv2d(x, w.as_tensor(), &zero, *stride, *pad, true)?;
+            let u = super::kernels::conv2d(x, w.as_tensor(), &zero, *stride, *pad, true, None)?;
             let z = u.broadcast_add(&b.as_tensor().reshape((1, (), 1, 1))?)?;
             let bias = farkas_bias(b.as_tensor(), last, *agg)?.reshape((1, 1, 1, 1))?;
             let extra = aggregate(&u, *agg)?.neg()?.broadcast_add(&bias)?;

@@ -10,7 +10,9 @@
 //! summed in fixed groups of images and then in group order, so results do not depend on
 //! the number of threads.
 
+use super::act::{ActGrad, apply};
 use super::dense::{Mat, matmul, values};
+use crate::nn::Activation;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -126,13 +128,15 @@ impl Geometry {
     }
 }
 
-/// Convolution of x [n, c, h, w] with kernels w [o, c, kh, kw], plus bias b [o]. With
-/// `weight_grad: false` the backward pass gives the input gradient only (attacks).
+/// Convolution of x [n, c, h, w] with kernels w [o, c, kh, kw], plus bias b [o], then the
+/// activation `act` if any. With `weight_grad: false` the backward pass gives the input
+/// gradient only (attacks).
 #[derive(Debug, Clone, Copy)]
 pub struct Conv2d {
     pub stride: usize,
     pub pad: usize,
     pub weight_grad: bool,
+    pub act: Option<Activation>,
 }
 
 impl CustomOp3 for Conv2d {
@@ -164,6 +168,9 @@ impl CustomOp3 for Conv2d {
                     row.fill(*bias);
                 }
                 matmul(g.o, p, ckk, yi, Mat::rows(&w, ckk), Mat::rows(cols, p), true);
+                if let Some(a) = self.act {
+                    apply(a, yi);
+                }
             },
         );
         Ok((CpuStorage::F32(y), Shape::from((g.n, g.o, g.out.0, g.out.1))))
@@ -174,10 +181,15 @@ impl CustomOp3 for Conv2d {
         x: &Tensor,
         w: &Tensor,
         _b: &Tensor,
-        _res: &Tensor,
+        y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let g = Geometry::new(x.dims(), w.dims(), self.stride, self.pad)?;
+        let dz = match self.act {
+            Some(a) => y.apply_op2_no_bwd(dy, &ActGrad(a))?,
+            None => dy.clone(),
+        };
+        let dy = &dz;
         let dx = dy.apply_op2_no_bwd(w, &InputGrad(g))?;
         if !self.weight_grad {
             return Ok((Some(dx), None, None));
@@ -257,13 +269,26 @@ impl CustomOp2 for KernelGrad {
     }
 }
 
-/// Convolution with bias: flowline's kernels for float32 on the CPU, candle's elsewhere.
-pub fn conv2d(x: &Tensor, w: &Tensor, b: &Tensor, stride: usize, pad: usize, weight_grad: bool) -> Result<Tensor> {
+/// Convolution with bias and an optional activation: flowline's kernels for float32 on the
+/// CPU, candle's elsewhere.
+pub fn conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    stride: usize,
+    pad: usize,
+    weight_grad: bool,
+    act: Option<Activation>,
+) -> Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
         let (w, b) = if weight_grad { (w.clone(), b.clone()) } else { (w.detach(), b.detach()) };
-        return x.apply_op3(&w, &b, Conv2d { stride, pad, weight_grad });
+        return x.apply_op3(&w, &b, Conv2d { stride, pad, weight_grad, act });
     }
-    x.conv2d(w, pad, stride, 1, 1)?.broadcast_add(&b.reshape((1, (), 1, 1))?)
+    let z = x.conv2d(w, pad, stride, 1, 1)?.broadcast_add(&b.reshape((1, (), 1, 1))?)?;
+    match act {
+        Some(a) => crate::nn::activate(a, &z),
+        None => Ok(z),
+    }
 }
 
 #[cfg(test)]
@@ -314,7 +339,7 @@ mod tests {
                 .conv2d(wt.as_tensor(), pad, stride, 1, 1)
                 .and_then(|y| y.broadcast_add(&b.as_tensor().reshape((1, o, 1, 1))?))
                 .unwrap();
-            let ours = conv2d(x.as_tensor(), wt.as_tensor(), b.as_tensor(), stride, pad, true).unwrap();
+            let ours = conv2d(x.as_tensor(), wt.as_tensor(), b.as_tensor(), stride, pad, true, None).unwrap();
             assert_eq!(ours.dims(), reference.dims(), "{case}");
             close(&flat(&ours), &flat(&reference), 1e-5, &format!("{case}: values"));
             let divides = (h + 2 * pad - k) % stride == 0 && (w + 2 * pad - k) % stride == 0;
@@ -340,12 +365,12 @@ mod tests {
         let (x0, w0, b0) = (random(&[2, 2, 5, 6], &mut rng), random(&[3, 2, 3, 3], &mut rng), random(&[3], &mut rng));
         let probe = random(&[2, 3, 3, 3], &mut rng);
         let value = |x: &Tensor, w: &Tensor, b: &Tensor| -> f64 {
-            let y = conv2d(x, w, b, 2, 1, true).unwrap();
+            let y = conv2d(x, w, b, 2, 1, true, Some(Activation::Tanh)).unwrap();
             y.mul(&probe).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() as f64
         };
         let (x, w, b) =
             (Var::from_tensor(&x0).unwrap(), Var::from_tensor(&w0).unwrap(), Var::from_tensor(&b0).unwrap());
-        let y = conv2d(x.as_tensor(), w.as_tensor(), b.as_tensor(), 2, 1, true).unwrap();
+        let y = conv2d(x.as_tensor(), w.as_tensor(), b.as_tensor(), 2, 1, true, Some(Activation::Tanh)).unwrap();
         let grads = y.mul(&probe).unwrap().sum_all().unwrap().backward().unwrap();
         let h = 1e-2f32;
         for (arg, var) in [(0usize, &x), (1, &w), (2, &b)] {

@@ -3,11 +3,15 @@
 //! a transposed convolution) or wrong (max-pool gradient). Every op checks its arguments and
 //! is tested against candle's composed ops and against central differences.
 
+mod act;
 mod conv;
 mod dense;
+mod linear;
 mod pool;
 
+pub use act::{Act, ActGrad, exp};
 pub use conv::{Conv2d, conv2d};
+pub use linear::{Linear, linear};
 pub use pool::MaxPool;
 
 #[cfg(test)]

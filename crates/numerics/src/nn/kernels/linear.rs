@@ -1,0 +1,222 @@
+//! A dense layer y = act(x W^T + b) as one op: the product through gemm with the bias as its
+//! starting value and the activation applied in place, where candle runs a matmul, a
+//! broadcast add and up to seven ops for the activation, each with its own pass, allocation
+//! and backward node. Backward: dz = dy act'(y), then dx = dz W, dW = dz^T x, db = sum dz.
+
+use super::act::{ActGrad, apply};
+use super::dense::{Mat, matmul, values};
+use crate::nn::Activation;
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Rows per parallel block; fewer multiply-adds than `SERIAL` run on the calling thread.
+const ROWS: usize = 64;
+const SERIAL: usize = 1 << 20;
+
+/// With `weight_grad: false` the backward pass gives the input gradient only (attacks).
+#[derive(Debug, Clone, Copy)]
+pub struct Linear {
+    pub act: Option<Activation>,
+    pub weight_grad: bool,
+}
+
+impl CustomOp3 for Linear {
+    fn name(&self) -> &'static str {
+        "flowline-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sx: &CpuStorage,
+        lx: &Layout,
+        sw: &CpuStorage,
+        lw: &Layout,
+        sb: &CpuStorage,
+        lb: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (&[rows, input], &[out, win], &[bn]) = (lx.dims(), lw.dims(), lb.dims()) else {
+            candle_core::bail!(
+                "linear takes [n, in], [out, in], [out]; got {:?}, {:?}, {:?}",
+                lx.dims(),
+                lw.dims(),
+                lb.dims()
+            )
+        };
+        if win != input || bn != out {
+            candle_core::bail!(
+                "linear: input {:?} does not fit weights {:?} and bias {:?}",
+                lx.dims(),
+                lw.dims(),
+                lb.dims()
+            );
+        }
+        let (x, w, b) = (values(sx, lx)?, values(sw, lw)?, values(sb, lb)?);
+        let mut y = vec![0f32; rows * out];
+        let block = |(xb, yb): (&[f32], &mut [f32])| {
+            let n = yb.len() / out.max(1);
+            for row in yb.chunks_mut(out) {
+                row.copy_from_slice(&b);
+            }
+            matmul(n, out, input, yb, Mat::rows(xb, input), Mat::rows(&w, input).t(), true);
+            if let Some(a) = self.act {
+                apply(a, yb);
+            }
+        };
+        if rows * input * out > SERIAL && rows > ROWS && out > 0 && input > 0 {
+            x.par_chunks(ROWS * input).zip(y.par_chunks_mut(ROWS * out)).for_each(block);
+        } else if out > 0 && input > 0 {
+            block((&x, &mut y));
+        } else if out > 0 {
+            for row in y.chunks_mut(out) {
+                row.copy_from_slice(&b);
+            }
+        }
+        Ok((CpuStorage::F32(y), Shape::from((rows, out))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dz = match self.act {
+            Some(a) => y.apply_op2_no_bwd(dy, &ActGrad(a))?,
+            None => dy.clone(),
+        };
+        let dx = dz.matmul(w)?;
+        if !self.weight_grad {
+            return Ok((Some(dx), None, None));
+        }
+        let dw = dz.t()?.matmul(x)?;
+        let db = dz.sum(0)?;
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+/// `act(x W^T + b)` for x [n, in]: flowline's kernel for float32 on the CPU, candle's ops
+/// elsewhere.
+pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor, act: Option<Activation>, weight_grad: bool) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && x.rank() == 2 {
+        let (w, b) = if weight_grad { (w.clone(), b.clone()) } else { (w.detach(), b.detach()) };
+        return x.apply_op3(&w, &b, Linear { act, weight_grad });
+    }
+    let z = x.matmul(&w.t()?)?.broadcast_add(b)?;
+    match act {
+        Some(a) => crate::nn::activate(a, &z),
+        None => Ok(z),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+    use candle_core::{Device, Var};
+
+    fn random(shape: &[usize], rng: &mut Rng) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::from_vec((0..n).map(|_| rng.normal() as f32).collect::<Vec<_>>(), shape, &Device::Cpu).unwrap()
+    }
+
+    fn flat(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    }
+
+    /// Values and gradients against candle's matmul, add and composed activation, for small
+    /// and large (parallel) products and every activation.
+    #[test]
+    fn dense_layers_match_candles_ops() {
+        let mut rng = Rng::new(6);
+        for &(n, i, o) in &[(5, 3, 4), (300, 70, 65), (1, 1, 1)] {
+            for act in [
+                None,
+                Some(Activation::Relu),
+                Some(Activation::Tanh),
+                Some(Activation::Sigmoid),
+                Some(Activation::Softplus),
+            ] {
+                let (x, w, b) = (random(&[n, i], &mut rng), random(&[o, i], &mut rng), random(&[o], &mut rng));
+                let (xv, wv, bv) =
+                    (Var::from_tensor(&x).unwrap(), Var::from_tensor(&w).unwrap(), Var::from_tensor(&b).unwrap());
+                let z =
+                    xv.as_tensor().matmul(&wv.as_tensor().t().unwrap()).unwrap().broadcast_add(bv.as_tensor()).unwrap();
+                let reference = match act {
+                    Some(a) => crate::nn::activate(a, &z).unwrap(),
+                    None => z,
+                };
+                let ours = linear(xv.as_tensor(), wv.as_tensor(), bv.as_tensor(), act, true).unwrap();
+                let scale = flat(&reference).iter().fold(1f32, |m, v| m.max(v.abs()));
+                for (a, e) in flat(&ours).iter().zip(flat(&reference)) {
+                    assert!((a - e).abs() <= 2e-5 * scale, "{n}x{i}x{o} {act:?}: {a} vs {e}");
+                }
+                let probe = random(&[n, o], &mut rng);
+                let g = |y: &Tensor| y.mul(&probe).unwrap().sum_all().unwrap().backward().unwrap();
+                let (ga, gb) = (g(&ours), g(&reference));
+                for (v, what) in [(&xv, "x"), (&wv, "w"), (&bv, "b")] {
+                    let e = flat(gb.get(v).unwrap());
+                    let scale = e.iter().fold(1f32, |m, v| m.max(v.abs()));
+                    for (a, e) in flat(ga.get(v).unwrap()).iter().zip(&e) {
+                        assert!((a - e).abs() <= 1e-4 * scale, "{n}x{i}x{o} {act:?} d{what}: {a} vs {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gradients against central differences, through tanh.
+    #[test]
+    fn gradients_match_central_differences() {
+        let mut rng = Rng::new(8);
+        let (x0, w0, b0) = (random(&[4, 3], &mut rng), random(&[2, 3], &mut rng), random(&[2], &mut rng));
+        let probe = random(&[4, 2], &mut rng);
+        let act = Some(Activation::Tanh);
+        let value = |x: &Tensor, w: &Tensor, b: &Tensor| {
+            linear(x, w, b, act, true)
+                .unwrap()
+                .to_dtype(candle_core::DType::F64)
+                .unwrap()
+                .mul(&probe.to_dtype(candle_core::DType::F64).unwrap())
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        };
+        let (x, w, b) =
+            (Var::from_tensor(&x0).unwrap(), Var::from_tensor(&w0).unwrap(), Var::from_tensor(&b0).unwrap());
+        let grads = linear(x.as_tensor(), w.as_tensor(), b.as_tensor(), act, true)
+            .unwrap()
+            .mul(&probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let h = 1e-2f32;
+        for (arg, var) in [(0usize, &x), (1, &w), (2, &b)] {
+            let base = flat(var.as_tensor());
+            let g = flat(grads.get(var).unwrap());
+            for i in 0..base.len() {
+                let at = |s: f32| {
+                    let mut v = base.clone();
+                    v[i] += s;
+                    let t = Tensor::from_vec(v, var.as_tensor().shape(), &Device::Cpu).unwrap();
+                    match arg {
+                        0 => value(&t, &w0, &b0),
+                        1 => value(&x0, &t, &b0),
+                        _ => value(&x0, &w0, &t),
+                    }
+                };
+                let fd = (at(h) - at(-h)) / (2.0 * h as f64);
+                assert!(
+                    (fd - g[i] as f64).abs() < 2e-3 * (1.0 + fd.abs()),
+                    "argument {arg}, entry {i}: {fd} vs {}",
+                    g[i]
+                );
+            }
+        }
+    }
+}
