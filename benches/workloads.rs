@@ -303,6 +303,8 @@ fn child(cmd: &mut Command) -> Result<Measure, String> {
 }
 
 fn main() {
+    // As the `flowline` binary does. SAFETY: nothing else runs yet.
+    unsafe { flowline::threads::pin_thread_count() };
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     if let Some(i) = args.iter().position(|a| a == "--one") {
         let name = args.get(i + 1).map(String::as_str).unwrap_or("");

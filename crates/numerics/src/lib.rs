@@ -1,7 +1,8 @@
 //! flowline's numerical library: layer specs, models, losses, optimizers and the training
 //! loop (`nn`), ODE solvers and the adjoint method (`ode`), minimum-norm attacks over a
 //! batched model oracle (`robust`), datasets and their file formats (`data`), figures
-//! (`plots`), atomic file writes (`io`) and the project's seeded RNG (`rng`).
+//! (`plots`), atomic file writes (`io`), the project's seeded RNG (`rng`) and the CPU thread
+//! count (`threads`).
 //!
 //! It knows nothing of the pipeline language: it is its own crate so that the compiler
 //! enforces that boundary. The `flowline` crate re-exports its modules.
@@ -13,3 +14,4 @@ pub mod ode;
 pub mod plots;
 pub mod rng;
 pub mod robust;
+pub mod threads;

@@ -231,13 +231,19 @@ pub fn fit_classifier(
             return Err(FitError::NonFinite { step, last_finite, what: "loss" });
         }
         let grads = loss.backward()?;
+        // The norm only where clipping needs it; otherwise a scan for NaN and infinities.
         let mut norm2 = 0.0f64;
+        let mut finite = true;
         for v in model.vars() {
             if let Some(g) = grads.get(v.as_tensor()) {
-                norm2 += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+                if cfg.clip.is_some() {
+                    norm2 += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+                } else {
+                    finite &= super::kernels::all_finite(g)?;
+                }
             }
         }
-        if !norm2.is_finite() {
+        if !norm2.is_finite() || !finite {
             return Err(FitError::NonFinite { step, last_finite: Some(value as f64), what: "gradient" });
         }
         let scale = match cfg.clip {

@@ -88,6 +88,17 @@ pub fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], a: Mat, b: Mat, acc
     }
 }
 
+/// Every value of the tensor is finite, read where it lies (no copy) for CPU float32.
+pub fn all_finite(t: &candle_core::Tensor) -> Result<bool> {
+    if t.device().is_cpu() && t.dtype() == candle_core::DType::F32 {
+        let (storage, layout) = t.storage_and_layout();
+        if let candle_core::Storage::Cpu(s) = &*storage {
+            return Ok(values(s, layout)?.iter().all(|v| v.is_finite()));
+        }
+    }
+    t.to_dtype(candle_core::DType::F64)?.sum_all()?.to_scalar::<f64>().map(f64::is_finite)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

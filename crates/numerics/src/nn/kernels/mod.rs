@@ -4,13 +4,16 @@
 //! is tested against candle's composed ops and against central differences.
 
 mod act;
+mod adam;
 mod conv;
 mod dense;
 mod linear;
 mod pool;
 
 pub use act::{Act, ActGrad, exp};
+pub use adam::{AdamStep, adam_step};
 pub use conv::{Conv2d, conv2d};
+pub use dense::all_finite;
 pub use linear::{Linear, linear};
 pub use pool::MaxPool;
 

@@ -26,6 +26,9 @@ fn planes(dims: &[usize], k: usize) -> Result<(usize, usize, usize)> {
 impl MaxPool {
     /// Each window's maximum of one plane and, in `at`, its position in the plane.
     fn plane(&self, x: &[f32], w: usize, out: &mut [f32], mut at: Option<&mut [u32]>) {
+        if self.size == 2 {
+            return self.plane2(x, w, out, at);
+        }
         let k = self.size;
         let ow = w / k;
         for (o, v) in out.iter_mut().enumerate() {
@@ -42,6 +45,30 @@ impl MaxPool {
             *v = if self.relu { best.0.max(0.0) } else { best.0 };
             if let Some(at) = at.as_deref_mut() {
                 at[o] = best.1;
+            }
+        }
+    }
+}
+
+impl MaxPool {
+    /// `plane` for 2 x 2 windows, the common case, with fixed indexing: the same maximum
+    /// and the same first position (row-major order, strict comparisons, NaN skipped).
+    fn plane2(&self, x: &[f32], w: usize, out: &mut [f32], mut at: Option<&mut [u32]>) {
+        let ow = w / 2;
+        for (i, row) in out.chunks_mut(ow).enumerate() {
+            let (top, bottom) = (&x[2 * i * w..2 * i * w + w], &x[(2 * i + 1) * w..(2 * i + 1) * w + w]);
+            for (j, v) in row.iter_mut().enumerate() {
+                let c = [top[2 * j], top[2 * j + 1], bottom[2 * j], bottom[2 * j + 1]];
+                let mut best = (f32::NEG_INFINITY, 0usize);
+                for (q, &value) in c.iter().enumerate() {
+                    if value > best.0 {
+                        best = (value, q);
+                    }
+                }
+                *v = if self.relu { best.0.max(0.0) } else { best.0 };
+                if let Some(at) = at.as_deref_mut() {
+                    at[i * ow + j] = ((2 * i + best.1 / 2) * w + 2 * j + best.1 % 2) as u32;
+                }
             }
         }
     }
