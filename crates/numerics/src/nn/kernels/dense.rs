@@ -50,8 +50,14 @@ impl<'a> Mat<'a> {
     }
 }
 
-/// dst (row-major m x n) = dst (when `accumulate`) + a (m x k) b (k x n).
+/// dst (row-major m x n) = dst (when `accumulate`) + a (m x k) b (k x n), on this thread.
 pub fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
+    matmul_on(m, n, k, dst, a, b, accumulate, 1)
+}
+
+/// `matmul` on `threads` threads (gemm's own split of the product).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_on(m: usize, n: usize, k: usize, dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) {
     assert!(dst.len() >= m * n && a.fits(m, k) && b.fits(k, n), "matmul operands do not fit their shapes");
     if m == 0 || n == 0 {
         return;
@@ -83,7 +89,7 @@ pub fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], a: Mat, b: Mat, acc
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None },
         );
     }
 }

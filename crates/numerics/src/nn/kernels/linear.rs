@@ -1,17 +1,17 @@
 //! A dense layer y = act(x W^T + b) as one op: the product through gemm with the bias as its
 //! starting value and the activation applied in place, where candle runs a matmul, a
 //! broadcast add and up to seven ops for the activation, each with its own pass, allocation
-//! and backward node. Backward: dz = dy act'(y), then dx = dz W, dW = dz^T x, db = sum dz.
+//! and backward node. Backward, in two ops that each form dz = dy act'(y) as they go:
+//! dx = dz W, and [dW | db] = [dz^T x | sum dz].
 
-use super::act::{ActGrad, apply};
-use super::dense::{Mat, matmul, values};
+use super::act::{apply, grad};
+use super::dense::{Mat, matmul_on, values};
 use crate::nn::Activation;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
+use std::borrow::Cow;
 
-/// Rows per parallel block; fewer multiply-adds than `SERIAL` run on the calling thread.
-const ROWS: usize = 64;
-const SERIAL: usize = 1 << 20;
+/// Products with fewer multiply-adds run on the calling thread; larger ones on gemm's threads.
+const SERIAL: usize = 1 << 18;
 
 /// With `weight_grad: false` the backward pass gives the input gradient only (attacks).
 #[derive(Debug, Clone, Copy)]
@@ -52,24 +52,15 @@ impl CustomOp3 for Linear {
         }
         let (x, w, b) = (values(sx, lx)?, values(sw, lw)?, values(sb, lb)?);
         let mut y = vec![0f32; rows * out];
-        let block = |(xb, yb): (&[f32], &mut [f32])| {
-            let n = yb.len() / out.max(1);
-            for row in yb.chunks_mut(out) {
-                row.copy_from_slice(&b);
-            }
-            matmul(n, out, input, yb, Mat::rows(xb, input), Mat::rows(&w, input).t(), true);
-            if let Some(a) = self.act {
-                apply(a, yb);
-            }
-        };
-        if rows * input * out > SERIAL && rows > ROWS && out > 0 && input > 0 {
-            x.par_chunks(ROWS * input).zip(y.par_chunks_mut(ROWS * out)).for_each(block);
-        } else if out > 0 && input > 0 {
-            block((&x, &mut y));
-        } else if out > 0 {
+        if out > 0 {
             for row in y.chunks_mut(out) {
                 row.copy_from_slice(&b);
             }
+        }
+        let threads = if rows * input * out > SERIAL { rayon::current_num_threads() } else { 1 };
+        matmul_on(rows, out, input, &mut y, Mat::rows(&x, input), Mat::rows(&w, input).t(), true, threads);
+        if let Some(a) = self.act {
+            apply(a, &mut y);
         }
         Ok((CpuStorage::F32(y), Shape::from((rows, out))))
     }
@@ -82,17 +73,98 @@ impl CustomOp3 for Linear {
         y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let dz = match self.act {
-            Some(a) => y.apply_op2_no_bwd(dy, &ActGrad(a))?,
-            None => dy.clone(),
-        };
-        let dx = dz.matmul(w)?;
+        let (input, out) = (x.dim(1)?, w.dim(0)?);
+        let dx = y.apply_op3_no_bwd(dy, w, &InputGrad(self.act))?;
         if !self.weight_grad {
             return Ok((Some(dx), None, None));
         }
-        let dw = dz.t()?.matmul(x)?;
-        let db = dz.sum(0)?;
+        let dwb = y.apply_op3_no_bwd(dy, x, &WeightGrad(self.act))?;
+        let dw = dwb.narrow(1, 0, input)?.contiguous()?;
+        let db = dwb.narrow(1, input, 1)?.reshape(out)?;
         Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+/// dz = dy act'(y), or dy itself without an activation.
+fn dz<'a>(act: Option<Activation>, y: &'a [f32], dy: Cow<'a, [f32]>) -> Cow<'a, [f32]> {
+    match act {
+        Some(a) => {
+            let mut out = vec![0f32; dy.len()];
+            grad(a, y, &dy, &mut out);
+            Cow::Owned(out)
+        }
+        None => dy,
+    }
+}
+
+/// dx [n, in] from (y, dy, w).
+struct InputGrad(Option<Activation>);
+
+impl CustomOp3 for InputGrad {
+    fn name(&self) -> &'static str {
+        "flowline-linear-input-grad"
+    }
+    fn cpu_fwd(
+        &self,
+        sy: &CpuStorage,
+        ly: &Layout,
+        sd: &CpuStorage,
+        ld: &Layout,
+        sw: &CpuStorage,
+        lw: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (&[rows, out], &[wo, input]) = (ld.dims(), lw.dims()) else {
+            candle_core::bail!("linear backward: gradient {:?}, weights {:?}", ld.dims(), lw.dims())
+        };
+        if wo != out || ly.dims() != ld.dims() {
+            candle_core::bail!("linear backward: gradient {:?} for weights {:?}", ld.dims(), lw.dims());
+        }
+        let (y, w) = (values(sy, ly)?, values(sw, lw)?);
+        let dz = dz(self.0, &y, values(sd, ld)?);
+        let mut dx = vec![0f32; rows * input];
+        let threads = if rows * input * out > SERIAL { rayon::current_num_threads() } else { 1 };
+        matmul_on(rows, input, out, &mut dx, Mat::rows(&dz, out), Mat::rows(&w, input), false, threads);
+        Ok((CpuStorage::F32(dx), Shape::from((rows, input))))
+    }
+}
+
+/// [dW | db] ([out, in + 1]) from (y, dy, x).
+struct WeightGrad(Option<Activation>);
+
+impl CustomOp3 for WeightGrad {
+    fn name(&self) -> &'static str {
+        "flowline-linear-weight-grad"
+    }
+    fn cpu_fwd(
+        &self,
+        sy: &CpuStorage,
+        ly: &Layout,
+        sd: &CpuStorage,
+        ld: &Layout,
+        sx: &CpuStorage,
+        lx: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (&[rows, out], &[xr, input]) = (ld.dims(), lx.dims()) else {
+            candle_core::bail!("linear backward: gradient {:?}, input {:?}", ld.dims(), lx.dims())
+        };
+        if xr != rows || ly.dims() != ld.dims() {
+            candle_core::bail!("linear backward: gradient {:?} for input {:?}", ld.dims(), lx.dims());
+        }
+        let (y, x) = (values(sy, ly)?, values(sx, lx)?);
+        let dz = dz(self.0, &y, values(sd, ld)?);
+        let mut dw = vec![0f32; out * input];
+        let threads = if rows * input * out > SERIAL { rayon::current_num_threads() } else { 1 };
+        matmul_on(out, input, rows, &mut dw, Mat::rows(&dz, out).t(), Mat::rows(&x, input), false, threads);
+        let mut packed = vec![0f32; out * (input + 1)];
+        for o in 0..out {
+            packed[o * (input + 1)..o * (input + 1) + input].copy_from_slice(&dw[o * input..(o + 1) * input]);
+        }
+        for row in dz.chunks(out.max(1)) {
+            for (o, v) in row.iter().enumerate() {
+                packed[o * (input + 1) + input] += v;
+            }
+        }
+        Ok((CpuStorage::F32(packed), Shape::from((out, input + 1))))
     }
 }
 
