@@ -14,6 +14,6 @@ pub use classify::{
     fit_classifier, predict_classes,
 };
 pub use loss::{accuracy, cross_entropy, log_softmax, mse_onehot};
-pub use net::{Net, activate, non_finite};
+pub use net::{Net, activate, max_pool_composed, non_finite};
 pub use optim::{OptimSpec, Optimizer, check_state as check_optimizer_state};
 pub use spec::{Activation, Aggregate, LayerSpec, ShapeError, ShapeErrorKind, infer_shapes};

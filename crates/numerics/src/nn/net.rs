@@ -321,6 +321,20 @@ fn run_chain_with(layers: &[Built], x: &Tensor, rng: &mut Option<&mut Rng>, inpu
     Ok(h)
 }
 
+/// Max pooling over k x k windows with stride k as a reshape and a max reduction: on any
+/// device, with the true gradient where each window's maximum is unique (candle's max
+/// backward marks every element equal to the maximum).
+pub fn max_pool_composed(x: &Tensor, k: usize) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    if h % k != 0 || w % k != 0 {
+        candle_core::bail!("max pooling by {k} of a {h} x {w} image");
+    }
+    x.reshape((n, c, h / k, k, w / k, k))?
+        .permute((0, 1, 2, 4, 3, 5))?
+        .reshape((n, c, h / k, w / k, k * k))?
+        .max(D::Minus1)
+}
+
 /// flowline's own CPU kernels apply (float32 on the CPU); elsewhere candle's ops.
 fn own_kernels(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == DType::F32
@@ -360,6 +374,9 @@ fn run_layer(l: &Built, x: &Tensor, rng: &mut Option<&mut Rng>) -> Result<Tensor
         Built::MaxPool { kernel, stride } if kernel == stride && own_kernels(x) => {
             x.apply_op1(super::kernels::MaxPool { size: *kernel, relu: false })
         }
+        // Elsewhere (CUDA) the same from candle's reductions, whose backward routes the
+        // gradient to the maximum, instead of candle's pooling op and its scaled gradient.
+        Built::MaxPool { kernel, stride } if kernel == stride => max_pool_composed(x, *kernel),
         Built::MaxPool { kernel, stride } => x.max_pool2d_with_stride(*kernel, *stride),
         Built::AvgPool { kernel, stride } => x.avg_pool2d_with_stride(*kernel, *stride),
         Built::GlobalAvgPool => x.mean(D::Minus1)?.mean(D::Minus1),

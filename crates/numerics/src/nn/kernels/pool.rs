@@ -140,6 +140,21 @@ mod tests {
         t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
     }
 
+    /// The composed pooling other devices use gives the same values and gradients as the
+    /// kernel (random inputs: every window's maximum is unique).
+    #[test]
+    fn the_composed_pooling_of_other_devices_matches_the_kernel() {
+        let mut rng = Rng::new(12);
+        let x0 = random(&[2, 3, 8, 6], &mut rng);
+        let probe = random(&[2, 3, 4, 3], &mut rng);
+        let x = Var::from_tensor(&x0).unwrap();
+        let ours = x.as_tensor().apply_op1(MaxPool { size: 2, relu: false }).unwrap();
+        let composed = crate::nn::max_pool_composed(x.as_tensor(), 2).unwrap();
+        assert_eq!(flat(&ours), flat(&composed));
+        let g = |y: &Tensor| flat(y.mul(&probe).unwrap().sum_all().unwrap().backward().unwrap().get(&x).unwrap());
+        assert_eq!(g(&ours), g(&composed));
+    }
+
     /// Values against candle's max pooling (and ReLU); gradients against central
     /// differences (exact for a step that keeps every window's maximum and sign).
     #[test]
