@@ -294,17 +294,9 @@ pub fn conv2d(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::kernels::testing::{assert_central_differences, flat, random};
     use crate::rng::Rng;
-    use candle_core::{Device, Var};
-
-    fn random(shape: &[usize], rng: &mut Rng) -> Tensor {
-        let n = shape.iter().product();
-        Tensor::from_vec((0..n).map(|_| rng.normal() as f32).collect::<Vec<_>>(), shape, &Device::Cpu).unwrap()
-    }
-
-    fn flat(t: &Tensor) -> Vec<f32> {
-        t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
-    }
+    use candle_core::Var;
 
     fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
         assert_eq!(a.len(), b.len(), "{what}: lengths");
@@ -372,29 +364,8 @@ mod tests {
             (Var::from_tensor(&x0).unwrap(), Var::from_tensor(&w0).unwrap(), Var::from_tensor(&b0).unwrap());
         let y = conv2d(x.as_tensor(), w.as_tensor(), b.as_tensor(), 2, 1, true, Some(Activation::Tanh)).unwrap();
         let grads = y.mul(&probe).unwrap().sum_all().unwrap().backward().unwrap();
-        let h = 1e-2f32;
-        for (arg, var) in [(0usize, &x), (1, &w), (2, &b)] {
-            let base = flat(var.as_tensor());
-            let g = flat(grads.get(var).unwrap());
-            for i in (0..base.len()).step_by(3) {
-                let at = |s: f32| {
-                    let mut v = base.clone();
-                    v[i] += s;
-                    let t = Tensor::from_vec(v, var.as_tensor().shape(), &Device::Cpu).unwrap();
-                    match arg {
-                        0 => value(&t, &w0, &b0),
-                        1 => value(&x0, &t, &b0),
-                        _ => value(&x0, &w0, &t),
-                    }
-                };
-                let fd = (at(h) - at(-h)) / (2.0 * h as f64);
-                assert!(
-                    (fd - g[i] as f64).abs() < 2e-3 * (1.0 + fd.abs()),
-                    "argument {arg}, entry {i}: {fd} vs {}",
-                    g[i]
-                );
-            }
-        }
+        let g = |v: &Var| flat(grads.get(v).unwrap());
+        assert_central_differences([&x0, &w0, &b0], [g(&x), g(&w), g(&b)], value, 3);
     }
 
     /// The kernel gradient is the same whatever the number of threads.

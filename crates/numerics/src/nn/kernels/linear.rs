@@ -185,17 +185,9 @@ pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor, act: Option<Activation>, weigh
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::kernels::testing::{assert_central_differences, flat, random};
     use crate::rng::Rng;
-    use candle_core::{Device, Var};
-
-    fn random(shape: &[usize], rng: &mut Rng) -> Tensor {
-        let n = shape.iter().product();
-        Tensor::from_vec((0..n).map(|_| rng.normal() as f32).collect::<Vec<_>>(), shape, &Device::Cpu).unwrap()
-    }
-
-    fn flat(t: &Tensor) -> Vec<f32> {
-        t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
-    }
+    use candle_core::Var;
 
     /// Values and gradients against candle's matmul, add and composed activation, for small
     /// and large (parallel) products and every activation.
@@ -267,28 +259,7 @@ mod tests {
             .unwrap()
             .backward()
             .unwrap();
-        let h = 1e-2f32;
-        for (arg, var) in [(0usize, &x), (1, &w), (2, &b)] {
-            let base = flat(var.as_tensor());
-            let g = flat(grads.get(var).unwrap());
-            for i in 0..base.len() {
-                let at = |s: f32| {
-                    let mut v = base.clone();
-                    v[i] += s;
-                    let t = Tensor::from_vec(v, var.as_tensor().shape(), &Device::Cpu).unwrap();
-                    match arg {
-                        0 => value(&t, &w0, &b0),
-                        1 => value(&x0, &t, &b0),
-                        _ => value(&x0, &w0, &t),
-                    }
-                };
-                let fd = (at(h) - at(-h)) / (2.0 * h as f64);
-                assert!(
-                    (fd - g[i] as f64).abs() < 2e-3 * (1.0 + fd.abs()),
-                    "argument {arg}, entry {i}: {fd} vs {}",
-                    g[i]
-                );
-            }
-        }
+        let g = |v: &Var| flat(grads.get(v).unwrap());
+        assert_central_differences([&x0, &w0, &b0], [g(&x), g(&w), g(&b)], value, 1);
     }
 }

@@ -9,6 +9,8 @@ mod conv;
 mod dense;
 mod linear;
 mod pool;
+#[cfg(test)]
+mod testing;
 
 pub use act::{Act, ActGrad, exp};
 pub use adam::{AdamStep, adam_step};

@@ -128,17 +128,9 @@ impl CustomOp2 for MaxPoolGrad {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::kernels::testing::{flat, random};
     use crate::rng::Rng;
     use candle_core::{Device, Var};
-
-    fn random(shape: &[usize], rng: &mut Rng) -> Tensor {
-        let n = shape.iter().product();
-        Tensor::from_vec((0..n).map(|_| rng.normal() as f32).collect::<Vec<_>>(), shape, &Device::Cpu).unwrap()
-    }
-
-    fn flat(t: &Tensor) -> Vec<f32> {
-        t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
-    }
 
     /// The composed pooling other devices use gives the same values and gradients as the
     /// kernel (random inputs: every window's maximum is unique).
