@@ -780,7 +780,7 @@ fn suggestion_is_none(d: &Diag) -> bool {
     d.hints.is_empty()
 }
 
-pub fn stage_type(reg: &Registry, nodes: &[Node], r: &StageRef) -> Option<Ty> {
+fn stage_type(reg: &Registry, nodes: &[Node], r: &StageRef) -> Option<Ty> {
     let n = nodes.get(r.node)?;
     field_type(reg.stage(&n.builtin)?, &n.args, r.field.as_deref())
 }

@@ -6,7 +6,6 @@ mod modules;
 mod typing;
 
 pub use crate::lang::{Args, CVal, Config, Node, StageRef, VKind};
-pub use elaborate::stage_type;
 
 use crate::diag::{Code, Diag, SourceMap, Span, did_you_mean};
 use crate::lang::Registry;

@@ -48,9 +48,11 @@ impl Registry {
                 }
             }
         }
+        // In order of first mention, supertypes after the kinds that name them.
         let mut kinds: Vec<&'static Kind> = Vec::new();
-        while let Some(k) = named.first().copied() {
-            named.remove(0);
+        let mut next = 0;
+        while let Some(&k) = named.get(next) {
+            next += 1;
             if !kinds.iter().any(|x| x.name == k.name) {
                 kinds.push(k);
                 named.extend(k.supers.iter().copied());

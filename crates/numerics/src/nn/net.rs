@@ -1,5 +1,6 @@
 //! A model: a chain of layers built from `LayerSpec`s, with candle `Var`s as parameters.
 
+use super::kernels;
 use super::spec::{Activation, Aggregate, LayerSpec, infer_one, infer_shapes};
 use crate::rng::Rng;
 use candle_core::{D, DType, Device, Result, Tensor, Var};
@@ -236,15 +237,10 @@ impl Net {
         run_chain(&self.layers, x, &mut None)
     }
 
-    /// Evaluation mode for input gradients (attacks): on the CPU, convolutions and max
-    /// pooling backpropagate to their input only, through cheaper kernels; the values are
-    /// those of `forward`.
+    /// Evaluation mode for input gradients (attacks): on the CPU, convolutions and dense
+    /// layers backpropagate to their input only; the values are those of `forward`.
     pub fn forward_input_grad(&self, x: &Tensor) -> Result<Tensor> {
-        if x.device().is_cpu() && x.dtype() == DType::F32 {
-            run_chain_with(&self.layers, x, &mut None, true)
-        } else {
-            self.forward(x)
-        }
+        run_chain_with(&self.layers, x, &mut None, true)
     }
 
     /// Training mode: dropout masks from `rng`, batch norm with batch statistics (and
@@ -292,29 +288,14 @@ fn run_chain(layers: &[Built], x: &Tensor, rng: &mut Option<&mut Rng>) -> Result
 }
 
 fn run_chain_with(layers: &[Built], x: &Tensor, rng: &mut Option<&mut Rng>, input_grad: bool) -> Result<Tensor> {
-    use super::kernels;
     let mut h = x.clone();
     let mut i = 0;
     while i < layers.len() {
-        // A layer followed by its activation runs as one op; `fused` says whether it did.
-        let next = match layers.get(i + 1) {
-            Some(Built::Act(a)) if own_kernels(&h) => Some(*a),
+        let then = match layers.get(i + 1) {
+            Some(Built::Act(a)) if kernels::own(&h) => Some(*a),
             _ => None,
         };
-        let weights = !input_grad;
-        let (out, fused) = match &layers[i] {
-            Built::Conv { w, b, stride, pad } => {
-                (kernels::conv2d(&h, w.as_tensor(), b.as_tensor(), *stride, *pad, weights, next)?, next.is_some())
-            }
-            Built::Linear { w, b } if h.rank() == 2 => {
-                (kernels::linear(&h, w.as_tensor(), b.as_tensor(), next, weights)?, next.is_some())
-            }
-            Built::MaxPool { kernel, stride } if kernel == stride && own_kernels(&h) => {
-                let relu = next == Some(Activation::Relu);
-                (h.apply_op1(kernels::MaxPool { size: *kernel, relu })?, relu)
-            }
-            l => (run_layer(l, &h, rng)?, false),
-        };
+        let (out, fused) = run_layer(&layers[i], &h, rng, then, !input_grad)?;
         h = out;
         i += if fused { 2 } else { 1 };
     }
@@ -333,11 +314,6 @@ pub fn max_pool_composed(x: &Tensor, k: usize) -> Result<Tensor> {
         .permute((0, 1, 2, 4, 3, 5))?
         .reshape((n, c, h / k, w / k, k * k))?
         .max(D::Minus1)
-}
-
-/// flowline's own CPU kernels apply (float32 on the CPU); elsewhere candle's ops.
-fn own_kernels(x: &Tensor) -> bool {
-    x.device().is_cpu() && x.dtype() == DType::F32
 }
 
 fn channel_shape(x: &Tensor) -> Vec<usize> {
@@ -363,16 +339,30 @@ fn farkas_bias(b: &Tensor, last: &Var, agg: Aggregate) -> Result<Tensor> {
     bagg.neg()?.reshape(1)?.maximum(last.as_tensor())
 }
 
-fn run_layer(l: &Built, x: &Tensor, rng: &mut Option<&mut Rng>) -> Result<Tensor> {
-    match l {
-        Built::Linear { w, b } => x.matmul(&w.as_tensor().t()?)?.broadcast_add(b.as_tensor()),
+/// One layer. `then` is the activation that follows it, which convolutions, dense layers and
+/// max pooling (a ReLU) apply themselves, in one op: the result says whether it did.
+/// `weights`: gradients reach the weights (off for attacks' input gradients).
+fn run_layer(
+    l: &Built,
+    x: &Tensor,
+    rng: &mut Option<&mut Rng>,
+    then: Option<Activation>,
+    weights: bool,
+) -> Result<(Tensor, bool)> {
+    let y = match l {
         Built::Conv { w, b, stride, pad } => {
-            super::kernels::conv2d(x, w.as_tensor(), b.as_tensor(), *stride, *pad, true, None)
+            let y = kernels::conv2d(x, w.as_tensor(), b.as_tensor(), *stride, *pad, weights, then)?;
+            return Ok((y, then.is_some()));
         }
+        Built::Linear { w, b } if x.rank() == 2 => {
+            return Ok((kernels::linear(x, w.as_tensor(), b.as_tensor(), then, weights)?, then.is_some()));
+        }
+        Built::Linear { w, b } => x.matmul(&w.as_tensor().t()?)?.broadcast_add(b.as_tensor()),
         // candle's own max-pool backward scales the gradient by (maxima in the window) / k^2
         // instead of 1 / (maxima): a quarter of the true gradient for 2x2 windows.
-        Built::MaxPool { kernel, stride } if kernel == stride && own_kernels(x) => {
-            x.apply_op1(super::kernels::MaxPool { size: *kernel, relu: false })
+        Built::MaxPool { kernel, stride } if kernel == stride && kernels::own(x) => {
+            let relu = then == Some(Activation::Relu);
+            return Ok((x.apply_op1(kernels::MaxPool { size: *kernel, relu })?, relu));
         }
         // Elsewhere (CUDA) the same from candle's reductions, whose backward routes the
         // gradient to the maximum, instead of candle's pooling op and its scaled gradient.
@@ -410,7 +400,7 @@ fn run_layer(l: &Built, x: &Tensor, rng: &mut Option<&mut Rng>) -> Result<Tensor
                 .broadcast_add(&beta.as_tensor().reshape(cs.as_slice())?)
         }
         Built::Normalize { mean, std } => x.broadcast_sub(mean)?.broadcast_div(std),
-        Built::Act(a) if own_kernels(x) => x.apply_op1(super::kernels::Act(*a)),
+        Built::Act(a) if kernels::own(x) => x.apply_op1(kernels::Act(*a)),
         Built::Act(a) => activate(*a, x),
         Built::NeuralOde { field, params, t1, opts, adjoint: true } => {
             let f = |_t: f64, y: &[Tensor]| Ok(vec![run_chain(field, &y[0], &mut None)?.detach()]);
@@ -469,13 +459,14 @@ fn run_layer(l: &Built, x: &Tensor, rng: &mut Option<&mut Rng>) -> Result<Tensor
         }
         Built::FarkasConv { w, b, last, agg, stride, pad } => {
             let zero = Tensor::zeros(w.dim(0)?, w.dtype(), w.device())?;
-            let u = super::kernels::conv2d(x, w.as_tensor(), &zero, *stride, *pad, true, None)?;
+            let u = kernels::conv2d(x, w.as_tensor(), &zero, *stride, *pad, true, None)?;
             let z = u.broadcast_add(&b.as_tensor().reshape((1, (), 1, 1))?)?;
             let bias = farkas_bias(b.as_tensor(), last, *agg)?.reshape((1, 1, 1, 1))?;
             let extra = aggregate(&u, *agg)?.neg()?.broadcast_add(&bias)?;
             Tensor::cat(&[&z, &extra], 1)
         }
-    }
+    }?;
+    Ok((y, false))
 }
 
 /// Activations composed from primitive ops: every one has a backward pass, and
@@ -672,4 +663,5 @@ mod tests {
         wrong.insert("layers.1.weight".into(), Tensor::zeros((2, 2), candle_core::DType::F32, &dev).unwrap());
         assert!(Net::from_tensors(&specs, &[1, 2, 2], &wrong, &dev).is_err());
     }
+
 }

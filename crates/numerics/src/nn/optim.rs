@@ -7,7 +7,7 @@ use candle_core::{DType, Result, Tensor, Var, backprop::GradStore};
 
 /// Adam runs in place with flowline's kernel for contiguous float32 parameters on the CPU.
 fn in_place(theta: &Tensor, g: &Tensor) -> bool {
-    theta.device().is_cpu() && theta.dtype() == DType::F32 && g.dtype() == DType::F32 && theta.is_contiguous()
+    super::kernels::own(theta) && g.dtype() == DType::F32 && theta.is_contiguous()
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -63,7 +63,7 @@ pub fn apply(act: Activation, v: &mut [f32]) {
 }
 
 /// dz = dy * act'(z), read from y = act(z).
-pub fn grad(act: Activation, y: &[f32], dy: &[f32], dz: &mut [f32]) {
+fn grad(act: Activation, y: &[f32], dy: &[f32], dz: &mut [f32]) {
     let it = dz.iter_mut().zip(y).zip(dy);
     match act {
         Activation::Relu => it.for_each(|((d, y), g)| *d = if *y > 0.0 { *g } else { 0.0 }),

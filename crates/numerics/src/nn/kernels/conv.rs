@@ -43,6 +43,13 @@ impl Geometry {
         let out = ((h + 2 * pad - kh) / stride + 1, (wd + 2 * pad - kw) / stride + 1);
         Ok(Geometry { n: *n, c: *c, h: *h, w: *wd, o: *o, k: (*kh, *kw), stride, pad, out })
     }
+    /// A gradient arriving for the output has the output's shape.
+    fn check_grad(&self, l: &Layout) -> Result<()> {
+        if l.dims() != [self.n, self.o, self.out.0, self.out.1] {
+            candle_core::bail!("conv2d backward: gradient of shape {:?}", l.dims());
+        }
+        Ok(())
+    }
     /// Rows of an image's patch matrix: C kh kw.
     fn ckk(&self) -> usize {
         self.c * self.k.0 * self.k.1
@@ -212,9 +219,7 @@ impl CustomOp2 for InputGrad {
     fn cpu_fwd(&self, sd: &CpuStorage, ld: &Layout, sw: &CpuStorage, lw: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
         let (p, ckk) = (g.p(), g.ckk());
-        if ld.dims() != [g.n, g.o, g.out.0, g.out.1] {
-            candle_core::bail!("conv2d backward: gradient of shape {:?}", ld.dims());
-        }
+        g.check_grad(ld)?;
         let (dy, w) = (values(sd, ld)?, values(sw, lw)?);
         let mut dx = vec![0f32; g.n * g.image()];
         dx.par_chunks_mut(g.image()).enumerate().for_each_init(
@@ -239,6 +244,7 @@ impl CustomOp2 for KernelGrad {
     fn cpu_fwd(&self, sx: &CpuStorage, lx: &Layout, sd: &CpuStorage, ld: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
         let (p, ckk, o) = (g.p(), g.ckk(), g.o);
+        g.check_grad(ld)?;
         let (x, dy) = (values(sx, lx)?, values(sd, ld)?);
         let groups: Vec<(Vec<f32>, Vec<f32>)> = (0..g.n.div_ceil(GROUP))
             .into_par_iter()
@@ -280,7 +286,7 @@ pub fn conv2d(
     weight_grad: bool,
     act: Option<Activation>,
 ) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+    if super::own(x) {
         let (w, b) = if weight_grad { (w.clone(), b.clone()) } else { (w.detach(), b.detach()) };
         return x.apply_op3(&w, &b, Conv2d { stride, pad, weight_grad, act });
     }

@@ -96,7 +96,7 @@ pub fn matmul_on(m: usize, n: usize, k: usize, dst: &mut [f32], a: Mat, b: Mat, 
 
 /// Every value of the tensor is finite, read where it lies (no copy) for CPU float32.
 pub fn all_finite(t: &candle_core::Tensor) -> Result<bool> {
-    if t.device().is_cpu() && t.dtype() == candle_core::DType::F32 {
+    if super::own(t) {
         let (storage, layout) = t.storage_and_layout();
         if let candle_core::Storage::Cpu(s) = &*storage {
             return Ok(values(s, layout)?.iter().all(|v| v.is_finite()));

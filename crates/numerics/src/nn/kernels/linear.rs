@@ -1,17 +1,19 @@
 //! A dense layer y = act(x W^T + b) as one op: the product through gemm with the bias as its
 //! starting value and the activation applied in place, where candle runs a matmul, a
 //! broadcast add and up to seven ops for the activation, each with its own pass, allocation
-//! and backward node. Backward, in two ops that each form dz = dy act'(y) as they go:
-//! dx = dz W, and [dW | db] = [dz^T x | sum dz].
+//! and backward node. Backward: dz = dy act'(y), then two gemm ops: dx = dz W, and
+//! [dW | db] = [dz^T x | sum dz].
 
-use super::act::{apply, grad};
+use super::act::{ActGrad, apply};
 use super::dense::{Mat, matmul_on, values};
 use crate::nn::Activation;
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
-use std::borrow::Cow;
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
-/// Products with fewer multiply-adds run on the calling thread; larger ones on gemm's threads.
-const SERIAL: usize = 1 << 18;
+/// Threads for a product of `macs` multiply-adds: small ones run on the calling thread,
+/// larger ones on gemm's threads.
+fn threads(macs: usize) -> usize {
+    if macs > 1 << 18 { rayon::current_num_threads() } else { 1 }
+}
 
 /// With `weight_grad: false` the backward pass gives the input gradient only (attacks).
 #[derive(Debug, Clone, Copy)]
@@ -57,8 +59,8 @@ impl CustomOp3 for Linear {
                 row.copy_from_slice(&b);
             }
         }
-        let threads = if rows * input * out > SERIAL { rayon::current_num_threads() } else { 1 };
-        matmul_on(rows, out, input, &mut y, Mat::rows(&x, input), Mat::rows(&w, input).t(), true, threads);
+        let t = threads(rows * input * out);
+        matmul_on(rows, out, input, &mut y, Mat::rows(&x, input), Mat::rows(&w, input).t(), true, t);
         if let Some(a) = self.act {
             apply(a, &mut y);
         }
@@ -74,87 +76,61 @@ impl CustomOp3 for Linear {
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (input, out) = (x.dim(1)?, w.dim(0)?);
-        let dx = y.apply_op3_no_bwd(dy, w, &InputGrad(self.act))?;
+        let dz = match self.act {
+            Some(a) => y.apply_op2_no_bwd(dy, &ActGrad(a))?,
+            None => dy.clone(),
+        };
+        let dx = dz.apply_op2_no_bwd(w, &InputGrad)?;
         if !self.weight_grad {
             return Ok((Some(dx), None, None));
         }
-        let dwb = y.apply_op3_no_bwd(dy, x, &WeightGrad(self.act))?;
+        let dwb = dz.apply_op2_no_bwd(x, &WeightGrad)?;
         let dw = dwb.narrow(1, 0, input)?.contiguous()?;
         let db = dwb.narrow(1, input, 1)?.reshape(out)?;
         Ok((Some(dx), Some(dw), Some(db)))
     }
 }
 
-/// dz = dy act'(y), or dy itself without an activation.
-fn dz<'a>(act: Option<Activation>, y: &'a [f32], dy: Cow<'a, [f32]>) -> Cow<'a, [f32]> {
-    match act {
-        Some(a) => {
-            let mut out = vec![0f32; dy.len()];
-            grad(a, y, &dy, &mut out);
-            Cow::Owned(out)
-        }
-        None => dy,
-    }
-}
+/// dx [n, in] from (dz, w).
+struct InputGrad;
 
-/// dx [n, in] from (y, dy, w).
-struct InputGrad(Option<Activation>);
-
-impl CustomOp3 for InputGrad {
+impl CustomOp2 for InputGrad {
     fn name(&self) -> &'static str {
         "flowline-linear-input-grad"
     }
-    fn cpu_fwd(
-        &self,
-        sy: &CpuStorage,
-        ly: &Layout,
-        sd: &CpuStorage,
-        ld: &Layout,
-        sw: &CpuStorage,
-        lw: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, sd: &CpuStorage, ld: &Layout, sw: &CpuStorage, lw: &Layout) -> Result<(CpuStorage, Shape)> {
         let (&[rows, out], &[wo, input]) = (ld.dims(), lw.dims()) else {
             candle_core::bail!("linear backward: gradient {:?}, weights {:?}", ld.dims(), lw.dims())
         };
-        if wo != out || ly.dims() != ld.dims() {
+        if wo != out {
             candle_core::bail!("linear backward: gradient {:?} for weights {:?}", ld.dims(), lw.dims());
         }
-        let (y, w) = (values(sy, ly)?, values(sw, lw)?);
-        let dz = dz(self.0, &y, values(sd, ld)?);
+        let (dz, w) = (values(sd, ld)?, values(sw, lw)?);
         let mut dx = vec![0f32; rows * input];
-        let threads = if rows * input * out > SERIAL { rayon::current_num_threads() } else { 1 };
-        matmul_on(rows, input, out, &mut dx, Mat::rows(&dz, out), Mat::rows(&w, input), false, threads);
+        let t = threads(rows * input * out);
+        matmul_on(rows, input, out, &mut dx, Mat::rows(&dz, out), Mat::rows(&w, input), false, t);
         Ok((CpuStorage::F32(dx), Shape::from((rows, input))))
     }
 }
 
-/// [dW | db] ([out, in + 1]) from (y, dy, x).
-struct WeightGrad(Option<Activation>);
+/// [dW | db] ([out, in + 1]) from (dz, x).
+struct WeightGrad;
 
-impl CustomOp3 for WeightGrad {
+impl CustomOp2 for WeightGrad {
     fn name(&self) -> &'static str {
         "flowline-linear-weight-grad"
     }
-    fn cpu_fwd(
-        &self,
-        sy: &CpuStorage,
-        ly: &Layout,
-        sd: &CpuStorage,
-        ld: &Layout,
-        sx: &CpuStorage,
-        lx: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, sd: &CpuStorage, ld: &Layout, sx: &CpuStorage, lx: &Layout) -> Result<(CpuStorage, Shape)> {
         let (&[rows, out], &[xr, input]) = (ld.dims(), lx.dims()) else {
             candle_core::bail!("linear backward: gradient {:?}, input {:?}", ld.dims(), lx.dims())
         };
-        if xr != rows || ly.dims() != ld.dims() {
+        if xr != rows {
             candle_core::bail!("linear backward: gradient {:?} for input {:?}", ld.dims(), lx.dims());
         }
-        let (y, x) = (values(sy, ly)?, values(sx, lx)?);
-        let dz = dz(self.0, &y, values(sd, ld)?);
+        let (dz, x) = (values(sd, ld)?, values(sx, lx)?);
         let mut dw = vec![0f32; out * input];
-        let threads = if rows * input * out > SERIAL { rayon::current_num_threads() } else { 1 };
-        matmul_on(out, input, rows, &mut dw, Mat::rows(&dz, out).t(), Mat::rows(&x, input), false, threads);
+        let t = threads(rows * input * out);
+        matmul_on(out, input, rows, &mut dw, Mat::rows(&dz, out).t(), Mat::rows(&x, input), false, t);
         let mut packed = vec![0f32; out * (input + 1)];
         for o in 0..out {
             packed[o * (input + 1)..o * (input + 1) + input].copy_from_slice(&dw[o * input..(o + 1) * input]);
@@ -171,7 +147,7 @@ impl CustomOp3 for WeightGrad {
 /// `act(x W^T + b)` for x [n, in]: flowline's kernel for float32 on the CPU, candle's ops
 /// elsewhere.
 pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor, act: Option<Activation>, weight_grad: bool) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && x.rank() == 2 {
+    if super::own(x) && x.rank() == 2 {
         let (w, b) = if weight_grad { (w.clone(), b.clone()) } else { (w.detach(), b.detach()) };
         return x.apply_op3(&w, &b, Linear { act, weight_grad });
     }

@@ -12,12 +12,19 @@ mod pool;
 #[cfg(test)]
 mod testing;
 
+use candle_core::{DType, Tensor};
+
 pub use act::{Act, ActGrad, exp};
 pub use adam::{AdamStep, adam_step};
 pub use conv::{Conv2d, conv2d};
 pub use dense::all_finite;
 pub use linear::{Linear, linear};
 pub use pool::MaxPool;
+
+/// The kernels apply: float32 on the CPU. Elsewhere candle's ops run.
+pub fn own(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == DType::F32
+}
 
 #[cfg(test)]
 mod tests {
