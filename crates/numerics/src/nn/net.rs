@@ -75,7 +75,9 @@ impl Builder<'_> {
     }
 
     fn register(&mut self, name: &str, t: Tensor, trainable: bool) -> Result<Var> {
-        let v = Var::from_tensor(&t)?;
+        // A fresh copy even of another model's variable: optimizers update parameters in
+        // place, and another model's must not move with this one's.
+        let v = Var::from_tensor(&t.detach())?;
         self.named.push((name.to_string(), v.clone(), trainable));
         Ok(v)
     }
@@ -664,4 +666,23 @@ mod tests {
         assert!(Net::from_tensors(&specs, &[1, 2, 2], &wrong, &dev).is_err());
     }
 
+    /// A model built from another's tensors owns its parameters: training it (as `train`
+    /// continuing a trained model does) leaves the other one unchanged.
+    #[test]
+    fn a_model_built_from_another_trains_its_own_copy() {
+        let specs = vec![LayerSpec::Linear { input: None, out: 3 }];
+        let dev = Device::Cpu;
+        let mut rng = Rng::new(4);
+        let original = Net::init(&specs, &[2], &mut rng, &dev).unwrap();
+        let before: Vec<Vec<f32>> = original.named_tensors()[0].1.to_vec2().unwrap();
+        let map: HashMap<String, Tensor> = original.named_tensors().into_iter().collect();
+        let copy = Net::from_tensors(&specs, &[2], &map, &dev).unwrap();
+        let spec = crate::nn::OptimSpec::Sgd { lr: 0.5, momentum: 0.0, weight_decay: 0.0, nesterov: false };
+        let mut opt = crate::nn::Optimizer::new(spec, copy.vars());
+        let x = random_input(&mut rng, &[4, 2]);
+        opt.step(&copy.forward(&x).unwrap().sum_all().unwrap().backward().unwrap()).unwrap();
+        let after: Vec<Vec<f32>> = original.named_tensors()[0].1.to_vec2().unwrap();
+        assert_eq!(before, after, "the original's weights moved with the copy's");
+        assert_ne!(before, copy.named_tensors()[0].1.to_vec2::<f32>().unwrap());
+    }
 }
