@@ -44,10 +44,6 @@ impl Kind {
         self.name == other.name || self.supers.iter().any(|s| s.is_a(other))
     }
 
-    pub fn is_config(&self) -> bool {
-        matches!(self.role, Role::Config { .. })
-    }
-
     /// Values of the kind compose with `|>`.
     pub fn chains(&self) -> bool {
         matches!(self.role, Role::Config { chains: true, .. })
