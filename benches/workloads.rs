@@ -8,6 +8,7 @@
 //! says why it is empty. Data: FLOWLINE_DATA (default ../shared/data); the logbarrier
 //! workload attacks FLOWLINE_BENCH_MODEL (default runs/mnist_convnet/fit/model.safetensors).
 //! One side of one workload: `cargo bench --bench workloads -- --one NAME`.
+//! FLOWLINE_BENCH_DEVICE=cuda runs both sides on the GPU (a flowline built with `cuda`).
 
 mod common;
 
@@ -40,6 +41,14 @@ struct Measure {
     result: f64,
     nfe: Option<usize>,
     peak_mb: f64,
+}
+
+/// The device both sides run on: FLOWLINE_BENCH_DEVICE, `cpu` (default) or `cuda`.
+fn dev() -> Device {
+    match std::env::var("FLOWLINE_BENCH_DEVICE").as_deref() {
+        Ok("cuda") => Device::new_cuda(0).unwrap_or_else(|e| panic!("no CUDA device: {e}")),
+        _ => Device::Cpu,
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -90,14 +99,14 @@ fn mlp() -> Vec<LayerSpec> {
 
 fn uniform(rng: &mut Rng, shape: &[usize]) -> Tensor {
     let n = shape.iter().product();
-    Tensor::from_vec((0..n).map(|_| rng.uniform() as f32).collect::<Vec<_>>(), shape, &Device::Cpu).expect("input")
+    Tensor::from_vec((0..n).map(|_| rng.uniform() as f32).collect::<Vec<_>>(), shape, &dev()).expect("input")
 }
 
 /// One training step (forward, backward, Adam) of `specs` on a fixed batch.
 fn step(specs: &[LayerSpec], x: &Tensor, classes: usize, reps: usize) -> (f64, f64) {
     let mut rng = Rng::new(0);
     let input = &x.dims()[1..];
-    let net = Net::init(specs, input, &mut rng, &Device::Cpu).expect("model");
+    let net = Net::init(specs, input, &mut rng, &dev()).expect("model");
     let mut opt = Optimizer::new(
         OptimSpec::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, decoupled: false },
         net.vars(),
@@ -133,6 +142,11 @@ fn convnet_epoch() -> (f64, f64) {
             quiet: true,
             data_dir: data_dir(),
             pipeline: "epoch.flow".into(),
+            device: if dev().is_cuda() {
+                flowline::exec::DeviceChoice::Cuda
+            } else {
+                flowline::exec::DeviceChoice::Cpu
+            },
             ..Default::default()
         };
         let report = flowline::run(&plan, &opts).unwrap_or_else(|f| panic!("{f:?}"));
@@ -145,7 +159,7 @@ fn convnet_epoch() -> (f64, f64) {
 
 fn inference() -> (f64, f64) {
     let mut rng = Rng::new(0);
-    let net = Net::init(&common::mnist_convnet(), &[1, 28, 28], &mut rng, &Device::Cpu).expect("model");
+    let net = Net::init(&common::mnist_convnet(), &[1, 28, 28], &mut rng, &dev()).expect("model");
     let x = uniform(&mut rng, &[10000, 1, 28, 28]);
     timed(5, 1, || {
         let mut sum = 0.0;
@@ -159,7 +173,7 @@ fn inference() -> (f64, f64) {
 }
 
 fn neural_ode(opts: &Options) -> (f64, f64, usize) {
-    let dev = Device::Cpu;
+    let dev = dev();
     let mut rng = Rng::new(0);
     let field = vec![
         LayerSpec::Linear { input: None, out: 64 },
@@ -202,7 +216,7 @@ fn logbarrier() -> Result<(f64, f64), String> {
             images.display()
         ));
     }
-    let dev = Device::Cpu;
+    let dev = dev();
     let tensors = candle_core::safetensors::load(&model_path, &dev).map_err(|e| e.to_string())?;
     let net = Net::from_tensors(&common::mnist_convnet(), &[1, 28, 28], &tensors, &dev).map_err(|e| e.to_string())?;
     let (x, _, y, n) = flowline::data::idx::load_pair(&images, &labels, Some(400)).map_err(|e| e.to_string())?;
@@ -254,7 +268,7 @@ fn run_one(name: &str) -> Result<Measure, String> {
         }
         "mlp_step" => {
             let x: Vec<f32> = (0..256).map(|_| rng.normal() as f32).collect();
-            let x = Tensor::from_vec(x, (128, 2), &Device::Cpu).map_err(|e| e.to_string())?;
+            let x = Tensor::from_vec(x, (128, 2), &dev()).map_err(|e| e.to_string())?;
             let (ms, r) = step(&mlp(), &x, 2, 200);
             (ms, r, None)
         }
@@ -305,6 +319,7 @@ fn child(cmd: &mut Command) -> Result<Measure, String> {
 fn main() {
     // As the `flowline` binary does. SAFETY: nothing else runs yet.
     unsafe { flowline::threads::pin_thread_count() };
+    flowline::allocator::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     if let Some(i) = args.iter().position(|a| a == "--one") {
         let name = args.get(i + 1).map(String::as_str).unwrap_or("");
@@ -319,7 +334,10 @@ fn main() {
     }
     let rounds: usize = std::env::var("ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     let python = std::env::var("FLOWLINE_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/python/workloads.py");
+    let root = std::env::var_os("FLOWLINE_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let script = root.join("bench/python/workloads.py");
     let me = std::env::current_exe().expect("this benchmark's path");
     let chosen: Vec<&(&str, &str)> =
         WORKLOADS.iter().filter(|(n, _)| args.is_empty() || args.iter().any(|a| a == n)).collect();
@@ -348,7 +366,7 @@ fn main() {
                     break;
                 }
             }
-            match child(Command::new(&python).args([script, name, "2"])) {
+            match child(Command::new(&python).arg(&script).args([name, "2"])) {
                 Ok(m) => theirs.push(m),
                 Err(e) => why = why.or(Some(format!("pytorch: {e}"))),
             }

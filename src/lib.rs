@@ -5,6 +5,7 @@
 //!
 //! See docs/ARCHITECTURE.md for the table of stages and modules.
 
+pub mod allocator;
 pub mod check;
 pub mod diag;
 pub mod exec;

@@ -130,6 +130,7 @@ enum Command {
 fn main() -> ExitCode {
     // SAFETY: nothing else runs yet.
     unsafe { flowline::threads::pin_thread_count() };
+    flowline::allocator::keep_freed_memory();
     let cli = Cli::parse();
     // Deeply nested input must not exhaust the stack: the work runs on a large one.
     let worker = std::thread::Builder::new().stack_size(256 << 20).spawn(move || dispatch(cli));

@@ -72,8 +72,8 @@ def adversarial(model, z, y):
 
 def pull(model, x, y, far, steps):
     """Closest point to x on [x, far] that is still adversarial (bisection)."""
-    lo = torch.zeros(len(x))
-    hi = torch.ones(len(x))
+    lo = torch.zeros(len(x), device=x.device)
+    hi = torch.ones(len(x), device=x.device)
     shape = (-1,) + (1,) * (x.dim() - 1)
     for _ in range(steps):
         mid = 0.5 * (lo + hi)
@@ -85,7 +85,7 @@ def pull(model, x, y, far, steps):
 
 def start(model, x, y):
     far = x.clone()
-    found = torch.zeros(len(x), dtype=torch.bool)
+    found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     for k in range(24):
         if found.all():
             break
@@ -120,7 +120,7 @@ def logbarrier(model, x, y, outer, inner, lam0=0.1, beta=0.75, gamma=0.5, dt=0.0
             with torch.no_grad():
                 old = z[idx]
                 cand = (old - dt * ((old - x[idx]) + g)).clamp(0, 1)
-                pending = torch.ones(len(idx), dtype=torch.bool)
+                pending = torch.ones(len(idx), dtype=torch.bool, device=x.device)
                 for attempt in range(60):
                     bad = ~adversarial(model, cand, y[idx]) & pending
                     if not bad.any():

@@ -6,6 +6,8 @@ Usage: python workloads.py WORKLOAD [THREADS]
 Workloads: convnet_step example_step convnet_epoch inference mlp_step node_rk4 node_dopri5
 logbarrier. Data and weights come from FLOWLINE_DATA (default ../shared/data) and
 FLOWLINE_BENCH_MODEL (default runs/mnist_convnet/fit/model.safetensors).
+FLOWLINE_BENCH_DEVICE=cuda runs on the GPU (every timed call ends in a read-back, which
+waits for the GPU).
 """
 import gzip
 import os
@@ -19,6 +21,7 @@ import torch
 from torch import nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+DEV = torch.device(os.environ.get("FLOWLINE_BENCH_DEVICE", "cpu"))
 sys.path.insert(0, HERE)
 
 
@@ -66,6 +69,7 @@ def mlp():
 
 
 def step_workload(model, x, y, reps):
+    model, x, y = model.to(DEV), x.to(DEV), y.to(DEV)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
@@ -104,14 +108,15 @@ def convnet_epoch():
     order each epoch, minibatches indexed from it, the loss of every step kept; then, as
     flowline's `train` stage reports it, the loss over the whole training set."""
     x, y = mnist_train(10000)
+    x, y = x.to(DEV), y.to(DEV)
     torch.manual_seed(0)
-    model = stdlib_convnet()
+    model = stdlib_convnet().to(DEV)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     loss_fn = nn.CrossEntropyLoss()
 
     def epoch():
         model.train()
-        order = torch.randperm(len(x))
+        order = torch.randperm(len(x), device=DEV)
         losses = []
         for b in range(len(x) // 128):
             i = order[b * 128 : (b + 1) * 128]
@@ -131,8 +136,8 @@ def convnet_epoch():
 
 def inference():
     torch.manual_seed(0)
-    model = stdlib_convnet().eval()
-    x = torch.rand(10000, 1, 28, 28)
+    model = stdlib_convnet().eval().to(DEV)
+    x = torch.rand(10000, 1, 28, 28).to(DEV)
 
     def run():
         with torch.no_grad():
@@ -156,9 +161,9 @@ def neural_ode(**kw):
     from torchdiffeq import odeint
 
     torch.manual_seed(0)
-    f = Field()
-    y0 = torch.randn(512, 2)
-    ts = torch.tensor([0.0, 1.0])
+    f = Field().to(DEV)
+    y0 = torch.randn(512, 2).to(DEV)
+    ts = torch.tensor([0.0, 1.0]).to(DEV)
     nfe = [0]
 
     def run():
@@ -187,7 +192,8 @@ def logbarrier_workload():
     x = images[:, None]
     with torch.no_grad():
         right = (model(x).argmax(1) == labels).nonzero()[:, 0][:100]
-    x, y = x[right], labels[right]
+    x, y = x[right].to(DEV), labels[right].to(DEV)
+    model = model.to(DEV)
     torch.manual_seed(0)
     t0 = time.perf_counter()
     adv, found = lb.logbarrier(model, x, y, 10, 50)

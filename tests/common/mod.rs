@@ -6,8 +6,10 @@ use flowline::exec::{DeviceChoice, RunOptions};
 use flowline::{CheckOptions, Report};
 use std::path::{Path, PathBuf};
 
+/// The checkout: FLOWLINE_ROOT when set (test binaries run on another machine, where the
+/// build's folder does not exist: scripts/gpu_check.sh), else where the crate was built.
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("FLOWLINE_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// `../shared/data` beside the checkout, where the real datasets for tests live.
@@ -67,8 +69,14 @@ pub fn run_opts(out: &Path, pipeline: &str) -> RunOptions {
 
 /// Check, plan and run a pipeline file with a profile.
 pub fn run_file(path: &Path, profile: Option<&str>, out: &Path) -> Result<Report, String> {
+    run_file_on(path, profile, out, DeviceChoice::Cpu)
+}
+
+/// `run_file` on a device.
+pub fn run_file_on(path: &Path, profile: Option<&str>, out: &Path, device: DeviceChoice) -> Result<Report, String> {
     let mut sources = SourceMap::new();
     let opts = CheckOptions { profile: profile.map(str::to_string), sets: vec![] };
     let plan = flowline::compile(&mut sources, &rel(path), &opts).map_err(|d| render(&d, &sources))?;
-    flowline::run(&plan, &run_opts(out, &rel(path).display().to_string())).map_err(|f| render(&f.diags, &sources))
+    let run = RunOptions { device, ..run_opts(out, &rel(path).display().to_string()) };
+    flowline::run(&plan, &run).map_err(|f| render(&f.diags, &sources))
 }

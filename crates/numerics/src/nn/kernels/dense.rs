@@ -58,13 +58,31 @@ pub fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], a: Mat, b: Mat, acc
 /// `matmul` on `threads` threads (gemm's own split of the product).
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_on(m: usize, n: usize, k: usize, dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, threads: usize) {
-    assert!(dst.len() >= m * n && a.fits(m, k) && b.fits(k, n), "matmul operands do not fit their shapes");
+    matmul_strided(m, n, k, dst, n, a, b, accumulate, threads)
+}
+
+/// `matmul_on` into the first n columns of a row-major destination with rows of `dst_rs`
+/// values (the rest of each row untouched).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_strided(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_rs: usize,
+    a: Mat,
+    b: Mat,
+    accumulate: bool,
+    threads: usize,
+) {
+    let dst_fits = m == 0 || n == 0 || (dst_rs >= n && dst.len() >= (m - 1) * dst_rs + n);
+    assert!(dst_fits && a.fits(m, k) && b.fits(k, n), "matmul operands do not fit their shapes");
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
         if !accumulate {
-            dst[..m * n].fill(0.0);
+            dst.chunks_mut(dst_rs).take(m).for_each(|row| row[..n].fill(0.0));
         }
         return;
     }
@@ -76,7 +94,7 @@ pub fn matmul_on(m: usize, n: usize, k: usize, dst: &mut [f32], a: Mat, b: Mat, 
             k,
             dst.as_mut_ptr(),
             1,
-            n as isize,
+            dst_rs as isize,
             accumulate,
             a.data.as_ptr(),
             a.cs as isize,
@@ -129,6 +147,13 @@ mod tests {
                 let want: f32 = (0..2).map(|k| a[k * 3 + i] * a[k * 3 + j]).sum();
                 assert!((g[i * 3 + j] - want).abs() < 1e-5);
             }
+        }
+        // The same into rows of 5 values: the last two of each row stay as they were.
+        let mut h = vec![7.0f32; 15];
+        matmul_strided(3, 3, 2, &mut h, 5, Mat::rows(&a, 3).t(), Mat::rows(&a, 3), false, 1);
+        for i in 0..3 {
+            assert_eq!(&h[i * 5..i * 5 + 3], &g[i * 3..i * 3 + 3]);
+            assert_eq!(&h[i * 5 + 3..i * 5 + 5], &[7.0, 7.0]);
         }
     }
 }

@@ -5,7 +5,8 @@
 //! [dW | db] = [dz^T x | sum dz].
 
 use super::act::{ActGrad, apply};
-use super::dense::{Mat, matmul_on, values};
+use super::dense::{Mat, matmul_on, matmul_strided, values};
+use super::simd::wide_fn;
 use crate::nn::Activation;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
@@ -128,19 +129,34 @@ impl CustomOp2 for WeightGrad {
             candle_core::bail!("linear backward: gradient {:?} for input {:?}", ld.dims(), lx.dims());
         }
         let (dz, x) = (values(sd, ld)?, values(sx, lx)?);
-        let mut dw = vec![0f32; out * input];
-        let t = threads(rows * input * out);
-        matmul_on(out, input, rows, &mut dw, Mat::rows(&dz, out).t(), Mat::rows(&x, input), false, t);
         let mut packed = vec![0f32; out * (input + 1)];
-        for o in 0..out {
-            packed[o * (input + 1)..o * (input + 1) + input].copy_from_slice(&dw[o * input..(o + 1) * input]);
-        }
-        for row in dz.chunks(out.max(1)) {
-            for (o, v) in row.iter().enumerate() {
-                packed[o * (input + 1) + input] += v;
-            }
+        let t = threads(rows * input * out);
+        matmul_strided(
+            out,
+            input,
+            rows,
+            &mut packed,
+            input + 1,
+            Mat::rows(&dz, out).t(),
+            Mat::rows(&x, input),
+            false,
+            t,
+        );
+        let mut db = vec![0f32; out];
+        column_sums(&dz, &mut db);
+        for (o, v) in db.into_iter().enumerate() {
+            packed[o * (input + 1) + input] = v;
         }
         Ok((CpuStorage::F32(packed), Shape::from((out, input + 1))))
+    }
+}
+
+wide_fn! {
+    /// sums[j] += the sum of column j of the row-major matrix `m` with `sums.len()` columns.
+    fn column_sums(m: &[f32], sums: &mut [f32]) {
+        for row in m.chunks_exact(sums.len().max(1)) {
+            sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+        }
     }
 }
 

@@ -9,10 +9,12 @@ mod conv;
 mod dense;
 mod linear;
 mod pool;
+mod simd;
 #[cfg(test)]
 mod testing;
 
 use candle_core::{DType, Tensor};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use act::{Act, ActGrad, exp};
 pub use adam::{AdamStep, adam_step};
@@ -21,9 +23,17 @@ pub use dense::all_finite;
 pub use linear::{Linear, linear};
 pub use pool::MaxPool;
 
+static COMPOSED: AtomicBool = AtomicBool::new(false);
+
 /// The kernels apply: float32 on the CPU. Elsewhere candle's ops run.
 pub fn own(t: &Tensor) -> bool {
-    t.device().is_cpu() && t.dtype() == DType::F32
+    t.device().is_cpu() && t.dtype() == DType::F32 && !COMPOSED.load(Ordering::Relaxed)
+}
+
+/// With `true`, candle's composed ops run on the CPU too: what other devices (CUDA) run,
+/// so that their path is tested against the kernels on a machine without a GPU. Process-wide.
+pub fn use_composed_ops(on: bool) {
+    COMPOSED.store(on, Ordering::Relaxed);
 }
 
 #[cfg(test)]
