@@ -12,6 +12,7 @@
 
 use super::act::{ActGrad, apply};
 use super::dense::{Mat, matmul, values};
+use super::simd::wide_fn;
 use crate::nn::Activation;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -124,14 +125,25 @@ impl Geometry {
                         let dst = &mut plane[ih as usize * self.w..(ih as usize + 1) * self.w];
                         let src = &row[oi * ow + lo..oi * ow + hi];
                         let first = lo * self.stride + kj - self.pad;
-                        for (j, v) in src.iter().enumerate() {
-                            dst[first + j * self.stride] += v;
+                        if self.stride == 1 {
+                            add_into(&mut dst[first..first + src.len()], src);
+                        } else {
+                            for (j, v) in src.iter().enumerate() {
+                                dst[first + j * self.stride] += v;
+                            }
                         }
                     }
                     r += 1;
                 }
             }
         }
+    }
+}
+
+wide_fn! {
+    /// dst += src, element by element.
+    fn add_into(dst: &mut [f32], src: &[f32]) {
+        dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
     }
 }
 
@@ -166,14 +178,14 @@ impl CustomOp3 for Conv2d {
         }
         let (x, w, b) = (values(sx, lx)?, values(sw, lw)?, values(sb, lb)?);
         let (p, ckk) = (g.p(), g.ckk());
-        let mut y = vec![0f32; g.n * g.o * p];
+        // Each image's output starts as its bias planes, written once (not zeroed first).
+        let planes: Vec<f32> = b.iter().flat_map(|&v| std::iter::repeat_n(v, p)).collect();
+        let mut y = Vec::with_capacity(g.n * g.o * p);
+        (0..g.n).for_each(|_| y.extend_from_slice(&planes));
         y.par_chunks_mut(g.o * p).enumerate().for_each_init(
             || vec![0f32; ckk * p],
             |cols, (i, yi)| {
                 g.im2col(&x[i * g.image()..(i + 1) * g.image()], cols);
-                for (row, bias) in yi.chunks_mut(p).zip(b.iter()) {
-                    row.fill(*bias);
-                }
                 matmul(g.o, p, ckk, yi, Mat::rows(&w, ckk), Mat::rows(cols, p), true);
                 if let Some(a) = self.act {
                     apply(a, yi);

@@ -5,15 +5,17 @@
 //! [dW | db] = [dz^T x | sum dz].
 
 use super::act::{ActGrad, apply};
-use super::dense::{Mat, matmul_on, matmul_strided, values};
+use super::dense::{Mat, matmul_new, matmul_on, matmul_strided, values};
 use super::simd::wide_fn;
 use crate::nn::Activation;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
-/// Threads for a product of `macs` multiply-adds: small ones run on the calling thread,
-/// larger ones on gemm's threads.
+/// Threads for a product of `macs` multiply-adds: below ~8 million, the calling thread
+/// alone. Waking gemm's threads costs context switches that outweigh the split: the neural
+/// ODE's 512 x 64 x 64 products (2.1 million) took node_rk4 from 65 to 37 ms and
+/// node_dopri5 from 15.5 to 9 ms when they stopped being split (bench/NOTES.md, change 11).
 fn threads(macs: usize) -> usize {
-    if macs > 1 << 18 { rayon::current_num_threads() } else { 1 }
+    if macs > 1 << 23 { rayon::current_num_threads() } else { 1 }
 }
 
 /// With `weight_grad: false` the backward pass gives the input gradient only (attacks).
@@ -54,12 +56,9 @@ impl CustomOp3 for Linear {
             );
         }
         let (x, w, b) = (values(sx, lx)?, values(sw, lw)?, values(sb, lb)?);
-        let mut y = vec![0f32; rows * out];
-        if out > 0 {
-            for row in y.chunks_mut(out) {
-                row.copy_from_slice(&b);
-            }
-        }
+        // Rows start as the bias, written once (not zeroed first).
+        let mut y = Vec::with_capacity(rows * out);
+        (0..rows).for_each(|_| y.extend_from_slice(&b));
         let t = threads(rows * input * out);
         matmul_on(rows, out, input, &mut y, Mat::rows(&x, input), Mat::rows(&w, input).t(), true, t);
         if let Some(a) = self.act {
@@ -107,9 +106,8 @@ impl CustomOp2 for InputGrad {
             candle_core::bail!("linear backward: gradient {:?} for weights {:?}", ld.dims(), lw.dims());
         }
         let (dz, w) = (values(sd, ld)?, values(sw, lw)?);
-        let mut dx = vec![0f32; rows * input];
         let t = threads(rows * input * out);
-        matmul_on(rows, input, out, &mut dx, Mat::rows(&dz, out), Mat::rows(&w, input), false, t);
+        let dx = matmul_new(rows, input, out, Mat::rows(&dz, out), Mat::rows(&w, input), t);
         Ok((CpuStorage::F32(dx), Shape::from((rows, input))))
     }
 }
