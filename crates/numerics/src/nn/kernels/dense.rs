@@ -87,12 +87,33 @@ pub fn matmul_strided(
         return;
     }
     // SAFETY: the assertion above keeps every index the kernel reads or writes in bounds.
+    unsafe { gemm_into(m, n, k, dst.as_mut_ptr(), dst_rs, a, b, accumulate, threads) }
+}
+
+/// gemm's product into `dst` (rows of `dst_rs` values), read first when `accumulate`.
+///
+/// # Safety
+/// `dst` is valid for writes (and reads, when accumulating) of m rows of n values `dst_rs`
+/// apart; a and b fit (m x k) and (k x n).
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_into(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    a: Mat,
+    b: Mat,
+    accumulate: bool,
+    threads: usize,
+) {
+    // SAFETY: as the caller guarantees.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             dst_rs as isize,
             accumulate,
@@ -125,27 +146,7 @@ pub fn matmul_new(m: usize, n: usize, k: usize, a: Mat, b: Mat, threads: usize) 
     // m * n reserved elements, which gemm, told not to read them (`read_dst` false), writes
     // all of before the length is set.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.data.as_ptr(),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr(),
-            b.cs as isize,
-            b.rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None },
-        );
+        gemm_into(m, n, k, out.as_mut_ptr(), n, a, b, false, threads);
         out.set_len(m * n);
     }
     out
