@@ -76,6 +76,35 @@ wide_fn! {
     }
 }
 
+wide_fn! {
+    /// v <- act(v + bias) in place (just v + bias without an activation).
+    pub fn bias_then(act: Option<Activation>, v: &mut [f32], bias: f32) {
+        match act {
+            None => v.iter_mut().for_each(|x| *x += bias),
+            Some(Activation::Relu) => v.iter_mut().for_each(|x| *x = (*x + bias).max(0.0)),
+            Some(Activation::Tanh) => v.iter_mut().for_each(|x| *x = tanh(*x + bias)),
+            Some(Activation::Sigmoid) => v.iter_mut().for_each(|x| *x = sigmoid(*x + bias)),
+            Some(Activation::Softplus) => v.iter_mut().for_each(|x| *x = softplus(*x + bias)),
+        }
+    }
+}
+
+wide_fn! {
+    /// Each row r of the row-major `v` (rows of `bias.len()` values) <- act(r + bias).
+    pub fn rows_bias_then(act: Option<Activation>, v: &mut [f32], bias: &[f32]) {
+        for row in v.chunks_exact_mut(bias.len().max(1)) {
+            let it = row.iter_mut().zip(bias);
+            match act {
+                None => it.for_each(|(x, b)| *x += b),
+                Some(Activation::Relu) => it.for_each(|(x, b)| *x = (*x + b).max(0.0)),
+                Some(Activation::Tanh) => it.for_each(|(x, b)| *x = tanh(*x + b)),
+                Some(Activation::Sigmoid) => it.for_each(|(x, b)| *x = sigmoid(*x + b)),
+                Some(Activation::Softplus) => it.for_each(|(x, b)| *x = softplus(*x + b)),
+            }
+        }
+    }
+}
+
 /// Apply `act` in place.
 pub fn apply(act: Activation, v: &mut [f32]) {
     if v.len() > CHUNK { v.par_chunks_mut(CHUNK).for_each(|c| apply_here(act, c)) } else { apply_here(act, v) }

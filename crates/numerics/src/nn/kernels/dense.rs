@@ -90,6 +90,27 @@ pub fn matmul_strided(
     unsafe { gemm_into(m, n, k, dst.as_mut_ptr(), dst_rs, a, b, accumulate, threads) }
 }
 
+/// a (m x k) b (k x n) written to `dst` (row-major, m x n) without reading it, on this
+/// thread: for outputs in memory not yet initialised.
+///
+/// # Safety
+/// `dst` is valid for writes of m * n values; after the call they are all initialised.
+pub unsafe fn matmul_uninit(m: usize, n: usize, k: usize, dst: *mut f32, a: Mat, b: Mat) {
+    assert!(a.fits(m, k) && b.fits(k, n), "matmul operands do not fit their shapes");
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: as the caller guarantees; gemm writes without reading when not accumulating,
+    // and with nothing to sum (k = 0) the product is zero.
+    unsafe {
+        if k == 0 {
+            std::ptr::write_bytes(dst, 0, m * n);
+        } else {
+            gemm_into(m, n, k, dst, n, a, b, false, 1);
+        }
+    }
+}
+
 /// gemm's product into `dst` (rows of `dst_rs` values), read first when `accumulate`.
 ///
 /// # Safety

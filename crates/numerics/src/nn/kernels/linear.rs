@@ -4,8 +4,8 @@
 //! and backward node. Backward: dz = dy act'(y), then two gemm ops: dx = dz W, and
 //! [dW | db] = [dz^T x | sum dz].
 
-use super::act::{ActGrad, apply};
-use super::dense::{Mat, matmul_new, matmul_on, matmul_strided, values};
+use super::act::{ActGrad, rows_bias_then};
+use super::dense::{Mat, matmul_new, matmul_strided, values};
 use super::simd::wide_fn;
 use crate::nn::Activation;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
@@ -56,14 +56,11 @@ impl CustomOp3 for Linear {
             );
         }
         let (x, w, b) = (values(sx, lx)?, values(sw, lw)?, values(sb, lb)?);
-        // Rows start as the bias, written once (not zeroed first).
-        let mut y = Vec::with_capacity(rows * out);
-        (0..rows).for_each(|_| y.extend_from_slice(&b));
+        // The product into a fresh buffer (not zeroed first), then bias and activation in
+        // one pass.
         let t = threads(rows * input * out);
-        matmul_on(rows, out, input, &mut y, Mat::rows(&x, input), Mat::rows(&w, input).t(), true, t);
-        if let Some(a) = self.act {
-            apply(a, &mut y);
-        }
+        let mut y = matmul_new(rows, out, input, Mat::rows(&x, input), Mat::rows(&w, input).t(), t);
+        rows_bias_then(self.act, &mut y, &b);
         Ok((CpuStorage::F32(y), Shape::from((rows, out))))
     }
 
