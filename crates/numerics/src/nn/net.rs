@@ -374,12 +374,7 @@ fn run_layer(
         Built::GlobalAvgPool => x.mean(D::Minus1)?.mean(D::Minus1),
         Built::Flatten => x.flatten_from(1),
         Built::Dropout { p } => match rng {
-            Some(r) if *p > 0.0 => {
-                let keep = 1.0 - p;
-                let mask: Vec<f32> =
-                    (0..x.elem_count()).map(|_| if r.uniform() < keep { (1.0 / keep) as f32 } else { 0.0 }).collect();
-                x * Tensor::from_vec(mask, x.shape(), x.device())?
-            }
+            Some(r) if *p > 0.0 => kernels::dropout(x, *p, r),
             _ => Ok(x.clone()),
         },
         Built::BatchNorm { gamma, beta, mean, var } => {

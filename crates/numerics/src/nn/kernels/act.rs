@@ -32,7 +32,7 @@ pub fn exp(x: f32) -> f32 {
 
 /// tanh, accurate near 0 (a series there) and saturating cleanly.
 #[inline(always)]
-fn tanh(x: f32) -> f32 {
+pub(super) fn tanh(x: f32) -> f32 {
     let a = x.abs();
     let e = exp(-2.0 * a);
     let far = (1.0 - e) / (1.0 + e);
@@ -43,7 +43,7 @@ fn tanh(x: f32) -> f32 {
 }
 
 #[inline(always)]
-fn sigmoid(x: f32) -> f32 {
+pub(super) fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
@@ -61,7 +61,7 @@ fn ln_1p_unit(e: f32) -> f32 {
 }
 
 #[inline(always)]
-fn softplus(x: f32) -> f32 {
+pub(super) fn softplus(x: f32) -> f32 {
     x.max(0.0) + ln_1p_unit(exp(-x.abs()))
 }
 

@@ -235,15 +235,16 @@ impl CustomOp3 for Conv2d {
             None => dy.clone(),
         };
         let dy = &dz;
-        let dx = dy.apply_op2_no_bwd(w, &InputGrad(g))?;
+        // No input gradient for data (a tensor no gradient flows to): the first layer.
+        let dx = if x.track_op() { Some(dy.apply_op2_no_bwd(w, &InputGrad(g))?) } else { None };
         if !self.weight_grad {
-            return Ok((Some(dx), None, None));
+            return Ok((dx, None, None));
         }
         let dwb = x.apply_op2_no_bwd(dy, &KernelGrad(g))?;
         let ckk = g.ckk();
         let dw = dwb.narrow(1, 0, ckk)?.reshape(w.shape())?;
         let db = dwb.narrow(1, ckk, 1)?.reshape(g.o)?;
-        Ok((Some(dx), Some(dw), Some(db)))
+        Ok((dx, Some(dw), Some(db)))
     }
 }
 

@@ -14,7 +14,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 /// alone. Waking gemm's threads costs context switches that outweigh the split: the neural
 /// ODE's 512 x 64 x 64 products (2.1 million) took node_rk4 from 65 to 37 ms and
 /// node_dopri5 from 15.5 to 9 ms when they stopped being split (bench/NOTES.md, change 11).
-fn threads(macs: usize) -> usize {
+pub(super) fn threads(macs: usize) -> usize {
     if macs > 1 << 23 { rayon::current_num_threads() } else { 1 }
 }
 
@@ -77,19 +77,20 @@ impl CustomOp3 for Linear {
             Some(a) => y.apply_op2_no_bwd(dy, &ActGrad(a))?,
             None => dy.clone(),
         };
-        let dx = dz.apply_op2_no_bwd(w, &InputGrad)?;
+        // No input gradient for data (a tensor no gradient flows to): the first layer.
+        let dx = if x.track_op() { Some(dz.apply_op2_no_bwd(w, &InputGrad)?) } else { None };
         if !self.weight_grad {
-            return Ok((Some(dx), None, None));
+            return Ok((dx, None, None));
         }
         let dwb = dz.apply_op2_no_bwd(x, &WeightGrad)?;
         let dw = dwb.narrow(1, 0, input)?.contiguous()?;
         let db = dwb.narrow(1, input, 1)?.reshape(out)?;
-        Ok((Some(dx), Some(dw), Some(db)))
+        Ok((dx, Some(dw), Some(db)))
     }
 }
 
 /// dx [n, in] from (dz, w).
-struct InputGrad;
+pub(super) struct InputGrad;
 
 impl CustomOp2 for InputGrad {
     fn name(&self) -> &'static str {
@@ -110,7 +111,7 @@ impl CustomOp2 for InputGrad {
 }
 
 /// [dW | db] ([out, in + 1]) from (dz, x).
-struct WeightGrad;
+pub(super) struct WeightGrad;
 
 impl CustomOp2 for WeightGrad {
     fn name(&self) -> &'static str {

@@ -7,9 +7,11 @@ mod act;
 mod adam;
 mod conv;
 mod dense;
+mod dropout;
 mod linear;
 mod pool;
 mod simd;
+mod tangent;
 #[cfg(test)]
 mod testing;
 
@@ -20,8 +22,10 @@ pub use act::{Act, ActGrad, exp};
 pub use adam::{AdamStep, adam_step};
 pub use conv::{Conv2d, conv2d};
 pub use dense::all_finite;
+pub use dropout::dropout;
 pub use linear::{Linear, linear};
 pub use pool::MaxPool;
+pub use tangent::{TangentLinear, tangent_linear};
 
 static COMPOSED: AtomicBool = AtomicBool::new(false);
 
