@@ -4,11 +4,12 @@
 //! needs no copy of the input: relu' = [y > 0], sigmoid' = y (1 - y), tanh' = 1 - y^2,
 //! softplus' = sigmoid(x) = 1 - e^-y.
 
-use super::dense::values;
+use super::dense::{values, written};
 use super::simd::wide_fn;
 use crate::nn::Activation;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Elements per parallel chunk; smaller tensors run on the calling thread.
 const CHUNK: usize = 1 << 15;
@@ -111,14 +112,22 @@ pub fn apply(act: Activation, v: &mut [f32]) {
 }
 
 wide_fn! {
-    /// dz = dy * act'(z), read from y = act(z).
-    fn grad(act: Activation, y: &[f32], dy: &[f32], dz: &mut [f32]) {
+    /// dz = dy * act'(z), read from y = act(z); writes every element of dz.
+    fn grad(act: Activation, y: &[f32], dy: &[f32], dz: &mut [MaybeUninit<f32>]) {
         let it = dz.iter_mut().zip(y).zip(dy);
         match act {
-            Activation::Relu => it.for_each(|((d, y), g)| *d = if *y > 0.0 { *g } else { 0.0 }),
-            Activation::Tanh => it.for_each(|((d, y), g)| *d = g * (1.0 - y * y)),
-            Activation::Sigmoid => it.for_each(|((d, y), g)| *d = g * y * (1.0 - y)),
-            Activation::Softplus => it.for_each(|((d, y), g)| *d = -g * (-y).exp_m1()),
+            Activation::Relu => it.for_each(|((d, y), g)| {
+                d.write(if *y > 0.0 { *g } else { 0.0 });
+            }),
+            Activation::Tanh => it.for_each(|((d, y), g)| {
+                d.write(g * (1.0 - y * y));
+            }),
+            Activation::Sigmoid => it.for_each(|((d, y), g)| {
+                d.write(g * y * (1.0 - y));
+            }),
+            Activation::Softplus => it.for_each(|((d, y), g)| {
+                d.write(-g * (-y).exp_m1());
+            }),
         }
     }
 }
@@ -154,14 +163,19 @@ impl CustomOp2 for ActGrad {
             candle_core::bail!("activation backward: result {:?}, gradient {:?}", ly.dims(), ld.dims());
         }
         let (y, dy) = (values(sy, ly)?, values(sd, ld)?);
-        let mut dz = vec![0f32; y.len()];
-        if y.len() > CHUNK {
-            dz.par_chunks_mut(CHUNK)
-                .zip(y.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
-                .for_each(|(d, (y, g))| grad(self.0, y, g, d));
-        } else {
-            grad(self.0, &y, &dy, &mut dz);
-        }
+        // SAFETY: `grad` writes every element of its output; the chunks of dz, y and dy
+        // line up (same shapes, checked above).
+        let dz = unsafe {
+            written(y.len(), |dz| {
+                if y.len() > CHUNK {
+                    dz.par_chunks_mut(CHUNK)
+                        .zip(y.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
+                        .for_each(|(d, (y, g))| grad(self.0, y, g, d));
+                } else {
+                    grad(self.0, &y, &dy, dz);
+                }
+            })
+        };
         Ok((CpuStorage::F32(dz), ly.shape().clone()))
     }
 }

@@ -3,6 +3,7 @@
 
 use candle_core::{CpuStorage, Layout, Result};
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 /// The tensor's values in row-major order: borrowed when contiguous, copied otherwise.
 pub fn values<'a>(s: &'a CpuStorage, l: &Layout) -> Result<Cow<'a, [f32]>> {
@@ -27,6 +28,19 @@ pub fn values<'a>(s: &'a CpuStorage, l: &Layout) -> Result<Cow<'a, [f32]>> {
         }
     }
     Ok(Cow::Owned(out))
+}
+
+/// A new buffer of `n` values written by `fill`, without zeroing it first (a pass over
+/// memory that elementwise backward ops, which overwrite everything, do not need).
+///
+/// # Safety
+/// `fill` writes every one of the `n` elements it is given.
+pub unsafe fn written(n: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n);
+    fill(&mut v.spare_capacity_mut()[..n]);
+    // SAFETY: the caller guarantees that `fill` initialised all n elements.
+    unsafe { v.set_len(n) };
+    v
 }
 
 /// A matrix operand: its values with (row stride, column stride); a transposed view swaps them.

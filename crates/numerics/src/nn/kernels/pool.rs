@@ -6,10 +6,11 @@
 //! windows, the common case, have vectorised loops that keep no positions: the backward pass
 //! finds each window's first element equal to its result.
 
-use super::dense::values;
+use super::dense::{values, written};
 use super::simd::wide_fn;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MaxPool {
@@ -102,7 +103,15 @@ wide_fn! {
     /// (row-major) equal to the window's result, none where the fused ReLU cut it to 0.
     /// Computed window by window into four contiguous rows (one per window position), then
     /// interleaved into dx: the selection loop vectorises, interleaved stores do not.
-    fn max2_grad(x: &[f32], y: &[f32], dy: &[f32], w: usize, dx: &mut [f32], relu: bool, scratch: &mut [f32]) {
+    fn max2_grad(
+        x: &[f32],
+        y: &[f32],
+        dy: &[f32],
+        w: usize,
+        dx: &mut [MaybeUninit<f32>],
+        relu: bool,
+        scratch: &mut [f32],
+    ) {
         let ow = w / 2;
         let (s0, rest) = scratch.split_at_mut(ow);
         let (s1, rest) = rest.split_at_mut(ow);
@@ -124,12 +133,12 @@ wide_fn! {
             }
             let (dtop, dbottom) = dpair.split_at_mut(w);
             for ((d, a), b) in dtop.chunks_exact_mut(2).zip(s0.iter()).zip(s1.iter()) {
-                d[0] = *a;
-                d[1] = *b;
+                d[0].write(*a);
+                d[1].write(*b);
             }
             for ((d, a), b) in dbottom.chunks_exact_mut(2).zip(s2.iter()).zip(s3.iter()) {
-                d[0] = *a;
-                d[1] = *b;
+                d[0].write(*a);
+                d[1].write(*b);
             }
         }
     }
@@ -164,15 +173,20 @@ impl CustomOp3 for MaxPool2Grad {
             );
         }
         let (x, y, dy) = (values(sx, lx)?, values(sy, ly)?, values(sd, ld)?);
-        let mut dx = vec![0f32; np * h * w];
         let group = (PLANES_PER_TASK_ELEMENTS / (h * w)).max(1);
-        dx.par_chunks_mut(h * w * group)
-            .zip(x.par_chunks(h * w * group))
-            .zip(y.par_chunks(per * group).zip(dy.par_chunks(per * group)))
-            .for_each_init(
-                || vec![0f32; 2 * w],
-                |scratch, ((dxp, xp), (yp, dyp))| max2_grad(xp, yp, dyp, w, dxp, self.relu, scratch),
-            );
+        // SAFETY: max2_grad writes every element of each group of planes it is given (h and
+        // w are even), and the groups of dx, x, y and dy line up (shapes checked above).
+        let dx = unsafe {
+            written(np * h * w, |dx| {
+                dx.par_chunks_mut(h * w * group)
+                    .zip(x.par_chunks(h * w * group))
+                    .zip(y.par_chunks(per * group).zip(dy.par_chunks(per * group)))
+                    .for_each_init(
+                        || vec![0f32; 2 * w],
+                        |scratch, ((dxp, xp), (yp, dyp))| max2_grad(xp, yp, dyp, w, dxp, self.relu, scratch),
+                    )
+            })
+        };
         Ok((CpuStorage::F32(dx), lx.shape().clone()))
     }
 }
