@@ -293,6 +293,17 @@ fn run_chain_with(layers: &[Built], x: &Tensor, rng: &mut Option<&mut Rng>, inpu
     let mut h = x.clone();
     let mut i = 0;
     while i < layers.len() {
+        if let (Built::Flatten, Some(Built::Linear { w, b })) = (&layers[i], layers.get(i + 1))
+            && kernels::own(&h)
+        {
+            let then = match layers.get(i + 2) {
+                Some(Built::Act(a)) => Some(*a),
+                _ => None,
+            };
+            h = kernels::flatten_linear(&h, w.as_tensor(), b.as_tensor(), then, !input_grad)?;
+            i += if then.is_some() { 3 } else { 2 };
+            continue;
+        }
         let then = match layers.get(i + 1) {
             Some(Built::Act(a)) if kernels::own(&h) => Some(*a),
             _ => None,

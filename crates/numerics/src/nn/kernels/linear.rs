@@ -39,7 +39,8 @@ impl CustomOp3 for Linear {
         sb: &CpuStorage,
         lb: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (&[rows, input], &[out, win], &[bn]) = (lx.dims(), lw.dims(), lb.dims()) else {
+        // [n, ...] inputs are read as [n, the product of the rest] (a flatten folded in).
+        let (&[rows, ref rest @ ..], &[out, win], &[bn]) = (lx.dims(), lw.dims(), lb.dims()) else {
             candle_core::bail!(
                 "linear takes [n, in], [out, in], [out]; got {:?}, {:?}, {:?}",
                 lx.dims(),
@@ -47,6 +48,10 @@ impl CustomOp3 for Linear {
                 lb.dims()
             )
         };
+        let input: usize = rest.iter().product();
+        if rest.is_empty() {
+            candle_core::bail!("linear takes [n, in] inputs, got {:?}", lx.dims());
+        }
         if win != input || bn != out {
             candle_core::bail!(
                 "linear: input {:?} does not fit weights {:?} and bias {:?}",
@@ -72,17 +77,18 @@ impl CustomOp3 for Linear {
         y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (input, out) = (x.dim(1)?, w.dim(0)?);
+        let (input, out) = (w.dim(1)?, w.dim(0)?);
+        let x2 = x.flatten_from(1)?;
         let dz = match self.act {
             Some(a) => y.apply_op2_no_bwd(dy, &ActGrad(a))?,
             None => dy.clone(),
         };
         // No input gradient for data (a tensor no gradient flows to): the first layer.
-        let dx = if x.track_op() { Some(dz.apply_op2_no_bwd(w, &InputGrad)?) } else { None };
+        let dx = if x.track_op() { Some(dz.apply_op2_no_bwd(w, &InputGrad)?.reshape(x.shape())?) } else { None };
         if !self.weight_grad {
             return Ok((dx, None, None));
         }
-        let dwb = dz.apply_op2_no_bwd(x, &WeightGrad)?;
+        let dwb = dz.apply_op2_no_bwd(&x2, &WeightGrad)?;
         let dw = dwb.narrow(1, 0, input)?.contiguous()?;
         let db = dwb.narrow(1, input, 1)?.reshape(out)?;
         Ok((dx, Some(dw), Some(db)))
@@ -156,6 +162,23 @@ wide_fn! {
     }
 }
 
+/// `linear` of x [n, ...] read as [n, the product of the rest]: a flatten and the dense
+/// layer after it as one op (candle's flatten is a node whose gradient it accumulates into
+/// a zeroed buffer of the activation's size).
+pub fn flatten_linear(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    act: Option<Activation>,
+    weight_grad: bool,
+) -> Result<Tensor> {
+    if super::own(x) && x.rank() >= 2 {
+        let (w, b) = if weight_grad { (w.clone(), b.clone()) } else { (w.detach(), b.detach()) };
+        return x.apply_op3(&w, &b, Linear { act, weight_grad });
+    }
+    linear(&x.flatten_from(1)?, w, b, act, weight_grad)
+}
+
 /// `act(x W^T + b)` for x [n, in]: flowline's kernel for float32 on the CPU, candle's ops
 /// elsewhere.
 pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor, act: Option<Activation>, weight_grad: bool) -> Result<Tensor> {
@@ -216,6 +239,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A flatten folded into the dense layer: the same values and gradients as flatten, then
+    /// the layer.
+    #[test]
+    fn flatten_then_dense_matches_the_two_steps() {
+        let mut rng = Rng::new(9);
+        let (x0, w0, b0) = (random(&[3, 2, 2, 3], &mut rng), random(&[4, 12], &mut rng), random(&[4], &mut rng));
+        let probe = random(&[3, 4], &mut rng);
+        let run = |fold: bool| {
+            let (x, w, b) =
+                (Var::from_tensor(&x0).unwrap(), Var::from_tensor(&w0).unwrap(), Var::from_tensor(&b0).unwrap());
+            let act = Some(Activation::Tanh);
+            let y = if fold {
+                flatten_linear(x.as_tensor(), w.as_tensor(), b.as_tensor(), act, true)
+            } else {
+                linear(&x.as_tensor().flatten_from(1).unwrap(), w.as_tensor(), b.as_tensor(), act, true)
+            }
+            .unwrap();
+            let g = y.mul(&probe).unwrap().sum_all().unwrap().backward().unwrap();
+            let dx = g.get(&x).unwrap();
+            assert_eq!(dx.dims(), x0.dims());
+            [flat(&y), flat(dx), flat(g.get(&w).unwrap()), flat(g.get(&b).unwrap())]
+        };
+        assert_eq!(run(true), run(false));
     }
 
     /// Gradients against central differences, through tanh.

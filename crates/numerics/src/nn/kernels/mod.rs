@@ -23,7 +23,7 @@ pub use adam::{AdamStep, adam_step};
 pub use conv::{Conv2d, conv2d};
 pub use dense::all_finite;
 pub use dropout::dropout;
-pub use linear::{Linear, linear};
+pub use linear::{Linear, flatten_linear, linear};
 pub use pool::MaxPool;
 pub use tangent::{TangentLinear, tangent_linear};
 
