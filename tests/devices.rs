@@ -63,8 +63,8 @@ fn assert_agree(results: &[(Target, Numbers)], tol: f64) {
     }
 }
 
-/// A network with every fused path (convolution + activation, max pooling + ReLU, dense +
-/// tanh / sigmoid) from the same weights on each target: logits, loss, every parameter's
+/// A network with every fused path (convolution + activation, max pooling + ReLU, the ReLU
+/// of convolution, ReLU, pooling moved after the pooling, dense + tanh / sigmoid) from the same weights on each target: logits, loss, every parameter's
 /// gradient, and the parameters after two Adam steps.
 #[test]
 fn a_training_step_agrees_on_every_device() {
@@ -74,6 +74,9 @@ fn a_training_step_agrees_on_every_device() {
         LayerSpec::MaxPool { kernel: 2, stride: 2 },
         LayerSpec::Act(Activation::Relu),
         conv(6),
+        LayerSpec::Act(Activation::Relu),
+        LayerSpec::MaxPool { kernel: 2, stride: 2 },
+        conv(5),
         LayerSpec::Act(Activation::Tanh),
         LayerSpec::MaxPool { kernel: 2, stride: 2 },
         LayerSpec::Flatten,

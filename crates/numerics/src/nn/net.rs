@@ -304,6 +304,19 @@ fn run_chain_with(layers: &[Built], x: &Tensor, rng: &mut Option<&mut Rng>, inpu
             i += if then.is_some() { 3 } else { 2 };
             continue;
         }
+        // Convolution, ReLU, max pooling: the ReLU moves after the pooling (they commute),
+        // where the pooling applies it itself; the convolution's backward then has no
+        // activation gradient to form, a pass over its whole output.
+        if let (Built::Conv { .. }, Some(Built::Act(Activation::Relu)), Some(Built::MaxPool { kernel, stride })) =
+            (&layers[i], layers.get(i + 1), layers.get(i + 2))
+            && kernel == stride
+            && kernels::own(&h)
+        {
+            let (z, _) = run_layer(&layers[i], &h, rng, None, !input_grad)?;
+            h = z.apply_op1(kernels::MaxPool { size: *kernel, relu: true })?;
+            i += 3;
+            continue;
+        }
         let then = match layers.get(i + 1) {
             Some(Built::Act(a)) if kernels::own(&h) => Some(*a),
             _ => None,

@@ -92,6 +92,35 @@ mod tests {
         }
     }
 
+    /// Convolution, ReLU, max pooling (run as convolution, then pooling with the ReLU):
+    /// the same values and gradients as the three applied in their written order by the
+    /// kernels one at a time.
+    #[test]
+    fn relu_before_pooling_is_the_same_network() {
+        let specs = vec![
+            LayerSpec::Conv2d { input: None, out: 3, kernel: 3, stride: 1, pad: 1 },
+            LayerSpec::Act(Activation::Relu),
+            LayerSpec::MaxPool { kernel: 2, stride: 2 },
+            LayerSpec::Flatten,
+            LayerSpec::Linear { input: None, out: 4 },
+        ];
+        let net = net(specs, &[2, 6, 6]);
+        let x = input((2, 2, 6, 6), 5);
+        let (y, g) = grad(&net, &x, false);
+        let named: std::collections::HashMap<String, Tensor> = net.named_tensors().into_iter().collect();
+        let (wc, bc) = (&named["layers.0.weight"], &named["layers.0.bias"]);
+        let (wl, bl) = (&named["layers.4.weight"], &named["layers.4.bias"]);
+        let v = Var::from_tensor(&x).unwrap();
+        let h = super::conv2d(v.as_tensor(), wc, bc, 1, 1, true, Some(Activation::Relu)).unwrap();
+        let h = h.apply_op1(super::MaxPool { size: 2, relu: false }).unwrap();
+        let out = super::linear(&h.flatten_from(1).unwrap(), wl, bl, None, true).unwrap();
+        let w = Tensor::arange(0f32, 4.0, &Device::Cpu).unwrap().affine(0.7, -0.9).unwrap();
+        let gs = out.broadcast_mul(&w).unwrap().sum_all().unwrap().backward().unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(y, flat(&out));
+        assert_eq!(g, flat(gs.get(&v).unwrap()));
+    }
+
     /// Max pooling's input gradient in a network, with and without the fused ReLU, against
     /// central differences: the networks are piecewise linear, so a small step that keeps
     /// each window's maximum is exact.
