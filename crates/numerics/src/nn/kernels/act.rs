@@ -33,7 +33,7 @@ pub fn exp(x: f32) -> f32 {
 
 /// tanh, accurate near 0 (a series there) and saturating cleanly.
 #[inline(always)]
-pub(super) fn tanh(x: f32) -> f32 {
+fn tanh(x: f32) -> f32 {
     let a = x.abs();
     let e = exp(-2.0 * a);
     let far = (1.0 - e) / (1.0 + e);
@@ -44,7 +44,7 @@ pub(super) fn tanh(x: f32) -> f32 {
 }
 
 #[inline(always)]
-pub(super) fn sigmoid(x: f32) -> f32 {
+fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
@@ -62,7 +62,7 @@ fn ln_1p_unit(e: f32) -> f32 {
 }
 
 #[inline(always)]
-pub(super) fn softplus(x: f32) -> f32 {
+fn softplus(x: f32) -> f32 {
     x.max(0.0) + ln_1p_unit(exp(-x.abs()))
 }
 
@@ -103,6 +103,37 @@ wide_fn! {
                 Some(Activation::Softplus) => it.for_each(|(x, b)| *x = softplus(*x + b)),
             }
         }
+    }
+}
+
+/// act(z), or z without an activation.
+#[inline(always)]
+pub(super) fn activate(act: Option<Activation>, z: f32) -> f32 {
+    match act {
+        None => z,
+        Some(Activation::Relu) => z.max(0.0),
+        Some(Activation::Tanh) => tanh(z),
+        Some(Activation::Sigmoid) => sigmoid(z),
+        Some(Activation::Softplus) => softplus(z),
+    }
+}
+
+/// act'(z) from y = act(z) (as `grad` forms it; softplus' = 1 - e^-y, through expm1 so
+/// that small slopes keep their relative precision).
+#[inline(always)]
+pub(super) fn slope(act: Option<Activation>, y: f32) -> f32 {
+    match act {
+        None => 1.0,
+        Some(Activation::Relu) => {
+            if y > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        Some(Activation::Tanh) => 1.0 - y * y,
+        Some(Activation::Sigmoid) => y * (1.0 - y),
+        Some(Activation::Softplus) => -(-y).exp_m1(),
     }
 }
 

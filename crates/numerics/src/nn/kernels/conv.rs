@@ -11,7 +11,7 @@
 //! the number of threads.
 
 use super::act::{ActGrad, bias_then};
-use super::dense::{Mat, matmul, matmul_uninit, values};
+use super::dense::{Mat, matmul, matmul_uninit, values, written};
 use super::simd::wide_fn;
 use crate::nn::Activation;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
@@ -147,23 +147,6 @@ wide_fn! {
     }
 }
 
-/// The start of a buffer that parallel tasks write disjoint parts of.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: tasks write disjoint ranges (each user says which it owns).
-unsafe impl Send for Out {}
-// SAFETY: as above.
-unsafe impl Sync for Out {}
-
-impl Out {
-    /// # Safety
-    /// `offset` lies within the buffer's reserved capacity.
-    unsafe fn at(self, offset: usize) -> *mut f32 {
-        // SAFETY: as the caller guarantees.
-        unsafe { self.0.add(offset) }
-    }
-}
-
 /// Convolution of x [n, c, h, w] with kernels w [o, c, kh, kw], plus bias b [o], then the
 /// activation `act` if any. With `weight_grad: false` the backward pass gives the input
 /// gradient only (attacks).
@@ -197,27 +180,24 @@ impl CustomOp3 for Conv2d {
         let (p, ckk) = (g.p(), g.ckk());
         // Each image's output is written by its product (not zeroed or filled first), then
         // the bias and the activation in one pass while it is in cache.
-        let total = g.n * g.o * p;
-        let mut y: Vec<f32> = Vec::with_capacity(total);
-        let out = Out(y.as_mut_ptr());
-        (0..g.n).into_par_iter().for_each_init(
-            || vec![0f32; ckk * p],
-            |cols, i| {
-                g.im2col(&x[i * g.image()..(i + 1) * g.image()], cols);
-                // SAFETY: image i owns elements [i o p, (i + 1) o p) of y's reserved capacity;
-                // the product initialises all of them before the slice is formed.
-                let yi = unsafe {
-                    let at = out.at(i * g.o * p);
-                    matmul_uninit(g.o, p, ckk, at, Mat::rows(&w, ckk), Mat::rows(cols, p));
-                    std::slice::from_raw_parts_mut(at, g.o * p)
-                };
-                for (row, &bias) in yi.chunks_mut(p.max(1)).zip(b.iter()) {
-                    bias_then(self.act, row, bias);
-                }
-            },
-        );
-        // SAFETY: every image's part, together all `total` elements, was written above.
-        unsafe { y.set_len(total) };
+        // SAFETY: the images' chunks cover the buffer, and each chunk is initialised by its
+        // product before the slice of floats over it is formed.
+        let y = unsafe {
+            written(g.n * g.o * p, |y| {
+                y.par_chunks_mut((g.o * p).max(1)).enumerate().for_each_init(
+                    || vec![0f32; ckk * p],
+                    |cols, (i, yi)| {
+                        g.im2col(&x[i * g.image()..(i + 1) * g.image()], cols);
+                        let at = yi.as_mut_ptr().cast::<f32>();
+                        matmul_uninit(g.o, p, ckk, at, Mat::rows(&w, ckk), Mat::rows(cols, p), 1);
+                        let yi = std::slice::from_raw_parts_mut(at, yi.len());
+                        for (row, &bias) in yi.chunks_mut(p.max(1)).zip(b.iter()) {
+                            bias_then(self.act, row, bias);
+                        }
+                    },
+                )
+            })
+        };
         Ok((CpuStorage::F32(y), Shape::from((g.n, g.o, g.out.0, g.out.1))))
     }
 

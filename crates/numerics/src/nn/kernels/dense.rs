@@ -104,12 +104,12 @@ pub fn matmul_strided(
     unsafe { gemm_into(m, n, k, dst.as_mut_ptr(), dst_rs, a, b, accumulate, threads) }
 }
 
-/// a (m x k) b (k x n) written to `dst` (row-major, m x n) without reading it, on this
-/// thread: for outputs in memory not yet initialised.
+/// a (m x k) b (k x n) written to `dst` (row-major, m x n) without reading it, on
+/// `threads` threads: for outputs in memory not yet initialised.
 ///
 /// # Safety
 /// `dst` is valid for writes of m * n values; after the call they are all initialised.
-pub unsafe fn matmul_uninit(m: usize, n: usize, k: usize, dst: *mut f32, a: Mat, b: Mat) {
+pub unsafe fn matmul_uninit(m: usize, n: usize, k: usize, dst: *mut f32, a: Mat, b: Mat, threads: usize) {
     assert!(a.fits(m, k) && b.fits(k, n), "matmul operands do not fit their shapes");
     if m == 0 || n == 0 {
         return;
@@ -120,7 +120,7 @@ pub unsafe fn matmul_uninit(m: usize, n: usize, k: usize, dst: *mut f32, a: Mat,
         if k == 0 {
             std::ptr::write_bytes(dst, 0, m * n);
         } else {
-            gemm_into(m, n, k, dst, n, a, b, false, 1);
+            gemm_into(m, n, k, dst, n, a, b, false, threads);
         }
     }
 }
@@ -172,19 +172,8 @@ unsafe fn gemm_into(
 /// not zeroed first: gemm writes every element of it without reading (a zeroing pass was
 /// ~8% of a neural ODE step).
 pub fn matmul_new(m: usize, n: usize, k: usize, a: Mat, b: Mat, threads: usize) -> Vec<f32> {
-    assert!(a.fits(m, k) && b.fits(k, n), "matmul operands do not fit their shapes");
-    if m == 0 || n == 0 || k == 0 {
-        return vec![0f32; m * n];
-    }
-    let mut out: Vec<f32> = Vec::with_capacity(m * n);
-    // SAFETY: the operands fit their shapes (asserted); the destination is the buffer's
-    // m * n reserved elements, which gemm, told not to read them (`read_dst` false), writes
-    // all of before the length is set.
-    unsafe {
-        gemm_into(m, n, k, out.as_mut_ptr(), n, a, b, false, threads);
-        out.set_len(m * n);
-    }
-    out
+    // SAFETY: matmul_uninit initialises all m * n values it is given.
+    unsafe { written(m * n, |out| matmul_uninit(m, n, k, out.as_mut_ptr().cast(), a, b, threads)) }
 }
 
 /// Every value of the tensor is finite, read where it lies (no copy) for CPU float32.

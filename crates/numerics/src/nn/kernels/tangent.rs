@@ -13,30 +13,12 @@
 //! 1 - 2y (sigmoid), 1 - s (softplus), 0 (ReLU, none); d(t_j W^T) = g_j s; then the
 //! products of an ordinary dense layer, the bias from the state rows alone.
 
-use super::act::{exp, sigmoid, softplus, tanh};
+use super::act::{activate, slope};
 use super::dense::{Mat, matmul_new, values};
 use super::linear::{InputGrad, WeightGrad, threads};
 use super::simd::wide_fn;
 use crate::nn::Activation;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, D, Layout, Result, Shape, Tensor};
-
-/// act'(z) from y = act(z).
-#[inline(always)]
-fn slope(act: Option<Activation>, y: f32) -> f32 {
-    match act {
-        None => 1.0,
-        Some(Activation::Relu) => {
-            if y > 0.0 {
-                1.0
-            } else {
-                0.0
-            }
-        }
-        Some(Activation::Tanh) => 1.0 - y * y,
-        Some(Activation::Sigmoid) => y * (1.0 - y),
-        Some(Activation::Softplus) => 1.0 - exp(-y),
-    }
-}
 
 /// c(y) with act''(z) = c(y) act'(z), from y = act(z) and s = act'(z).
 #[inline(always)]
@@ -46,17 +28,6 @@ fn curvature(act: Option<Activation>, y: f32, s: f32) -> f32 {
         Some(Activation::Tanh) => -2.0 * y,
         Some(Activation::Sigmoid) => 1.0 - 2.0 * y,
         Some(Activation::Softplus) => 1.0 - s,
-    }
-}
-
-#[inline(always)]
-fn activate(act: Option<Activation>, z: f32) -> f32 {
-    match act {
-        None => z,
-        Some(Activation::Relu) => z.max(0.0),
-        Some(Activation::Tanh) => tanh(z),
-        Some(Activation::Sigmoid) => sigmoid(z),
-        Some(Activation::Softplus) => softplus(z),
     }
 }
 
