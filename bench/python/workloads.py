@@ -104,17 +104,19 @@ def mnist_train(n):
 
 
 def convnet_epoch():
-    """One epoch over 10,000 MNIST images at batch 128 as a user's loop does it: a shuffled
-    order each epoch, minibatches indexed from it, the loss of every step kept; then, as
+    """One epoch of a fresh model over 10,000 MNIST images at batch 128 as a user's loop does
+    it: a shuffled order, minibatches indexed from it, the loss of every step kept; then, as
     flowline's `train` stage reports it, the loss over the whole training set."""
     x, y = mnist_train(10000)
     x, y = x.to(DEV), y.to(DEV)
-    torch.manual_seed(0)
-    model = stdlib_convnet().to(DEV)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     loss_fn = nn.CrossEntropyLoss()
 
     def epoch():
+        # A fresh model each time, as each flowline run trains one: the reported loss is
+        # then one epoch's, comparable with flowline's.
+        torch.manual_seed(0)
+        model = stdlib_convnet().to(DEV)
+        opt = torch.optim.Adam(model.parameters(), lr=2e-3)
         model.train()
         order = torch.randperm(len(x), device=DEV)
         losses = []

@@ -304,6 +304,16 @@ fn run_chain_with(layers: &[Built], x: &Tensor, rng: &mut Option<&mut Rng>, inpu
             i += if then.is_some() { 3 } else { 2 };
             continue;
         }
+        // Convolution and 2 x 2 max pooling, with an activation before or after the pooling
+        // or none: one op (the convolution's output never leaves the cache).
+        if let Some((act, len)) = conv_pool_pattern(&layers[i..])
+            && kernels::own(&h)
+            && let Built::Conv { w, b, stride, pad } = &layers[i]
+        {
+            h = kernels::conv_pool(&h, w.as_tensor(), b.as_tensor(), *stride, *pad, !input_grad, act)?;
+            i += len;
+            continue;
+        }
         // Convolution, ReLU, max pooling: the ReLU moves after the pooling (they commute),
         // where the pooling applies it itself; the convolution's backward then has no
         // activation gradient to form, a pass over its whole output.
@@ -326,6 +336,26 @@ fn run_chain_with(layers: &[Built], x: &Tensor, rng: &mut Option<&mut Rng>, inpu
         i += if fused { 2 } else { 1 };
     }
     Ok(h)
+}
+
+/// A convolution followed by 2 x 2 max pooling, with an activation between or after them:
+/// the activation and the number of layers. Activations are non-decreasing, so they commute
+/// with the maximum.
+fn conv_pool_pattern(layers: &[Built]) -> Option<(Option<Activation>, usize)> {
+    let pool2 = |l: Option<&Built>| matches!(l, Some(Built::MaxPool { kernel: 2, stride: 2 }));
+    let act = |l: Option<&Built>| match l {
+        Some(Built::Act(a)) => Some(*a),
+        _ => None,
+    };
+    if !matches!(layers.first(), Some(Built::Conv { .. })) {
+        return None;
+    }
+    match (act(layers.get(1)), pool2(layers.get(1)), pool2(layers.get(2)), act(layers.get(2))) {
+        (Some(a), _, true, _) => Some((Some(a), 3)),
+        (None, true, _, Some(a)) => Some((Some(a), 3)),
+        (None, true, _, None) => Some((None, 2)),
+        _ => None,
+    }
 }
 
 /// Max pooling over k x k windows with stride k as a reshape and a max reduction: on any

@@ -18,23 +18,23 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 /// Images per partial sum of the kernel gradient.
-const GROUP: usize = 8;
+pub(super) const GROUP: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Geometry {
-    n: usize,
+pub(super) struct Geometry {
+    pub n: usize,
     c: usize,
     h: usize,
     w: usize,
-    o: usize,
+    pub o: usize,
     k: (usize, usize),
     stride: usize,
     pad: usize,
-    out: (usize, usize),
+    pub out: (usize, usize),
 }
 
 impl Geometry {
-    fn new(x: &[usize], w: &[usize], stride: usize, pad: usize) -> Result<Self> {
+    pub fn new(x: &[usize], w: &[usize], stride: usize, pad: usize) -> Result<Self> {
         let ([n, c, h, wd], [o, wc, kh, kw]) = (x, w) else {
             candle_core::bail!("conv2d takes [n, c, h, w] inputs and [o, c, kh, kw] kernels, got {x:?} and {w:?}")
         };
@@ -52,14 +52,14 @@ impl Geometry {
         Ok(())
     }
     /// Rows of an image's patch matrix: C kh kw.
-    fn ckk(&self) -> usize {
+    pub fn ckk(&self) -> usize {
         self.c * self.k.0 * self.k.1
     }
     /// Output positions per image.
-    fn p(&self) -> usize {
+    pub fn p(&self) -> usize {
         self.out.0 * self.out.1
     }
-    fn image(&self) -> usize {
+    pub fn image(&self) -> usize {
         self.c * self.h * self.w
     }
     /// For kernel column `kj`, the output columns that read inside the image, and the input
@@ -73,7 +73,7 @@ impl Geometry {
     }
 
     /// cols[(c, ki, kj), (oi, oj)] = x[c, oi s - pad + ki, oj s - pad + kj], zero outside.
-    fn im2col(&self, x: &[f32], cols: &mut [f32]) {
+    pub fn im2col(&self, x: &[f32], cols: &mut [f32]) {
         let (p, (oh, ow)) = (self.p(), self.out);
         let mut r = 0;
         for c in 0..self.c {
@@ -108,7 +108,7 @@ impl Geometry {
     }
 
     /// The adjoint of `im2col`: dx[c, ih, iw] += cols[(c, ki, kj), (oi, oj)].
-    fn col2im(&self, cols: &[f32], dx: &mut [f32]) {
+    pub fn col2im(&self, cols: &[f32], dx: &mut [f32]) {
         let (p, (oh, ow)) = (self.p(), self.out);
         let mut r = 0;
         for c in 0..self.c {
@@ -280,18 +280,24 @@ impl CustomOp2 for KernelGrad {
                 (dw, db)
             })
             .collect();
-        let mut out = vec![0f32; o * (ckk + 1)];
-        for (dw, db) in groups {
-            for oo in 0..o {
-                let row = &mut out[oo * (ckk + 1)..(oo + 1) * (ckk + 1)];
-                for (a, v) in row[..ckk].iter_mut().zip(&dw[oo * ckk..(oo + 1) * ckk]) {
-                    *a += v;
-                }
-                row[ckk] += db[oo];
-            }
-        }
-        Ok((CpuStorage::F32(out), Shape::from((o, ckk + 1))))
+        Ok((CpuStorage::F32(sum_groups(groups, o, ckk)), Shape::from((o, ckk + 1))))
     }
+}
+
+/// The groups' partial (dW [o, C k k], db [o]) summed in group order into [dW | db]
+/// ([o, C k k + 1]): the same sum whatever the number of threads.
+pub(super) fn sum_groups(groups: Vec<(Vec<f32>, Vec<f32>)>, o: usize, ckk: usize) -> Vec<f32> {
+    let mut out = vec![0f32; o * (ckk + 1)];
+    for (dw, db) in groups {
+        for oo in 0..o {
+            let row = &mut out[oo * (ckk + 1)..(oo + 1) * (ckk + 1)];
+            for (a, v) in row[..ckk].iter_mut().zip(&dw[oo * ckk..(oo + 1) * ckk]) {
+                *a += v;
+            }
+            row[ckk] += db[oo];
+        }
+    }
+    out
 }
 
 /// Convolution with bias and an optional activation: flowline's kernels for float32 on the
@@ -319,7 +325,7 @@ pub fn conv2d(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::kernels::testing::{assert_central_differences, flat, random};
+    use crate::nn::kernels::testing::{assert_op_gradients, flat, random};
     use crate::rng::Rng;
     use candle_core::Var;
 
@@ -378,19 +384,9 @@ mod tests {
     /// rounding).
     #[test]
     fn gradients_match_central_differences() {
-        let mut rng = Rng::new(9);
-        let (x0, w0, b0) = (random(&[2, 2, 5, 6], &mut rng), random(&[3, 2, 3, 3], &mut rng), random(&[3], &mut rng));
-        let probe = random(&[2, 3, 3, 3], &mut rng);
-        let value = |x: &Tensor, w: &Tensor, b: &Tensor| -> f64 {
-            let y = conv2d(x, w, b, 2, 1, true, Some(Activation::Tanh)).unwrap();
-            y.mul(&probe).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() as f64
-        };
-        let (x, w, b) =
-            (Var::from_tensor(&x0).unwrap(), Var::from_tensor(&w0).unwrap(), Var::from_tensor(&b0).unwrap());
-        let y = conv2d(x.as_tensor(), w.as_tensor(), b.as_tensor(), 2, 1, true, Some(Activation::Tanh)).unwrap();
-        let grads = y.mul(&probe).unwrap().sum_all().unwrap().backward().unwrap();
-        let g = |v: &Var| flat(grads.get(v).unwrap());
-        assert_central_differences([&x0, &w0, &b0], [g(&x), g(&w), g(&b)], value, 3);
+        assert_op_gradients([&[2, 2, 5, 6], &[3, 2, 3, 3], &[3]], 9, |x, w, b| {
+            conv2d(x, w, b, 2, 1, true, Some(Activation::Tanh)).unwrap()
+        });
     }
 
     /// The kernel gradient is the same whatever the number of threads.

@@ -6,6 +6,7 @@
 mod act;
 mod adam;
 mod conv;
+mod conv_pool;
 mod dense;
 mod dropout;
 mod linear;
@@ -21,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub use act::{Act, ActGrad, exp};
 pub use adam::{AdamStep, adam_step};
 pub use conv::{Conv2d, conv2d};
+pub use conv_pool::{ConvPool, conv_pool};
 pub use dense::all_finite;
 pub use dropout::dropout;
 pub use linear::{Linear, flatten_linear, linear};

@@ -1,7 +1,7 @@
 //! What the kernels' tests share: random tensors and their values.
 
 use crate::rng::Rng;
-use candle_core::{Device, Tensor};
+use candle_core::{Device, Tensor, Var};
 
 /// A CPU float32 tensor of standard normal draws.
 pub fn random(shape: &[usize], rng: &mut Rng) -> Tensor {
@@ -40,4 +40,20 @@ pub fn assert_central_differences(
             assert!((fd - g[i] as f64).abs() < 2e-3 * (1.0 + fd.abs()), "argument {arg}, entry {i}: {fd} vs {}", g[i]);
         }
     }
+}
+
+/// A three-argument op's gradients (by its backward pass) against central differences of
+/// the op itself: random arguments of the given shapes, the scalar sum(op(x, w, b) * probe)
+/// for a random probe, every third entry.
+pub fn assert_op_gradients(shapes: [&[usize]; 3], seed: u64, op: impl Fn(&Tensor, &Tensor, &Tensor) -> Tensor) {
+    let mut rng = Rng::new(seed);
+    let args = shapes.map(|s| random(s, &mut rng));
+    let vars = args.clone().map(|a| Var::from_tensor(&a).unwrap());
+    let y = op(vars[0].as_tensor(), vars[1].as_tensor(), vars[2].as_tensor());
+    let probe = random(y.dims(), &mut rng);
+    let probed = |y: Tensor| y.mul(&probe).unwrap().sum_all().unwrap();
+    let grads = probed(y).backward().unwrap();
+    let grads = vars.map(|v| flat(grads.get(&v).unwrap()));
+    let value = |x: &Tensor, w: &Tensor, b: &Tensor| probed(op(x, w, b)).to_scalar::<f32>().unwrap() as f64;
+    assert_central_differences([&args[0], &args[1], &args[2]], grads, value, 3);
 }
