@@ -13,9 +13,10 @@ use std::path::Path;
 /// by an older build are recomputed (2: max pooling's gradient corrected; 3: fixed-step ODE
 /// solvers keep the user's step whatever the output times; 4: flowline's own convolution,
 /// pooling, dense and activation kernels; 5: vectorised activations and pooling, dense
-/// products on one thread below 8 million multiply-adds, gemm's AVX-512 kernels). A change confined to one stage bumps that stage's
-/// `revision` instead.
-pub const NUMERICS: u32 = 5;
+/// products on one thread below 8 million multiply-adds, gemm's AVX-512 kernels; 6: figures
+/// drawn by plotters, PNG and SVG, so that cached stages draw them anew). A change confined
+/// to one stage bumps that stage's `revision` instead.
+pub const NUMERICS: u32 = 6;
 
 /// One key per node. The data directory is part of every key: the same pipeline over other
 /// files is another result.

@@ -3,8 +3,9 @@
 
 use super::attack_outcome::Status;
 use super::attacked::{ATTACKED, Attacked};
-use crate::diag::{Code, Diag};
+use crate::diag::Diag;
 use crate::lang::{Builtin, Dflt, FIGURE, Kind, Metrics, Output, Param, RunCtx, Stage, TABLE, Ty};
+use crate::plots::{Axis, LinePlot, Scaling, Series};
 
 const NORMS: [&str; 4] = ["l0", "l1", "l2", "linf"];
 
@@ -95,17 +96,13 @@ impl Stage for RobustnessPlot {
         let col = NORMS.iter().position(|n| *n == norm).unwrap_or(2);
         let attacks = read_attacks(cx)?;
         let curves: Vec<(Vec<f64>, Vec<f64>)> = attacks.iter().map(|a| a.curve(col)).collect();
-        let series: Vec<crate::plots::Series> = attacks
-            .iter()
-            .zip(&curves)
-            .map(|(a, c)| crate::plots::Series { name: &a.name, values: &c.1, xs: Some(&c.0) })
-            .collect();
-        let title = cx.args().text("title").map_or_else(|| cx.name().to_string(), str::to_string);
-        let png = crate::plots::line_plot(&series, &title, &format!("{norm} distance"), "fraction broken")
-            .to_png()
-            .map_err(|e| cx.error(Code::R1001, e))?;
-        let rel = cx.write_file("robustness.png", &png)?;
-        Ok(Output::nothing(&FIGURE, Metrics::new(), vec![rel]))
+        let plot = LinePlot {
+            title: &super::plots::title(cx, || format!("Images broken within a given {norm} distance")),
+            x: Axis::new(format!("{norm} distance"), Scaling::Linear),
+            y: Axis::new("fraction broken", Scaling::Linear),
+            series: attacks.iter().zip(&curves).map(|(a, c)| Series::xy(&a.name, &c.0, &c.1)).collect(),
+        };
+        Ok(Output::nothing(&FIGURE, Metrics::new(), super::plots::write_figure(cx, "robustness", plot.render())?))
     }
 }
 

@@ -2,6 +2,7 @@
 //! lowered into the numerical library's `Attack`, and the `attack` stage that applies one to
 //! a trained classifier.
 
+use crate::plots::ImageGrid;
 use super::attack_outcome::{Outcome, SUMMARY, Status, norm_column, robust_metric, summary};
 use super::attacked::{ATTACKED, Attacked};
 use super::dataset::DATASET;
@@ -512,7 +513,7 @@ impl Stage for AttackStage {
         let mut files = Vec::new();
         let grid = a.int("grid").unwrap_or(8) as usize;
         if grid > 0 && data.shape.len() == 3 && (data.shape[0] == 1 || data.shape[0] == 3) {
-            files.push(write_grid(cx, &outcomes, &data, grid, norm)?);
+            files.extend(write_grid(cx, &outcomes, &data, grid, norm)?);
         }
         let (forwards, gradients) = oracle.evaluations();
         let mut metrics = summary(&outcomes, norm, &eps_list(a));
@@ -533,7 +534,7 @@ fn write_grid(
     data: &crate::data::Dataset,
     count: usize,
     norm: Norm,
-) -> Result<String, Diag> {
+) -> Result<Vec<String>, Diag> {
     let mut images: Vec<Vec<f32>> = Vec::new();
     let mut captions = Vec::new();
     for o in outcomes.iter().filter(|o| o.status == Status::Broken).take(count) {
@@ -549,9 +550,8 @@ fn write_grid(
         captions.push(format!("{:.3}", o.dist[norm_column(norm)]));
     }
     let refs: Vec<&[f32]> = images.iter().map(Vec::as_slice).collect();
-    let title = format!("{}: clean / adversarial / perturbation ({})", cx.name(), norm.name());
-    let png = crate::plots::image_grid_columns(&refs, &data.shape, &captions, &title, 3)
-        .to_png()
-        .map_err(|e| cx.error(Code::R1001, e))?;
-    cx.write_file("grid.png", &png)
+    let title = format!("Adversarial examples ({}), label -> new label", norm.name());
+    let headings = ["clean", "adversarial", &format!("perturbation ({})", norm.name())];
+    let grid = ImageGrid { title: &title, images: &refs, shape: &data.shape, captions: &captions, columns: Some(3), headings: &headings };
+    super::plots::write_figure(cx, "grid", grid.render())
 }

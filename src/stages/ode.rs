@@ -7,6 +7,7 @@ use crate::lang::{
     StaticCall, Ty, VKind, show_number,
 };
 use crate::ode::{AnalyticField, Failure, Method, Options, solve};
+use crate::plots::{Axis, LinePlot, Scaling, Series};
 use candle_core::{Device, Tensor};
 use std::any::TypeId;
 use std::collections::BTreeMap;
@@ -339,23 +340,19 @@ impl Stage for Odeint {
         let mut files = vec![cx.write_file("trajectory.csv", csv.as_bytes())?];
         let series: Vec<Vec<f64>> =
             (0..y0.len()).map(|i| rows.iter().map(|r| r.1.get(i).copied().unwrap_or(f64::NAN)).collect()).collect();
-        let png = if y0.len() >= 2 {
-            crate::plots::line_plot(
-                &[crate::plots::Series { name: "trajectory", values: &series[1], xs: Some(&series[0]) }],
-                cx.name(),
-                "y0",
-                "y1",
-            )
+        let tt: Vec<f64> = rows.iter().map(|r| r.0).collect();
+        let (name, xs, ys, x, y) = if y0.len() >= 2 {
+            ("trajectory", &series[0], &series[1], "y0", "y1")
         } else {
-            let tt: Vec<f64> = rows.iter().map(|r| r.0).collect();
-            crate::plots::line_plot(
-                &[crate::plots::Series { name: "y0", values: &series[0], xs: Some(&tt) }],
-                cx.name(),
-                "t",
-                "y",
-            )
+            ("y0", &tt, &series[0], "t", "y0")
         };
-        files.push(cx.write_file("phase.png", &png.to_png().map_err(|e| cx.error(Code::R1001, e))?)?);
+        let plot = LinePlot {
+            title: &super::plots::title(cx, || format!("Solution from t = 0 to {t1}: {y} against {x}")),
+            x: Axis::new(x, Scaling::Linear),
+            y: Axis::new(y, Scaling::Linear),
+            series: vec![Series::xy(name, xs, ys)],
+        };
+        files.extend(super::plots::write_figure(cx, "phase", plot.render())?);
         let mut metrics = Metrics::new();
         metrics.insert("nfe".into(), stats.nfe as f64);
         metrics.insert("accepted".into(), stats.accepted as f64);
@@ -388,6 +385,9 @@ fn final_state(
     Ok((sol.ys[1][0].to_vec1::<f64>().map_err(tensor)?, sol.stats))
 }
 
+/// One method's points of a work-precision plot: NFE, error, the setting of each.
+type WorkPrecision = (Vec<f64>, Vec<f64>, Vec<String>);
+
 struct SolverTable;
 
 impl Stage for SolverTable {
@@ -409,7 +409,7 @@ impl Stage for SolverTable {
         let labels = a.texts("labels");
         let mut metrics = Metrics::new();
         let mut csv = String::from("solver,error,nfe,accepted,rejected\n");
-        let mut by_method: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+        let mut by_method: BTreeMap<String, WorkPrecision> = BTreeMap::new();
         for (k, (c, opts)) in solvers.iter().enumerate() {
             let label = labels.get(k).cloned().unwrap_or_else(|| solver_label(c));
             let (y, stats) = final_state(&field, &y0, t1, opts)
@@ -419,20 +419,25 @@ impl Stage for SolverTable {
             metrics.insert(format!("{label}.error"), err);
             metrics.insert(format!("{label}.nfe"), stats.nfe as f64);
             let e = by_method.entry(opts.method.name().to_string()).or_default();
-            e.0.push((stats.nfe as f64).log10());
-            e.1.push(err.max(1e-16).log10());
+            e.0.push(stats.nfe as f64);
+            e.1.push(err.max(1e-16));
+            // The point's label: the setting that differs along the method's curve.
+            let named = format!("{}(", c.builtin);
+            let setting = (label.strip_prefix(&named).and_then(|r| r.strip_suffix(')')))
+                .or_else(|| label.strip_prefix(&format!("{}_", c.builtin)));
+            e.2.push(setting.unwrap_or(&label).to_string());
         }
         let mut files = vec![cx.write_file("table.csv", csv.as_bytes())?];
-        let names: Vec<String> = by_method.keys().cloned().collect();
-        let series: Vec<crate::plots::Series> = names
-            .iter()
-            .map(|n| crate::plots::Series { name: n, values: &by_method[n].1, xs: Some(&by_method[n].0) })
-            .collect();
-        let png =
-            crate::plots::line_plot(&series, &format!("{}: work-precision", cx.name()), "log10 NFE", "log10 error")
-                .to_png()
-                .map_err(|e| cx.error(Code::R1001, e))?;
-        files.push(cx.write_file("work_precision.png", &png)?);
+        let plot = LinePlot {
+            title: &super::plots::title(cx, || format!("Work-precision: error at t = {t1} against function evaluations")),
+            x: Axis::new("function evaluations (NFE)", Scaling::Log),
+            y: Axis::new("error (l2, against the reference)", Scaling::Log),
+            series: by_method
+                .iter()
+                .map(|(n, (nfe, err, labels))| Series { name: n, values: err, xs: Some(nfe), labels: Some(labels) })
+                .collect(),
+        };
+        files.extend(super::plots::write_figure(cx, "work_precision", plot.render())?);
         Ok(Output::nothing(&METRICS, metrics, files))
     }
 }

@@ -1,4 +1,4 @@
-//! Figure stages: PNG files in the stage folder.
+//! Figure stages: each figure as PNG (print resolution) and SVG in the stage folder.
 
 use super::attacked::{ATTACKED, Attacked};
 use super::dataset::DATASET;
@@ -7,6 +7,7 @@ use crate::data::Dataset;
 use crate::diag::{Code, Diag};
 use crate::lang::{Args, Builtin, Dflt, FIGURE, Kind, Metrics, Output, Param, RunCtx, Stage, StaticCall, Ty};
 use crate::nn::predict_classes;
+use crate::plots::{Axis, Figure, ImageGrid, LinePlot, Points, Scaling, Series};
 
 pub fn builtins() -> Vec<Builtin> {
     vec![
@@ -15,7 +16,7 @@ pub fn builtins() -> Vec<Builtin> {
             "Scatter plot of 2-D data, coloured by class.",
             vec![
                 Param::new("data", Ty::kind(&DATASET), Dflt::Required, "2-D data"),
-                Param::new("title", Ty::opt(Ty::Str), Dflt::None, "figure title (default: the stage name)"),
+                Param::new("title", Ty::opt(Ty::Str), Dflt::None, "figure title (default: what is drawn)"),
             ],
             Scatter,
         ),
@@ -27,7 +28,7 @@ pub fn builtins() -> Vec<Builtin> {
                 Param::new("labels", Ty::list(Ty::Str), Dflt::Syms(&[]), "legend entries (default: stage names)"),
                 Param::new("metric", Ty::choice(&["loss", "accuracy"]), Dflt::Str("loss"), "which curve"),
                 Param::new("window", Ty::Int, Dflt::Int(20), "moving-average window in steps").within(Some(1.0), None),
-                Param::new("title", Ty::opt(Ty::Str), Dflt::None, "figure title (default: the stage name)"),
+                Param::new("title", Ty::opt(Ty::Str), Dflt::None, "figure title (default: what is drawn)"),
             ],
             Curves,
         ),
@@ -37,7 +38,7 @@ pub fn builtins() -> Vec<Builtin> {
             vec![
                 Param::new("data", Ty::kind(&DATASET), Dflt::Required, "images [channels, height, width] in [0, 1]"),
                 Param::new("count", Ty::Int, Dflt::Int(64), "how many").within(Some(1.0), Some(1024.0)),
-                Param::new("title", Ty::opt(Ty::Str), Dflt::None, "figure title (default: the stage name)"),
+                Param::new("title", Ty::opt(Ty::Str), Dflt::None, "figure title (default: what is drawn)"),
             ],
             Grid,
         ),
@@ -48,7 +49,7 @@ pub fn builtins() -> Vec<Builtin> {
                 Param::new("trained", Ty::kind(&MODEL), Dflt::Required, "a trained classifier"),
                 Param::new("data", Ty::kind(&DATASET), Dflt::Required, "labelled images"),
                 Param::new("count", Ty::Int, Dflt::Int(36), "at most how many to show").within(Some(1.0), Some(1024.0)),
-                Param::new("title", Ty::opt(Ty::Str), Dflt::None, "figure title (default: the stage name)"),
+                Param::new("title", Ty::opt(Ty::Str), Dflt::None, "figure title (default: what is drawn)"),
             ],
             Misclassified,
         ),
@@ -65,7 +66,7 @@ pub fn builtins() -> Vec<Builtin> {
                     Dflt::None,
                     "an `attack` of this model: its moves are drawn",
                 ),
-                Param::new("title", Ty::opt(Ty::Str), Dflt::None, "figure title (default: the stage name)"),
+                Param::new("title", Ty::opt(Ty::Str), Dflt::None, "figure title (default: what is drawn)"),
             ],
             Decision,
         ),
@@ -82,12 +83,30 @@ fn require_2d(cx: &StaticCall, param: &str, stage: &str) -> Vec<Diag> {
     }
 }
 
-fn points(d: &crate::data::Dataset) -> Vec<[f32; 2]> {
+/// "400 points, 2 classes".
+fn describe_points(d: &Dataset) -> String {
+    match d.classes {
+        Some(k) => format!("{} points, {k} classes", d.n),
+        None => format!("{} points", d.n),
+    }
+}
+
+fn points(d: &Dataset) -> Vec<[f32; 2]> {
     (0..d.n).map(|i| [d.row(i)[0], d.row(i)[1]]).collect()
 }
 
-fn title(cx: &RunCtx) -> String {
-    cx.args().text("title").map(str::to_string).unwrap_or_else(|| cx.name().to_string())
+/// The `title:` given, else `what` (a description of what is drawn).
+pub(super) fn title(cx: &RunCtx, what: impl FnOnce() -> String) -> String {
+    cx.args().text("title").map(str::to_string).unwrap_or_else(what)
+}
+
+/// Writes `<name>.png` and `<name>.svg`; their paths in the run folder.
+pub(super) fn write_figure(cx: &RunCtx, name: &str, figure: Result<Figure, String>) -> Result<Vec<String>, Diag> {
+    let figure = figure.map_err(|e| cx.error(Code::R1001, e))?;
+    Ok(vec![
+        cx.write_file(&format!("{name}.png"), &figure.png)?,
+        cx.write_file(&format!("{name}.svg"), figure.svg.as_bytes())?,
+    ])
 }
 
 struct Scatter;
@@ -106,11 +125,10 @@ impl Stage for Scatter {
                 cx.error(Code::R1002, format!("scatter_plot needs 2-D data, got examples of shape {:?}", d.shape))
             );
         }
-        let png = crate::plots::scatter_plot(&points(&d), d.y.as_deref(), &title(cx))
-            .to_png()
-            .map_err(|e| cx.error(Code::R1001, e))?;
-        let rel = cx.write_file("scatter.png", &png)?;
-        Ok(Output::nothing(&FIGURE, Metrics::new(), vec![rel]))
+        let title = title(cx, || describe_points(&d));
+        let pts = points(&d);
+        let fig = Points { title: &title, points: &pts, labels: d.y.as_deref(), names: None }.scatter();
+        Ok(Output::nothing(&FIGURE, Metrics::new(), write_figure(cx, "scatter", fig)?))
     }
 }
 
@@ -134,13 +152,14 @@ impl Stage for Decision {
         let grid = cx.args().int("grid").unwrap_or(200) as usize;
         let device = cx.device.clone();
         let moves = adversarial_moves(cx)?;
-        let canvas = crate::plots::decision_plot(&points(&d), d.y.as_deref(), &moves, grid, &title(cx), |g| {
-            predict_classes(&t.model, g, &device).map_err(|e| e.to_string())
-        })
-        .map_err(|e| cx.error(Code::R1002, e))?;
-        let png = canvas.to_png().map_err(|e| cx.error(Code::R1001, e))?;
-        let rel = cx.write_file("decision.png", &png)?;
-        Ok(Output::nothing(&FIGURE, Metrics::new(), vec![rel]))
+        let title = title(cx, || {
+            let moved = if moves.is_empty() { String::new() } else { format!(", {} adversarial moves", moves.len()) };
+            format!("Decision regions: {}{moved}", describe_points(&d))
+        });
+        let pts = points(&d);
+        let p = Points { title: &title, points: &pts, labels: d.y.as_deref(), names: None };
+        let fig = p.decision(&moves, grid, |g| predict_classes(&t.model, g, &device).map_err(|e| e.to_string()));
+        Ok(Output::nothing(&FIGURE, Metrics::new(), write_figure(cx, "decision", fig)?))
     }
 }
 
@@ -186,11 +205,9 @@ impl Stage for Grid {
         let images: Vec<&[f32]> = (0..k).map(|i| d.row(i)).collect();
         let captions: Vec<String> =
             (0..k).map(|i| d.y.as_ref().map(|y| y[i].to_string()).unwrap_or_default()).collect();
-        let png = crate::plots::image_grid(&images, &d.shape, &captions, &title(cx))
-            .to_png()
-            .map_err(|e| cx.error(Code::R1001, e))?;
-        let rel = cx.write_file("grid.png", &png)?;
-        Ok(Output::nothing(&FIGURE, Metrics::new(), vec![rel]))
+        let title = title(cx, || format!("The first {k} of {} examples", d.n));
+        let grid = ImageGrid { title: &title, images: &images, shape: &d.shape, captions: &captions, columns: None, headings: &[] };
+        Ok(Output::nothing(&FIGURE, Metrics::new(), write_figure(cx, "grid", grid.render())?))
     }
 }
 
@@ -217,14 +234,12 @@ impl Stage for Misclassified {
         let k = (cx.args().int("count").unwrap_or(36) as usize).min(wrong.len());
         let images: Vec<&[f32]> = wrong[..k].iter().map(|&i| d.row(i)).collect();
         let captions: Vec<String> = wrong[..k].iter().map(|&i| format!("{}->{}", labels[i], pred[i])).collect();
-        let title = format!("{} ({} of {} wrong)", title(cx), wrong.len(), d.n);
-        let png = crate::plots::image_grid(&images, &d.shape, &captions, &title)
-            .to_png()
-            .map_err(|e| cx.error(Code::R1001, e))?;
-        let rel = cx.write_file("misclassified.png", &png)?;
+        let title = title(cx, || format!("Misclassified (true->predicted): {} of {}", wrong.len(), d.n));
+        let grid = ImageGrid { title: &title, images: &images, shape: &d.shape, captions: &captions, columns: None, headings: &[] };
+        let files = write_figure(cx, "misclassified", grid.render())?;
         let mut metrics = Metrics::new();
         metrics.insert("errors".into(), wrong.len() as f64);
-        Ok(Output::nothing(&FIGURE, metrics, vec![rel]))
+        Ok(Output::nothing(&FIGURE, metrics, files))
     }
 }
 
@@ -245,14 +260,14 @@ impl Stage for Curves {
             curves.push(moving_average(if accuracy { &c.accuracy } else { &c.loss }, window));
             names.push(labels.get(k).cloned().unwrap_or(stage));
         }
-        let series: Vec<crate::plots::Series> =
-            names.iter().zip(&curves).map(|(n, v)| crate::plots::Series { name: n, values: v, xs: None }).collect();
         let what = if accuracy { "accuracy" } else { "loss" };
-        let png = crate::plots::line_plot(&series, &title(cx), "step", what)
-            .to_png()
-            .map_err(|e| cx.error(Code::R1001, e))?;
-        let rel = cx.write_file("curves.png", &png)?;
-        Ok(Output::nothing(&FIGURE, Metrics::new(), vec![rel]))
+        let plot = LinePlot {
+            title: &title(cx, || format!("Training {what} (moving average over {window} steps)")),
+            x: Axis::new("step", Scaling::Integer),
+            y: Axis::new(what, Scaling::Linear),
+            series: names.iter().zip(&curves).map(|(n, v)| Series::steps(n, v)).collect(),
+        };
+        Ok(Output::nothing(&FIGURE, Metrics::new(), write_figure(cx, "curves", plot.render())?))
     }
 }
 

@@ -9,7 +9,7 @@ use crate::data::Dataset;
 use crate::diag::{Code, Diag};
 use crate::lang::{Args, Builtin, Dflt, Kind, Meta, Metrics, Output, Param, RunCtx, Stage, StaticCall, TABLE, Ty};
 use crate::nn::{Augment, FitConfig, FitError, Net, Objective, OptimSpec, Schedule, Start, fit_classifier};
-use crate::plots::Series;
+use crate::plots::{Axis, LinePlot, Scaling, Series};
 use crate::yaml;
 use candle_core::Tensor;
 use std::collections::HashMap;
@@ -339,18 +339,21 @@ fn plot_curves(cx: &RunCtx, fit: &crate::nn::FitResult, per_epoch: usize) -> Res
     let vx: Vec<f64> = fit.validations.iter().map(|v| v.step as f64).collect();
     let vl: Vec<f64> = fit.validations.iter().map(|v| v.loss).collect();
     let va: Vec<f64> = fit.validations.iter().map(|v| v.accuracy).collect();
-    let png = |series: &[Series], what: &str| {
-        crate::plots::line_plot(series, &format!("{}: {what}", cx.name()), "step", what)
-            .to_png()
-            .map_err(|e| cx.error(Code::R1001, e))
-    };
-    let mut loss_series = vec![Series { name: "train (avg)", values: &loss_avg, xs: None }];
-    let mut acc_series = vec![Series { name: "train (avg)", values: &acc_avg, xs: None }];
-    if !vx.is_empty() {
-        loss_series.push(Series { name: "validation", values: &vl, xs: Some(&vx) });
-        acc_series.push(Series { name: "validation", values: &va, xs: Some(&vx) });
+    let plot = |series: Vec<Series>, what: &str| LinePlot {
+        title: &format!("Training {what}"),
+        x: Axis::new("step", Scaling::Integer),
+        y: Axis::new(what, Scaling::Linear),
+        series,
     }
-    files.push(cx.write_file("loss_curve.png", &png(&loss_series, "loss")?)?);
-    files.push(cx.write_file("accuracy_curve.png", &png(&acc_series, "accuracy")?)?);
+    .render();
+    let avg = format!("train (moving average, {window} steps)");
+    let mut loss_series = vec![Series::steps(&avg, &loss_avg)];
+    let mut acc_series = vec![Series::steps(&avg, &acc_avg)];
+    if !vx.is_empty() {
+        loss_series.push(Series::xy("validation", &vx, &vl));
+        acc_series.push(Series::xy("validation", &vx, &va));
+    }
+    files.extend(super::plots::write_figure(cx, "loss_curve", plot(loss_series, "loss"))?);
+    files.extend(super::plots::write_figure(cx, "accuracy_curve", plot(acc_series, "accuracy"))?);
     Ok(files)
 }

@@ -1,10 +1,18 @@
-//! Figures as PNG: a small raster canvas with axes, ticks and text (8x8 bitmap font),
-//! and the plots built on it. No system fonts or graphics libraries are needed.
+//! Figures on plotters: anti-aliased text in an embedded font, legends, log and
+//! whole-number axes, a colour-blind-safe palette; each figure rendered as PNG at print
+//! resolution and SVG beside it.
 
-mod canvas;
-mod figures;
+mod axis;
+mod figure;
+mod frame;
 mod grid;
+mod legend;
+mod lines;
+mod points;
+mod style;
 
-pub use canvas::Canvas;
-pub use figures::{Move, Series, decision_plot, line_plot, scatter_plot};
-pub use grid::{image_grid, image_grid_columns};
+pub use axis::{Axis, Scaling};
+pub use figure::{Figure, PNG_SCALE};
+pub use grid::ImageGrid;
+pub use lines::{LinePlot, Series};
+pub use points::{Move, Points};
