@@ -7,6 +7,7 @@
 
 pub mod allocator;
 pub mod check;
+pub mod compare;
 pub mod diag;
 pub mod exec;
 pub mod help;

@@ -109,6 +109,21 @@ enum Command {
         #[command(subcommand)]
         action: DataAction,
     },
+    /// The metrics of several runs side by side, with differences from and ratios to the
+    /// first (run folders, or their report.yaml).
+    Compare {
+        #[arg(required = true, num_args = 2..)]
+        runs: Vec<PathBuf>,
+        /// Only the metrics whose values differ.
+        #[arg(long)]
+        changed: bool,
+        /// Also write the table as CSV to this file.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Also write the table as Markdown to this file.
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+    },
     /// Run pipelines (profile `smoke` by default) and compare their metrics with NAME.snap.yaml.
     Test {
         #[arg(required = true)]
@@ -298,6 +313,24 @@ fn dispatch(cli: Cli) -> i32 {
             }
             0
         }
+        Command::Compare { runs, changed, csv, markdown } => match flowline::compare::compare(&runs, changed) {
+            Ok(table) => {
+                print!("{}", table.text());
+                for (path, text) in [(csv, table.csv()), (markdown, table.markdown())] {
+                    if let Some(path) = path
+                        && let Err(e) = std::fs::write(&path, text)
+                    {
+                        eprintln!("error: cannot write {}: {e}", path.display());
+                        return 1;
+                    }
+                }
+                0
+            }
+            Err(msg) => {
+                eprintln!("error: {msg}");
+                2
+            }
+        },
         Command::Data { action: DataAction::Fetch { name, data_dir, from } } => {
             let Some(cat) = flowline::data::fetch::catalog(&name) else {
                 let names: Vec<&str> = flowline::data::fetch::CATALOGS.iter().map(|c| c.name).collect();
