@@ -102,11 +102,11 @@ impl Table {
             .iter()
             .map(|(k, vals)| {
                 let mut row = vec![k.clone()];
-                row.extend(vals.iter().map(|v| v.map_or("-".into(), num)));
+                row.extend(vals.iter().map(|v| v.map_or("-".into(), number)));
                 for v in &vals[1..] {
                     match (vals[0], *v) {
                         (Some(a), Some(b)) => {
-                            row.push(num(b - a));
+                            row.push(number(b - a));
                             row.push(if a != 0.0 { format!("{:.4}x", b / a) } else { "-".into() });
                         }
                         _ => row.extend(["-".to_string(), "-".to_string()]),
@@ -178,8 +178,8 @@ impl Table {
     }
 }
 
-/// Six significant digits, no trailing zeros.
-fn num(v: f64) -> String {
+/// Six significant digits, no trailing zeros (tables of metrics).
+pub fn number(v: f64) -> String {
     if v == 0.0 {
         return "0".into();
     }
@@ -242,9 +242,9 @@ mod tests {
 
     #[test]
     fn numbers_keep_six_significant_digits() {
-        assert_eq!(num(0.123456789), "0.123457");
-        assert_eq!(num(1234.5), "1234.5");
-        assert_eq!(num(-0.09000000000000008), "-0.09");
-        assert_eq!(num(1e-9), "1.00000e-9");
+        assert_eq!(number(0.123456789), "0.123457");
+        assert_eq!(number(1234.5), "1234.5");
+        assert_eq!(number(-0.09000000000000008), "-0.09");
+        assert_eq!(number(1e-9), "1.00000e-9");
     }
 }

@@ -2,7 +2,9 @@
 //! reusing cached results, and writes the report.
 
 mod cache;
+mod dag_svg;
 mod executor;
+mod html;
 mod lock;
 mod provenance;
 mod report;
@@ -149,8 +151,10 @@ pub fn execute_with(
     // The report lists the stages in execution order.
     let stages = plan.order.iter().filter_map(|&i| slots[i].take()).collect();
     let report = Report::new(plan, opts, device_name(&device), stages, provenance);
-    let written =
-        report.to_yaml().and_then(|text| crate::lang::write_atomic(&opts.out.join("report.yaml"), text.as_bytes()));
+    let written = report
+        .to_yaml()
+        .and_then(|text| crate::lang::write_atomic(&opts.out.join("report.yaml"), text.as_bytes()))
+        .and_then(|()| html::write(plan, &report, &opts.out));
     if let Err(d) = written {
         failures.push(d);
     }
