@@ -545,8 +545,8 @@ fn write_grid(
         images.push(clean.to_vec());
         images.push(adv.clone());
         images.push(d.iter().map(|v| 0.5 + 0.5 * v / m).collect());
-        captions.push(format!("{}", o.label));
-        captions.push(format!("->{al}"));
+        captions.push(data.class_name(o.label as u32));
+        captions.push(format!("->{}", data.class_name(al as u32)));
         captions.push(format!("{:.3}", o.dist[norm_column(norm)]));
     }
     let refs: Vec<&[f32]> = images.iter().map(Vec::as_slice).collect();

@@ -28,6 +28,9 @@ pub static SPLITS: Kind = Kind {
 #[derive(Serialize, Deserialize)]
 struct Facts {
     classes: Option<usize>,
+    /// Class names, where the data has them (absent in manifests written before them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    names: Option<Vec<String>>,
 }
 
 impl Artifact for Dataset {
@@ -36,7 +39,7 @@ impl Artifact for Dataset {
     }
     fn save(&self, dir: &StageDir) -> Result<Saved, Diag> {
         let files = vec![save(dir, "data.safetensors", self)?];
-        Ok(Saved { files, facts: yaml::to_value(&Facts { classes: self.classes }) })
+        Ok(Saved { files, facts: yaml::to_value(&Facts { classes: self.classes, names: self.names.clone() }) })
     }
 }
 
@@ -48,7 +51,7 @@ impl Artifact for Split {
     }
     fn save(&self, dir: &StageDir) -> Result<Saved, Diag> {
         let files = vec![save(dir, "first.safetensors", &self.0)?, save(dir, "second.safetensors", &self.1)?];
-        Ok(Saved { files, facts: yaml::to_value(&Facts { classes: self.0.classes }) })
+        Ok(Saved { files, facts: yaml::to_value(&Facts { classes: self.0.classes, names: self.0.names.clone() }) })
     }
     fn part(&self, field: &str) -> Option<ArtifactRef> {
         match field {
@@ -82,7 +85,7 @@ fn save(dir: &StageDir, file: &str, d: &Dataset) -> Result<String, Diag> {
     dir.write_tensors(file, &map)
 }
 
-fn read(dir: &StageDir, file: &str, classes: Option<usize>) -> Result<Dataset, Diag> {
+fn read(dir: &StageDir, file: &str, facts: &Facts) -> Result<Dataset, Diag> {
     let map = dir.read_tensors(file)?;
     let x = map.get("x").ok_or_else(|| dir.bad(file, "no tensor `x`"))?;
     let (n, shape) = match x.dims() {
@@ -98,26 +101,26 @@ fn read(dir: &StageDir, file: &str, classes: Option<usize>) -> Result<Dataset, D
     if y.as_ref().is_some_and(|y| y.len() != n) {
         return Err(dir.bad(file, "labels and examples differ in number"));
     }
-    Ok(Dataset { x, n, shape, y, classes })
+    Ok(Dataset { x, n, shape, y, classes: facts.classes, names: facts.names.clone() })
 }
 
 /// A dataset file as a `dataset` stage saves it (`<stage>/data.safetensors`).
 pub fn load_dataset(path: &std::path::Path, classes: Option<usize>) -> Result<Dataset, Diag> {
     let (folder, file) = (path.parent().unwrap_or(path), path.file_name().and_then(|f| f.to_str()).unwrap_or(""));
     let dir = StageDir { run_dir: folder, name: ".", device: &Device::Cpu };
-    read(&dir, file, classes)
+    read(&dir, file, &Facts { classes, names: None })
 }
 
-fn classes(dir: &StageDir, facts: &yaml::Value) -> Result<Option<usize>, Diag> {
-    yaml::from_value::<Facts>(facts.clone()).map(|f| f.classes).map_err(|e| dir.bad("stage.yaml", e))
+fn facts(dir: &StageDir, facts: &yaml::Value) -> Result<Facts, Diag> {
+    yaml::from_value::<Facts>(facts.clone()).map_err(|e| dir.bad("stage.yaml", e))
 }
 
-fn load_one(_kind: &'static Kind, dir: &StageDir, facts: &yaml::Value) -> Result<ArtifactRef, Diag> {
-    Ok(Arc::new(read(dir, "data.safetensors", classes(dir, facts)?)?))
+fn load_one(_kind: &'static Kind, dir: &StageDir, f: &yaml::Value) -> Result<ArtifactRef, Diag> {
+    Ok(Arc::new(read(dir, "data.safetensors", &facts(dir, f)?)?))
 }
 
-fn load_split(_kind: &'static Kind, dir: &StageDir, facts: &yaml::Value) -> Result<ArtifactRef, Diag> {
-    let k = classes(dir, facts)?;
-    let (a, b) = (read(dir, "first.safetensors", k)?, read(dir, "second.safetensors", k)?);
+fn load_split(_kind: &'static Kind, dir: &StageDir, f: &yaml::Value) -> Result<ArtifactRef, Diag> {
+    let k = facts(dir, f)?;
+    let (a, b) = (read(dir, "first.safetensors", &k)?, read(dir, "second.safetensors", &k)?);
     Ok(Arc::new(Split(Arc::new(a), Arc::new(b))))
 }

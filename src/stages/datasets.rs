@@ -23,7 +23,20 @@ struct IdxSet {
     train: (&'static [&'static str], &'static [&'static str]),
     test: (&'static [&'static str], &'static [&'static str]),
     doc: &'static str,
+    /// Class names, where they are not the digits 0-9.
+    names: Option<&'static [&'static str]>,
 }
+
+/// The names of a set's classes, as a dataset keeps them.
+fn names(n: Option<&'static [&'static str]>) -> Option<Vec<String>> {
+    n.map(|n| n.iter().map(|s| s.to_string()).collect())
+}
+
+const FASHION_NAMES: [&str; 10] =
+    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+const NOTMNIST_NAMES: [&str; 10] = ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"];
+const CIFAR10_NAMES: [&str; 10] =
+    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
 const MNIST: IdxSet = IdxSet {
     name: "mnist",
@@ -34,6 +47,7 @@ const MNIST: IdxSet = IdxSet {
     ),
     test: (&["t10k-images-idx3-ubyte"], &["t10k-labels-idx1-ubyte"]),
     doc: "MNIST digits, 28x28 grey images scaled to [0, 1], 10 classes.",
+    names: None,
 };
 
 const FASHION: IdxSet = IdxSet {
@@ -45,6 +59,7 @@ const FASHION: IdxSet = IdxSet {
         &["t10k-labels-idx1-ubyte", "t10k-labels-first20-idx1-ubyte"],
     ),
     doc: "Fashion-MNIST, 28x28 grey images of clothing scaled to [0, 1], 10 classes.",
+    names: Some(&FASHION_NAMES),
 };
 
 const NOTMNIST: IdxSet = IdxSet {
@@ -53,6 +68,7 @@ const NOTMNIST: IdxSet = IdxSet {
     train: (&["train-images-idx3-ubyte"], &["train-labels-idx1-ubyte"]),
     test: (&["t10k-images-idx3-ubyte"], &["t10k-labels-idx1-ubyte"]),
     doc: "notMNIST letters A-J in MNIST's format (28x28, [0, 1]): the usual out-of-distribution set for MNIST models.",
+    names: Some(&NOTMNIST_NAMES),
 };
 
 fn split_params() -> Vec<Param> {
@@ -158,7 +174,7 @@ fn first_n(mut x: Vec<f32>, mut y: Vec<u32>, shape: Vec<usize>, limit: Option<us
     let n = limit.map_or(y.len(), |l| l.min(y.len()));
     x.truncate(n * shape.iter().product::<usize>());
     y.truncate(n);
-    Dataset { x, n, shape, y: Some(y), classes: Some(10) }
+    Dataset { x, n, shape, y: Some(y), classes: Some(10), names: None }
 }
 
 fn limit(cx: &RunCtx) -> Option<usize> {
@@ -201,7 +217,7 @@ impl Stage for IdxStage {
             let lab = files::find(&dir, labels)?;
             let (x, shape, y, n) = data::idx::load_pair(&img, &lab, limit(cx))?;
             data::idx::check_labels(&lab, &y, 10)?;
-            Ok(Dataset { x, n, shape, y: Some(y), classes: Some(10) })
+            Ok(Dataset { x, n, shape, y: Some(y), classes: Some(10), names: names(self.0.names) })
         };
         let d = load().map_err(|e| data_error(cx, e))?;
         Ok(limited(cx, d))
@@ -246,7 +262,7 @@ impl Stage for Cifar {
             data::cifar::load_batch(&path, &mut x, &mut y).map_err(|e| data_error(cx, e))?;
         }
         let d = first_n(x, y, vec![3, 32, 32], limit(cx));
-        Ok(limited(cx, d))
+        Ok(limited(cx, Dataset { names: names(Some(&CIFAR10_NAMES)), ..d }))
     }
 }
 
@@ -309,7 +325,7 @@ impl Stage for Idx {
         let classes = cx.args().int("classes").unwrap_or(10) as usize;
         let (x, shape, y, n) = data::idx::load_pair(&images, &labels, limit(cx)).map_err(|e| data_error(cx, e))?;
         data::idx::check_labels(&labels, &y, classes).map_err(|e| data_error(cx, e))?;
-        Ok(limited(cx, Dataset { x, n, shape, y: Some(y), classes: Some(classes) }))
+        Ok(limited(cx, Dataset { x, n, shape, y: Some(y), classes: Some(classes), names: None }))
     }
 }
 

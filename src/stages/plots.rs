@@ -204,7 +204,7 @@ impl Stage for Grid {
         let k = (cx.args().int("count").unwrap_or(64) as usize).min(d.n);
         let images: Vec<&[f32]> = (0..k).map(|i| d.row(i)).collect();
         let captions: Vec<String> =
-            (0..k).map(|i| d.y.as_ref().map(|y| y[i].to_string()).unwrap_or_default()).collect();
+            (0..k).map(|i| d.y.as_ref().map(|y| d.class_name(y[i])).unwrap_or_default()).collect();
         let title = title(cx, || format!("The first {k} of {} examples", d.n));
         let grid = ImageGrid { title: &title, images: &images, shape: &d.shape, captions: &captions, columns: None, headings: &[] };
         Ok(Output::nothing(&FIGURE, Metrics::new(), write_figure(cx, "grid", grid.render())?))
@@ -233,7 +233,8 @@ impl Stage for Misclassified {
         let wrong: Vec<usize> = (0..d.n).filter(|&i| pred[i] != labels[i]).collect();
         let k = (cx.args().int("count").unwrap_or(36) as usize).min(wrong.len());
         let images: Vec<&[f32]> = wrong[..k].iter().map(|&i| d.row(i)).collect();
-        let captions: Vec<String> = wrong[..k].iter().map(|&i| format!("{}->{}", labels[i], pred[i])).collect();
+        let captions: Vec<String> =
+            wrong[..k].iter().map(|&i| format!("{}->{}", d.class_name(labels[i]), d.class_name(pred[i]))).collect();
         let title = title(cx, || format!("Misclassified (true->predicted): {} of {}", wrong.len(), d.n));
         let grid = ImageGrid { title: &title, images: &images, shape: &d.shape, captions: &captions, columns: None, headings: &[] };
         let files = write_figure(cx, "misclassified", grid.render())?;

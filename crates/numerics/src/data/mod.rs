@@ -22,12 +22,19 @@ pub struct Dataset {
     /// Class labels, where the data has natural classes.
     pub y: Option<Vec<u32>>,
     pub classes: Option<usize>,
+    /// The classes' names where they are not their numbers (CIFAR-10's `cat`), for figures.
+    pub names: Option<Vec<String>>,
 }
 
 impl Dataset {
     /// Values per example.
     pub fn features(&self) -> usize {
         self.shape.iter().product()
+    }
+
+    /// Class `k`'s name: its name where the data has names, else its number.
+    pub fn class_name(&self, k: u32) -> String {
+        self.names.as_ref().and_then(|n| n.get(k as usize).cloned()).unwrap_or_else(|| k.to_string())
     }
 
     pub fn row(&self, i: usize) -> &[f32] {
@@ -39,7 +46,7 @@ impl Dataset {
     pub fn subset(&self, idx: &[usize]) -> Dataset {
         let x = idx.iter().flat_map(|&i| self.row(i).iter().copied()).collect();
         let y = self.y.as_ref().map(|y| idx.iter().map(|&i| y[i]).collect());
-        Dataset { x, n: idx.len(), shape: self.shape.clone(), y, classes: self.classes }
+        Dataset { x, n: idx.len(), shape: self.shape.clone(), y, classes: self.classes, names: self.names.clone() }
     }
 
     /// Per-feature (min, max).

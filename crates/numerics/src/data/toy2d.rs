@@ -22,7 +22,7 @@ pub fn generate(name: &str, n: usize, noise: Option<f64>, rng: &mut Rng) -> Resu
         other => return Err(format!("unknown 2-D dataset `{other}`")),
     };
     let x = points.iter().flat_map(|p| [p[0] as f32, p[1] as f32]).collect();
-    Ok(Dataset { x, n: points.len(), shape: vec![2], y: labels, classes })
+    Ok(Dataset { x, n: points.len(), shape: vec![2], y: labels, classes, names: None })
 }
 
 type Labelled = Vec<([f64; 2], u32)>;

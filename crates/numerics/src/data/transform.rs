@@ -31,7 +31,7 @@ pub fn downsample(d: &Dataset, factor: usize) -> Result<Dataset, String> {
             }
         }
     }
-    Ok(Dataset { x, n: d.n, shape: vec![c, oh, ow], y: d.y.clone(), classes: d.classes })
+    Ok(Dataset { x, n: d.n, shape: vec![c, oh, ow], y: d.y.clone(), classes: d.classes, names: d.names.clone() })
 }
 
 /// Uniform dequantization of [0, 1] data with `levels` grey levels: (k + u) / levels with
@@ -73,6 +73,7 @@ mod tests {
             shape: vec![1, 4, 4],
             y: Some(vec![3]),
             classes: Some(10),
+            names: None,
         }
     }
 
@@ -109,6 +110,7 @@ mod tests {
             shape: vec![1],
             y: Some((0..10).collect()),
             classes: Some(10),
+            names: None,
         };
         let (a, b) = split(&d, 0.7, &mut Rng::new(1));
         assert_eq!((a.n, b.n), (7, 3));
