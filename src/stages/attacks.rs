@@ -551,7 +551,17 @@ fn write_grid(
     }
     let refs: Vec<&[f32]> = images.iter().map(Vec::as_slice).collect();
     let title = format!("Adversarial examples ({}), label -> new label", norm.name());
-    let headings = ["clean", "adversarial", &format!("perturbation ({})", norm.name())];
-    let grid = ImageGrid { title: &title, images: &refs, shape: &data.shape, captions: &captions, columns: Some(3), headings: &headings };
+    // Two triples a row once there are two: half the height of one triple a row.
+    let perturbation = format!("perturbation ({})", norm.name());
+    let triple = ["clean", "adversarial", perturbation.as_str()];
+    let headings: Vec<&str> = triple.iter().cycle().take(if refs.len() >= 6 { 6 } else { 3 }).copied().collect();
+    let grid = ImageGrid {
+        title: &title,
+        images: &refs,
+        shape: &data.shape,
+        captions: &captions,
+        columns: Some(headings.len()),
+        headings: &headings,
+    };
     super::plots::write_figure(cx, "grid", grid.render())
 }
