@@ -187,8 +187,52 @@ fn failures_return_codes_and_stats_never_hang() {
     let blow = |_t: f64, y: &[Tensor]| Ok(vec![y[0].sqr()?]);
     let e = solve(&blow, &[scalar(1.0)], &[0.0, 2.0], &Options::new(Method::Dopri5)).unwrap_err();
     assert!(matches!(e.failure, Failure::StepUnderflow | Failure::MaxSteps), "{:?}", e.failure);
-    let e = solve(&blow, &[scalar(1.0)], &[1.0, 0.5], &Options::new(Method::Rk4)).unwrap_err();
-    assert!(matches!(e.failure, Failure::BadTimes(_)));
+    // Times neither increasing nor decreasing (decreasing ones integrate backwards).
+    for ts in [vec![0.0, 1.0, 0.5], vec![1.0, 1.0], vec![0.0, f64::NAN]] {
+        let e = solve(&blow, &[scalar(1.0)], &ts, &Options::new(Method::Rk4)).unwrap_err();
+        assert!(matches!(e.failure, Failure::BadTimes(_)), "{ts:?}");
+    }
+}
+
+/// Decreasing output times integrate backwards: against analytic solutions (a
+/// time-dependent field, so the sign of t matters), a forward-then-backward round trip of
+/// a nonlinear field, gradients through a backward solve, and failure times in the
+/// caller's time.
+#[test]
+fn decreasing_times_integrate_backwards() {
+    // y' = t y: y(t) = y(T) exp((t^2 - T^2) / 2). From T = 1.5 back through 1.0 to 0.
+    let field = |t: f64, y: &[Tensor]| Ok(vec![(&y[0] * t)?]);
+    for (method, tol) in [(Method::Dopri5, 1e-8), (Method::Bosh3, 1e-5), (Method::Rk4, 1e-7)] {
+        let mut opts = Options::new(method);
+        (opts.rtol, opts.atol, opts.step) = (1e-10, 1e-10, Some(0.01));
+        let s = solve(&field, &[scalar(2.0)], &[1.5, 1.0, 0.0], &opts).unwrap();
+        for (t, y) in [1.5f64, 1.0, 0.0].iter().zip(&s.ys) {
+            let want = 2.0 * ((t * t - 2.25) / 2.0).exp();
+            assert!((values(&y[0])[0] - want).abs() < tol, "{method:?} at {t}: {:?} vs {want}", values(&y[0]));
+        }
+    }
+    // Van der Pol forward over [0, 3], then back: the start again.
+    let mut opts = Options::new(Method::Dopri5);
+    (opts.rtol, opts.atol) = (1e-10, 1e-10);
+    let vdp = van_der_pol(1.0);
+    let there = solve(&vdp, &[vec2(2.0, 0.0)], &[0.0, 3.0], &opts).unwrap();
+    let back = solve(&vdp, &there.ys[1], &[3.0, 0.0], &opts).unwrap();
+    let y = values(&back.ys[1][0]);
+    assert!((y[0] - 2.0).abs() < 1e-6 && y[1].abs() < 1e-6, "round trip: {y:?}");
+    // y' = a y backwards from T to 0: y(0) = y(T) e^{-aT}, d y(0) / d a = -T y(T) e^{-aT}.
+    let a = Var::new(&[-0.7f64], &Device::Cpu).unwrap();
+    let lin = |_t: f64, y: &[Tensor]| Ok(vec![y[0].broadcast_mul(a.as_tensor())?]);
+    let s = solve(&lin, &[scalar(1.5)], &[2.0, 0.0], &opts).unwrap();
+    let g = s.ys[1][0].sum_all().unwrap().backward().unwrap();
+    let want = -2.0 * 1.5 * (0.7f64 * 2.0).exp();
+    assert!((values(g.get(a.as_tensor()).unwrap())[0] - want).abs() < 1e-6);
+    // A failure reports where it stopped in the caller's time: y' = -y^2 backwards from
+    // y(1) = 2 is 1 / (t - 0.5), which blows up at t = 0.5.
+    let blow = |_t: f64, y: &[Tensor]| Ok(vec![y[0].sqr()?.neg()?]);
+    let mut opts = Options::new(Method::Dopri5);
+    opts.max_steps = 500;
+    let e = solve(&blow, &[scalar(2.0)], &[1.0, -1.0], &opts).unwrap_err();
+    assert!((e.t - 0.5).abs() < 0.01, "stopped at t = {} ({:?})", e.t, e.failure);
 }
 
 #[test]

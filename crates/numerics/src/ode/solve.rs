@@ -259,17 +259,34 @@ fn finite(y: &[Tensor]) -> Result<bool> {
     Ok(true)
 }
 
-/// Integrate from `ts[0]` through increasing `ts`, returning the state at each.
+/// The field in reversed time s = -t: dy/ds = -f(-s, y). Integrating it forward over -ts
+/// integrates f backwards over decreasing ts (as torchdiffeq does).
+struct Reversed<'a>(&'a dyn Field);
+
+impl Field for Reversed<'_> {
+    fn eval(&self, s: f64, y: &[Tensor]) -> Result<State> {
+        self.0.eval(-s, y)?.iter().map(|k| k.neg()).collect()
+    }
+}
+
+/// Integrate from `ts[0]` through `ts`, returning the state at each. The times are strictly
+/// increasing, or strictly decreasing to integrate backwards in time (sampling a flow from
+/// its base distribution); steps and tolerances mean the same either way (a fixed step is
+/// its length).
 pub fn solve(
     field: &dyn Field,
     y0: &[Tensor],
     ts: &[f64],
     opts: &Options,
 ) -> std::result::Result<Solution, SolveError> {
+    if ts.len() >= 2 && ts.iter().all(|t| t.is_finite()) && ts.windows(2).all(|w| w[1] < w[0]) {
+        let back: Vec<f64> = ts.iter().map(|t| -t).collect();
+        return solve(&Reversed(field), y0, &back, opts).map_err(|e| SolveError { t: -e.t, ..e });
+    }
     let mut run = Run { field, opts, stats: Stats::default(), out: Vec::new() };
     if ts.is_empty() || ts.windows(2).any(|w| w[1] <= w[0]) || ts.iter().any(|t| !t.is_finite()) {
         return Err(run.fail(
-            Failure::BadTimes("output times must be finite and strictly increasing".into()),
+            Failure::BadTimes("output times must be finite and strictly increasing or strictly decreasing".into()),
             ts.first().copied().unwrap_or(0.0),
         ));
     }
