@@ -1,5 +1,6 @@
 //! flowline's numerical library: layer specs, models, losses, optimizers and the training
-//! loop (`nn`), ODE solvers and the adjoint method (`ode`), minimum-norm attacks over a
+//! loop (`nn`), ODE solvers and the adjoint method (`ode`), continuous normalizing flows
+//! (`flow`), minimum-norm attacks over a
 //! batched model oracle (`robust`), datasets and their file formats (`data`), figures
 //! (`plots`), atomic file writes (`io`), the project's seeded RNG (`rng`) and the CPU thread
 //! count (`threads`).
@@ -8,6 +9,7 @@
 //! enforces that boundary. The `flowline` crate re-exports its modules.
 
 pub mod data;
+pub mod flow;
 pub mod io;
 pub mod nn;
 pub mod ode;

@@ -1,0 +1,132 @@
+//! A continuous normalizing flow: dz/dt = f(t, z) from data at t0 to the base (standard
+//! normal) at t1, with d(delta)/dt = -tr(df/dz), so log p(x) = log N(z(t1)) - delta(t1).
+//! RNODE's regularizers ride along as extra states excluded from error control:
+//! d(kinetic)/dt = 0.5 mean_i f_i^2 and d(jacobian)/dt = |J eps|^2 / d (exact: |J|_F^2 / d),
+//! per example (Finlay et al. 2020; their code's means over coordinates).
+
+use super::squash::TangentField;
+use crate::ode::{Failure, Field, Options, SolveError, State, Stats, solve};
+use crate::rng::Rng;
+use candle_core::{D, Device, Result, Tensor};
+
+/// How the divergence is computed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Trace {
+    /// From d basis tangents: exact, d Jacobian-vector products per evaluation.
+    Exact,
+    /// Hutchinson's estimator eps^T J eps with one draw per example held fixed for the whole
+    /// solve: Gaussian or Rademacher (+-1) noise.
+    Hutchinson { rademacher: bool },
+}
+
+pub struct Cnf<F: TangentField> {
+    pub field: F,
+    pub t0: f64,
+    pub t1: f64,
+    pub trace: Trace,
+}
+
+/// Per example: log-likelihood, the regularizer integrals, and where the data went.
+pub struct Likelihood {
+    /// log p(x), [n].
+    pub log_p: Tensor,
+    /// z(t1), [n, d].
+    pub z: Tensor,
+    /// The kinetic-energy integral, [n].
+    pub kinetic: Tensor,
+    /// The Jacobian-Frobenius integral, [n].
+    pub jacobian: Tensor,
+    /// The end state of the solve [z, delta, kinetic, jacobian] (for the adjoint).
+    pub end: State,
+    pub stats: Stats,
+}
+
+/// log N(z; 0, I) per row of z [n, d].
+pub fn standard_normal_log_density(z: &Tensor) -> Result<Tensor> {
+    let d = z.dim(D::Minus1)? as f64;
+    z.sqr()?.sum(D::Minus1)?.affine(-0.5, -0.5 * d * (2.0 * std::f64::consts::PI).ln())
+}
+
+/// The augmented dynamics over [z, delta, kinetic, jacobian]; `tangents` [n, k, d] are the
+/// basis (exact) or the noise draws (Hutchinson).
+pub struct Dynamics<'a> {
+    pub field: &'a dyn TangentField,
+    pub tangents: Tensor,
+}
+
+impl Field for Dynamics<'_> {
+    fn eval(&self, t: f64, y: &[Tensor]) -> Result<State> {
+        let (f, jt) = self.field.eval_with_tangents(t, &y[0], &self.tangents)?;
+        let d = f.dim(1)? as f64;
+        // Exact: sum_j (J e_j)_j; Hutchinson: eps^T (J eps). The same contraction.
+        let trace = (&jt * &self.tangents)?.sum((1, 2))?;
+        let frobenius = (jt.sqr()?.sum((1, 2))? / d)?;
+        let kinetic = (f.sqr()?.mean(1)? * 0.5)?;
+        Ok(vec![f, trace.neg()?.unsqueeze(1)?, kinetic.unsqueeze(1)?, frobenius.unsqueeze(1)?])
+    }
+}
+
+fn tensor_failure(e: candle_core::Error, t: f64) -> SolveError {
+    SolveError { failure: Failure::Tensor(e.to_string()), t, stats: Stats::default(), partial: Vec::new(), last: None }
+}
+
+impl<F: TangentField> Cnf<F> {
+    /// The tangents for a batch of n: the basis, or fresh noise from `rng`.
+    pub fn tangents(&self, n: usize, like: &Tensor, rng: &mut Rng) -> Result<Tensor> {
+        let d = self.field.dim();
+        let (dtype, dev) = (like.dtype(), like.device());
+        match self.trace {
+            Trace::Exact => Tensor::eye(d, dtype, dev)?.unsqueeze(0)?.broadcast_as((n, d, d))?.contiguous(),
+            Trace::Hutchinson { rademacher } => {
+                let v: Vec<f64> = (0..n * d)
+                    .map(|_| if rademacher { if rng.uniform() < 0.5 { -1.0 } else { 1.0 } } else { rng.normal() })
+                    .collect();
+                Tensor::from_vec(v, (n, 1, d), &Device::Cpu)?.to_dtype(dtype)?.to_device(dev)
+            }
+        }
+    }
+
+    /// The solver's options for the augmented state: the regularizer integrals are not
+    /// error-controlled.
+    pub fn augmented(opts: &Options) -> Options {
+        Options { controlled: vec![true, true, false, false], ..opts.clone() }
+    }
+
+    /// log p(x) for x [n, d] and the regularizer integrals, differentiable in the field's
+    /// parameters (backprop through the solver).
+    pub fn log_likelihood(
+        &self,
+        x: &Tensor,
+        opts: &Options,
+        rng: &mut Rng,
+    ) -> std::result::Result<Likelihood, SolveError> {
+        let fail = |e| tensor_failure(e, self.t0);
+        let n = x.dim(0).map_err(fail)?;
+        let tangents = self.tangents(n, x, rng).map_err(fail)?;
+        let zero = Tensor::zeros((n, 1), x.dtype(), x.device()).map_err(fail)?;
+        let y0 = vec![x.clone(), zero.clone(), zero.clone(), zero];
+        let dynamics = Dynamics { field: &self.field, tangents };
+        let sol = solve(&dynamics, &y0, &[self.t0, self.t1], &Self::augmented(opts))?;
+        let end = sol.ys[1].clone();
+        let squeeze = |t: &Tensor| t.squeeze(1);
+        let build = || -> Result<Likelihood> {
+            let log_p = (standard_normal_log_density(&end[0])? - squeeze(&end[1])?)?;
+            Ok(Likelihood {
+                log_p,
+                z: end[0].clone(),
+                kinetic: squeeze(&end[2])?,
+                jacobian: squeeze(&end[3])?,
+                end: end.clone(),
+                stats: sol.stats,
+            })
+        };
+        build().map_err(|e| tensor_failure(e, self.t1))
+    }
+
+    /// Data from base points z [n, d]: the field integrated from t1 back to t0.
+    pub fn sample(&self, z: &Tensor, opts: &Options) -> std::result::Result<(Tensor, Stats), SolveError> {
+        let f = |t: f64, y: &[Tensor]| Ok(vec![self.field.eval(t, &y[0])?]);
+        let sol = solve(&f, std::slice::from_ref(z), &[self.t1, self.t0], opts)?;
+        Ok((sol.ys[1][0].clone(), sol.stats))
+    }
+}

@@ -1,0 +1,15 @@
+//! Continuous normalizing flows (FFJORD, RNODE): time-dependent vector fields that carry
+//! forward tangents (`squash`), and the flow itself (`cnf`): log-likelihood by integrating
+//! the state with its log-density change, exactly or by Hutchinson's estimator, the
+//! kinetic-energy and Jacobian-Frobenius integrals as extra states outside error control,
+//! and sampling by integrating back from the base distribution.
+//!
+//! Traces and Jacobian norms come from Jacobian-vector products propagated layer by layer
+//! (ordinary differentiable ops), so training needs first-order autograd only: candle's
+//! second-order gradients are silently wrong (../shared/DESIGN.md, section 4).
+
+mod cnf;
+mod squash;
+
+pub use cnf::{Cnf, Dynamics, Likelihood, Trace, standard_normal_log_density};
+pub use squash::{ConcatSquash, SquashMlp, TangentField};
