@@ -25,7 +25,7 @@ use std::process::Command;
 use std::time::Instant;
 
 /// Name and what it measures.
-const WORKLOADS: [(&str, &str); 8] = [
+const WORKLOADS: [(&str, &str); 9] = [
     ("convnet_step", "std.models convnet (width 16), one Adam step, batch 128"),
     ("example_step", "conv 32/64 example convnet, one Adam step, batch 128"),
     ("convnet_epoch", "`train` stage: one epoch of 10,000 MNIST images, batch 128"),
@@ -34,6 +34,7 @@ const WORKLOADS: [(&str, &str); 8] = [
     ("node_rk4", "neural ODE 2-64-64-2 tanh, rk4 20 steps, batch 512, fwd+bwd"),
     ("node_dopri5", "neural ODE 2-64-64-2 tanh, dopri5 1e-5, batch 512, fwd+bwd"),
     ("logbarrier", "LogBarrier l2 (10 x 50) on 100 MNIST test images, per image"),
+    ("cnf_step", "checkerboard CNF, concat_squash 64-64-64 tanh, exact trace, dopri5 1e-5, batch 100, Adam step"),
 ];
 
 struct Measure {
@@ -197,6 +198,34 @@ fn neural_ode(opts: &Options) -> (f64, f64, usize) {
     (ms, loss, nfe)
 }
 
+/// One training iteration of the RNODE paper's checkerboard CNF without regularizers (the
+/// CNF issue's benchmark): batches of 100 from 2,000 points, t1 = 0.5, the forward NFE of
+/// the last timed iteration beside the loss.
+fn cnf_step() -> (f64, f64, usize) {
+    use flowline::flow::{Cnf, SquashMlp, TangentField, Trace};
+    let dev = dev();
+    let mut rng = Rng::new(0);
+    let data = flowline::data::toy2d("checkerboard", 2000, None, &mut rng).expect("data");
+    let x = Tensor::from_vec(data.x.clone(), (data.n, 2), &dev).expect("data");
+    let field =
+        SquashMlp::new(&[2, 64, 64, 64, 2], Activation::Tanh, &mut rng, candle_core::DType::F32, &dev).expect("field");
+    let flow = Cnf { field, t0: 0.0, t1: 0.5, trace: Trace::Exact };
+    let adam = OptimSpec::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-5, decoupled: false };
+    let mut opt = Optimizer::new(adam, flow.field.vars());
+    let opts = Options { rtol: 1e-5, atol: 1e-5, ..Options::new(Method::Dopri5) };
+    let (mut nfe, mut k) = (0, 0);
+    let (ms, loss) = timed(20, 3, || {
+        let batch = x.narrow(0, (k * 100) % 1900, 100).expect("batch");
+        k += 1;
+        let l = flow.log_likelihood(&batch, &opts, &mut rng).expect("solve");
+        nfe = l.stats.nfe;
+        let loss = l.log_p.neg().and_then(|t| t.mean_all()).expect("loss");
+        opt.step(&loss.backward().expect("backward")).expect("step");
+        loss.to_scalar::<f32>().expect("loss") as f64
+    });
+    (ms, loss, nfe)
+}
+
 fn logbarrier() -> Result<(f64, f64), String> {
     use flowline::robust::{
         attack::Attack,
@@ -285,6 +314,10 @@ fn run_one(name: &str) -> Result<Measure, String> {
         "logbarrier" => {
             let (ms, r) = logbarrier()?;
             (ms, r, None)
+        }
+        "cnf_step" => {
+            let (ms, r, nfe) = cnf_step();
+            (ms, r, Some(nfe))
         }
         other => return Err(format!("unknown workload `{other}`")),
     };

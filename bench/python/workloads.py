@@ -4,7 +4,7 @@ models, batch sizes, optimizers and iteration counts, 2 threads. Prints one line
 
 Usage: python workloads.py WORKLOAD [THREADS]
 Workloads: convnet_step example_step convnet_epoch inference mlp_step node_rk4 node_dopri5
-logbarrier. Data and weights come from FLOWLINE_DATA (default ../shared/data) and
+logbarrier cnf_step. Data and weights come from FLOWLINE_DATA (default ../shared/data) and
 FLOWLINE_BENCH_MODEL (default runs/mnist_convnet/fit/model.safetensors).
 FLOWLINE_BENCH_DEVICE=cuda runs on the GPU (every timed call ends in a read-back, which
 waits for the GPU).
@@ -205,6 +205,79 @@ def logbarrier_workload():
     return ms, d[len(d) // 2].item()
 
 
+class ConcatSquash(nn.Module):
+    """FFJORD's ConcatSquashLinear: (W x + b) * sigmoid(W_g t + b_g) + W_b t."""
+
+    def __init__(self, dim_in, dim_out):
+        super().__init__()
+        self.layer = nn.Linear(dim_in, dim_out)
+        self.gate = nn.Linear(1, dim_out)
+        self.hyper_bias = nn.Linear(1, dim_out, bias=False)
+
+    def forward(self, t, x):
+        tt = t.view(1, 1)
+        return self.layer(x) * torch.sigmoid(self.gate(tt)) + self.hyper_bias(tt)
+
+
+class CnfDynamics(nn.Module):
+    """[z, delta log p] with the exact trace by one autograd call per dimension (RNODE's
+    code for 2-D toy data), counting evaluations."""
+
+    def __init__(self, widths):
+        super().__init__()
+        self.layers = nn.ModuleList(ConcatSquash(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.nfe = 0
+
+    def forward(self, t, states):
+        self.nfe += 1
+        z = states[0]
+        with torch.enable_grad():
+            z = z.requires_grad_(True)
+            h = z
+            for i, layer in enumerate(self.layers):
+                h = layer(t, h)
+                if i + 1 < len(self.layers):
+                    h = torch.tanh(h)
+            div = sum(torch.autograd.grad(h[:, i].sum(), z, create_graph=True)[0][:, i] for i in range(z.shape[1]))
+        return h, -div.view(-1, 1)
+
+
+def checkerboard(n, rng):
+    """FFJORD's toy checkerboard."""
+    x1 = rng.random(n) * 4 - 2
+    x2 = rng.random(n) - rng.integers(0, 2, n) * 2 + (np.floor(x1) % 2)
+    return np.stack([x1, x2], 1).astype(np.float32) * 2
+
+
+def cnf_step():
+    from torchdiffeq import odeint
+
+    torch.manual_seed(0)
+    x = torch.from_numpy(checkerboard(2000, np.random.default_rng(0))).to(DEV)
+    f = CnfDynamics([2, 64, 64, 64, 2]).to(DEV)
+    opt = torch.optim.Adam(f.parameters(), lr=1e-3, weight_decay=1e-5)
+    ts = torch.tensor([0.0, 0.5]).to(DEV)
+    state = {"k": 0, "nfe": 0}
+
+    def run():
+        k = state["k"]
+        state["k"] += 1
+        batch = x[(k * 100) % 1900 : (k * 100) % 1900 + 100]
+        f.nfe = 0
+        opt.zero_grad()
+        z, delta = odeint(f, (batch, torch.zeros(100, 1, device=DEV)), ts, method="dopri5", rtol=1e-5, atol=1e-5)
+        state["nfe"] = f.nfe
+        z, delta = z[-1], delta[-1]
+        logpz = -0.5 * z.pow(2).sum(1, keepdim=True) - np.log(2 * np.pi)
+        loss = -(logpz - delta).mean()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    ms, out = median_ms(run, 20, warmup=3)
+    return ms, out, state["nfe"]
+
+
 def main():
     name = sys.argv[1]
     torch.set_num_threads(int(sys.argv[2]) if len(sys.argv) > 2 else 2)
@@ -224,6 +297,8 @@ def main():
         ms, result, nfe = neural_ode(method="rk4", options={"step_size": 0.05})
     elif name == "node_dopri5":
         ms, result, nfe = neural_ode(method="dopri5", rtol=1e-5, atol=1e-5)
+    elif name == "cnf_step":
+        ms, result, nfe = cnf_step()
     elif name == "logbarrier":
         ms, result = logbarrier_workload()
     else:
