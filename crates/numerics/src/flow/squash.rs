@@ -2,7 +2,8 @@
 //! network of them with activations between, each carrying forward tangents: with tangents
 //! t_j of the input, the network returns J t_j beside its value.
 
-use crate::nn::{Activation, activate};
+use crate::nn::Activation;
+use crate::nn::kernels::{linear, tangent_linear};
 use crate::rng::Rng;
 use candle_core::{DType, Device, Result, Tensor, Var};
 
@@ -49,29 +50,20 @@ impl ConcatSquash {
     fn gate(&self, t: f64) -> Result<Tensor> {
         ((self.wg.as_tensor() * t)? + self.bg.as_tensor())?.neg()?.exp()?.affine(1.0, 1.0)?.recip()
     }
-    pub fn forward(&self, t: f64, x: &Tensor) -> Result<Tensor> {
-        let z = x.matmul(&self.w.as_tensor().t()?)?.broadcast_add(self.b.as_tensor())?;
-        z.broadcast_mul(&self.gate(t)?)?.broadcast_add(&(self.wb.as_tensor() * t)?)
+    /// The layer at time t as a dense one: (W x + b) g + w_b t = (g W) x + (g b + w_b t).
+    /// Small [out, in] ops; gradients reach W, b and the gate's parameters through them.
+    fn folded(&self, t: f64) -> Result<(Tensor, Tensor)> {
+        let g = self.gate(t)?;
+        let w = self.w.as_tensor().broadcast_mul(&g.unsqueeze(1)?)?;
+        let b = ((self.b.as_tensor() * &g)? + (self.wb.as_tensor() * t)?)?;
+        Ok((w, b))
     }
-    /// The tangents' image: (t_j W^T) * gate; the time terms do not depend on x.
-    fn tangent(&self, t: f64, tx: &Tensor) -> Result<Tensor> {
-        let (n, k, d) = tx.dims3()?;
-        let out = self.w.dim(0)?;
-        let ty = tx.reshape((n * k, d))?.matmul(&self.w.as_tensor().t()?)?.reshape((n, k, out))?;
-        ty.broadcast_mul(&self.gate(t)?)
+    pub fn forward(&self, t: f64, x: &Tensor) -> Result<Tensor> {
+        let (w, b) = self.folded(t)?;
+        x.matmul(&w.t()?)?.broadcast_add(&b)
     }
     fn vars(&self) -> Vec<Var> {
         vec![self.w.clone(), self.b.clone(), self.wg.clone(), self.bg.clone(), self.wb.clone()]
-    }
-}
-
-/// act'(z) from y = act(z).
-fn slope(act: Activation, y: &Tensor) -> Result<Tensor> {
-    match act {
-        Activation::Relu => y.gt(0.0)?.to_dtype(y.dtype()),
-        Activation::Tanh => y.sqr()?.affine(-1.0, 1.0),
-        Activation::Sigmoid => y.mul(&y.affine(-1.0, 1.0)?),
-        Activation::Softplus => y.neg()?.exp()?.affine(-1.0, 1.0),
     }
 }
 
@@ -82,6 +74,10 @@ pub struct SquashMlp {
 }
 
 impl SquashMlp {
+    /// The activation after layer i: none after the last.
+    fn between(&self, i: usize) -> Option<Activation> {
+        (i + 1 < self.layers.len()).then_some(self.act)
+    }
     /// Widths [d, h1, ..., d].
     pub fn new(widths: &[usize], act: Activation, rng: &mut Rng, dtype: DType, dev: &Device) -> Result<Self> {
         let layers =
@@ -97,24 +93,21 @@ impl TangentField for SquashMlp {
     fn eval(&self, t: f64, z: &Tensor) -> Result<Tensor> {
         let mut h = z.clone();
         for (i, l) in self.layers.iter().enumerate() {
-            h = l.forward(t, &h)?;
-            if i + 1 < self.layers.len() {
-                h = activate(self.act, &h)?;
-            }
+            let (w, b) = l.folded(t)?;
+            h = linear(&h, &w, &b, self.between(i), true)?;
         }
         Ok(h)
     }
+    /// The state and the tangents stacked ([n, 1 + k, d]) through the dense layers that
+    /// carry tangents, with the activations fused in (flowline's kernel on the CPU).
     fn eval_with_tangents(&self, t: f64, z: &Tensor, tangents: &Tensor) -> Result<(Tensor, Tensor)> {
-        let (mut h, mut th) = (z.clone(), tangents.clone());
+        let k = tangents.dim(1)?;
+        let mut h = Tensor::cat(&[&z.unsqueeze(1)?, tangents], 1)?;
         for (i, l) in self.layers.iter().enumerate() {
-            h = l.forward(t, &h)?;
-            th = l.tangent(t, &th)?;
-            if i + 1 < self.layers.len() {
-                h = activate(self.act, &h)?;
-                th = th.broadcast_mul(&slope(self.act, &h)?.unsqueeze(1)?)?;
-            }
+            let (w, b) = l.folded(t)?;
+            h = tangent_linear(&h, &w, &b, self.between(i))?;
         }
-        Ok((h, th))
+        Ok((h.narrow(1, 0, 1)?.squeeze(1)?, h.narrow(1, 1, k)?))
     }
     fn vars(&self) -> Vec<Var> {
         self.layers.iter().flat_map(ConcatSquash::vars).collect()
@@ -148,6 +141,36 @@ mod tests {
                 for (a, b) in fd.iter().flatten().zip(got.iter().flatten()) {
                     assert!((a - b).abs() < 1e-7, "{act:?}: {a} vs {b}");
                 }
+            }
+        }
+    }
+
+    /// The float32 CPU path (flowline's fused dense kernels) against the float64 composed
+    /// ops on the same weights: values, tangents, and the gradients of a probe of both.
+    #[test]
+    fn the_cpu_kernels_match_the_composed_ops() {
+        let dev = Device::Cpu;
+        let build = |dtype| SquashMlp::new(&[3, 8, 8, 3], Activation::Tanh, &mut Rng::new(5), dtype, &dev).unwrap();
+        let (f32_net, f64_net) = (build(DType::F32), build(DType::F64));
+        let mut rng = Rng::new(6);
+        let mut draw = |n: usize| (0..n).map(|_| rng.normal()).collect::<Vec<f64>>();
+        let (z, tang, p, q) = (draw(12), draw(36), draw(12), draw(36));
+        let run = |net: &SquashMlp, dtype: DType| {
+            let t = |v: &Vec<f64>, s: &[usize]| Tensor::from_vec(v.clone(), s, &dev).unwrap().to_dtype(dtype).unwrap();
+            let (y, jt) = net.eval_with_tangents(0.7, &t(&z, &[4, 3]), &t(&tang, &[4, 3, 3])).unwrap();
+            let probe = ((&y * t(&p, &[4, 3])).unwrap().sum_all().unwrap()
+                + (&jt * t(&q, &[4, 3, 3])).unwrap().sum_all().unwrap())
+            .unwrap();
+            let grads = probe.backward().unwrap();
+            let flat = |x: &Tensor| x.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let mut out = vec![flat(&y), flat(&jt)];
+            out.extend(net.vars().iter().map(|v| flat(grads.get(v.as_tensor()).unwrap())));
+            out
+        };
+        for (k, (a, b)) in run(&f32_net, DType::F32).iter().zip(run(&f64_net, DType::F64)).enumerate() {
+            let scale = b.iter().fold(1f64, |m, v| m.max(v.abs()));
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() < 2e-5 * scale, "output {k}: {x} vs {y}");
             }
         }
     }
