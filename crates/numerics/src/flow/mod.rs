@@ -9,7 +9,9 @@
 //! second-order gradients are silently wrong (../shared/DESIGN.md, section 4).
 
 mod cnf;
+mod fit;
 mod squash;
 
 pub use cnf::{Cnf, Dynamics, Likelihood, Trace, standard_normal_log_density};
+pub use fit::{FlowFit, FlowRecord, fit_flow};
 pub use squash::{ConcatSquash, SquashMlp, TangentField};
