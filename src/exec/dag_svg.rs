@@ -37,11 +37,29 @@ pub fn draw(boxes: &[StageBox]) -> String {
     for i in 0..boxes.len() {
         depth[i] = boxes[i].deps.iter().filter(|&&d| d < i).map(|&d| depth[d] + 1).max().unwrap_or(0);
     }
+    // Rows: column by column, each stage at the mean row of the stages it uses (sources in
+    // execution order), which keeps most curves from crossing.
+    let columns = depth.iter().max().map_or(0, |m| m + 1);
     let mut row_in_column = vec![0usize; boxes.len()];
-    let mut filled = vec![0usize; depth.iter().max().map_or(0, |m| m + 1)];
-    for i in 0..boxes.len() {
-        row_in_column[i] = filled[depth[i]];
-        filled[depth[i]] += 1;
+    let mut filled = vec![0usize; columns];
+    for c in 0..columns {
+        let mut members: Vec<(f64, usize)> = (0..boxes.len())
+            .filter(|&i| depth[i] == c)
+            .map(|i| {
+                let deps: Vec<usize> = boxes[i].deps.iter().copied().filter(|&d| d < i).collect();
+                let center = if deps.is_empty() {
+                    i as f64
+                } else {
+                    deps.iter().map(|&d| row_in_column[d] as f64).sum::<f64>() / deps.len() as f64
+                };
+                (center, i)
+            })
+            .collect();
+        members.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for (row, (_, i)) in members.into_iter().enumerate() {
+            row_in_column[i] = row;
+        }
+        filled[c] = row_in_column.iter().zip(&depth).filter(|(_, d)| **d == c).count();
     }
     let at = |i: usize| (PAD + depth[i] as f64 * COL, PAD + row_in_column[i] as f64 * ROW);
     let width = PAD * 2.0 + (filled.len().max(1) - 1) as f64 * COL + W;
@@ -110,5 +128,26 @@ mod tests {
         for (status, color) in &STATUS_COLORS[..4] {
             assert!(svg.contains(color), "{status}");
         }
+    }
+
+    /// A stage sits level with what it uses: listed second but using the first source, it
+    /// takes the first row, so the two curves do not cross.
+    #[test]
+    fn rows_follow_the_stages_used() {
+        let boxes = [
+            StageBox { name: "a", builtin: "toy2d", status: "executed", deps: vec![] },
+            StageBox { name: "b", builtin: "toy2d", status: "executed", deps: vec![] },
+            StageBox { name: "uses_b", builtin: "train", status: "executed", deps: vec![1] },
+            StageBox { name: "uses_a", builtin: "train", status: "executed", deps: vec![0] },
+        ];
+        let svg = draw(&boxes);
+        let y_of = |name: &str| {
+            let at = svg.find(&format!("<title>{name}:")).unwrap();
+            let rect = &svg[at..];
+            let y = rect.split("y=\"").nth(1).unwrap();
+            y.split('"').next().unwrap().parse::<f64>().unwrap()
+        };
+        assert_eq!(y_of("uses_a"), y_of("a"));
+        assert_eq!(y_of("uses_b"), y_of("b"));
     }
 }
