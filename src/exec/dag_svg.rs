@@ -41,7 +41,6 @@ pub fn draw(boxes: &[StageBox]) -> String {
     // execution order), which keeps most curves from crossing.
     let columns = depth.iter().max().map_or(0, |m| m + 1);
     let mut row_in_column = vec![0usize; boxes.len()];
-    let mut filled = vec![0usize; columns];
     for c in 0..columns {
         let mut members: Vec<(f64, usize)> = (0..boxes.len())
             .filter(|&i| depth[i] == c)
@@ -59,8 +58,8 @@ pub fn draw(boxes: &[StageBox]) -> String {
         for (row, (_, i)) in members.into_iter().enumerate() {
             row_in_column[i] = row;
         }
-        filled[c] = row_in_column.iter().zip(&depth).filter(|(_, d)| **d == c).count();
     }
+    let filled: Vec<usize> = (0..columns).map(|c| depth.iter().filter(|&&d| d == c).count()).collect();
     let at = |i: usize| (PAD + depth[i] as f64 * COL, PAD + row_in_column[i] as f64 * ROW);
     let width = PAD * 2.0 + (filled.len().max(1) - 1) as f64 * COL + W;
     let height = PAD * 2.0 + (filled.iter().max().copied().unwrap_or(1).max(1) - 1) as f64 * ROW + H;
