@@ -5,7 +5,7 @@
 //! per example (Finlay et al. 2020; their code's means over coordinates).
 
 use super::squash::TangentField;
-use crate::ode::{Failure, Field, Options, SolveError, State, Stats, solve};
+use crate::ode::{Field, Options, SolveError, State, Stats, solve};
 use crate::rng::Rng;
 use candle_core::{D, Device, Result, Tensor};
 
@@ -66,10 +66,6 @@ impl Field for Dynamics<'_> {
     }
 }
 
-fn tensor_failure(e: candle_core::Error, t: f64) -> SolveError {
-    SolveError { failure: Failure::Tensor(e.to_string()), t, stats: Stats::default(), partial: Vec::new(), last: None }
-}
-
 impl<F: TangentField> Cnf<F> {
     /// The tangents for a batch of n: the basis, or fresh noise from `rng`.
     pub fn tangents(&self, n: usize, like: &Tensor, rng: &mut Rng) -> Result<Tensor> {
@@ -100,7 +96,7 @@ impl<F: TangentField> Cnf<F> {
         opts: &Options,
         rng: &mut Rng,
     ) -> std::result::Result<Likelihood, SolveError> {
-        let fail = |e| tensor_failure(e, self.t0);
+        let fail = |e| SolveError::tensor(e, self.t0);
         let n = x.dim(0).map_err(fail)?;
         let tangents = self.tangents(n, x, rng).map_err(fail)?;
         let zero = Tensor::zeros((n, 1), x.dtype(), x.device()).map_err(fail)?;
@@ -120,7 +116,7 @@ impl<F: TangentField> Cnf<F> {
                 stats: sol.stats,
             })
         };
-        build().map_err(|e| tensor_failure(e, self.t1))
+        build().map_err(|e| SolveError::tensor(e, self.t1))
     }
 
     /// Data from base points z [n, d]: the field integrated from t1 back to t0.

@@ -6,7 +6,7 @@
 use super::cnf::Cnf;
 use super::squash::TangentField;
 use crate::nn::{OptimSpec, Optimizer};
-use crate::ode::{Failure, Options, SolveError, Stats};
+use crate::ode::{Options, SolveError};
 use crate::rng::Rng;
 use candle_core::Tensor;
 use std::time::Instant;
@@ -33,16 +33,6 @@ pub struct FlowRecord {
     pub seconds: f64,
 }
 
-fn tensor_failure(e: candle_core::Error) -> SolveError {
-    SolveError {
-        failure: Failure::Tensor(e.to_string()),
-        t: 0.0,
-        stats: Stats::default(),
-        partial: Vec::new(),
-        last: None,
-    }
-}
-
 /// Trains the flow's field on `data` [n, d] (backprop through the solver).
 pub fn fit_flow<F: TangentField>(
     flow: &Cnf<F>,
@@ -51,7 +41,9 @@ pub fn fit_flow<F: TangentField>(
     opts: &Options,
     rng: &mut Rng,
 ) -> Result<Vec<FlowRecord>, SolveError> {
-    let n = data.dim(0).map_err(tensor_failure)?;
+    // Failures around the solves (batching, the loss) belong to no time of the flow.
+    let untimed = |e| SolveError::tensor(e, 0.0);
+    let n = data.dim(0).map_err(untimed)?;
     let batch = cfg.batch.clamp(1, n.max(1));
     let mut opt = Optimizer::new(cfg.optimizer.clone(), flow.field.vars());
     let mut order: Vec<usize> = Vec::new();
@@ -62,8 +54,8 @@ pub fn fit_flow<F: TangentField>(
             order = rng.permutation(n);
         }
         let idx: Vec<u32> = order.drain(..batch).map(|i| i as u32).collect();
-        let rows = Tensor::from_vec(idx, batch, data.device()).map_err(tensor_failure)?;
-        let x = data.index_select(&rows, 0).map_err(tensor_failure)?;
+        let rows = Tensor::from_vec(idx, batch, data.device()).map_err(untimed)?;
+        let x = data.index_select(&rows, 0).map_err(untimed)?;
         let l = flow.log_likelihood(&x, opts, rng)?;
         let mut step = || -> candle_core::Result<FlowRecord> {
             let nll = l.log_p.neg()?.mean_all()?;
@@ -86,7 +78,7 @@ pub fn fit_flow<F: TangentField>(
                 seconds: 0.0,
             })
         };
-        let mut r = step().map_err(tensor_failure)?;
+        let mut r = step().map_err(untimed)?;
         r.seconds = start.elapsed().as_secs_f64();
         records.push(r);
     }

@@ -2,8 +2,8 @@
 //! network of them with activations between, each carrying forward tangents: with tangents
 //! t_j of the input, the network returns J t_j beside its value.
 
-use crate::nn::Activation;
 use crate::nn::kernels::{linear, tangent_linear};
+use crate::nn::{Activation, activate};
 use crate::rng::Rng;
 use candle_core::{DType, Device, Result, Tensor, Var};
 
@@ -48,7 +48,7 @@ impl ConcatSquash {
     }
     /// sigmoid(w_g t + b_g), [out].
     fn gate(&self, t: f64) -> Result<Tensor> {
-        ((self.wg.as_tensor() * t)? + self.bg.as_tensor())?.neg()?.exp()?.affine(1.0, 1.0)?.recip()
+        activate(Activation::Sigmoid, &((self.wg.as_tensor() * t)? + self.bg.as_tensor())?)
     }
     /// The layer at time t as a dense one: (W x + b) g + w_b t = (g W) x + (g b + w_b t).
     /// Small [out, in] ops; gradients reach W, b and the gate's parameters through them.
@@ -57,10 +57,6 @@ impl ConcatSquash {
         let w = self.w.as_tensor().broadcast_mul(&g.unsqueeze(1)?)?;
         let b = ((self.b.as_tensor() * &g)? + (self.wb.as_tensor() * t)?)?;
         Ok((w, b))
-    }
-    pub fn forward(&self, t: f64, x: &Tensor) -> Result<Tensor> {
-        let (w, b) = self.folded(t)?;
-        x.matmul(&w.t()?)?.broadcast_add(&b)
     }
     fn vars(&self) -> Vec<Var> {
         vec![self.w.clone(), self.b.clone(), self.wg.clone(), self.bg.clone(), self.wb.clone()]

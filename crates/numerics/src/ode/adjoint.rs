@@ -70,13 +70,7 @@ pub fn adjoint_gradients(
     opts: &Options,
 ) -> std::result::Result<AdjointGradients, SolveError> {
     let n = y1.len();
-    let tensor_error = |e: candle_core::Error| SolveError {
-        failure: super::solve::Failure::Tensor(e.to_string()),
-        t: t1,
-        stats: Stats::default(),
-        partial: Vec::new(),
-        last: None,
-    };
+    let tensor_error = |e| SolveError::tensor(e, t1);
     let mut z: State = y1.iter().map(|t| t.detach()).collect();
     z.extend(grad_y1.iter().map(|t| t.detach()));
     for p in params {

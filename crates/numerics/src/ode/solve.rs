@@ -113,6 +113,20 @@ pub struct SolveError {
     pub last: Option<State>,
 }
 
+impl SolveError {
+    /// A tensor operation around a solve failed (building its state, reading its result)
+    /// at time `t`, before or after any step: no stats, no outputs.
+    pub fn tensor(e: candle_core::Error, t: f64) -> Self {
+        SolveError {
+            failure: Failure::Tensor(e.to_string()),
+            t,
+            stats: Stats::default(),
+            partial: Vec::new(),
+            last: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Solution {
     /// The state at each requested time (the first is y0).

@@ -30,11 +30,11 @@ impl Axis {
         let m = if self.scaling == Scaling::Log { if v > 0.0 { v.log10() } else { f64::NAN } } else { v };
         m.is_finite().then_some(m)
     }
-    /// The plotted range of these values (mapped), padded by `pad` of its span on each
-    /// side so that markers and their labels stay inside the frame.
-    pub fn range(&self, values: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
-        let (lo, hi) = values
-            .filter_map(|v| self.map(v))
+    /// The range of plotted values (already `map`ped; non-finite ones left out), padded by
+    /// `pad` of its span on each side so that markers and their labels stay inside the frame.
+    pub fn range(&self, plotted: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
+        let (lo, hi) = plotted
+            .filter(|v| v.is_finite())
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
         if !lo.is_finite() {
             return (0.0, 1.0);

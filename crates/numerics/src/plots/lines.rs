@@ -1,7 +1,7 @@
 //! Line plots: curves with a legend, optional markers and per-point labels, on linear,
 //! whole-number or log axes.
 
-use super::axis::{Axis, Scaling};
+use super::axis::Axis;
 use super::figure::{Draw, Figure, err};
 use super::frame::chart;
 use super::legend::{emptiest_corner, legend};
@@ -66,9 +66,8 @@ impl Draw for LinePlot<'_> {
         let pts = self.points();
         let all = || pts.iter().flatten();
         let labelled = self.series.iter().any(|s| s.labels.is_some());
-        let unmap = |a: &Axis, v: f64| if a.scaling == Scaling::Log { 10f64.powf(v) } else { v };
-        let xr = self.x.range(all().map(|p| unmap(&self.x, p.0)), if labelled { 0.08 } else { 0.02 });
-        let yr = self.y.range(all().map(|p| unmap(&self.y, p.1)), 0.06);
+        let xr = self.x.range(all().map(|p| p.0), if labelled { 0.08 } else { 0.02 });
+        let yr = self.y.range(all().map(|p| p.1), 0.06);
         let mut chart = chart(root, self.title, (&self.x, xr), (&self.y, yr), s)?;
         for (k, (series, p)) in self.series.iter().zip(&pts).enumerate() {
             let style = color(k).stroke_width(s.stroke(2.0));
@@ -107,6 +106,7 @@ impl Draw for LinePlot<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plots::axis::Scaling;
     use crate::plots::figure::testing::{assert_drawn, has_text};
 
     #[test]

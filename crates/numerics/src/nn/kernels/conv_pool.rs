@@ -18,12 +18,11 @@
 
 use super::act::{activate, slope};
 use super::conv::{GROUP, Geometry, sum_groups};
-use super::dense::{Mat, matmul, values, written};
+use super::dense::{Mat, cpu_values, matmul, values, written};
 use super::simd::wide_fn;
 use crate::nn::Activation;
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
-use std::borrow::Cow;
 use std::mem::MaybeUninit;
 use std::sync::Mutex;
 
@@ -198,14 +197,6 @@ impl CustomOp3 for ConvPool {
         let dw = dwb.narrow(1, 0, ckk)?.reshape(w.shape())?;
         let db = dwb.narrow(1, ckk, 1)?.reshape(o)?;
         Ok((dx, Some(dw), Some(db)))
-    }
-}
-
-/// A CPU tensor's values where its storage lies.
-fn cpu_values<'a>(s: &'a Storage, l: &Layout) -> Result<Cow<'a, [f32]>> {
-    match s {
-        Storage::Cpu(s) => values(s, l),
-        _ => candle_core::bail!("flowline's CPU kernels take CPU tensors"),
     }
 }
 

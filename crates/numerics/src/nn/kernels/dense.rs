@@ -176,13 +176,19 @@ pub fn matmul_new(m: usize, n: usize, k: usize, a: Mat, b: Mat, threads: usize) 
     unsafe { written(m * n, |out| matmul_uninit(m, n, k, out.as_mut_ptr().cast(), a, b, threads)) }
 }
 
+/// A tensor's values where its storage lies, for storage known to be on the CPU.
+pub fn cpu_values<'a>(s: &'a candle_core::Storage, l: &Layout) -> Result<Cow<'a, [f32]>> {
+    match s {
+        candle_core::Storage::Cpu(s) => values(s, l),
+        _ => candle_core::bail!("flowline's CPU kernels take CPU tensors"),
+    }
+}
+
 /// Every value of the tensor is finite, read where it lies (no copy) for CPU float32.
 pub fn all_finite(t: &candle_core::Tensor) -> Result<bool> {
     if super::own(t) {
         let (storage, layout) = t.storage_and_layout();
-        if let candle_core::Storage::Cpu(s) = &*storage {
-            return Ok(values(s, layout)?.iter().all(|v| v.is_finite()));
-        }
+        return Ok(cpu_values(&storage, layout)?.iter().all(|v| v.is_finite()));
     }
     t.to_dtype(candle_core::DType::F64)?.sum_all()?.to_scalar::<f64>().map(f64::is_finite)
 }
