@@ -1,6 +1,7 @@
 //! `flowline compare RUN...`: the metrics of several runs side by side, with each later run's
 //! difference from and ratio to the first, as a terminal table, CSV or Markdown.
 
+use crate::lang::show_number;
 use crate::yaml::{self, Value};
 use std::path::{Path, PathBuf};
 
@@ -102,11 +103,11 @@ impl Table {
             .iter()
             .map(|(k, vals)| {
                 let mut row = vec![k.clone()];
-                row.extend(vals.iter().map(|v| v.map_or("-".into(), number)));
+                row.extend(vals.iter().map(|v| v.map_or("-".into(), show_number)));
                 for v in &vals[1..] {
                     match (vals[0], *v) {
                         (Some(a), Some(b)) => {
-                            row.push(number(b - a));
+                            row.push(show_number(b - a));
                             row.push(if a != 0.0 { format!("{:.4}x", b / a) } else { "-".into() });
                         }
                         _ => row.extend(["-".to_string(), "-".to_string()]),
@@ -178,19 +179,6 @@ impl Table {
     }
 }
 
-/// Six significant digits, no trailing zeros (tables of metrics).
-pub fn number(v: f64) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    if !(1e-4..1e7).contains(&v.abs()) {
-        return format!("{v:.5e}");
-    }
-    let decimals = (5 - v.abs().log10().floor() as i32).max(0) as usize;
-    let s = format!("{v:.decimals$}");
-    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,13 +226,5 @@ mod tests {
         let err = compare(&[a.clone(), tmp.path().join("nowhere")], false).err().unwrap();
         assert!(err.contains("nowhere") && err.contains("report.yaml"), "{err}");
         assert!(compare(&[a], false).err().unwrap().contains("two or more"));
-    }
-
-    #[test]
-    fn numbers_keep_six_significant_digits() {
-        assert_eq!(number(0.123456789), "0.123457");
-        assert_eq!(number(1234.5), "1234.5");
-        assert_eq!(number(-0.09000000000000008), "-0.09");
-        assert_eq!(number(1e-9), "1.00000e-9");
     }
 }

@@ -27,7 +27,8 @@ pub const STATUS_COLORS: [(&str, &str); 5] = [
     ("not run", "#f4f4f4"),
 ];
 
-fn fill(status: &str) -> &'static str {
+/// The fill of a stage with this status (its legend colour).
+pub fn fill(status: &str) -> &'static str {
     STATUS_COLORS.iter().find(|(s, _)| status.starts_with(s)).map_or("#ffffff", |(_, c)| c)
 }
 

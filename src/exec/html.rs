@@ -2,7 +2,7 @@
 //! SVG) with the run's provenance, the stage graph coloured by status, the reported values,
 //! and each stage's parameters, metrics, warnings, failure and figures.
 
-use super::dag_svg::{STATUS_COLORS, StageBox, draw};
+use super::dag_svg::{STATUS_COLORS, StageBox, draw, fill};
 use super::report::{Report, StageReport};
 use crate::diag::Diag;
 use crate::plan::Plan;
@@ -122,14 +122,14 @@ fn dag(plan: &Plan, report: &Report) -> String {
 fn value_cell(v: &Value) -> String {
     match v {
         Value::Number(n) => {
-            format!("<td class=\"num\">{}</td>", n.as_f64().map_or(n.to_string(), crate::compare::number))
+            format!("<td class=\"num\">{}</td>", n.as_f64().map_or(n.to_string(), crate::lang::show_number))
         }
         Value::String(s) => format!("<td>{}</td>", escape(s)),
         // A group of numbers (a table's or an evaluation's): a nested table.
         Value::Mapping(m) if !m.is_empty() && m.values().all(|v| v.is_number()) => {
             let mut t = String::from("<td><table>");
             for (k, v) in m {
-                let k = k.as_str().map_or_else(|| yaml::to_string(k).unwrap_or_default(), str::to_string);
+                let k = key_text(k);
                 let _ = write!(t, "<tr><td>{}</td>{}</tr>", escape(&k), value_cell(v));
             }
             t + "</table></td>"
@@ -147,7 +147,7 @@ fn value_cell(v: &Value) -> String {
 }
 
 fn stage(s: &StageReport, out: &Path) -> String {
-    let color = STATUS_COLORS.iter().find(|(st, _)| s.status.starts_with(st)).map_or("#fff", |(_, c)| c);
+    let color = fill(s.status);
     let mut h = format!(
         "<section class=\"stage\" id=\"stage-{id}\">\n<h3>{name} <span class=\"status\" style=\"background:{color}\">{status}</span></h3>\n<p><code>{builtin}</code>",
         id = escape(&s.name),
@@ -165,7 +165,7 @@ fn stage(s: &StageReport, out: &Path) -> String {
     if let Some(map) = s.params.as_mapping().filter(|m| !m.is_empty()) {
         h += "<table class=\"params\"><tr><th>parameter</th><th>value</th></tr>\n";
         for (k, v) in map {
-            let k = k.as_str().map_or_else(|| yaml::to_string(k).unwrap_or_default(), str::to_string);
+            let k = key_text(k);
             let _ = writeln!(h, "<tr><td>{}</td>{}</tr>", escape(&k), value_cell(v));
         }
         h += "</table>\n";
@@ -173,7 +173,8 @@ fn stage(s: &StageReport, out: &Path) -> String {
     if !s.metrics.is_empty() {
         h += "<table class=\"metrics\"><tr><th>metric</th><th>value</th></tr>\n";
         for (k, v) in &s.metrics {
-            let _ = writeln!(h, "<tr><td>{}</td><td class=\"num\">{}</td></tr>", escape(k), crate::compare::number(*v));
+            let _ =
+                writeln!(h, "<tr><td>{}</td><td class=\"num\">{}</td></tr>", escape(k), crate::lang::show_number(*v));
         }
         h += "</table>\n";
     }
@@ -201,6 +202,11 @@ fn stage(s: &StageReport, out: &Path) -> String {
         h += "</p>\n";
     }
     h + "</section>\n"
+}
+
+/// A mapping key as text (keys are strings in flowline's reports; others as YAML).
+fn key_text(k: &Value) -> String {
+    k.as_str().map_or_else(|| yaml::to_string(k).unwrap_or_default().trim().to_string(), str::to_string)
 }
 
 /// An SVG document as an element to inline (without an XML declaration, if any).
