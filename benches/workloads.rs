@@ -202,13 +202,13 @@ fn neural_ode(opts: &Options) -> (f64, f64, usize) {
 /// CNF issue's benchmark): batches of 100 from 2,000 points, t1 = 0.5, the forward NFE of
 /// the last timed iteration beside the loss.
 fn cnf_step() -> (f64, f64, usize) {
-    use flowline::flow::{Cnf, SquashMlp, TangentField, Trace};
+    use flowline::flow::{Cnf, TangentField, TimeNet, Trace};
     let dev = dev();
     let mut rng = Rng::new(0);
     let data = flowline::data::toy2d("checkerboard", 2000, None, &mut rng).expect("data");
     let x = Tensor::from_vec(data.x.clone(), (data.n, 2), &dev).expect("data");
-    let field =
-        SquashMlp::new(&[2, 64, 64, 64, 2], Activation::Tanh, &mut rng, candle_core::DType::F32, &dev).expect("field");
+    let field = TimeNet::squash_mlp(&[2, 64, 64, 64, 2], Activation::Tanh, &mut rng, candle_core::DType::F32, &dev)
+        .expect("field");
     let flow = Cnf { field, t0: 0.0, t1: 0.5, trace: Trace::Exact };
     let adam = OptimSpec::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-5, decoupled: false };
     let mut opt = Optimizer::new(adam, flow.field.vars());

@@ -4,7 +4,7 @@
 //! differences, through backprop and through the adjoint.
 
 use candle_core::{DType, Device, Result, Tensor, Var};
-use flowline::flow::{Cnf, Dynamics, SquashMlp, TangentField, Trace};
+use flowline::flow::{Cnf, Dynamics, TangentField, TimeNet, Trace};
 use flowline::nn::Activation;
 use flowline::ode::{Method, Options, adjoint_gradients};
 use flowline::rng::Rng;
@@ -67,8 +67,8 @@ fn a_linear_field_has_the_closed_form_likelihood_and_integrals() {
     }
 }
 
-fn mlp(seed: u64, widths: &[usize]) -> SquashMlp {
-    SquashMlp::new(widths, Activation::Tanh, &mut Rng::new(seed), DType::F64, &Device::Cpu).unwrap()
+fn mlp(seed: u64, widths: &[usize]) -> TimeNet {
+    TimeNet::squash_mlp(widths, Activation::Tanh, &mut Rng::new(seed), DType::F64, &Device::Cpu).unwrap()
 }
 
 /// Hutchinson's estimate, one draw per row, averaged over many rows of the same point,
@@ -113,7 +113,8 @@ fn the_flow_inverts() {
 fn the_density_integrates_to_one() {
     let flow = Cnf { field: mlp(6, &[2, 32, 32, 2]), t0: 0.0, t1: 1.0, trace: Trace::Exact };
     for l in &flow.field.layers {
-        l.w.set(&(l.w.as_tensor() * 2.0).unwrap()).unwrap();
+        let (_, w) = l.named()[0];
+        w.set(&(w.as_tensor() * 2.0).unwrap()).unwrap();
     }
     let k = 160;
     let (lo, hi) = (-8.0, 8.0);
@@ -141,7 +142,7 @@ fn gradients_of_the_regularized_loss_match_central_differences_and_the_adjoint()
     let x = data(6, 2, 3);
     let mut opts = Options::new(Method::Rk4);
     opts.step = Some(0.05);
-    let loss = |flow: &Cnf<SquashMlp>| -> Tensor {
+    let loss = |flow: &Cnf<TimeNet>| -> Tensor {
         let l = flow.log_likelihood(&x, &opts, &mut Rng::new(0)).unwrap();
         let terms = (l.log_p.neg().unwrap() + (l.kinetic * 0.1).unwrap() + (l.jacobian * 0.1).unwrap()).unwrap();
         terms.mean_all().unwrap()
@@ -175,7 +176,7 @@ fn gradients_of_the_regularized_loss_match_central_differences_and_the_adjoint()
         (l.end[3].ones_like().unwrap() * (0.1 / n)).unwrap(),
     ];
     let tangents = flow.tangents(6, &x, &mut Rng::new(0)).unwrap();
-    let dynamics = Dynamics { field: &flow.field, tangents };
+    let dynamics = Dynamics::new(&flow.field, tangents);
     let adj = adjoint_gradients(&dynamics, &vars, &l.end, &grad_end, 0.0, 0.5, &tight(Method::Dopri5)).unwrap();
     let exact_grads = {
         let l = flow.log_likelihood(&x, &tight(Method::Dopri5), &mut Rng::new(0)).unwrap();
@@ -216,21 +217,77 @@ fn training_lowers_the_nll_and_the_kinetic_penalty_lowers_the_energy() {
     };
     let mut ends = Vec::new();
     for kinetic in [0.0, 1.0] {
-        let field = SquashMlp::new(&[2, 32, 32, 2], Activation::Tanh, &mut Rng::new(3), DType::F32, &dev).unwrap();
+        let field = TimeNet::squash_mlp(&[2, 32, 32, 2], Activation::Tanh, &mut Rng::new(3), DType::F32, &dev).unwrap();
         let flow = Cnf { field, t0: 0.0, t1: 1.0, trace: Trace::Exact };
-        let nll = |flow: &Cnf<SquashMlp>| {
+        let nll = |flow: &Cnf<TimeNet>| {
             let l = flow.log_likelihood(&held, &opts, &mut Rng::new(0)).unwrap();
             let kin = l.kinetic.mean_all().unwrap().to_scalar::<f32>().unwrap() as f64;
             (l.log_p.neg().unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap() as f64, kin)
         };
         let (before, _) = nll(&flow);
-        let cfg = flowline::flow::FlowFit { iters: 150, batch: 100, optimizer: adam.clone(), kinetic, jacobian: 0.0 };
+        let cfg = flowline::flow::FlowFit {
+            iters: 150,
+            batch: 100,
+            optimizer: adam.clone(),
+            kinetic,
+            jacobian: 0.0,
+            adjoint: false,
+        };
         let records = flowline::flow::fit_flow(&flow, &train, &cfg, &opts, &mut Rng::new(4)).unwrap();
         assert_eq!(records.len(), 150);
         assert!(records.iter().all(|r| r.nfe_forward >= 8 && r.seconds > 0.0));
+        // Every evaluation of an accepted dopri5 step but the last stage's is differentiated
+        // once; rejected steps' and the first step's trial evaluation are not.
+        assert!(records.iter().all(|r| r.nfe_backward > 0 && r.nfe_backward < r.nfe_forward), "{:?}", records[0]);
         let (after, kin) = nll(&flow);
         assert!(after < before - 1.0 && after < 2.0, "kinetic {kinetic}: held-out NLL {before} -> {after}");
         ends.push(kin);
     }
     assert!(ends[1] < 0.8 * ends[0], "kinetic energy with the penalty {} vs without {}", ends[1], ends[0]);
+}
+
+/// Training by the adjoint takes the same steps as training by backprop through the
+/// solver (the gradients agree at tight tolerance), and counts its backward solve's NFE.
+#[test]
+fn adjoint_training_follows_backprop_training() {
+    let dev = Device::Cpu;
+    let mut rng = Rng::new(8);
+    let x: Vec<f64> = (0..40).map(|_| rng.normal()).collect();
+    let x = Tensor::from_vec(x, (20, 2), &dev).unwrap();
+    let adam = flowline::nn::OptimSpec::Adam {
+        lr: 1e-2,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        decoupled: false,
+    };
+    let mut weights = Vec::new();
+    let mut records = Vec::new();
+    for adjoint in [false, true] {
+        let flow = Cnf { field: mlp(11, &[2, 8, 2]), t0: 0.0, t1: 0.5, trace: Trace::Exact };
+        let cfg = flowline::flow::FlowFit {
+            iters: 3,
+            batch: 20,
+            optimizer: adam.clone(),
+            kinetic: 0.1,
+            jacobian: 0.1,
+            adjoint,
+        };
+        records.push(flowline::flow::fit_flow(&flow, &x, &cfg, &tight(Method::Dopri5), &mut Rng::new(4)).unwrap());
+        weights.push(
+            flow.field
+                .named_tensors()
+                .into_iter()
+                .map(|(_, t)| t.flatten_all().unwrap().to_vec1::<f64>().unwrap())
+                .collect::<Vec<_>>(),
+        );
+    }
+    for (a, b) in weights[0].iter().flatten().zip(weights[1].iter().flatten()) {
+        assert!((a - b).abs() < 1e-6, "backprop {a} vs adjoint {b}");
+    }
+    for (r, s) in records[0].iter().zip(&records[1]) {
+        assert!((r.loss - s.loss).abs() < 1e-6, "{} vs {}", r.loss, s.loss);
+        assert!(s.nfe_backward >= 8, "adjoint backward NFE {}", s.nfe_backward);
+    }
 }

@@ -4,8 +4,9 @@
 //! d(kinetic)/dt = 0.5 mean_i f_i^2 and d(jacobian)/dt = |J eps|^2 / d (exact: |J|_F^2 / d),
 //! per example (Finlay et al. 2020; their code's means over coordinates).
 
-use super::squash::TangentField;
-use crate::ode::{Field, Options, SolveError, State, Stats, solve};
+use super::count::VjpCounter;
+use super::field::TangentField;
+use crate::ode::{Field, Options, SolveError, State, Stats, adjoint_gradients, solve};
 use crate::rng::Rng;
 use candle_core::{D, Device, Result, Tensor};
 
@@ -52,11 +53,23 @@ pub fn standard_normal_log_density(z: &Tensor) -> Result<Tensor> {
 pub struct Dynamics<'a> {
     pub field: &'a dyn TangentField,
     pub tangents: Tensor,
+    /// Counts the evaluations a backward pass differentiates.
+    pub vjps: Option<VjpCounter>,
+}
+
+impl<'a> Dynamics<'a> {
+    pub fn new(field: &'a dyn TangentField, tangents: Tensor) -> Self {
+        Dynamics { field, tangents, vjps: None }
+    }
 }
 
 impl Field for Dynamics<'_> {
     fn eval(&self, t: f64, y: &[Tensor]) -> Result<State> {
         let (f, jt) = self.field.eval_with_tangents(t, &y[0], &self.tangents)?;
+        let f = match &self.vjps {
+            Some(c) => c.counted(&f)?,
+            None => f,
+        };
         let d = f.dim(1)? as f64;
         // Exact: sum_j (J e_j)_j; Hutchinson: eps^T (J eps). The same contraction.
         let trace = (&jt * &self.tangents)?.sum((1, 2))?;
@@ -96,12 +109,33 @@ impl<F: TangentField> Cnf<F> {
         opts: &Options,
         rng: &mut Rng,
     ) -> std::result::Result<Likelihood, SolveError> {
+        self.log_likelihood_counted(x, opts, rng, None)
+    }
+
+    /// `log_likelihood`, with the evaluations a later backward pass differentiates counted.
+    pub fn log_likelihood_counted(
+        &self,
+        x: &Tensor,
+        opts: &Options,
+        rng: &mut Rng,
+        vjps: Option<&VjpCounter>,
+    ) -> std::result::Result<Likelihood, SolveError> {
         let fail = |e| SolveError::tensor(e, self.t0);
         let n = x.dim(0).map_err(fail)?;
         let tangents = self.tangents(n, x, rng).map_err(fail)?;
+        self.solve_with(x, Dynamics { field: &self.field, tangents, vjps: vjps.cloned() }, opts)
+    }
+
+    fn solve_with(
+        &self,
+        x: &Tensor,
+        dynamics: Dynamics,
+        opts: &Options,
+    ) -> std::result::Result<Likelihood, SolveError> {
+        let fail = |e| SolveError::tensor(e, self.t0);
+        let n = x.dim(0).map_err(fail)?;
         let zero = Tensor::zeros((n, 1), x.dtype(), x.device()).map_err(fail)?;
         let y0 = vec![x.clone(), zero.clone(), zero.clone(), zero];
-        let dynamics = Dynamics { field: &self.field, tangents };
         let sol = solve(&dynamics, &y0, &[self.t0, self.t1], &Self::augmented(opts))?;
         let end = sol.ys[1].clone();
         let squeeze = |t: &Tensor| t.squeeze(1);
@@ -117,6 +151,35 @@ impl<F: TangentField> Cnf<F> {
             })
         };
         build().map_err(|e| SolveError::tensor(e, self.t1))
+    }
+
+    /// The gradients of mean(-log p) + kinetic mean(kinetic) + jacobian mean(jacobian) in
+    /// the field's parameters by the adjoint method: a forward solve without a graph, then
+    /// the adjoint system backwards (constant memory). The likelihood (detached) and the
+    /// backward solve's stats come with them.
+    pub fn adjoint_loss_gradients(
+        &self,
+        x: &Tensor,
+        weights: (f64, f64),
+        opts: &Options,
+        rng: &mut Rng,
+    ) -> std::result::Result<(Likelihood, Vec<Tensor>, Stats), SolveError> {
+        let fail = |e| SolveError::tensor(e, self.t1);
+        let n = x.dim(0).map_err(|e| SolveError::tensor(e, self.t0))?;
+        let tangents = self.tangents(n, x, rng).map_err(|e| SolveError::tensor(e, self.t0))?;
+        let l = self.solve_with(&x.detach(), Dynamics::new(&self.field, tangents.clone()), opts)?;
+        let end: State = l.end.iter().map(Tensor::detach).collect();
+        // d(-log N(z) + delta)/n: z/n and 1/n; the integrals' weights over n.
+        let per = 1.0 / n as f64;
+        let grad_end = || -> Result<State> {
+            let ones = end[1].ones_like()?;
+            Ok(vec![(&end[0] * per)?, (&ones * per)?, (&ones * (weights.0 * per))?, (&ones * (weights.1 * per))?])
+        };
+        let grad_end = grad_end().map_err(fail)?;
+        let vars = self.field.vars();
+        let dynamics = Dynamics::new(&self.field, tangents);
+        let g = adjoint_gradients(&dynamics, &vars, &end, &grad_end, self.t0, self.t1, &Self::augmented(opts))?;
+        Ok((l, g.params, g.stats))
     }
 
     /// Data from base points z [n, d]: the field integrated from t1 back to t0.

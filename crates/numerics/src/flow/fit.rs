@@ -1,10 +1,13 @@
 //! Training a CNF by maximum likelihood with RNODE's regularizers: loss = mean(-log p) +
 //! lambda_k mean(kinetic) + lambda_j mean(jacobian), minibatches from a seeded shuffle, and a
-//! record per iteration (the terms, the forward NFE, the wall time) so that the NFE-per-
-//! iteration curve of the RNODE paper can be drawn.
+//! record per iteration (the terms, the forward and backward NFE, the wall time) so that the
+//! NFE-per-iteration curve of the RNODE paper can be drawn. Gradients by backprop through the
+//! solver (the backward NFE is the number of evaluations differentiated) or by the adjoint
+//! method (its backward solve's NFE).
 
-use super::cnf::Cnf;
-use super::squash::TangentField;
+use super::cnf::{Cnf, Likelihood};
+use super::count::VjpCounter;
+use super::field::TangentField;
 use crate::nn::{OptimSpec, Optimizer};
 use crate::ode::{Options, SolveError};
 use crate::rng::Rng;
@@ -20,6 +23,8 @@ pub struct FlowFit {
     pub kinetic: f64,
     /// lambda of the Jacobian-Frobenius integral (0: not used).
     pub jacobian: f64,
+    /// Gradients by the adjoint method instead of backprop through the solver.
+    pub adjoint: bool,
 }
 
 /// One iteration's numbers (batch means).
@@ -30,10 +35,11 @@ pub struct FlowRecord {
     pub kinetic: f64,
     pub jacobian: f64,
     pub nfe_forward: usize,
+    pub nfe_backward: usize,
     pub seconds: f64,
 }
 
-/// Trains the flow's field on `data` [n, d] (backprop through the solver).
+/// Trains the flow's field on `data` [n, d].
 pub fn fit_flow<F: TangentField>(
     flow: &Cnf<F>,
     data: &Tensor,
@@ -56,8 +62,9 @@ pub fn fit_flow<F: TangentField>(
         let idx: Vec<u32> = order.drain(..batch).map(|i| i as u32).collect();
         let rows = Tensor::from_vec(idx, batch, data.device()).map_err(untimed)?;
         let x = data.index_select(&rows, 0).map_err(untimed)?;
-        let l = flow.log_likelihood(&x, opts, rng)?;
-        let mut step = || -> candle_core::Result<FlowRecord> {
+        let vjps = VjpCounter::default();
+        let scalar = |t: &Tensor| t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>();
+        let terms = |l: &Likelihood| -> candle_core::Result<(Tensor, Tensor, Tensor, Tensor)> {
             let nll = l.log_p.neg()?.mean_all()?;
             let (kin, jac) = (l.kinetic.mean_all()?, l.jacobian.mean_all()?);
             let mut loss = nll.clone();
@@ -67,18 +74,43 @@ pub fn fit_flow<F: TangentField>(
             if cfg.jacobian != 0.0 {
                 loss = (loss + (&jac * cfg.jacobian)?)?;
             }
-            opt.step(&loss.backward()?)?;
-            let scalar = |t: &Tensor| t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>();
+            Ok((loss, nll, kin, jac))
+        };
+        let record = |l: &Likelihood, nfe_backward: usize| -> candle_core::Result<FlowRecord> {
+            let (loss, nll, kin, jac) = terms(l)?;
             Ok(FlowRecord {
                 loss: scalar(&loss)?,
                 nll: scalar(&nll)?,
                 kinetic: scalar(&kin)?,
                 jacobian: scalar(&jac)?,
                 nfe_forward: l.stats.nfe,
+                nfe_backward,
                 seconds: 0.0,
             })
         };
-        let mut r = step().map_err(untimed)?;
+        let step = if cfg.adjoint {
+            let (l, grads, back) = flow.adjoint_loss_gradients(&x, (cfg.kinetic, cfg.jacobian), opts, rng)?;
+            let mut apply = || -> candle_core::Result<FlowRecord> {
+                // A surrogate whose gradient in each parameter is the adjoint's.
+                let vars = flow.field.vars();
+                let mut surrogate = Tensor::zeros((), x.dtype(), x.device())?;
+                for (v, g) in vars.iter().zip(&grads) {
+                    surrogate = (surrogate + (v.as_tensor() * g.detach())?.sum_all()?)?;
+                }
+                opt.step(&surrogate.backward()?)?;
+                record(&l, back.nfe)
+            };
+            apply()
+        } else {
+            let l = flow.log_likelihood_counted(&x, opts, rng, Some(&vjps))?;
+            let mut apply = || -> candle_core::Result<FlowRecord> {
+                let (loss, ..) = terms(&l)?;
+                opt.step(&loss.backward()?)?;
+                record(&l, vjps.get())
+            };
+            apply()
+        };
+        let mut r = step.map_err(untimed)?;
         r.seconds = start.elapsed().as_secs_f64();
         records.push(r);
     }

@@ -9,9 +9,13 @@
 //! second-order gradients are silently wrong (../shared/DESIGN.md, section 4).
 
 mod cnf;
+mod count;
+mod field;
 mod fit;
 mod squash;
 
 pub use cnf::{Cnf, Dynamics, Likelihood, Trace, standard_normal_log_density};
+pub use count::VjpCounter;
+pub use field::{FieldError, TangentField, TimeNet, field_plan};
 pub use fit::{FlowFit, FlowRecord, fit_flow};
-pub use squash::{ConcatSquash, SquashMlp, TangentField};
+pub use squash::{ConcatLinear, ConcatSquash, TimeLayer};

@@ -137,6 +137,11 @@ impl Builder<'_> {
                 }
             }
             LayerSpec::Act(a) => Built::Act(*a),
+            LayerSpec::ConcatSquash { .. } | LayerSpec::ConcatLinear { .. } => {
+                return Err(candle_core::Error::Msg(format!(
+                    "layer {name} depends on time: it runs only inside a `cnf`'s field"
+                )));
+            }
             LayerSpec::NeuralOde {
                 field,
                 t1,

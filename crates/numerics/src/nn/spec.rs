@@ -89,6 +89,16 @@ pub enum LayerSpec {
         #[serde(default)]
         adjoint: bool,
     },
+    /// FFJORD's time-dependent dense layers, only inside a CNF's field (`flow::TimeNet`):
+    /// (W x + b) sigmoid(w_g t + b_g) + w_b t, and W x + b + w_t t.
+    ConcatSquash {
+        input: Option<usize>,
+        out: usize,
+    },
+    ConcatLinear {
+        input: Option<usize>,
+        out: usize,
+    },
     /// Convolution whose last channel is minus the aggregate of the others, per position.
     FarkasConv2d {
         input: Option<usize>,
@@ -137,7 +147,10 @@ fn conv_out(i: usize, size: usize, kernel: usize, stride: usize, pad: usize, wha
 /// The shape after one layer.
 pub fn infer_one(i: usize, l: &LayerSpec, s: &[usize]) -> Result<Vec<usize>, ShapeError> {
     Ok(match l {
-        LayerSpec::Linear { input, out } | LayerSpec::FarkasLinear { input, out, .. } => {
+        LayerSpec::Linear { input, out }
+        | LayerSpec::FarkasLinear { input, out, .. }
+        | LayerSpec::ConcatSquash { input, out }
+        | LayerSpec::ConcatLinear { input, out } => {
             if s.len() != 1 {
                 return Err(mismatch(
                     i,
@@ -248,6 +261,13 @@ pub fn infer_one(i: usize, l: &LayerSpec, s: &[usize]) -> Result<Vec<usize>, Sha
             s.to_vec()
         }
     })
+}
+
+impl LayerSpec {
+    /// The layer depends on time: it belongs in a CNF's field, not in a classifier.
+    pub fn is_time_dependent(&self) -> bool {
+        matches!(self, LayerSpec::ConcatSquash { .. } | LayerSpec::ConcatLinear { .. })
+    }
 }
 
 /// The shape after each layer, given the shape entering the chain.

@@ -1,0 +1,268 @@
+//! A CNF's vector field: time-dependent dense layers with activations between, built from
+//! layer specs, carrying forward tangents (with tangents t_j of the input it returns J t_j
+//! beside its value), saved and restored by name.
+
+use super::squash::{ConcatLinear, ConcatSquash, TimeLayer};
+use crate::nn::kernels::{linear, tangent_linear};
+use crate::nn::{Activation, LayerSpec};
+use crate::rng::Rng;
+use candle_core::{DType, Device, Result, Tensor, Var};
+use std::collections::HashMap;
+
+/// A vector field f(t, z) that also maps tangents through its Jacobian.
+pub trait TangentField: Send + Sync {
+    /// Dimension of the state.
+    fn dim(&self) -> usize;
+    /// f(t, z) for z [n, d].
+    fn eval(&self, t: f64, z: &Tensor) -> Result<Tensor>;
+    /// (f(t, z), J tangents) for tangents [n, k, d]: [n, d] and [n, k, d].
+    fn eval_with_tangents(&self, t: f64, z: &Tensor, tangents: &Tensor) -> Result<(Tensor, Tensor)>;
+    /// The trainable parameters.
+    fn vars(&self) -> Vec<Var>;
+}
+
+/// Time-dependent dense layers, each followed by its activation (or none).
+pub struct TimeNet {
+    pub layers: Vec<TimeLayer>,
+    pub acts: Vec<Option<Activation>>,
+    /// The specs it was built from, and the index of each layer's spec among them (the
+    /// names of its tensors).
+    pub specs: Vec<LayerSpec>,
+    at: Vec<usize>,
+}
+
+/// A field's specs that cannot make a field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    /// Index of the offending spec.
+    pub layer: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The layer widths a field's specs describe on states of dimension `dim`: for each
+/// time-dependent layer its spec index, kind and (in, out), and for each its activation.
+type Plan = Vec<(usize, bool, usize, usize, Option<Activation>)>;
+
+/// Checks a field's specs on states of dimension `dim`: time-dependent dense layers, each
+/// optionally followed by one activation, mapping `dim` back to `dim`.
+pub fn field_plan(specs: &[LayerSpec], dim: usize) -> std::result::Result<Plan, FieldError> {
+    let err = |layer: usize, message: String| FieldError { layer, message };
+    let mut plan: Plan = Vec::new();
+    let mut width = dim;
+    for (i, s) in specs.iter().enumerate() {
+        match s {
+            LayerSpec::ConcatSquash { input, out } | LayerSpec::ConcatLinear { input, out } => {
+                if let Some(w) = input
+                    && *w != width
+                {
+                    return Err(err(i, format!("this layer expects {w} inputs but receives {width}")));
+                }
+                plan.push((i, matches!(s, LayerSpec::ConcatSquash { .. }), width, *out, None));
+                width = *out;
+            }
+            LayerSpec::Act(a) => match plan.last_mut() {
+                Some(last) if last.4.is_none() && last.0 + 1 == i => last.4 = Some(*a),
+                Some(_) => return Err(err(i, "one activation after each layer: two in a row".into())),
+                None => return Err(err(i, "a field starts with a time-dependent layer, not an activation".into())),
+            },
+            other => {
+                return Err(err(
+                    i,
+                    format!(
+                        "a CNF's field is made of `concat_squash`/`concat_linear` layers and activations, not {}",
+                        spec_name(other)
+                    ),
+                ));
+            }
+        }
+    }
+    if plan.is_empty() {
+        return Err(err(0, "the field has no layers".into()));
+    }
+    if width != dim {
+        return Err(err(
+            specs.len() - 1,
+            format!("the field must return the state's {dim} values but returns {width}"),
+        ));
+    }
+    Ok(plan)
+}
+
+fn spec_name(s: &LayerSpec) -> String {
+    let debug = format!("{s:?}");
+    let name = debug.split([' ', '(', '{']).next().unwrap_or("a layer").to_string();
+    format!("`{name}`")
+}
+
+impl TimeNet {
+    /// Fresh parameters (PyTorch's initialisation) for states of dimension `dim`.
+    pub fn init(
+        specs: &[LayerSpec],
+        dim: usize,
+        rng: &mut Rng,
+        dtype: DType,
+        dev: &Device,
+    ) -> std::result::Result<Self, String> {
+        let plan = field_plan(specs, dim).map_err(|e| e.message)?;
+        let mut layers = Vec::with_capacity(plan.len());
+        for &(_, squash, i, o, _) in &plan {
+            layers.push(if squash {
+                TimeLayer::Squash(ConcatSquash::new(i, o, rng, dtype, dev).map_err(|e| e.to_string())?)
+            } else {
+                TimeLayer::Linear(ConcatLinear::new(i, o, rng, dtype, dev).map_err(|e| e.to_string())?)
+            });
+        }
+        Ok(TimeNet {
+            layers,
+            acts: plan.iter().map(|p| p.4).collect(),
+            at: plan.iter().map(|p| p.0).collect(),
+            specs: specs.to_vec(),
+        })
+    }
+
+    /// concat_squash layers of the given widths [d, h1, ..., d], `act` between them.
+    pub fn squash_mlp(widths: &[usize], act: Activation, rng: &mut Rng, dtype: DType, dev: &Device) -> Result<Self> {
+        let mut specs = Vec::new();
+        for (k, w) in widths.windows(2).enumerate() {
+            if k > 0 {
+                specs.push(LayerSpec::Act(act));
+            }
+            specs.push(LayerSpec::ConcatSquash { input: Some(w[0]), out: w[1] });
+        }
+        Self::init(&specs, widths[0], rng, dtype, dev).map_err(candle_core::Error::Msg)
+    }
+
+    /// Every parameter by name: `field.<spec index>.<weight|bias|gate_weight|...>`.
+    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for (l, at) in self.layers.iter().zip(&self.at) {
+            for (n, v) in l.named() {
+                out.push((format!("field.{at}.{n}"), v.as_tensor().clone()));
+            }
+        }
+        out
+    }
+
+    /// The field the specs describe with the tensors of `named_tensors`.
+    pub fn from_tensors(
+        specs: &[LayerSpec],
+        dim: usize,
+        tensors: &HashMap<String, Tensor>,
+        dev: &Device,
+    ) -> std::result::Result<Self, String> {
+        let net = Self::init(specs, dim, &mut Rng::new(0), DType::F32, dev)?;
+        for (l, at) in net.layers.iter().zip(&net.at) {
+            for (n, v) in l.named() {
+                let name = format!("field.{at}.{n}");
+                let t = tensors.get(&name).ok_or_else(|| format!("no tensor `{name}`"))?;
+                if t.dims() != v.dims() {
+                    return Err(format!("tensor `{name}` has shape {:?}, the field needs {:?}", t.dims(), v.dims()));
+                }
+                let t = t.to_dtype(v.dtype()).and_then(|t| t.to_device(dev)).map_err(|e| e.to_string())?;
+                v.set(&t).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(net)
+    }
+
+    pub fn parameter_count(&self) -> usize {
+        self.vars().iter().map(|v| v.elem_count()).sum()
+    }
+}
+
+impl TangentField for TimeNet {
+    fn dim(&self) -> usize {
+        self.layers.first().map_or(0, |l| l.widths().0)
+    }
+    fn eval(&self, t: f64, z: &Tensor) -> Result<Tensor> {
+        let mut h = z.clone();
+        for (l, act) in self.layers.iter().zip(&self.acts) {
+            let (w, b) = l.folded(t)?;
+            h = linear(&h, &w, &b, *act, true)?;
+        }
+        Ok(h)
+    }
+    /// The state and the tangents stacked ([n, 1 + k, d]) through the dense layers that
+    /// carry tangents, with the activations fused in (flowline's kernel on the CPU).
+    fn eval_with_tangents(&self, t: f64, z: &Tensor, tangents: &Tensor) -> Result<(Tensor, Tensor)> {
+        let k = tangents.dim(1)?;
+        let mut h = Tensor::cat(&[&z.unsqueeze(1)?, tangents], 1)?;
+        for (l, act) in self.layers.iter().zip(&self.acts) {
+            let (w, b) = l.folded(t)?;
+            h = tangent_linear(&h, &w, &b, *act)?;
+        }
+        Ok((h.narrow(1, 0, 1)?.squeeze(1)?, h.narrow(1, 1, k)?))
+    }
+    fn vars(&self) -> Vec<Var> {
+        self.layers.iter().flat_map(|l| l.named().into_iter().map(|(_, v)| v.clone())).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// J t against central differences of the field, for every activation.
+    #[test]
+    fn tangents_are_the_jacobian_applied() {
+        let dev = Device::Cpu;
+        for act in [Activation::Tanh, Activation::Softplus, Activation::Sigmoid] {
+            let mut rng = Rng::new(3);
+            let f = TimeNet::squash_mlp(&[3, 5, 4, 3], act, &mut rng, DType::F64, &dev).unwrap();
+            let z: Vec<f64> = (0..6).map(|_| rng.normal()).collect();
+            let z = Tensor::from_vec(z, (2, 3), &dev).unwrap();
+            let dirs: Vec<f64> = (0..12).map(|_| rng.normal()).collect();
+            let dirs = Tensor::from_vec(dirs, (2, 2, 3), &dev).unwrap();
+            let (y, jt) = f.eval_with_tangents(0.3, &z, &dirs).unwrap();
+            assert_eq!(y.to_vec2::<f64>().unwrap(), f.eval(0.3, &z).unwrap().to_vec2::<f64>().unwrap());
+            let h = 1e-6;
+            for j in 0..2 {
+                let d = dirs.narrow(1, j, 1).unwrap().squeeze(1).unwrap();
+                let plus = f.eval(0.3, &(&z + (&d * h).unwrap()).unwrap()).unwrap();
+                let minus = f.eval(0.3, &(&z - (&d * h).unwrap()).unwrap()).unwrap();
+                let fd = ((plus - minus).unwrap() / (2.0 * h)).unwrap().to_vec2::<f64>().unwrap();
+                let got = jt.narrow(1, j, 1).unwrap().squeeze(1).unwrap().to_vec2::<f64>().unwrap();
+                for (a, b) in fd.iter().flatten().zip(got.iter().flatten()) {
+                    assert!((a - b).abs() < 1e-7, "{act:?}: {a} vs {b}");
+                }
+            }
+        }
+    }
+
+    /// The float32 CPU path (flowline's fused dense kernels) against the float64 composed
+    /// ops on the same weights: values, tangents, and the gradients of a probe of both.
+    #[test]
+    fn the_cpu_kernels_match_the_composed_ops() {
+        let dev = Device::Cpu;
+        let build =
+            |dtype| TimeNet::squash_mlp(&[3, 8, 8, 3], Activation::Tanh, &mut Rng::new(5), dtype, &dev).unwrap();
+        let (f32_net, f64_net) = (build(DType::F32), build(DType::F64));
+        let mut rng = Rng::new(6);
+        let mut draw = |n: usize| (0..n).map(|_| rng.normal()).collect::<Vec<f64>>();
+        let (z, tang, p, q) = (draw(12), draw(36), draw(12), draw(36));
+        let run = |net: &TimeNet, dtype: DType| {
+            let t = |v: &Vec<f64>, s: &[usize]| Tensor::from_vec(v.clone(), s, &dev).unwrap().to_dtype(dtype).unwrap();
+            let (y, jt) = net.eval_with_tangents(0.7, &t(&z, &[4, 3]), &t(&tang, &[4, 3, 3])).unwrap();
+            let probe = ((&y * t(&p, &[4, 3])).unwrap().sum_all().unwrap()
+                + (&jt * t(&q, &[4, 3, 3])).unwrap().sum_all().unwrap())
+            .unwrap();
+            let grads = probe.backward().unwrap();
+            let flat = |x: &Tensor| x.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let mut out = vec![flat(&y), flat(&jt)];
+            out.extend(net.vars().iter().map(|v| flat(grads.get(v.as_tensor()).unwrap())));
+            out
+        };
+        for (k, (a, b)) in run(&f32_net, DType::F32).iter().zip(run(&f64_net, DType::F64)).enumerate() {
+            let scale = b.iter().fold(1f64, |m, v| m.max(v.abs()));
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() < 2e-5 * scale, "output {k}: {x} vs {y}");
+            }
+        }
+    }
+}
