@@ -4,7 +4,8 @@
 
 use crate::syntax::ast::StmtKind;
 
-const MODULES: [(&str, &str); 1] = [("models", include_str!("../stdlib/models.flow"))];
+const MODULES: [(&str, &str); 2] =
+    [("models", include_str!("../stdlib/models.flow")), ("flows", include_str!("../stdlib/flows.flow"))];
 
 pub fn get(name: &str) -> Option<&'static str> {
     MODULES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)

@@ -194,6 +194,12 @@ let regions = decision_plot(fit, data, grid: 20, adversarial: adv)
 let curves = curves_plot([fit, plain], metric: accuracy)
 let orbit = odeint(van_der_pol(mu: 1.0), y0: [2.0, 0.0], t1: 1.0, points: 11)
 let solvers = solver_table(lotka_volterra(), y0: [1.0, 1.0], t1: 1.0, solvers: [rk4(step: 0.1), dopri5(rtol: 1e-6, atol: 1e-6)], reference: rk4(step: 0.001))
+let flow = train(cnf(concat_squash(8) |> tanh |> concat_squash(2), t1: 0.5, trace: hutchinson(noise: rademacher), adjoint: true), data, regularizers: [kinetic(0.1), jacobian_frobenius(0.1)], iters: 3, batch: 32)
+let flow2 = train(cnf(concat_linear(2, 8) |> softplus |> concat_linear(2), t1: 0.5, solver: rk4(step: 0.1)), data, iters: 2, batch: 32)
+let likelihood = evaluate(flow, data, metrics: [nll, bits_per_dim, nfe])
+let density = density_plot(flow, grid: 8, samples: 50)
+let densities = density_plot([flow, flow2], grid: 8, samples: 50)
+let nfe = flow_curves([flow, flow2], metric: nfe_backward)
 "#;
 
 #[test]
@@ -218,12 +224,22 @@ fn every_stage_emits_the_numbers_it_declares_and_reads_cached_inputs_like_fresh_
     assert!(missing.is_empty(), "not covered: {missing:?}");
 
     // The consumers again, now reading every input from its folder: the same numbers.
-    let edited = COVERAGE.replace("labels: [\"ddn\", \"pgd\"]", "labels: [\"a\", \"b\"]");
+    let edited = COVERAGE.replace("labels: [\"ddn\", \"pgd\"]", "labels: [\"a\", \"b\"]").replace(
+        "density_plot(flow, grid: 8, samples: 50)",
+        "density_plot(flow, grid: 8, samples: 50, title: \"again\")",
+    );
     let (plan2, sources2) = plan_of(&edited);
     let second = run(&plan2, &sources2, tmp.path());
     let status: BTreeMap<&str, &str> = second.stages.iter().map(|s| (s.name.as_str(), s.status)).collect();
-    assert_eq!(status["table"], "executed");
-    assert!(second.stages.iter().filter(|s| s.name != "table").all(|s| s.status == "cached"), "{status:?}");
+    let again = ["table", "density"];
+    assert!(again.iter().all(|s| status[s] == "executed"), "{status:?}");
+    assert!(
+        second.stages.iter().filter(|s| !again.contains(&s.name.as_str())).all(|s| s.status == "cached"),
+        "{status:?}"
+    );
+    // The trained flow read back from its folder has the same density as the fresh one.
+    let mass = |r: &Report| r.stages.iter().find(|s| s.name == "density").unwrap().metrics["mass"];
+    assert_eq!(mass(&first), mass(&second));
     let cells = |r: &Report, prefix: &str| -> Vec<String> {
         let t = r.stages.iter().find(|s| s.name == "table").unwrap();
         t.metrics.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| format!("{v:?}")).collect()

@@ -733,7 +733,9 @@ impl<'a> Elab<'a> {
         };
         let nodes = &self.nodes;
         let meta_of = |r: &StageRef| node_meta(nodes, r);
-        let cx = StaticCall { args: &args, span, meta_of: &meta_of, registry: self.reg };
+        let reg = self.reg;
+        let type_of = |r: &StageRef| stage_type(reg, nodes, r);
+        let cx = StaticCall { args: &args, span, meta_of: &meta_of, type_of: &type_of, registry: self.reg };
         let diags = stage.check(&cx);
         let meta = stage.meta(&cx);
         let failed = diags.iter().any(|d| !d.is_warning());

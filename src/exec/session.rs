@@ -64,7 +64,8 @@ impl Session<'_> {
         let stage = self.registry.stage(&node.builtin).ok_or_else(|| {
             Diag::new(Code::R1006, format!("internal: `{}` is not a stage of this flowline", node.builtin))
         })?;
-        let cached = || cache::load_cached(self.registry, out, &node.name, stage.output(), key, &self.device);
+        let declared = stage.output_for(&node.args);
+        let cached = || cache::load_cached(self.registry, out, &node.name, declared, key, &self.device);
         if !self.opts.force {
             if let Some((manifest, artifact)) = cached() {
                 return Ok(Done { manifest, artifact, status: "cached" });
@@ -91,11 +92,11 @@ impl Session<'_> {
         if cfg!(debug_assertions) {
             // Every number a stage emits is one it declares (a field, `fit.final_loss`), except
             // the cells of a table (`label.metric`), which are reported with the whole stage.
-            let declared = metric_names(stage, &node.args);
+            let names = metric_names(stage, &node.args);
             let undeclared: Vec<&String> =
-                result.metrics.keys().filter(|k| !k.contains('.') && !declared.contains(k)).collect();
+                result.metrics.keys().filter(|k| !k.contains('.') && !names.contains(k)).collect();
             assert!(undeclared.is_empty(), "`{}` emits undeclared metrics {undeclared:?}", node.builtin);
-            let (made, declared) = (result.artifact.kind(), stage.output());
+            let made = result.artifact.kind();
             assert!(made.is_a(declared), "`{}` makes {} but declares {}", node.builtin, made.name, declared.name);
         }
         let warnings = cx.take_warnings();

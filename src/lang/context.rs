@@ -4,11 +4,12 @@
 //! execution; how it schedules, caches or stores results stays on its side.
 
 use super::artifact::{Artifact, ArtifactRef, StageDir, downcast};
+use super::kind::Kind;
 use super::node::Node;
 use super::progress::Progress;
 use super::registry::Registry;
 use super::signature::Meta;
-use super::value::{Args, Config, StageRef};
+use super::value::{Args, Config, StageRef, VKind};
 use crate::diag::{Code, Diag};
 use crate::rng::Rng;
 use candle_core::{Device, Tensor};
@@ -127,6 +128,15 @@ impl<'a> RunCtx<'a> {
     pub fn input<T: Artifact>(&self, param: &str) -> Result<Arc<T>, Diag> {
         let r = self.args().stage(param).ok_or_else(|| self.missing(param))?;
         self.typed(&self.resolve(r, param)?, param)
+    }
+
+    /// The kind of the value `param` holds: a config's, or the result's it names.
+    pub fn input_kind(&self, param: &str) -> Option<&'static Kind> {
+        match &self.args().get(param)?.kind {
+            VKind::Config(c) => self.env.registry.kind_of(c),
+            VKind::Stage(r) => self.resolve(r, param).ok().map(|a| a.kind()),
+            _ => None,
+        }
     }
 
     /// Like `input`, for an optional argument given as `none`.

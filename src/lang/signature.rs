@@ -107,6 +107,8 @@ pub struct StaticCall<'a> {
     pub args: &'a Args,
     pub span: Span,
     pub meta_of: &'a dyn Fn(&StageRef) -> Option<Meta>,
+    /// The type of the result (or part) a stage reference names.
+    pub type_of: &'a dyn Fn(&StageRef) -> Option<Ty>,
     pub registry: &'a Registry,
 }
 
@@ -118,6 +120,18 @@ impl StaticCall<'_> {
     pub fn meta(&self, param: &str) -> Option<Meta> {
         match self.args.get(param) {
             Some(CVal { kind: VKind::Stage(r), .. }) => (self.meta_of)(r),
+            _ => None,
+        }
+    }
+    /// The kind of the value `param` holds: a config's, or the result's a stage reference
+    /// names.
+    pub fn kind(&self, param: &str) -> Option<&'static Kind> {
+        match &self.args.get(param)?.kind {
+            VKind::Config(c) => self.registry.kind_of(c),
+            VKind::Stage(r) => match (self.type_of)(r)? {
+                Ty::Kind(k) => Some(k),
+                _ => None,
+            },
             _ => None,
         }
     }

@@ -12,6 +12,11 @@ use crate::diag::Diag;
 pub trait Stage: Send + Sync {
     /// The kind of the result.
     fn output(&self) -> &'static Kind;
+    /// The kind of the result of a call with these arguments, where it depends on them
+    /// (`train` on layers makes a `training`, on a flow a `flow_training`).
+    fn output_for(&self, _args: &Args) -> &'static Kind {
+        self.output()
+    }
     /// Results inside the result, reachable with `.name` (a split's `first`, a training's
     /// `model`).
     fn parts(&self, _args: &Args) -> Vec<(String, Ty)> {
@@ -43,7 +48,7 @@ pub trait Stage: Send + Sync {
 
 /// Every number the stage reports: its kind's, then its own.
 pub fn metric_names(stage: &dyn Stage, args: &Args) -> Vec<String> {
-    let mut names: Vec<String> = stage.output().metrics().iter().map(|m| m.to_string()).collect();
+    let mut names: Vec<String> = stage.output_for(args).metrics().iter().map(|m| m.to_string()).collect();
     for m in stage.metrics(args) {
         if !names.contains(&m) {
             names.push(m);
@@ -66,7 +71,7 @@ pub fn fields(stage: &dyn Stage, args: &Args) -> Vec<(String, Ty)> {
 /// The type of `.field` of a stage's result (the whole result when `None`).
 pub fn field_type(stage: &dyn Stage, args: &Args, field: Option<&str>) -> Option<Ty> {
     match field {
-        None => Some(Ty::Kind(stage.output())),
+        None => Some(Ty::Kind(stage.output_for(args))),
         Some(f) => fields(stage, args).into_iter().find(|(n, _)| n == f).map(|(_, t)| t),
     }
 }

@@ -357,6 +357,14 @@ pub fn check_model(cx: &StaticCall, model: &str, data: &str) -> (Vec<Diag>, Opti
     } else {
         let layers = value.layers();
         let Some((specs, origin)) = layer_specs_traced(cx.registry, value) else { return (diags, None) };
+        if let Some(k) = specs.iter().position(LayerSpec::is_time_dependent) {
+            diags.push(
+                Diag::new(Code::E2005, "a time-dependent layer outside a flow's field")
+                    .at(local(layers[origin[k]].span, value.span), "depends on time")
+                    .hint("`concat_squash` and `concat_linear` make the field of a `cnf(field, t1: ...)`; classifiers use `linear`"),
+            );
+            return (diags, None);
+        }
         match infer_shapes(&specs, &shape) {
             Ok(s) => match s.last().map(Vec::as_slice) {
                 Some([w]) => Some(*w),

@@ -7,6 +7,10 @@ mod attack_outcome;
 mod attacked;
 mod clamp;
 mod dataset;
+mod flow_curves;
+mod flow_density;
+mod flow_train;
+mod flow_trained;
 mod model;
 
 pub use dataset::load_dataset;
@@ -32,4 +36,4 @@ pub fn registry() -> Registry {
     Registry::new(families())
 }
 
-families!(data, datasets, layers, optim, train, load, evaluate, plots, ode, attacks, attack_reports);
+families!(data, datasets, layers, optim, train, load, evaluate, plots, ode, flows, attacks, attack_reports);

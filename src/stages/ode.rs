@@ -201,7 +201,7 @@ fn solvers(cx: &RunCtx, param: &str) -> Result<Vec<(Config, Options)>, Diag> {
 }
 
 /// The code and the fix for a failed solve.
-fn failure_code(f: &Failure) -> (Code, &'static str) {
+pub(super) fn failure_code(f: &Failure) -> (Code, &'static str) {
     match f {
         Failure::MaxSteps => (
             Code::R2002,

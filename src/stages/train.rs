@@ -2,12 +2,14 @@
 //! validation with early stopping, schedules, clipping, augmentation, checkpoints, resume.
 
 use super::dataset::DATASET;
+use super::flow_train;
+use super::flows::{FLOW, REGULARIZER, flow_config};
 use super::layers::check_model;
 use super::model::{Curves, MODEL, ModelArg, TRAINING, Trained, model_arg};
 use super::optim::{OPTIMIZER, SCHEDULE};
 use crate::data::Dataset;
 use crate::diag::{Code, Diag};
-use crate::lang::{Args, Builtin, Dflt, Kind, Meta, Metrics, Output, Param, RunCtx, Stage, StaticCall, TABLE, Ty};
+use crate::lang::{Args, Builtin, Dflt, VKind, Kind, Meta, Metrics, Output, Param, RunCtx, Stage, StaticCall, TABLE, Ty};
 use crate::nn::{Augment, FitConfig, FitError, Net, Objective, OptimSpec, Schedule, Start, fit_classifier};
 use crate::plots::{Axis, LinePlot, Scaling, Series};
 use crate::yaml;
@@ -25,12 +27,23 @@ pub fn builtins() -> Vec<Builtin> {
         vec![
             Param::new(
                 "model",
-                Ty::kind(&MODEL),
+                model_or_flow(),
                 Dflt::Required,
-                "layers to initialise, or a trained model to continue",
+                "layers to initialise, a trained model to continue, or a flow (`cnf(...)`) to fit by maximum likelihood",
             ),
-            Param::new("data", Ty::kind(&DATASET), Dflt::Required, "labelled training data"),
-            Param::new("loss", Ty::choice(&LOSSES), Dflt::Sym("cross_entropy"), "training objective"),
+            Param::new("data", Ty::kind(&DATASET), Dflt::Required, "training data (labelled for a classifier)"),
+            Param::new(
+                "loss",
+                Ty::choice(&["cross_entropy", "mse", "nll", "bits_per_dim"]),
+                Dflt::Sym("cross_entropy"),
+                "training objective (a flow's: `nll`, its default)",
+            ),
+            Param::new(
+                "regularizers",
+                Ty::list(Ty::kind(&REGULARIZER)),
+                Dflt::Syms(&[]),
+                "a flow's penalties: `[kinetic(0.01), jacobian_frobenius(0.01)]` (RNODE)",
+            ),
             Param::new(
                 "optimizer",
                 Ty::kind(&OPTIMIZER),
@@ -88,6 +101,11 @@ pub fn builtins() -> Vec<Builtin> {
     )]
 }
 
+/// A classifier's model or a flow (`train` and `evaluate` take either).
+pub fn model_or_flow() -> Ty {
+    Ty::OneOf("a model or a flow", vec![Ty::kind(&MODEL), Ty::kind(&FLOW)])
+}
+
 pub fn objective(name: Option<&str>) -> Objective {
     match name {
         Some("mse") => Objective::Mse,
@@ -101,10 +119,19 @@ impl Stage for Train {
     fn output(&self) -> &'static Kind {
         &TRAINING
     }
-    fn parts(&self, _args: &Args) -> Vec<(String, Ty)> {
+    fn output_for(&self, args: &Args) -> &'static Kind {
+        flow_train::train_output(args).unwrap_or(&TRAINING)
+    }
+    fn parts(&self, args: &Args) -> Vec<(String, Ty)> {
+        if flow_config(args, "model") {
+            return vec![];
+        }
         vec![("model".into(), Ty::kind(&MODEL)), ("loss_curve".into(), Ty::kind(&TABLE))]
     }
     fn metrics(&self, args: &Args) -> Vec<String> {
+        if flow_config(args, "model") {
+            return flow_train::TRAIN_METRICS.iter().map(|m| m.to_string()).collect();
+        }
         let mut numbers = vec!["final_loss", "steps", "parameters"];
         if args.stage("valid").is_some() {
             numbers.extend(["best_valid_accuracy", "best_valid_loss", "best_step", "stopped_early"]);
@@ -113,14 +140,63 @@ impl Stage for Train {
     }
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
         let mut diags = Vec::new();
-        if let (Some(e), Some(i)) = (cx.args.int("epochs"), cx.args.int("iters")) {
-            let span = cx.args.get("iters").map(|v| v.span).unwrap_or(cx.span);
-            diags.push(
-                Diag::new(Code::E2014, format!("`train` takes `epochs` or `iters`, not both (got {e} and {i})"))
-                    .at(span, "remove one")
-                    .hint("`epochs: N` makes N passes over the data; `iters: N` takes N optimizer steps"),
-            );
+        if flow_train::is_flow(cx, "model") {
+            diags.extend(exclusive_lengths(cx));
+            diags.extend(flow_train::check_train(cx));
+            return diags;
         }
+        for (param, fix) in [
+            ("regularizers", "RNODE's regularizers apply to flows (`train(cnf(...), ...)`)"),
+            ("loss", "classifiers train with `cross_entropy` or `mse`"),
+        ] {
+            let flowish = match param {
+                "loss" => matches!(cx.args.text("loss"), Some("nll" | "bits_per_dim")),
+                _ => cx.args.get(param).is_some_and(|v| matches!(&v.kind, VKind::List(items) if !items.is_empty())),
+            };
+            if flowish && cx.given(param) {
+                diags.push(
+                    Diag::new(Code::E2005, format!("`{param}` here is for flows, and this model is a classifier"))
+                        .at(cx.args.get(param).map_or(cx.span, |v| v.span), "not for a classifier")
+                        .hint(fix),
+                );
+            }
+        }
+        diags.extend(exclusive_lengths(cx));
+        diags.extend(self.classifier_checks(cx));
+        diags
+    }
+    fn meta(&self, cx: &StaticCall) -> Meta {
+        if flow_train::is_flow(cx, "model") {
+            return Meta { shape: cx.meta("data").and_then(|m| m.shape), ..Meta::default() };
+        }
+        let widths = check_model(cx, "model", "data").1;
+        Meta { shape: widths.as_ref().map(|w| w.0.clone()), classes: widths.map(|w| w.1), ..Meta::default() }
+    }
+    fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
+        if flow_config(cx.args(), "model") {
+            return flow_train::train(cx);
+        }
+        self.train_classifier(cx)
+    }
+}
+
+/// `epochs` and `iters` exclude each other.
+fn exclusive_lengths(cx: &StaticCall) -> Vec<Diag> {
+    let mut diags = Vec::new();
+    if let (Some(e), Some(i)) = (cx.args.int("epochs"), cx.args.int("iters")) {
+        let span = cx.args.get("iters").map(|v| v.span).unwrap_or(cx.span);
+        diags.push(
+            Diag::new(Code::E2014, format!("`train` takes `epochs` or `iters`, not both (got {e} and {i})"))
+                .at(span, "remove one")
+                .hint("`epochs: N` makes N passes over the data; `iters: N` takes N optimizer steps"),
+        );
+    }
+    diags
+}
+
+impl Train {
+    fn classifier_checks(&self, cx: &StaticCall) -> Vec<Diag> {
+        let mut diags = Vec::new();
         if cx.args.int("patience").is_some() && cx.args.stage("valid").is_none() {
             let span = cx.args.get("patience").map(|v| v.span).unwrap_or(cx.span);
             diags.push(
@@ -151,11 +227,8 @@ impl Stage for Train {
         }
         diags
     }
-    fn meta(&self, cx: &StaticCall) -> Meta {
-        let widths = check_model(cx, "model", "data").1;
-        Meta { shape: widths.as_ref().map(|w| w.0.clone()), classes: widths.map(|w| w.1), ..Meta::default() }
-    }
-    fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
+
+    fn train_classifier(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let data = cx.input::<Dataset>("data")?;
         let valid = cx.optional_input::<Dataset>("valid")?;
         let optimizer: OptimSpec = cx.lower("optimizer")?;

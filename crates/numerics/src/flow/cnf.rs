@@ -11,7 +11,8 @@ use crate::rng::Rng;
 use candle_core::{D, Device, Result, Tensor};
 
 /// How the divergence is computed.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Trace {
     /// From d basis tangents: exact, d Jacobian-vector products per evaluation.
     Exact,
@@ -79,20 +80,24 @@ impl Field for Dynamics<'_> {
     }
 }
 
+/// The tangents of `trace` for n states of dimension d like `like`.
+fn tangents(trace: Trace, d: usize, n: usize, like: &Tensor, rng: &mut Rng) -> Result<Tensor> {
+    let (dtype, dev) = (like.dtype(), like.device());
+    match trace {
+        Trace::Exact => Tensor::eye(d, dtype, dev)?.unsqueeze(0)?.broadcast_as((n, d, d))?.contiguous(),
+        Trace::Hutchinson { rademacher } => {
+            let v: Vec<f64> = (0..n * d)
+                .map(|_| if rademacher { if rng.uniform() < 0.5 { -1.0 } else { 1.0 } } else { rng.normal() })
+                .collect();
+            Tensor::from_vec(v, (n, 1, d), &Device::Cpu)?.to_dtype(dtype)?.to_device(dev)
+        }
+    }
+}
+
 impl<F: TangentField> Cnf<F> {
     /// The tangents for a batch of n: the basis, or fresh noise from `rng`.
     pub fn tangents(&self, n: usize, like: &Tensor, rng: &mut Rng) -> Result<Tensor> {
-        let d = self.field.dim();
-        let (dtype, dev) = (like.dtype(), like.device());
-        match self.trace {
-            Trace::Exact => Tensor::eye(d, dtype, dev)?.unsqueeze(0)?.broadcast_as((n, d, d))?.contiguous(),
-            Trace::Hutchinson { rademacher } => {
-                let v: Vec<f64> = (0..n * d)
-                    .map(|_| if rademacher { if rng.uniform() < 0.5 { -1.0 } else { 1.0 } } else { rng.normal() })
-                    .collect();
-                Tensor::from_vec(v, (n, 1, d), &Device::Cpu)?.to_dtype(dtype)?.to_device(dev)
-            }
-        }
+        tangents(self.trace, self.field.dim(), n, like, rng)
     }
 
     /// The solver's options for the augmented state: the regularizer integrals are not
@@ -180,6 +185,16 @@ impl<F: TangentField> Cnf<F> {
         let dynamics = Dynamics::new(&self.field, tangents);
         let g = adjoint_gradients(&dynamics, &vars, &end, &grad_end, self.t0, self.t1, &Self::augmented(opts))?;
         Ok((l, g.params, g.stats))
+    }
+
+    /// log p(x) with the exact trace whatever the flow trains with (a density to plot or a
+    /// likelihood to report), detached, and the solve's stats.
+    pub fn exact_log_density(&self, x: &Tensor, opts: &Options) -> std::result::Result<(Tensor, Stats), SolveError> {
+        let fail = |e| SolveError::tensor(e, self.t0);
+        let n = x.dim(0).map_err(fail)?;
+        let basis = tangents(Trace::Exact, self.field.dim(), n, x, &mut Rng::new(0)).map_err(fail)?;
+        let l = self.solve_with(&x.detach(), Dynamics::new(&self.field, basis), opts)?;
+        Ok((l.log_p.detach(), l.stats))
     }
 
     /// Data from base points z [n, d]: the field integrated from t1 back to t0.

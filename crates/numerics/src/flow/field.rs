@@ -21,6 +21,22 @@ pub trait TangentField: Send + Sync {
     fn vars(&self) -> Vec<Var>;
 }
 
+/// A borrowed field is a field (a flow over a trained field it does not own).
+impl<T: TangentField + ?Sized> TangentField for &T {
+    fn dim(&self) -> usize {
+        (**self).dim()
+    }
+    fn eval(&self, t: f64, z: &Tensor) -> Result<Tensor> {
+        (**self).eval(t, z)
+    }
+    fn eval_with_tangents(&self, t: f64, z: &Tensor, tangents: &Tensor) -> Result<(Tensor, Tensor)> {
+        (**self).eval_with_tangents(t, z, tangents)
+    }
+    fn vars(&self) -> Vec<Var> {
+        (**self).vars()
+    }
+}
+
 /// Time-dependent dense layers, each followed by its activation (or none).
 pub struct TimeNet {
     pub layers: Vec<TimeLayer>,

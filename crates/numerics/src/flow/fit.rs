@@ -9,7 +9,7 @@ use super::cnf::{Cnf, Likelihood};
 use super::count::VjpCounter;
 use super::field::TangentField;
 use crate::nn::{OptimSpec, Optimizer};
-use crate::ode::{Options, SolveError};
+use crate::ode::{Failure, Options, SolveError, Stats};
 use crate::rng::Rng;
 use candle_core::Tensor;
 use std::time::Instant;
@@ -46,6 +46,19 @@ pub fn fit_flow<F: TangentField>(
     cfg: &FlowFit,
     opts: &Options,
     rng: &mut Rng,
+) -> Result<Vec<FlowRecord>, SolveError> {
+    fit_flow_with(flow, data, cfg, opts, rng, |_, _| {})
+}
+
+/// `fit_flow`, calling `on_iter` after each iteration. A loss that is not finite stops the
+/// training with `Failure::NonFinite` at that iteration's records.
+pub fn fit_flow_with<F: TangentField>(
+    flow: &Cnf<F>,
+    data: &Tensor,
+    cfg: &FlowFit,
+    opts: &Options,
+    rng: &mut Rng,
+    mut on_iter: impl FnMut(usize, &FlowRecord),
 ) -> Result<Vec<FlowRecord>, SolveError> {
     // Failures around the solves (batching, the loss) belong to no time of the flow.
     let untimed = |e| SolveError::tensor(e, 0.0);
@@ -112,6 +125,16 @@ pub fn fit_flow<F: TangentField>(
         };
         let mut r = step.map_err(untimed)?;
         r.seconds = start.elapsed().as_secs_f64();
+        on_iter(records.len(), &r);
+        if !r.loss.is_finite() {
+            return Err(SolveError {
+                failure: Failure::NonFinite,
+                t: flow.t0,
+                stats: Stats { nfe: r.nfe_forward, ..Stats::default() },
+                partial: Vec::new(),
+                last: None,
+            });
+        }
         records.push(r);
     }
     Ok(records)

@@ -12,10 +12,12 @@ mod cnf;
 mod count;
 mod field;
 mod fit;
+mod square;
 mod squash;
 
 pub use cnf::{Cnf, Dynamics, Likelihood, Trace, standard_normal_log_density};
 pub use count::VjpCounter;
 pub use field::{FieldError, TangentField, TimeNet, field_plan};
-pub use fit::{FlowFit, FlowRecord, fit_flow};
+pub use fit::{FlowFit, FlowRecord, fit_flow, fit_flow_with};
+pub use square::Square;
 pub use squash::{ConcatLinear, ConcatSquash, TimeLayer};

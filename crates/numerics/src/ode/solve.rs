@@ -26,7 +26,7 @@ impl<F: Fn(f64, &[Tensor]) -> Result<State>> Field for F {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Options {
     pub method: Method,
     pub rtol: f64,

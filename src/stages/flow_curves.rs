@@ -1,0 +1,66 @@
+//! `flow_curves`: per-iteration records of several flow trainings overlaid, the figure
+//! RNODE compares plain and regularized training with (NFE per iteration), with each
+//! run's mean over its last tenth reported.
+
+use super::flow_trained::FlowTrained;
+use crate::diag::Diag;
+use crate::flow::FlowRecord;
+use crate::lang::{FIGURE, Kind, Metrics, Output, RunCtx, Stage};
+use crate::plots::{Axis, LinePlot, Scaling, Series};
+
+pub const CURVES: [&str; 5] = ["nfe_forward", "nfe_backward", "nll", "loss", "seconds"];
+
+pub struct FlowCurves;
+
+fn value(r: &FlowRecord, metric: &str) -> f64 {
+    match metric {
+        "nfe_forward" => r.nfe_forward as f64,
+        "nfe_backward" => r.nfe_backward as f64,
+        "nll" => r.nll,
+        "loss" => r.loss,
+        _ => r.seconds,
+    }
+}
+
+/// The axis label and the title's noun of a curve.
+fn describe(metric: &str) -> (&'static str, &'static str) {
+    match metric {
+        "nfe_forward" => ("function evaluations (forward)", "Forward function evaluations"),
+        "nfe_backward" => ("function evaluations (backward)", "Backward function evaluations"),
+        "nll" => ("negative log-likelihood (batch)", "Negative log-likelihood"),
+        "loss" => ("loss (batch)", "Loss"),
+        _ => ("seconds", "Seconds"),
+    }
+}
+
+impl Stage for FlowCurves {
+    fn output(&self) -> &'static Kind {
+        &FIGURE
+    }
+    fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
+        let runs = cx.inputs::<FlowTrained>("runs")?;
+        let a = cx.args();
+        let metric = a.text("metric").unwrap_or("nfe_forward").to_string();
+        let window = a.int("window").unwrap_or(50) as usize;
+        let labels = a.texts("labels");
+        let mut curves = Vec::new();
+        let mut metrics = Metrics::new();
+        for (k, (name, t)) in runs.iter().enumerate() {
+            let label = labels.get(k).cloned().unwrap_or_else(|| name.clone());
+            let v: Vec<f64> = t.records.iter().map(|r| value(r, &metric)).collect();
+            let tail = &v[v.len() - (v.len() / 10).max(1).min(v.len())..];
+            metrics.insert(format!("{label}.{metric}"), tail.iter().sum::<f64>() / tail.len().max(1) as f64);
+            curves.push((label, super::plots::moving_average(&v, window)));
+        }
+        let (axis, noun) = describe(&metric);
+        let title = super::plots::title(cx, || format!("{noun} per iteration (moving average over {window})"));
+        let plot = LinePlot {
+            title: &title,
+            x: Axis::new("iteration", Scaling::Integer),
+            y: Axis::new(axis, Scaling::Linear),
+            series: curves.iter().map(|(l, v)| Series::steps(l, v)).collect(),
+        };
+        let files = super::plots::write_figure(cx, "curves", plot.render())?;
+        Ok(Output::nothing(&FIGURE, metrics, files))
+    }
+}

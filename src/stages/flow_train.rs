@@ -1,0 +1,303 @@
+//! Training and evaluating a flow, for `train` and `evaluate` when their model is a flow:
+//! maximum likelihood with RNODE's regularizers, a record per iteration (loss terms,
+//! forward and backward NFE, seconds), the loss and NFE-per-iteration curves; NLL and NFE
+//! on held-out data.
+
+use super::flow_trained::{FLOW_TRAINING, FlowTrained, KEPT_POINTS};
+use super::flows::{FlowSpec, Regularizer, check_flow, flow_config};
+use super::ode::failure_code;
+use crate::data::Dataset;
+use crate::diag::{Code, Diag};
+use crate::flow::{Cnf, FlowFit, FlowRecord, TangentField, TimeNet, Trace, fit_flow_with};
+use crate::lang::{Args, METRICS, Metrics, Output, RunCtx, StaticCall, VKind};
+use crate::nn::OptimSpec;
+use crate::ode::{Failure, SolveError};
+use crate::plots::{Axis, LinePlot, Scaling, Series};
+use candle_core::{DType, Tensor};
+use std::sync::Arc;
+
+/// `train`'s numbers for a flow. The tail means are over the last tenth of the iterations.
+pub const TRAIN_METRICS: [&str; 7] =
+    ["final_loss", "final_nll", "steps", "parameters", "nfe_forward", "nfe_backward", "nfe_forward_mean"];
+
+/// `evaluate`'s measures of a flow.
+pub const FLOW_MEASURES: [&str; 3] = ["nll", "bits_per_dim", "nfe"];
+
+/// `train` arguments that only classifiers take.
+const CLASSIFIER_ONLY: [&str; 9] =
+    ["schedule", "warmup", "clip", "crop", "flip", "valid", "patience", "checkpoint_every", "resume"];
+
+/// The model argument holds a flow (a `cnf(...)` or a trained one).
+pub fn is_flow(cx: &StaticCall, param: &str) -> bool {
+    flow_config(cx.args, param) || cx.kind(param).is_some_and(|k| k.is_a(&super::flows::FLOW))
+}
+
+/// `train`'s checks when its model is a flow.
+pub fn check_train(cx: &StaticCall) -> Vec<Diag> {
+    let mut diags = Vec::new();
+    let at = |p: &str| cx.args.get(p).map_or(cx.span, |v| v.span);
+    if !flow_config(cx.args, "model") {
+        diags.push(
+            Diag::new(Code::E2005, "continuing the training of a trained flow is not supported yet")
+                .at(at("model"), "a trained flow")
+                .hint("train the `cnf(...)` itself for more iterations"),
+        );
+        return diags;
+    }
+    for p in CLASSIFIER_ONLY {
+        if cx.given(p) {
+            diags.push(
+                Diag::new(Code::E2014, format!("`{p}` applies to classifiers; flows do not take it yet"))
+                    .at(at(p), "not for a flow")
+                    .hint("flows train with `optimizer`, `batch`, `iters` (or `epochs`) and `regularizers`"),
+            );
+        }
+    }
+    if cx.given("loss") {
+        match cx.args.text("loss") {
+            Some("nll") => {}
+            Some("bits_per_dim") => diags.push(
+                Diag::new(
+                    Code::E2005,
+                    "`bits_per_dim` is a loss for dequantized images; image flows are not built yet",
+                )
+                .at(at("loss"), "needs image data")
+                .hint("flows of vector data train with `loss: nll`"),
+            ),
+            Some(other) => diags.push(
+                Diag::new(Code::E2005, format!("a flow trains by maximum likelihood, not `{other}`"))
+                    .at(at("loss"), "not a flow's loss")
+                    .hint("write `loss: nll` (the default for flows)"),
+            ),
+            None => {}
+        }
+    }
+    diags.extend(check_flow(cx, "model", "data"));
+    diags.extend(super::clamp::check(cx, "batch", "data"));
+    diags
+}
+
+/// `evaluate`'s checks when its model is a flow.
+pub fn check_evaluate(cx: &StaticCall) -> Vec<Diag> {
+    let mut diags = Vec::new();
+    let at = cx.args.get("metrics").map_or(cx.span, |v| v.span);
+    let wrong: Vec<String> =
+        cx.args.texts("metrics").into_iter().filter(|m| !FLOW_MEASURES.contains(&m.as_str())).collect();
+    if !wrong.is_empty() {
+        let how = if cx.given("metrics") { "are" } else { "(the default) are" };
+        diags.push(
+            Diag::new(Code::E2005, format!("{} {how} measures of classifiers, not of a flow", wrong.join(", ")))
+                .at(at, "not a flow's measure")
+                .hint("a flow is evaluated by `metrics: [nll, nfe]` (also `bits_per_dim`)"),
+        );
+    }
+    if flow_config(cx.args, "trained") {
+        diags.extend(check_flow(cx, "trained", "data"));
+    }
+    diags
+}
+
+fn solve_error(cx: &RunCtx, what: &str, e: SolveError) -> Diag {
+    if let Failure::Tensor(m) = &e.failure {
+        return cx.compute_error(what, m);
+    }
+    let (code, fix) = failure_code(&e.failure);
+    cx.error(code, format!("{what}: the solve stopped at t = {:.6}: {} ({} evaluations)", e.t, e.failure, e.stats.nfe))
+        .hint(fix)
+}
+
+fn mean(v: impl Iterator<Item = f64>) -> f64 {
+    let (s, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    if n == 0 { f64::NAN } else { s / n as f64 }
+}
+
+/// The data as an [n, d] tensor on the run's device.
+fn tensor(cx: &RunCtx, data: &Dataset) -> Result<Tensor, Diag> {
+    Tensor::from_vec(data.x.clone(), (data.n, data.features()), &cx.device).map_err(|e| cx.compute_error("the data", e))
+}
+
+/// `train` of a flow.
+pub fn train(cx: &mut RunCtx) -> Result<Output, Diag> {
+    let spec: FlowSpec = cx.lower("model")?;
+    let data = cx.input::<Dataset>("data")?;
+    let optimizer: OptimSpec = cx.lower("optimizer")?;
+    let mut regs = Vec::new();
+    if let Some(VKind::List(items)) = cx.args().get("regularizers").map(|v| &v.kind) {
+        for item in items {
+            if let VKind::Config(c) = &item.kind {
+                regs.push(cx.lower_config::<Regularizer>(c)?);
+            }
+        }
+    }
+    let weight = |pick: fn(&Regularizer) -> Option<f64>| regs.iter().filter_map(pick).sum::<f64>();
+    let (kinetic, jacobian) = (
+        weight(|r| if let Regularizer::Kinetic(l) = r { Some(*l) } else { None }),
+        weight(|r| if let Regularizer::JacobianFrobenius(l) = r { Some(*l) } else { None }),
+    );
+    let asked = cx.args().int("batch").unwrap_or(128) as usize;
+    let batch = asked.min(data.n.max(1));
+    if batch < asked && cx.given("batch") {
+        cx.warn(Code::W2001, super::clamp::message("batch", asked, data.n));
+    }
+    let a = cx.args();
+    let iters = match (a.int("iters"), a.int("epochs")) {
+        (Some(i), _) => i as usize,
+        (None, Some(e)) => e as usize * (data.n / batch).max(1),
+        (None, None) => 10 * (data.n / batch).max(1),
+    };
+    let d = data.features();
+    let mut rng = cx.take_rng();
+    let field = TimeNet::init(&spec.field, d, &mut rng, DType::F32, &cx.device)
+        .map_err(|e| cx.error(Code::R1006, format!("cannot build the flow's field: {e}")))?;
+    let flow = Cnf { field, t0: spec.t0, t1: spec.t1, trace: spec.trace };
+    let x = tensor(cx, &data)?;
+    let cfg = FlowFit { iters, batch, optimizer, kinetic, jacobian, adjoint: spec.adjoint };
+    let bar = cx.progress.bar(iters as u64, cx.name());
+    let result = fit_flow_with(&flow, &x, &cfg, &spec.solver, &mut rng, |i, r| {
+        if i % 5 == 0 {
+            bar.set_position(i as u64);
+            bar.set_message(format!("nll {:.4} nfe {}", r.nll, r.nfe_forward));
+        }
+    });
+    bar.finish_and_clear();
+    let records = match result {
+        Ok(r) => r,
+        Err(e) if e.failure == Failure::NonFinite && e.partial.is_empty() && e.last.is_none() => {
+            return Err(cx
+                .error(Code::R2001, format!("the flow's loss became NaN or infinite in `{}`", cx.name()))
+                .hint("lower the learning rate, or tighten the solver's tolerances"));
+        }
+        Err(e) => return Err(solve_error(cx, "training the flow", e)),
+    };
+    let kept = data.n.min(KEPT_POINTS) * d;
+    let mut metrics = Metrics::new();
+    let tail = &records[records.len() - (records.len() / 10).max(1).min(records.len())..];
+    metrics.insert("final_loss".into(), mean(tail.iter().map(|r| r.loss)));
+    metrics.insert("final_nll".into(), mean(tail.iter().map(|r| r.nll)));
+    metrics.insert("steps".into(), records.len() as f64);
+    metrics.insert("parameters".into(), flow.field.parameter_count() as f64);
+    metrics.insert("nfe_forward".into(), mean(tail.iter().map(|r| r.nfe_forward as f64)));
+    metrics.insert("nfe_backward".into(), mean(tail.iter().map(|r| r.nfe_backward as f64)));
+    metrics.insert("nfe_forward_mean".into(), mean(records.iter().map(|r| r.nfe_forward as f64)));
+    let files = plot_training(cx, &records, kinetic != 0.0 || jacobian != 0.0)?;
+    let trained = FlowTrained { spec, dim: d, field: flow.field, records, data: data.x[..kept].to_vec() };
+    Ok(Output { artifact: Arc::new(trained), metrics, files })
+}
+
+/// The loss and NFE-per-iteration curves.
+fn plot_training(cx: &RunCtx, records: &[FlowRecord], regularized: bool) -> Result<Vec<String>, Diag> {
+    let window = (records.len() / 50).clamp(1, 50);
+    let avg =
+        |f: fn(&FlowRecord) -> f64| super::plots::moving_average(&records.iter().map(f).collect::<Vec<_>>(), window);
+    let (nll, loss) = (avg(|r| r.nll), avg(|r| r.loss));
+    let mut series = vec![Series::steps("negative log-likelihood", &nll)];
+    if regularized {
+        series.push(Series::steps("loss (with the regularizers)", &loss));
+    }
+    let mut files = super::plots::write_figure(
+        cx,
+        "loss_curve",
+        LinePlot {
+            title: &format!("Training of `{}` (moving average, {window} iterations)", cx.name()),
+            x: Axis::new("iteration", Scaling::Integer),
+            y: Axis::new("per example", Scaling::Linear),
+            series,
+        }
+        .render(),
+    )?;
+    let (f, b) = (avg(|r| r.nfe_forward as f64), avg(|r| r.nfe_backward as f64));
+    files.extend(super::plots::write_figure(
+        cx,
+        "nfe_curve",
+        LinePlot {
+            title: &format!("Function evaluations per iteration of `{}` (moving average, {window})", cx.name()),
+            x: Axis::new("iteration", Scaling::Integer),
+            y: Axis::new("NFE", Scaling::Linear),
+            series: vec![Series::steps("forward", &f), Series::steps("backward", &b)],
+        }
+        .render(),
+    )?);
+    Ok(files)
+}
+
+/// The flow `param` holds: a trained one, or a `cnf(...)` initialised for `dim`.
+pub enum FlowArg {
+    Trained(Arc<FlowTrained>),
+    Fresh(Box<(FlowSpec, TimeNet)>),
+}
+
+pub fn flow_arg(cx: &mut RunCtx, param: &str, dim: usize) -> Result<FlowArg, Diag> {
+    if cx.args().stage(param).is_some() {
+        return cx.input::<FlowTrained>(param).map(FlowArg::Trained);
+    }
+    let spec: FlowSpec = cx.lower(param)?;
+    let mut rng = cx.take_rng();
+    let field = TimeNet::init(&spec.field, dim, &mut rng, DType::F32, &cx.device)
+        .map_err(|e| cx.error(Code::R1006, format!("cannot build the flow's field: {e}")))?;
+    Ok(FlowArg::Fresh(Box::new((spec, field))))
+}
+
+/// Examples per solve when a flow is evaluated.
+const EVAL_BATCH: usize = 1000;
+/// Up to this dimension the likelihood is computed with the exact trace.
+const EXACT_UP_TO: usize = 16;
+
+/// Mean -log p over the data and the mean NFE of a solve, in batches: the exact trace in low
+/// dimension, else the flow's estimator with draws from `rng`.
+pub fn mean_nll<F: TangentField>(
+    flow: &Cnf<F>,
+    spec: &FlowSpec,
+    x: &Tensor,
+    rng: &mut crate::rng::Rng,
+) -> Result<(f64, f64), SolveError> {
+    let untimed = |e| SolveError::tensor(e, spec.t0);
+    let n = x.dim(0).map_err(untimed)?;
+    let (mut total, mut nfe, mut batches) = (0.0, 0.0, 0.0);
+    for start in (0..n).step_by(EVAL_BATCH) {
+        let xb = x.narrow(0, start, EVAL_BATCH.min(n - start)).map_err(untimed)?;
+        let log_p = if flow.field.dim() <= EXACT_UP_TO || flow.trace == Trace::Exact {
+            let (l, s) = flow.exact_log_density(&xb, &spec.solver)?;
+            nfe += s.nfe as f64;
+            l
+        } else {
+            let l = flow.log_likelihood(&xb, &spec.solver, rng)?;
+            nfe += l.stats.nfe as f64;
+            l.log_p.detach()
+        };
+        total += log_p.to_dtype(DType::F64).and_then(|t| t.sum_all()?.to_scalar::<f64>()).map_err(untimed)?;
+        batches += 1.0;
+    }
+    Ok((-total / n.max(1) as f64, nfe / batches))
+}
+
+/// `evaluate` of a flow.
+pub fn evaluate(cx: &mut RunCtx) -> Result<Output, Diag> {
+    let data = cx.input::<Dataset>("data")?;
+    let d = data.features();
+    let x = tensor(cx, &data)?;
+    let arg = flow_arg(cx, "trained", d)?;
+    let mut rng = cx.take_rng();
+    let result = match &arg {
+        FlowArg::Trained(t) => mean_nll(&t.cnf(), &t.spec, &x, &mut rng),
+        FlowArg::Fresh(fresh) => {
+            let (spec, field) = fresh.as_ref();
+            mean_nll(&Cnf { field, t0: spec.t0, t1: spec.t1, trace: spec.trace }, spec, &x, &mut rng)
+        }
+    };
+    let (nll, nfe) = result.map_err(|e| solve_error(cx, "evaluating the flow", e))?;
+    let mut metrics = Metrics::new();
+    for m in cx.args().texts("metrics") {
+        let v = match m.as_str() {
+            "nll" => nll,
+            "bits_per_dim" => nll / (d as f64 * std::f64::consts::LN_2),
+            _ => nfe,
+        };
+        metrics.insert(m, v);
+    }
+    Ok(Output::nothing(&METRICS, metrics, vec![]))
+}
+
+/// `train`'s result kind for these arguments.
+pub fn train_output(args: &Args) -> Option<&'static crate::lang::Kind> {
+    flow_config(args, "model").then_some(&FLOW_TRAINING)
+}
