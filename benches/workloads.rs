@@ -25,7 +25,7 @@ use std::process::Command;
 use std::time::Instant;
 
 /// Name and what it measures.
-const WORKLOADS: [(&str, &str); 9] = [
+const WORKLOADS: [(&str, &str); 11] = [
     ("convnet_step", "std.models convnet (width 16), one Adam step, batch 128"),
     ("example_step", "conv 32/64 example convnet, one Adam step, batch 128"),
     ("convnet_epoch", "`train` stage: one epoch of 10,000 MNIST images, batch 128"),
@@ -35,12 +35,15 @@ const WORKLOADS: [(&str, &str); 9] = [
     ("node_dopri5", "neural ODE 2-64-64-2 tanh, dopri5 1e-5, batch 512, fwd+bwd"),
     ("logbarrier", "LogBarrier l2 (10 x 50) on 100 MNIST test images, per image"),
     ("cnf_step", "checkerboard CNF, concat_squash 64-64-64 tanh, exact trace, dopri5 1e-5, batch 100, Adam step"),
+    ("cnf_train", "the same CNF trained 100 iterations from initialisation (20,000 points), per iteration"),
+    ("cnf_rnode", "cnf_train with kinetic + Jacobian-Frobenius regularization at lambda 0.1, per iteration"),
 ];
 
 struct Measure {
     ms: f64,
     result: f64,
-    nfe: Option<usize>,
+    /// Function evaluations, or forward/backward ones.
+    nfe: Option<String>,
     peak_mb: f64,
 }
 
@@ -201,18 +204,29 @@ fn neural_ode(opts: &Options) -> (f64, f64, usize) {
 /// One training iteration of the RNODE paper's checkerboard CNF without regularizers (the
 /// CNF issue's benchmark): batches of 100 from 2,000 points, t1 = 0.5, the forward NFE of
 /// the last timed iteration beside the loss.
-fn cnf_step() -> (f64, f64, usize) {
-    use flowline::flow::{Cnf, TangentField, TimeNet, Trace};
+/// The RNODE checkerboard setup: n points, the concat_squash 64-64-64 tanh CNF with t1 = 0.5
+/// and the exact trace, Adam (1e-3, weight decay 1e-5), dopri5 at 1e-5, and the rng after
+/// drawing them.
+type CnfSetup = (Tensor, flowline::flow::Cnf<flowline::flow::TimeNet>, OptimSpec, Options, Rng);
+
+fn checkerboard_cnf(n: usize) -> CnfSetup {
+    use flowline::flow::{Cnf, TimeNet, Trace};
     let dev = dev();
     let mut rng = Rng::new(0);
-    let data = flowline::data::toy2d("checkerboard", 2000, None, &mut rng).expect("data");
+    let data = flowline::data::toy2d("checkerboard", n, None, &mut rng).expect("data");
     let x = Tensor::from_vec(data.x.clone(), (data.n, 2), &dev).expect("data");
     let field = TimeNet::squash_mlp(&[2, 64, 64, 64, 2], Activation::Tanh, &mut rng, candle_core::DType::F32, &dev)
         .expect("field");
     let flow = Cnf { field, t0: 0.0, t1: 0.5, trace: Trace::Exact };
     let adam = OptimSpec::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-5, decoupled: false };
-    let mut opt = Optimizer::new(adam, flow.field.vars());
     let opts = Options { rtol: 1e-5, atol: 1e-5, ..Options::new(Method::Dopri5) };
+    (x, flow, adam, opts, rng)
+}
+
+fn cnf_step() -> (f64, f64, usize) {
+    use flowline::flow::TangentField;
+    let (x, flow, adam, opts, mut rng) = checkerboard_cnf(2000);
+    let mut opt = Optimizer::new(adam, flow.field.vars());
     let (mut nfe, mut k) = (0, 0);
     let (ms, loss) = timed(20, 3, || {
         let batch = x.narrow(0, (k * 100) % 1900, 100).expect("batch");
@@ -224,6 +238,34 @@ fn cnf_step() -> (f64, f64, usize) {
         loss.to_scalar::<f32>().expect("loss") as f64
     });
     (ms, loss, nfe)
+}
+
+/// `iters` training iterations of the checkerboard CNF from initialisation, plain or with
+/// RNODE's two regularizers at `lambda`, through `train`'s own loop (fit_flow): ms per
+/// iteration (over all of them: NFE grows as training goes on, so a median would hide it),
+/// the batch NLL over the last fifth, and the mean forward/backward NFE per iteration.
+fn cnf_train(lambda: f64, iters: usize) -> (f64, f64, String) {
+    use flowline::flow::{FlowFit, fit_flow};
+    let (x, flow, adam, opts, mut rng) = checkerboard_cnf(20000);
+    let cfg = FlowFit {
+        iters,
+        batch: 100,
+        optimizer: adam,
+        kinetic: lambda,
+        jacobian: lambda,
+        adjoint: false,
+        dequantize: false,
+        bits_per_dim: false,
+    };
+    let t0 = Instant::now();
+    let records = fit_flow(&flow, &x, &cfg, &opts, &mut rng).expect("training");
+    let ms = t0.elapsed().as_secs_f64() * 1e3 / iters as f64;
+    let tail = &records[records.len() - (iters / 5).max(1)..];
+    let nll = tail.iter().map(|r| r.nll).sum::<f64>() / tail.len() as f64;
+    let mean = |f: fn(&flowline::flow::FlowRecord) -> usize| {
+        records.iter().map(|r| f(r) as f64).sum::<f64>() / records.len() as f64
+    };
+    (ms, nll, format!("{:.0}/{:.0}", mean(|r| r.nfe_forward), mean(|r| r.nfe_backward)))
 }
 
 fn logbarrier() -> Result<(f64, f64), String> {
@@ -304,12 +346,12 @@ fn run_one(name: &str) -> Result<Measure, String> {
         "node_rk4" => {
             let opts = Options { step: Some(0.05), ..Options::new(Method::Rk4) };
             let (ms, r, nfe) = neural_ode(&opts);
-            (ms, r, Some(nfe))
+            (ms, r, Some(nfe.to_string()))
         }
         "node_dopri5" => {
             let opts = Options { rtol: 1e-5, atol: 1e-5, ..Options::new(Method::Dopri5) };
             let (ms, r, nfe) = neural_ode(&opts);
-            (ms, r, Some(nfe))
+            (ms, r, Some(nfe.to_string()))
         }
         "logbarrier" => {
             let (ms, r) = logbarrier()?;
@@ -317,6 +359,14 @@ fn run_one(name: &str) -> Result<Measure, String> {
         }
         "cnf_step" => {
             let (ms, r, nfe) = cnf_step();
+            (ms, r, Some(nfe.to_string()))
+        }
+        "cnf_train" => {
+            let (ms, r, nfe) = cnf_train(0.0, 100);
+            (ms, r, Some(nfe))
+        }
+        "cnf_rnode" => {
+            let (ms, r, nfe) = cnf_train(0.1, 100);
             (ms, r, Some(nfe))
         }
         other => return Err(format!("unknown workload `{other}`")),
@@ -329,13 +379,13 @@ fn parse(line: &str) -> Option<Measure> {
     Some(Measure {
         ms: get("median_ms=")?.parse().ok()?,
         result: get("result=")?.parse().ok()?,
-        nfe: get("nfe=").and_then(|v| v.parse().ok()),
+        nfe: get("nfe=").filter(|v| v != "-" && v != "None"),
         peak_mb: get("peak_mb=")?.parse().ok()?,
     })
 }
 
 fn show(m: &Measure, name: &str) -> String {
-    let nfe = m.nfe.map_or("-".to_string(), |n| n.to_string());
+    let nfe = m.nfe.as_deref().unwrap_or("-");
     format!("workload={name} median_ms={:.4} result={:.6} nfe={nfe} peak_mb={:.1}", m.ms, m.result, m.peak_mb)
 }
 
@@ -376,7 +426,7 @@ fn main() {
         WORKLOADS.iter().filter(|(n, _)| args.is_empty() || args.iter().any(|a| a == n)).collect();
     println!("{rounds} alternating rounds per side, 2 threads; times are medians of each side's medians");
     println!(
-        "{:<14} {:>12} {:>12} {:>7} {:>9} {:>9} {:>11} {:>11} {:>5}/{:<5}  what",
+        "{:<14} {:>12} {:>12} {:>7} {:>9} {:>9} {:>11} {:>11} {:>7} | {:<7}  what",
         "workload",
         "flowline ms",
         "pytorch ms",
@@ -408,9 +458,9 @@ fn main() {
             if v.is_empty() { f64::NAN } else { median(v.iter().map(f).collect()) }
         };
         let (a, b) = (med(&ours, |m| m.ms), med(&theirs, |m| m.ms));
-        let nfe = |v: &[Measure]| v.last().and_then(|m| m.nfe).map_or("-".to_string(), |n| n.to_string());
+        let nfe = |v: &[Measure]| v.last().and_then(|m| m.nfe.clone()).unwrap_or_else(|| "-".to_string());
         println!(
-            "{:<14} {:>12.2} {:>12.2} {:>6.2}x {:>9.0} {:>9.0} {:>11.5} {:>11.5} {:>5}/{:<5}  {what}",
+            "{:<14} {:>12.2} {:>12.2} {:>6.2}x {:>9.0} {:>9.0} {:>11.5} {:>11.5} {:>7} | {:<7}  {what}",
             name,
             a,
             b,

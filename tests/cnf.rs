@@ -232,6 +232,8 @@ fn training_lowers_the_nll_and_the_kinetic_penalty_lowers_the_energy() {
             kinetic,
             jacobian: 0.0,
             adjoint: false,
+            dequantize: false,
+            bits_per_dim: false,
         };
         let records = flowline::flow::fit_flow(&flow, &train, &cfg, &opts, &mut Rng::new(4)).unwrap();
         assert_eq!(records.len(), 150);
@@ -273,6 +275,8 @@ fn adjoint_training_follows_backprop_training() {
             kinetic: 0.1,
             jacobian: 0.1,
             adjoint,
+            dequantize: false,
+            bits_per_dim: false,
         };
         records.push(flowline::flow::fit_flow(&flow, &x, &cfg, &tight(Method::Dopri5), &mut Rng::new(4)).unwrap());
         weights.push(

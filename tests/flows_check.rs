@@ -80,9 +80,44 @@ fn flows_and_classifiers_do_not_mix() {
 }
 
 #[test]
-fn a_flow_needs_vector_data_and_time_running_forward() {
-    let src = "let data = mnist()\nlet fit = train(cnf(concat_squash(2, 8) |> concat_squash(8, 2), t1: 1), data)\n";
-    assert_eq!(found(src), vec![(Code::E4001, "data".into())]);
+fn a_flow_needs_time_running_forward() {
     let src = with("let fit = train(cnf(concat_squash(2, 8) |> concat_squash(8, 2), t0: 1, t1: 0.5), data)\n");
     assert_eq!(found(&src)[0].0, Code::E2006);
+}
+
+#[test]
+fn image_flows_check_their_fields_layouts_and_pixels() {
+    // A dense field on images is shown at its first layer.
+    let src = "let data = mnist()\nlet fit = train(cnf(concat_squash(2, 8) |> concat_squash(8, 2), t1: 1), data)\n";
+    assert_eq!(found(src), vec![(Code::E4001, "concat_squash(2, 8)".into())]);
+    // A convolutional field back to the image's channel, chained, trained in bits/dim.
+    let ok = "let data = mnist()\n\
+              let fit = train(cnf(concat_conv2d(8) |> softplus |> concat_conv2d(1), t1: 1, blocks: 2), data, loss: bits_per_dim)\n\
+              let s = evaluate(fit, data, metrics: [bits_per_dim, nfe])\nlet g = sample_grid(fit, count: 16)\n";
+    check(ok).unwrap_or_else(|d| panic!("{d:?}"));
+    // One that returns eight channels, and an even kernel.
+    let src =
+        "let data = mnist()\nlet fit = train(cnf(concat_conv2d(8) |> softplus |> concat_conv2d(4), t1: 1), data)\n";
+    assert_eq!(found(src), vec![(Code::E4001, "concat_conv2d(4)".into())]);
+    let src = "let data = mnist()\nlet fit = train(cnf(concat_conv2d(8, k: 2) |> concat_conv2d(1), t1: 1), data)\n";
+    assert_eq!(found(src), vec![(Code::E4001, "concat_conv2d(8, k: 2)".into())]);
+    // Multiscale: 28x28 takes three scales, 14x14 does not; vectors take none.
+    check("let data = mnist()\nlet fit = train(multiscale_cnf(), data, loss: bits_per_dim)\n")
+        .unwrap_or_else(|d| panic!("{d:?}"));
+    let src = "let small = downsample(mnist(), factor: 2)\nlet fit = train(multiscale_cnf(scales: 3), small)\n";
+    assert_eq!(found(src), vec![(Code::E4001, "small".into())]);
+    assert_eq!(found(&with("let fit = train(multiscale_cnf(), data)\n")), vec![(Code::E4001, "data".into())]);
+    // The flow takes pixels: not logit(...) of them.
+    let src = "let data = logit(mnist())\nlet fit = train(cnf(concat_conv2d(8) |> concat_conv2d(1), t1: 1), data)\n";
+    assert_eq!(found(src), vec![(Code::E4001, "data".into())]);
+    // bits/dim is for images; the adjoint for single blocks on vectors.
+    let flow = "cnf(concat_squash(2, 8) |> tanh |> concat_squash(8, 2), t1: 0.5";
+    assert_eq!(
+        found(&with(&format!("let fit = train({flow}), data, loss: bits_per_dim)\n"))),
+        vec![(Code::E2005, "bits_per_dim".into())]
+    );
+    assert_eq!(
+        found(&with(&format!("let fit = train({flow}, adjoint: true, blocks: 2), data)\n"))),
+        vec![(Code::E2005, format!("{flow}, adjoint: true, blocks: 2)"))]
+    );
 }

@@ -161,7 +161,7 @@ fn assert_emits_what_it_declares(plan: &Plan, report: &Report) -> BTreeSet<Strin
 }
 
 /// Stages that need images, covered with the real datasets.
-const IMAGE_STAGES: [&str; 3] = ["downsample", "image_grid", "misclassified"];
+const IMAGE_STAGES: [&str; 4] = ["downsample", "image_grid", "misclassified", "sample_grid"];
 
 /// The stage built-ins a coverage run must exercise: those reading the data directory and
 /// those needing images with the real datasets, the others on built-in data.
@@ -263,6 +263,11 @@ let small = downsample(m, factor: 2)
 let grid = image_grid(small, count: 16)
 let fit = train(flatten |> linear(10), small, iters: 2, batch: 32)
 let wrong = misclassified(fit, small, count: 9)
+let iflow = train(multiscale_cnf(scales: 2, blocks: 1, hidden: [4]), small, loss: bits_per_dim, iters: 2, batch: 8)
+let ichain = train(cnf(concat_conv2d(4) |> softplus |> concat_conv2d(1), t1: 0.5, blocks: 2), small, iters: 2, batch: 8)
+let ibits = evaluate(iflow, small, metrics: [bits_per_dim, nll, nfe])
+let isamples = sample_grid(iflow, count: 4)
+let isamples2 = sample_grid(ichain, count: 4, data: false)
 "#;
     let idx = format!(
         "let i = idx(images: \"{0}/mnist/t10k-images-idx3-ubyte.gz\", labels: \"{0}/mnist/t10k-labels-idx1-ubyte.gz\", limit: 8)\n",

@@ -4,7 +4,7 @@ models, batch sizes, optimizers and iteration counts, 2 threads. Prints one line
 
 Usage: python workloads.py WORKLOAD [THREADS]
 Workloads: convnet_step example_step convnet_epoch inference mlp_step node_rk4 node_dopri5
-logbarrier cnf_step. Data and weights come from FLOWLINE_DATA (default ../shared/data) and
+logbarrier cnf_step cnf_train cnf_rnode. Data and weights come from FLOWLINE_DATA (default ../shared/data) and
 FLOWLINE_BENCH_MODEL (default runs/mnist_convnet/fit/model.safetensors).
 FLOWLINE_BENCH_DEVICE=cuda runs on the GPU (every timed call ends in a read-back, which
 waits for the GPU).
@@ -228,9 +228,8 @@ class CnfDynamics(nn.Module):
         self.layers = nn.ModuleList(ConcatSquash(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.nfe = 0
 
-    def forward(self, t, states):
-        self.nfe += 1
-        z = states[0]
+    def field(self, t, z):
+        """f(t, z) and the Jacobian's rows by one autograd pass per dimension (graph kept)."""
         with torch.enable_grad():
             z = z.requires_grad_(True)
             h = z
@@ -238,7 +237,13 @@ class CnfDynamics(nn.Module):
                 h = layer(t, h)
                 if i + 1 < len(self.layers):
                     h = torch.tanh(h)
-            div = sum(torch.autograd.grad(h[:, i].sum(), z, create_graph=True)[0][:, i] for i in range(z.shape[1]))
+            rows = [torch.autograd.grad(h[:, i].sum(), z, create_graph=True)[0] for i in range(z.shape[1])]
+        return h, rows
+
+    def forward(self, t, states):
+        self.nfe += 1
+        h, rows = self.field(t, states[0])
+        div = sum(r[:, i] for i, r in enumerate(rows))
         return h, -div.view(-1, 1)
 
 
@@ -278,6 +283,73 @@ def cnf_step():
     return ms, out, state["nfe"]
 
 
+class RegularizedDynamics(CnfDynamics):
+    """[z, delta log p, kinetic, Jacobian Frobenius] (RNODE), the exact trace and |J|_F^2
+    from the same autograd rows; counts forward evaluations, and backward ones by a hook
+    on each evaluation's output (the evaluations backprop differentiates)."""
+
+    def __init__(self, widths):
+        super().__init__(widths)
+        self.nfe_backward = 0
+
+    def count(self, grad):
+        self.nfe_backward += 1
+        return grad
+
+    def forward(self, t, states):
+        self.nfe += 1
+        h, rows = self.field(t, states[0])
+        div = sum(r[:, i] for i, r in enumerate(rows))
+        frob = sum(r.pow(2).sum(1) for r in rows) / h.shape[1]
+        kinetic = 0.5 * h.pow(2).mean(1)
+        if h.requires_grad:
+            h.register_hook(self.count)
+        return h, -div.view(-1, 1), kinetic.view(-1, 1), frob.view(-1, 1)
+
+
+def cnf_train(lam, iters=100):
+    """`iters` training iterations of the RNODE checkerboard CNF from initialisation,
+    plain (lam = 0) or with kinetic + Jacobian penalties lam: milliseconds per iteration,
+    the batch NLL over the last fifth, forward/backward NFE per iteration. The penalties'
+    states are left out of error control, as flowline does and as the issue asks."""
+    from torchdiffeq import odeint
+
+    torch.manual_seed(0)
+    x = torch.from_numpy(checkerboard(20000, np.random.default_rng(0))).to(DEV)
+    f = RegularizedDynamics([2, 64, 64, 64, 2]).to(DEV)
+    opt = torch.optim.Adam(f.parameters(), lr=1e-3, weight_decay=1e-5)
+    ts = torch.tensor([0.0, 0.5]).to(DEV)
+    gen = torch.Generator().manual_seed(0)
+    n = 100
+    # torchdiffeq's mixed norm over a tuple (the largest RMS of its parts), over z and
+    # delta only.
+    def norm(parts):
+        return torch.max(parts[0].pow(2).mean().sqrt(), parts[1].pow(2).mean().sqrt())
+
+    nlls, fwd, bwd = [], [], []
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        batch = x[torch.randint(0, len(x), (n,), generator=gen)]
+        f.nfe, f.nfe_backward = 0, 0
+        opt.zero_grad()
+        zero = torch.zeros(n, 1, device=DEV)
+        z, delta, kin, jac = odeint(
+            f, (batch, zero, zero, zero), ts, method="dopri5", rtol=1e-5, atol=1e-5, options={"norm": norm}
+        )
+        fwd.append(f.nfe)
+        z, delta, kin, jac = z[-1], delta[-1], kin[-1], jac[-1]
+        logpz = -0.5 * z.pow(2).sum(1, keepdim=True) - np.log(2 * np.pi)
+        nll = -(logpz - delta).mean()
+        loss = nll + lam * kin.mean() + lam * jac.mean() if lam > 0 else nll
+        loss.backward()
+        opt.step()
+        bwd.append(f.nfe_backward)
+        nlls.append(nll.item())
+    ms = (time.perf_counter() - t0) * 1000 / iters
+    tail = max(1, iters // 5)
+    return ms, float(np.mean(nlls[-tail:])), f"{np.mean(fwd):.0f}/{np.mean(bwd):.0f}"
+
+
 def main():
     name = sys.argv[1]
     torch.set_num_threads(int(sys.argv[2]) if len(sys.argv) > 2 else 2)
@@ -299,6 +371,10 @@ def main():
         ms, result, nfe = neural_ode(method="dopri5", rtol=1e-5, atol=1e-5)
     elif name == "cnf_step":
         ms, result, nfe = cnf_step()
+    elif name == "cnf_train":
+        ms, result, nfe = cnf_train(0.0)
+    elif name == "cnf_rnode":
+        ms, result, nfe = cnf_train(0.1)
     elif name == "logbarrier":
         ms, result = logbarrier_workload()
     else:

@@ -37,9 +37,12 @@ impl Stage for DensityPlot {
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let flows: Vec<(String, Arc<FlowTrained>)> = cx.inputs::<FlowTrained>("flows")?;
-        if let Some((name, f)) = flows.iter().find(|(_, f)| f.dim != 2) {
+        if let Some((name, f)) = flows.iter().find(|(_, f)| f.shape != [2]) {
             return Err(cx
-                .error(Code::R1002, format!("`density_plot` draws 2-D flows; `{name}` models {} dimensions", f.dim))
+                .error(
+                    Code::R1002,
+                    format!("`density_plot` draws 2-D flows; `{name}` models examples of shape {:?}", f.shape),
+                )
                 .hint("evaluate higher-dimensional flows with `evaluate(..., metrics: [nll, nfe])`"));
         }
         let a = cx.args();
@@ -58,7 +61,7 @@ impl Stage for DensityPlot {
                 Some(b) => Square { lo: b[0], hi: b[1], side },
                 None => Square::around(&f.data, side),
             };
-            let flow = f.cnf();
+            let flow = &f.chain;
             let fail = |what: &str, e: String| cx.error(Code::R1006, format!("{what} of `{name}`: {e}"));
             let centres = square.centres();
             let mut density = Vec::with_capacity(side * side);
@@ -84,7 +87,7 @@ impl Stage for DensityPlot {
                 let m = left.min(BATCH);
                 let z: Vec<f32> = (0..2 * m).map(|_| rng.normal() as f32).collect();
                 let z = Tensor::from_vec(z, (m, 2), &cx.device).map_err(|e| fail("the base draws", e.to_string()))?;
-                let (x, _) = flow.sample(&z, &f.spec.solver).map_err(|e| fail("sampling", e.failure.to_string()))?;
+                let (x, _) = flow.decode(&z, &f.spec.solver).map_err(|e| fail("sampling", e.failure.to_string()))?;
                 let v = x.to_dtype(DType::F32).and_then(|t| t.flatten_all()?.to_vec1::<f32>());
                 samples.extend(v.map_err(|e| fail("sampling", e.to_string()))?);
                 left -= m;

@@ -8,7 +8,7 @@ use super::flows::{FlowSpec, Regularizer, check_flow, flow_config};
 use super::ode::failure_code;
 use crate::data::Dataset;
 use crate::diag::{Code, Diag};
-use crate::flow::{Cnf, FlowFit, FlowRecord, TangentField, TimeNet, Trace, fit_flow_with};
+use crate::flow::{FlowChain, FlowFit, FlowModel, FlowRecord, fit_flow_with, image};
 use crate::lang::{Args, METRICS, Metrics, Output, RunCtx, StaticCall, VKind};
 use crate::nn::OptimSpec;
 use crate::ode::{Failure, SolveError};
@@ -53,21 +53,20 @@ pub fn check_train(cx: &StaticCall) -> Vec<Diag> {
             );
         }
     }
+    let images = cx.meta("data").and_then(|m| m.shape).is_some_and(|s| s.len() == 3);
     if cx.given("loss") {
         match cx.args.text("loss") {
             Some("nll") => {}
+            Some("bits_per_dim") if images => {}
             Some("bits_per_dim") => diags.push(
-                Diag::new(
-                    Code::E2005,
-                    "`bits_per_dim` is a loss for dequantized images; image flows are not built yet",
-                )
-                .at(at("loss"), "needs image data")
-                .hint("flows of vector data train with `loss: nll`"),
+                Diag::new(Code::E2005, "`bits_per_dim` is a loss for 8-bit images; these data are vectors")
+                    .at(at("loss"), "needs image data")
+                    .hint("flows of vector data train with `loss: nll`"),
             ),
             Some(other) => diags.push(
                 Diag::new(Code::E2005, format!("a flow trains by maximum likelihood, not `{other}`"))
                     .at(at("loss"), "not a flow's loss")
-                    .hint("write `loss: nll` (the default for flows)"),
+                    .hint("write `loss: nll` (the default for flows), or `bits_per_dim` for images"),
             ),
             None => {}
         }
@@ -116,6 +115,12 @@ fn tensor(cx: &RunCtx, data: &Dataset) -> Result<Tensor, Diag> {
     Tensor::from_vec(data.x.clone(), (data.n, data.features()), &cx.device).map_err(|e| cx.compute_error("the data", e))
 }
 
+/// Examples of shape [c, h, w] are 8-bit images (pixel / 255): flows dequantize them and
+/// report bits per dimension of the 256 levels.
+fn images(data: &Dataset) -> bool {
+    data.shape.len() == 3
+}
+
 /// `train` of a flow.
 pub fn train(cx: &mut RunCtx) -> Result<Output, Diag> {
     let spec: FlowSpec = cx.lower("model")?;
@@ -147,11 +152,20 @@ pub fn train(cx: &mut RunCtx) -> Result<Output, Diag> {
     };
     let d = data.features();
     let mut rng = cx.take_rng();
-    let field = TimeNet::init(&spec.field, d, &mut rng, DType::F32, &cx.device)
-        .map_err(|e| cx.error(Code::R1006, format!("cannot build the flow's field: {e}")))?;
-    let flow = Cnf { field, t0: spec.t0, t1: spec.t1, trace: spec.trace };
+    let flow = spec
+        .build(&data.shape, &mut rng, &cx.device)
+        .map_err(|e| cx.error(Code::R1006, format!("cannot build the flow: {e}")))?;
     let x = tensor(cx, &data)?;
-    let cfg = FlowFit { iters, batch, optimizer, kinetic, jacobian, adjoint: spec.adjoint };
+    let cfg = FlowFit {
+        iters,
+        batch,
+        optimizer,
+        kinetic,
+        jacobian,
+        adjoint: spec.adjoint,
+        dequantize: images(&data),
+        bits_per_dim: images(&data) && cx.args().text("loss") == Some("bits_per_dim"),
+    };
     let bar = cx.progress.bar(iters as u64, cx.name());
     let result = fit_flow_with(&flow, &x, &cfg, &spec.solver, &mut rng, |i, r| {
         if i % 5 == 0 {
@@ -175,12 +189,12 @@ pub fn train(cx: &mut RunCtx) -> Result<Output, Diag> {
     metrics.insert("final_loss".into(), mean(tail.iter().map(|r| r.loss)));
     metrics.insert("final_nll".into(), mean(tail.iter().map(|r| r.nll)));
     metrics.insert("steps".into(), records.len() as f64);
-    metrics.insert("parameters".into(), flow.field.parameter_count() as f64);
+    metrics.insert("parameters".into(), flow.parameter_count() as f64);
     metrics.insert("nfe_forward".into(), mean(tail.iter().map(|r| r.nfe_forward as f64)));
     metrics.insert("nfe_backward".into(), mean(tail.iter().map(|r| r.nfe_backward as f64)));
     metrics.insert("nfe_forward_mean".into(), mean(records.iter().map(|r| r.nfe_forward as f64)));
     let files = plot_training(cx, &records, kinetic != 0.0 || jacobian != 0.0)?;
-    let trained = FlowTrained { spec, dim: d, field: flow.field, records, data: data.x[..kept].to_vec() };
+    let trained = FlowTrained { spec, shape: data.shape.clone(), chain: flow, records, data: data.x[..kept].to_vec() };
     Ok(Output { artifact: Arc::new(trained), metrics, files })
 }
 
@@ -220,21 +234,31 @@ fn plot_training(cx: &RunCtx, records: &[FlowRecord], regularized: bool) -> Resu
     Ok(files)
 }
 
-/// The flow `param` holds: a trained one, or a `cnf(...)` initialised for `dim`.
+/// The flow `param` holds: a trained one, or a `cnf(...)` initialised for `shape`.
 pub enum FlowArg {
     Trained(Arc<FlowTrained>),
-    Fresh(Box<(FlowSpec, TimeNet)>),
+    Fresh(Box<(FlowSpec, FlowChain)>),
 }
 
-pub fn flow_arg(cx: &mut RunCtx, param: &str, dim: usize) -> Result<FlowArg, Diag> {
+impl FlowArg {
+    fn parts(&self) -> (&FlowSpec, &FlowChain) {
+        match self {
+            FlowArg::Trained(t) => (&t.spec, &t.chain),
+            FlowArg::Fresh(f) => (&f.0, &f.1),
+        }
+    }
+}
+
+pub fn flow_arg(cx: &mut RunCtx, param: &str, shape: &[usize]) -> Result<FlowArg, Diag> {
     if cx.args().stage(param).is_some() {
         return cx.input::<FlowTrained>(param).map(FlowArg::Trained);
     }
     let spec: FlowSpec = cx.lower(param)?;
     let mut rng = cx.take_rng();
-    let field = TimeNet::init(&spec.field, dim, &mut rng, DType::F32, &cx.device)
-        .map_err(|e| cx.error(Code::R1006, format!("cannot build the flow's field: {e}")))?;
-    Ok(FlowArg::Fresh(Box::new((spec, field))))
+    let chain = spec
+        .build(shape, &mut rng, &cx.device)
+        .map_err(|e| cx.error(Code::R1006, format!("cannot build the flow: {e}")))?;
+    Ok(FlowArg::Fresh(Box::new((spec, chain))))
 }
 
 /// Examples per solve when a flow is evaluated.
@@ -242,10 +266,11 @@ const EVAL_BATCH: usize = 1000;
 /// Up to this dimension the likelihood is computed with the exact trace.
 const EXACT_UP_TO: usize = 16;
 
-/// Mean -log p over the data and the mean NFE of a solve, in batches: the exact trace in low
-/// dimension, else the flow's estimator with draws from `rng`.
-pub fn mean_nll<F: TangentField>(
-    flow: &Cnf<F>,
+/// Mean -log p over the data and the mean NFE of a pass over a batch, in batches: the
+/// exact trace in low dimension, else each block's estimator with draws from `rng`
+/// (Hutchinson's is unbiased for log p: the trajectory does not depend on the draw).
+pub fn mean_nll(
+    flow: &FlowChain,
     spec: &FlowSpec,
     x: &Tensor,
     rng: &mut crate::rng::Rng,
@@ -255,12 +280,12 @@ pub fn mean_nll<F: TangentField>(
     let (mut total, mut nfe, mut batches) = (0.0, 0.0, 0.0);
     for start in (0..n).step_by(EVAL_BATCH) {
         let xb = x.narrow(0, start, EVAL_BATCH.min(n - start)).map_err(untimed)?;
-        let log_p = if flow.field.dim() <= EXACT_UP_TO || flow.trace == Trace::Exact {
+        let log_p = if flow.dim() <= EXACT_UP_TO {
             let (l, s) = flow.exact_log_density(&xb, &spec.solver)?;
             nfe += s.nfe as f64;
             l
         } else {
-            let l = flow.log_likelihood(&xb, &spec.solver, rng)?;
+            let l = flow.log_likelihood_counted(&xb.detach(), &spec.solver, rng, None)?;
             nfe += l.stats.nfe as f64;
             l.log_p.detach()
         };
@@ -270,25 +295,23 @@ pub fn mean_nll<F: TangentField>(
     Ok((-total / n.max(1) as f64, nfe / batches))
 }
 
-/// `evaluate` of a flow.
+/// `evaluate` of a flow. Images are dequantized with one seeded draw.
 pub fn evaluate(cx: &mut RunCtx) -> Result<Output, Diag> {
     let data = cx.input::<Dataset>("data")?;
     let d = data.features();
-    let x = tensor(cx, &data)?;
-    let arg = flow_arg(cx, "trained", d)?;
+    let mut x = tensor(cx, &data)?;
+    let arg = flow_arg(cx, "trained", &data.shape)?;
     let mut rng = cx.take_rng();
-    let result = match &arg {
-        FlowArg::Trained(t) => mean_nll(&t.cnf(), &t.spec, &x, &mut rng),
-        FlowArg::Fresh(fresh) => {
-            let (spec, field) = fresh.as_ref();
-            mean_nll(&Cnf { field, t0: spec.t0, t1: spec.t1, trace: spec.trace }, spec, &x, &mut rng)
-        }
-    };
-    let (nll, nfe) = result.map_err(|e| solve_error(cx, "evaluating the flow", e))?;
+    if images(&data) {
+        x = image::dequantize(&x, &mut rng).map_err(|e| cx.compute_error("dequantizing the images", e))?;
+    }
+    let (spec, chain) = arg.parts();
+    let (nll, nfe) = mean_nll(chain, spec, &x, &mut rng).map_err(|e| solve_error(cx, "evaluating the flow", e))?;
     let mut metrics = Metrics::new();
     for m in cx.args().texts("metrics") {
         let v = match m.as_str() {
             "nll" => nll,
+            "bits_per_dim" if images(&data) => image::bits_per_dim(-nll, d),
             "bits_per_dim" => nll / (d as f64 * std::f64::consts::LN_2),
             _ => nfe,
         };

@@ -1,10 +1,10 @@
-//! A trained flow: its spec, its field's weights, the record of every training iteration
+//! A trained flow: its spec, the shape of its examples, its blocks' weights, the record of every training iteration
 //! (loss terms, forward and backward NFE, seconds) and a sample of the data it was trained
 //! on (for figures), saved into and loaded back from its stage folder.
 
 use super::flows::{FLOW, FlowSpec};
 use crate::diag::{Code, Diag};
-use crate::flow::{Cnf, FlowRecord, TimeNet};
+use crate::flow::{FlowChain, FlowRecord};
 use crate::lang::{Artifact, ArtifactRef, Kind, Role, Saved, StageDir};
 use crate::yaml;
 use candle_core::{DType, Device, Tensor};
@@ -24,18 +24,18 @@ pub const KEPT_POINTS: usize = 20_000;
 
 pub struct FlowTrained {
     pub spec: FlowSpec,
-    /// Dimension of the state.
-    pub dim: usize,
-    pub field: TimeNet,
+    /// The shape of one example: [d] or [c, h, w].
+    pub shape: Vec<usize>,
+    pub chain: FlowChain,
     pub records: Vec<FlowRecord>,
     /// The first training points, [kept, dim] row-major.
     pub data: Vec<f32>,
 }
 
 impl FlowTrained {
-    /// The flow, borrowing the trained field.
-    pub fn cnf(&self) -> Cnf<&TimeNet> {
-        Cnf { field: &self.field, t0: self.spec.t0, t1: self.spec.t1, trace: self.spec.trace }
+    /// Values per example.
+    pub fn dim(&self) -> usize {
+        self.shape.iter().product()
     }
 }
 
@@ -43,6 +43,9 @@ impl FlowTrained {
 struct Facts {
     spec: FlowSpec,
     dim: usize,
+    /// Absent in flows trained before image flows: then [dim].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    shape: Vec<usize>,
 }
 
 const WEIGHTS: &str = "flow.safetensors";
@@ -58,11 +61,12 @@ impl Artifact for FlowTrained {
     fn save(&self, dir: &StageDir) -> Result<Saved, Diag> {
         let bad = |e: candle_core::Error| Diag::new(Code::R1001, e.to_string());
         let mut map = HashMap::new();
-        for (name, t) in self.field.named_tensors() {
+        for (name, t) in self.chain.named_tensors() {
             map.insert(name, t.to_device(&Device::Cpu).map_err(bad)?);
         }
-        let rows = self.data.len() / self.dim.max(1);
-        map.insert(DATA.into(), Tensor::from_vec(self.data.clone(), (rows, self.dim), &Device::Cpu).map_err(bad)?);
+        let dim = self.dim();
+        let rows = self.data.len() / dim.max(1);
+        map.insert(DATA.into(), Tensor::from_vec(self.data.clone(), (rows, dim), &Device::Cpu).map_err(bad)?);
         let mut csv = format!("{HEADER}\n");
         for (i, r) in self.records.iter().enumerate() {
             csv.push_str(&format!(
@@ -71,15 +75,18 @@ impl Artifact for FlowTrained {
             ));
         }
         let files = vec![dir.write_tensors(WEIGHTS, &map)?, dir.write(CURVES, csv.as_bytes())?];
-        Ok(Saved { files, facts: yaml::to_value(&Facts { spec: self.spec.clone(), dim: self.dim }) })
+        let shape = if self.shape.len() == 1 { Vec::new() } else { self.shape.clone() };
+        let facts = Facts { spec: self.spec.clone(), dim: self.dim(), shape };
+        Ok(Saved { files, facts: yaml::to_value(&facts) })
     }
 }
 
 fn load(_kind: &'static Kind, dir: &StageDir, facts: &yaml::Value) -> Result<ArtifactRef, Diag> {
     let facts: Facts = yaml::from_value(facts.clone()).map_err(|e| dir.bad("stage.yaml", e))?;
     let map = dir.read_tensors(WEIGHTS)?;
-    let field =
-        TimeNet::from_tensors(&facts.spec.field, facts.dim, &map, dir.device).map_err(|e| dir.bad(WEIGHTS, e))?;
+    let shape = if facts.shape.is_empty() { vec![facts.dim] } else { facts.shape };
+    let chain = facts.spec.build(&shape, &mut crate::rng::Rng::new(0), dir.device).map_err(|e| dir.bad(WEIGHTS, e))?;
+    chain.set_tensors(&map).map_err(|e| dir.bad(WEIGHTS, e))?;
     let data = map
         .get(DATA)
         .ok_or_else(|| dir.bad(WEIGHTS, format!("no `{DATA}`")))?
@@ -87,7 +94,7 @@ fn load(_kind: &'static Kind, dir: &StageDir, facts: &yaml::Value) -> Result<Art
         .and_then(|t| t.flatten_all()?.to_vec1::<f32>())
         .map_err(|e| dir.bad(WEIGHTS, e))?;
     let records = read_records(dir)?;
-    Ok(Arc::new(FlowTrained { spec: facts.spec, dim: facts.dim, field, records, data }))
+    Ok(Arc::new(FlowTrained { spec: facts.spec, shape, chain, records, data }))
 }
 
 fn read_records(dir: &StageDir) -> Result<Vec<FlowRecord>, Diag> {

@@ -5,14 +5,17 @@
 
 use super::flow_curves::{CURVES, FlowCurves};
 use super::flow_density::DensityPlot;
+use super::flow_samples::SampleGrid;
 use super::flow_trained::FLOW_TRAINING;
 use super::layers::LAYER;
 use super::ode::SOLVER;
 use crate::diag::{Code, Diag, Span};
-use crate::flow::{Trace, field_plan};
+use crate::flow::{FlowChain, Multiscale, Piece, Trace, field_plan, multiscale_fits};
 use crate::lang::{Args, Builtin, CVal, Dflt, Kind, Param, Registry, Role, StaticCall, Ty, VKind};
-use crate::nn::LayerSpec;
+use crate::nn::{Activation, LayerSpec};
 use crate::ode::{Method, Options};
+use crate::rng::Rng;
+use candle_core::{DType, Device};
 use serde::{Deserialize, Serialize};
 use std::any::TypeId;
 
@@ -66,15 +69,84 @@ pub enum Regularizer {
     JacobianFrobenius(f64),
 }
 
-/// What `cnf(...)` lowers into: everything needed to build, train and reload the flow.
+/// What `cnf(...)` and `multiscale_cnf(...)` lower into: everything needed to build, train
+/// and reload the flow (with the shape of the data it meets).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FlowSpec {
+    /// The field of each block (empty for a multiscale flow, whose fields follow `multiscale`).
     pub field: Vec<LayerSpec>,
     pub t0: f64,
     pub t1: f64,
     pub solver: Options,
     pub trace: Trace,
     pub adjoint: bool,
+    /// CNF blocks in sequence (per scale and side of a squeeze, for a multiscale flow).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub blocks: usize,
+    /// The logit transform's alpha, for image data.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiscale: Option<ScaleSpec>,
+}
+
+/// FFJORD's multiscale layout: scales, and each block's convolutional field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScaleSpec {
+    pub scales: usize,
+    pub hidden: Vec<usize>,
+    pub act: Activation,
+    pub kernel: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
+}
+
+/// FFJORD's logit alpha for MNIST.
+fn default_alpha() -> f64 {
+    1e-6
+}
+
+impl FlowSpec {
+    /// The flow over examples of `shape`, fresh parameters from `rng`.
+    pub fn build(&self, shape: &[usize], rng: &mut Rng, dev: &Device) -> Result<FlowChain, String> {
+        match &self.multiscale {
+            Some(m) => {
+                let layout = Multiscale {
+                    scales: m.scales,
+                    blocks: self.blocks,
+                    hidden: m.hidden.clone(),
+                    act: m.act,
+                    kernel: m.kernel,
+                    alpha: self.alpha,
+                    t1: self.t1,
+                    trace: self.trace,
+                };
+                let mut chain = FlowChain::multiscale(shape, &layout, rng, DType::F32, dev)?;
+                for p in &mut chain.pieces {
+                    if let Piece::Block(b) = p {
+                        b.t0 = self.t0;
+                    }
+                }
+                Ok(chain)
+            }
+            None => FlowChain::blocks_of(
+                &self.field,
+                shape,
+                self.blocks,
+                (self.t0, self.t1),
+                self.trace,
+                self.alpha,
+                rng,
+                dev,
+            ),
+        }
+    }
 }
 
 /// FFJORD's and RNODE's solver: dopri5 with atol = rtol = 1e-5.
@@ -121,6 +193,24 @@ pub fn builtins() -> Vec<Builtin> {
             |input, out| LayerSpec::ConcatLinear { input, out },
         )
         .positional("out"),
+        Builtin::config(
+            &LAYER,
+            "concat_conv2d",
+            "FFJORD's convolution of [t, x] (the time as an extra input channel), stride 1 and same padding, for a `cnf`'s field over images; `concat_conv2d(out)` infers its input channels.",
+            vec![
+                Param::new("in", Ty::opt(Ty::Int), Dflt::None, "input channels; inferred when omitted").within(Some(1.0), None),
+                Param::new("out", Ty::Int, Dflt::Required, "output channels").within(Some(1.0), None),
+                Param::new("k", Ty::Int, Dflt::Int(3), "kernel size (odd: the image keeps its size)").within(Some(1.0), None),
+            ],
+            |_: &Registry, a: &Args| {
+                Ok(vec![LayerSpec::ConcatConv2d {
+                    input: a.int("in").map(|v| v as usize),
+                    out: a.need_usize("out")?,
+                    kernel: a.need_usize("k")?,
+                }])
+            },
+        )
+        .positional("out"),
         Builtin::config(&TRACE, "exact", "The exact divergence: d Jacobian-vector products per evaluation (low dimension).", vec![], |_: &Registry, _: &Args| {
             Ok(Trace::Exact)
         }),
@@ -152,6 +242,8 @@ pub fn builtins() -> Vec<Builtin> {
                 Param::new("solver", Ty::opt(Ty::kind(&SOLVER)), Dflt::None, "default: dopri5(atol: 1e-5, rtol: 1e-5), FFJORD's and RNODE's"),
                 Param::new("trace", Ty::kind(&TRACE), Dflt::Config("exact"), "`exact` or `hutchinson(noise: gaussian)`"),
                 Param::new("adjoint", Ty::Bool, Dflt::Bool(false), "gradients by the adjoint method (constant memory) instead of backprop through the solver"),
+                Param::new("blocks", Ty::Int, Dflt::Int(1), "CNF blocks in sequence, each with its own field").within(Some(1.0), Some(64.0)),
+                Param::new("alpha", Ty::Float, Dflt::Float(1e-6), "image data: the logit transform's alpha (FFJORD's MNIST value)").within(Some(0.0), Some(0.49)),
             ],
             |reg: &Registry, a: &Args| {
                 let field = reg.lower_each::<Vec<LayerSpec>>(a.need("field")?)?.concat();
@@ -167,6 +259,61 @@ pub fn builtins() -> Vec<Builtin> {
                     solver,
                     trace,
                     adjoint: a.need_bool("adjoint")?,
+                    blocks: a.need_usize("blocks")?,
+                    alpha: a.need_float("alpha")?,
+                    multiscale: None,
+                })
+            },
+        ),
+        Builtin::config(
+            &CNF,
+            "multiscale_cnf",
+            "FFJORD's multiscale CNF for images (RNODE's MNIST model): the logit transform, then per scale `blocks` CNF blocks, a squeeze (2x2 blocks to channels), `blocks` more, and half the channels factored out to the base; each block's field is concat_conv2d layers of the `hidden` widths.",
+            vec![
+                Param::new("scales", Ty::Int, Dflt::Int(3), "scales (each but the last halves the image)").within(Some(1.0), Some(8.0)),
+                Param::new("blocks", Ty::Int, Dflt::Int(2), "CNF blocks on each side of a squeeze").within(Some(1.0), Some(16.0)),
+                Param::new("hidden", Ty::opt(Ty::list(Ty::Int)), Dflt::None, "hidden channels of each field (default [64, 64, 64])"),
+                Param::new("act", Ty::choice(&["softplus", "tanh", "relu", "sigmoid"]), Dflt::Sym("softplus"), "activation between the field's layers"),
+                Param::new("k", Ty::Int, Dflt::Int(3), "kernel size (odd)").within(Some(1.0), Some(15.0)),
+                Param::new("alpha", Ty::Float, Dflt::Float(1e-6), "the logit transform's alpha (FFJORD's MNIST value)").within(Some(0.0), Some(0.49)),
+                Param::new("t0", Ty::Float, Dflt::Float(0.0), "start time"),
+                Param::new("t1", Ty::Float, Dflt::Float(1.0), "end time of each block (FFJORD's MNIST: 1)").positive(),
+                Param::new("solver", Ty::opt(Ty::kind(&SOLVER)), Dflt::None, "default: dopri5(atol: 1e-5, rtol: 1e-5)"),
+                Param::new("trace", Ty::kind(&TRACE), Dflt::Config("hutchinson"), "`hutchinson(noise: gaussian)` (default) or `exact` (D products per evaluation)"),
+            ],
+            |reg: &Registry, a: &Args| {
+                let solver = match a.config("solver") {
+                    Some(c) => reg.lower::<Options>(c)?,
+                    None => default_solver(),
+                };
+                let trace = reg.lower::<Trace>(a.config("trace").ok_or("argument `trace` is not a trace")?)?;
+                let hidden = match a.floats("hidden") {
+                    Some(v) => v.iter().map(|w| *w as usize).collect(),
+                    None => vec![64, 64, 64],
+                };
+                if hidden.contains(&0) {
+                    return Err("hidden widths must be positive".to_string());
+                }
+                let k = a.need_usize("k")?;
+                if k % 2 == 0 {
+                    return Err(format!("the kernel size must be odd so that images keep their size, not {k}"));
+                }
+                let act = match a.text("act") {
+                    Some("tanh") => Activation::Tanh,
+                    Some("relu") => Activation::Relu,
+                    Some("sigmoid") => Activation::Sigmoid,
+                    _ => Activation::Softplus,
+                };
+                Ok(FlowSpec {
+                    field: Vec::new(),
+                    t0: a.need_float("t0")?,
+                    t1: a.need_float("t1")?,
+                    solver,
+                    trace,
+                    adjoint: false,
+                    blocks: a.need_usize("blocks")?,
+                    alpha: a.need_float("alpha")?,
+                    multiscale: Some(ScaleSpec { scales: a.need_usize("scales")?, hidden, act, kernel: k }),
                 })
             },
         ),
@@ -181,6 +328,17 @@ pub fn builtins() -> Vec<Builtin> {
                 Param::new("title", Ty::opt(Ty::Str), Dflt::None, "figure title (default: what is drawn)"),
             ],
             FlowCurves,
+        ),
+        Builtin::stage(
+            "sample_grid",
+            "Images drawn from a trained image flow (base draws integrated back through its blocks), with training images beside them; reports the sampling's NFE.",
+            vec![
+                Param::new("flow", Ty::kind(&FLOW_TRAINING), Dflt::Required, "`train` result of an image flow"),
+                Param::new("count", Ty::Int, Dflt::Int(64), "samples drawn").within(Some(1.0), Some(1024.0)),
+                Param::new("data", Ty::Bool, Dflt::Bool(true), "show as many training images beside them"),
+                Param::new("title", Ty::opt(Ty::Str), Dflt::None, "figure title (default: what is drawn)"),
+            ],
+            SampleGrid,
         ),
         Builtin::stage(
             "density_plot",
@@ -200,7 +358,7 @@ pub fn builtins() -> Vec<Builtin> {
 
 /// The flow a `model` argument holds as a config, if it is one.
 pub fn flow_config(args: &Args, param: &str) -> bool {
-    args.config(param).is_some_and(|c| c.builtin == "cnf")
+    args.config(param).is_some_and(|c| matches!(c.builtin.as_ref(), "cnf" | "multiscale_cnf"))
 }
 
 /// Where a layer of the field was written: the layer inside the `cnf(...)` call when it is
@@ -216,34 +374,73 @@ fn layer_span(cx: &StaticCall, param: &str, layer: usize) -> Span {
     }
 }
 
-/// Checks a flow config against the data it meets: vector data, and a field that maps the
-/// state's width back to itself.
+/// Checks a flow config against the data it meets: vectors or images, and a field that
+/// maps the state's shape back to itself (or a multiscale layout the images can take).
 pub fn check_flow(cx: &StaticCall, model: &str, data: &str) -> Vec<Diag> {
     let (Some(spec), Some(meta)) = (cx.lower::<FlowSpec>(model), cx.meta(data)) else { return vec![] };
     let Some(shape) = meta.shape else { return vec![] };
     let at = cx.args.get(data).map_or(cx.span, |v| v.span);
+    let flow_at = cx.args.get(model).map_or(cx.span, |v| v.span);
     let mut diags = Vec::new();
     if spec.t1 <= spec.t0 {
         diags.push(
             Diag::new(Code::E2006, format!("the flow's t1 ({}) must be after its t0 ({})", spec.t1, spec.t0))
-                .at(cx.args.get(model).map_or(cx.span, |v| v.span), "t1 not after t0")
+                .at(flow_at, "t1 not after t0")
                 .hint("the flow runs from data at t0 to the base distribution at t1"),
         );
     }
-    let [d] = shape.as_slice() else {
+    if spec.adjoint && (spec.blocks > 1 || shape.len() == 3) {
         diags.push(
-            Diag::new(Code::E4001, format!("a `cnf` models vectors; these examples have shape {shape:?}"))
-                .at(at, "not vector data")
-                .hint("image flows (multiscale, dequantized, bits/dim) are not built yet: model vector data for now"),
+            Diag::new(Code::E2005, "the adjoint method is built for a single CNF block on vector data")
+                .at(flow_at, "adjoint through a chain")
+                .hint("drop `adjoint: true` (gradients by backprop through the solver), or use `blocks: 1` on vectors"),
+        );
+    }
+    if shape.len() == 3 && meta.bounds != Some((0.0, 1.0)) {
+        diags.push(
+            Diag::new(Code::E4001, "a flow over images takes pixels in [0, 1] (8-bit levels / 255)")
+                .at(at, "not pixels in [0, 1]")
+                .hint("the flow dequantizes and applies the logit itself: give it the images, not `logit(...)` of them"),
         );
         return diags;
-    };
-    if let Err(e) = field_plan(&spec.field, *d) {
-        diags.push(
-            Diag::new(Code::E4001, format!("the flow's field on {d}-dimensional data: {}", e.message))
-                .at(layer_span(cx, model, e.layer), "does not fit what arrives here")
-                .hint(format!("the field maps the state ({d} values) to its time derivative ({d} values): `concat_squash({d}, 64) |> tanh |> concat_squash(64, {d})`")),
-        );
+    }
+    match (shape.as_slice(), &spec.multiscale) {
+        ([_, _, _], Some(m)) => {
+            if let Err(e) = multiscale_fits(&shape, m.scales) {
+                diags.push(
+                    Diag::new(Code::E4001, format!("the multiscale flow on images {shape:?}: {e}"))
+                        .at(at, "does not fit these images")
+                        .hint("downsample the images (`downsample(2)` gives 14x14 MNIST) or lower `scales`"),
+                );
+            }
+        }
+        (_, Some(_)) => diags.push(
+            Diag::new(Code::E4001, format!("a `multiscale_cnf` models images; these examples have shape {shape:?}"))
+                .at(at, "not images")
+                .hint("vector data take a `cnf(field, ...)` of `concat_squash` layers"),
+        ),
+        ([d], None) => {
+            if let Err(e) = field_plan(&spec.field, &[*d]) {
+                diags.push(
+                    Diag::new(Code::E4001, format!("the flow's field on {d}-dimensional data: {}", e.message))
+                        .at(layer_span(cx, model, e.layer), "does not fit what arrives here")
+                        .hint(format!("the field maps the state ({d} values) to its time derivative ({d} values): `concat_squash({d}, 64) |> tanh |> concat_squash(64, {d})`")),
+                );
+            }
+        }
+        ([c, _, _], None) => {
+            if let Err(e) = field_plan(&spec.field, &shape) {
+                diags.push(
+                    Diag::new(Code::E4001, format!("the flow's field on images {shape:?}: {}", e.message))
+                        .at(layer_span(cx, model, e.layer), "does not fit what arrives here")
+                        .hint(format!("a field over images is `concat_conv2d` layers back to {c} channels: `concat_conv2d(64) |> softplus |> concat_conv2d({c})`")),
+                );
+            }
+        }
+        _ => diags.push(
+            Diag::new(Code::E4001, format!("a flow models vectors or images [c, h, w]; these examples have shape {shape:?}"))
+                .at(at, "neither vectors nor images"),
+        ),
     }
     diags
 }

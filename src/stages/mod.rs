@@ -9,6 +9,7 @@ mod clamp;
 mod dataset;
 mod flow_curves;
 mod flow_density;
+mod flow_samples;
 mod flow_train;
 mod flow_trained;
 mod model;

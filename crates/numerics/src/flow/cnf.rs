@@ -6,9 +6,10 @@
 
 use super::count::VjpCounter;
 use super::field::TangentField;
+use super::model::{AdjointGradients, FlowModel, Likelihood};
 use crate::ode::{Field, Options, SolveError, State, Stats, adjoint_gradients, solve};
 use crate::rng::Rng;
-use candle_core::{D, Device, Result, Tensor};
+use candle_core::{D, Device, Result, Tensor, Var};
 
 /// How the divergence is computed.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -26,21 +27,6 @@ pub struct Cnf<F: TangentField> {
     pub t0: f64,
     pub t1: f64,
     pub trace: Trace,
-}
-
-/// Per example: log-likelihood, the regularizer integrals, and where the data went.
-pub struct Likelihood {
-    /// log p(x), [n].
-    pub log_p: Tensor,
-    /// z(t1), [n, d].
-    pub z: Tensor,
-    /// The kinetic-energy integral, [n].
-    pub kinetic: Tensor,
-    /// The Jacobian-Frobenius integral, [n].
-    pub jacobian: Tensor,
-    /// The end state of the solve [z, delta, kinetic, jacobian] (for the adjoint).
-    pub end: State,
-    pub stats: Stats,
 }
 
 /// log N(z; 0, I) per row of z [n, d].
@@ -117,20 +103,6 @@ impl<F: TangentField> Cnf<F> {
         self.log_likelihood_counted(x, opts, rng, None)
     }
 
-    /// `log_likelihood`, with the evaluations a later backward pass differentiates counted.
-    pub fn log_likelihood_counted(
-        &self,
-        x: &Tensor,
-        opts: &Options,
-        rng: &mut Rng,
-        vjps: Option<&VjpCounter>,
-    ) -> std::result::Result<Likelihood, SolveError> {
-        let fail = |e| SolveError::tensor(e, self.t0);
-        let n = x.dim(0).map_err(fail)?;
-        let tangents = self.tangents(n, x, rng).map_err(fail)?;
-        self.solve_with(x, Dynamics { field: &self.field, tangents, vjps: vjps.cloned() }, opts)
-    }
-
     fn solve_with(
         &self,
         x: &Tensor,
@@ -158,17 +130,54 @@ impl<F: TangentField> Cnf<F> {
         build().map_err(|e| SolveError::tensor(e, self.t1))
     }
 
+    /// log p(x) with the exact trace whatever the flow trains with (a density to plot or a
+    /// likelihood to report), detached, and the solve's stats.
+    pub fn exact_log_density(&self, x: &Tensor, opts: &Options) -> std::result::Result<(Tensor, Stats), SolveError> {
+        let fail = |e| SolveError::tensor(e, self.t0);
+        let n = x.dim(0).map_err(fail)?;
+        let basis = tangents(Trace::Exact, self.field.dim(), n, x, &mut Rng::new(0)).map_err(fail)?;
+        let l = self.solve_with(&x.detach(), Dynamics::new(&self.field, basis), opts)?;
+        Ok((l.log_p.detach(), l.stats))
+    }
+
+    /// Data from base points z [n, d]: the field integrated from t1 back to t0.
+    pub fn sample(&self, z: &Tensor, opts: &Options) -> std::result::Result<(Tensor, Stats), SolveError> {
+        let f = |t: f64, y: &[Tensor]| Ok(vec![self.field.eval(t, &y[0])?]);
+        let sol = solve(&f, std::slice::from_ref(z), &[self.t1, self.t0], opts)?;
+        Ok((sol.ys[1][0].clone(), sol.stats))
+    }
+}
+
+impl<F: TangentField> FlowModel for Cnf<F> {
+    fn vars(&self) -> Vec<Var> {
+        self.field.vars()
+    }
+
+    /// `log_likelihood`, with the evaluations a later backward pass differentiates counted.
+    fn log_likelihood_counted(
+        &self,
+        x: &Tensor,
+        opts: &Options,
+        rng: &mut Rng,
+        vjps: Option<&VjpCounter>,
+    ) -> std::result::Result<Likelihood, SolveError> {
+        let fail = |e| SolveError::tensor(e, self.t0);
+        let n = x.dim(0).map_err(fail)?;
+        let tangents = self.tangents(n, x, rng).map_err(fail)?;
+        self.solve_with(x, Dynamics { field: &self.field, tangents, vjps: vjps.cloned() }, opts)
+    }
+
     /// The gradients of mean(-log p) + kinetic mean(kinetic) + jacobian mean(jacobian) in
     /// the field's parameters by the adjoint method: a forward solve without a graph, then
     /// the adjoint system backwards (constant memory). The likelihood (detached) and the
     /// backward solve's stats come with them.
-    pub fn adjoint_loss_gradients(
+    fn adjoint_loss_gradients(
         &self,
         x: &Tensor,
         weights: (f64, f64),
         opts: &Options,
         rng: &mut Rng,
-    ) -> std::result::Result<(Likelihood, Vec<Tensor>, Stats), SolveError> {
+    ) -> std::result::Result<AdjointGradients, SolveError> {
         let fail = |e| SolveError::tensor(e, self.t1);
         let n = x.dim(0).map_err(|e| SolveError::tensor(e, self.t0))?;
         let tangents = self.tangents(n, x, rng).map_err(|e| SolveError::tensor(e, self.t0))?;
@@ -185,22 +194,5 @@ impl<F: TangentField> Cnf<F> {
         let dynamics = Dynamics::new(&self.field, tangents);
         let g = adjoint_gradients(&dynamics, &vars, &end, &grad_end, self.t0, self.t1, &Self::augmented(opts))?;
         Ok((l, g.params, g.stats))
-    }
-
-    /// log p(x) with the exact trace whatever the flow trains with (a density to plot or a
-    /// likelihood to report), detached, and the solve's stats.
-    pub fn exact_log_density(&self, x: &Tensor, opts: &Options) -> std::result::Result<(Tensor, Stats), SolveError> {
-        let fail = |e| SolveError::tensor(e, self.t0);
-        let n = x.dim(0).map_err(fail)?;
-        let basis = tangents(Trace::Exact, self.field.dim(), n, x, &mut Rng::new(0)).map_err(fail)?;
-        let l = self.solve_with(&x.detach(), Dynamics::new(&self.field, basis), opts)?;
-        Ok((l.log_p.detach(), l.stats))
-    }
-
-    /// Data from base points z [n, d]: the field integrated from t1 back to t0.
-    pub fn sample(&self, z: &Tensor, opts: &Options) -> std::result::Result<(Tensor, Stats), SolveError> {
-        let f = |t: f64, y: &[Tensor]| Ok(vec![self.field.eval(t, &y[0])?]);
-        let sol = solve(&f, std::slice::from_ref(z), &[self.t1, self.t0], opts)?;
-        Ok((sol.ys[1][0].clone(), sol.stats))
     }
 }

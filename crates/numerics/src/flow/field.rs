@@ -1,7 +1,8 @@
-//! A CNF's vector field: time-dependent dense layers with activations between, built from
-//! layer specs, carrying forward tangents (with tangents t_j of the input it returns J t_j
+//! A CNF's vector field: time-dependent dense or convolutional layers with activations
+//! between, built from layer specs, carrying forward tangents (with tangents t_j of the input it returns J t_j
 //! beside its value), saved and restored by name.
 
+use super::conv_layer::ConcatConv2d;
 use super::squash::{ConcatLinear, ConcatSquash, TimeLayer};
 use crate::nn::kernels::{linear, tangent_linear};
 use crate::nn::{Activation, LayerSpec};
@@ -45,6 +46,8 @@ pub struct TimeNet {
     /// names of its tensors).
     pub specs: Vec<LayerSpec>,
     at: Vec<usize>,
+    /// The shape of one state: [d], or [c, h, w] for convolutional fields.
+    pub shape: Vec<usize>,
 }
 
 /// A field's specs that cannot make a field.
@@ -61,50 +64,71 @@ impl std::fmt::Display for FieldError {
     }
 }
 
-/// The layer widths a field's specs describe on states of dimension `dim`: for each
-/// time-dependent layer its spec index, kind and (in, out), and for each its activation.
-type Plan = Vec<(usize, bool, usize, usize, Option<Activation>)>;
+/// One time-dependent layer of a field as its specs lay it out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlannedLayer {
+    /// Index of its spec.
+    pub at: usize,
+    pub kind: PlannedKind,
+    pub act: Option<Activation>,
+}
 
-/// Checks a field's specs on states of dimension `dim`: time-dependent dense layers, each
-/// optionally followed by one activation, mapping `dim` back to `dim`.
-pub fn field_plan(specs: &[LayerSpec], dim: usize) -> std::result::Result<Plan, FieldError> {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PlannedKind {
+    Squash { input: usize, out: usize },
+    Linear { input: usize, out: usize },
+    Conv { input: usize, out: usize, kernel: usize },
+}
+
+/// Checks a field's specs on states of shape `shape` ([d] or images [c, h, w]):
+/// time-dependent layers (dense on vectors, `concat_conv2d` on images), each optionally
+/// followed by one activation, mapping the state's shape back to itself.
+pub fn field_plan(specs: &[LayerSpec], shape: &[usize]) -> std::result::Result<Vec<PlannedLayer>, FieldError> {
     let err = |layer: usize, message: String| FieldError { layer, message };
-    let mut plan: Plan = Vec::new();
-    let mut width = dim;
-    for (i, s) in specs.iter().enumerate() {
-        match s {
-            LayerSpec::ConcatSquash { input, out } | LayerSpec::ConcatLinear { input, out } => {
-                if let Some(w) = input
-                    && *w != width
-                {
-                    return Err(err(i, format!("this layer expects {w} inputs but receives {width}")));
-                }
-                plan.push((i, matches!(s, LayerSpec::ConcatSquash { .. }), width, *out, None));
-                width = *out;
+    let mut plan: Vec<PlannedLayer> = Vec::new();
+    let mut s = shape.to_vec();
+    for (i, spec) in specs.iter().enumerate() {
+        let kind = match spec {
+            LayerSpec::ConcatSquash { .. } | LayerSpec::ConcatLinear { .. } | LayerSpec::ConcatConv2d { .. } => {
+                let next = crate::nn::infer_one(i, spec, &s).map_err(|e| err(i, e.message))?;
+                let kind = match *spec {
+                    LayerSpec::ConcatSquash { out, .. } => PlannedKind::Squash { input: s[0], out },
+                    LayerSpec::ConcatLinear { out, .. } => PlannedKind::Linear { input: s[0], out },
+                    LayerSpec::ConcatConv2d { out, kernel, .. } => PlannedKind::Conv { input: s[0], out, kernel },
+                    _ => unreachable!("matched above"),
+                };
+                s = next;
+                kind
             }
-            LayerSpec::Act(a) => match plan.last_mut() {
-                Some(last) if last.4.is_none() && last.0 + 1 == i => last.4 = Some(*a),
-                Some(_) => return Err(err(i, "one activation after each layer: two in a row".into())),
-                None => return Err(err(i, "a field starts with a time-dependent layer, not an activation".into())),
-            },
+            LayerSpec::Act(a) => {
+                match plan.last_mut() {
+                    Some(last) if last.act.is_none() && last.at + 1 == i => last.act = Some(*a),
+                    Some(_) => return Err(err(i, "one activation after each layer: two in a row".into())),
+                    None => {
+                        return Err(err(i, "a field starts with a time-dependent layer, not an activation".into()));
+                    }
+                }
+                continue;
+            }
             other => {
                 return Err(err(
                     i,
                     format!(
-                        "a CNF's field is made of `concat_squash`/`concat_linear` layers and activations, not {}",
+                        "a CNF's field is made of `concat_squash`/`concat_linear`/`concat_conv2d` layers and activations, not {}",
                         spec_name(other)
                     ),
                 ));
             }
-        }
+        };
+        plan.push(PlannedLayer { at: i, kind, act: None });
     }
     if plan.is_empty() {
         return Err(err(0, "the field has no layers".into()));
     }
-    if width != dim {
+    if s != shape {
         return Err(err(
             specs.len() - 1,
-            format!("the field must return the state's {dim} values but returns {width}"),
+            format!("the field must return the state's shape {shape:?} but returns {s:?}"),
         ));
     }
     Ok(plan)
@@ -117,28 +141,37 @@ fn spec_name(s: &LayerSpec) -> String {
 }
 
 impl TimeNet {
-    /// Fresh parameters (PyTorch's initialisation) for states of dimension `dim`.
+    /// Fresh parameters (PyTorch's initialisation) for states of shape `shape` ([d] or
+    /// images [c, h, w], held as rows of c h w values).
     pub fn init(
         specs: &[LayerSpec],
-        dim: usize,
+        shape: &[usize],
         rng: &mut Rng,
         dtype: DType,
         dev: &Device,
     ) -> std::result::Result<Self, String> {
-        let plan = field_plan(specs, dim).map_err(|e| e.message)?;
+        let plan = field_plan(specs, shape).map_err(|e| e.message)?;
         let mut layers = Vec::with_capacity(plan.len());
-        for &(_, squash, i, o, _) in &plan {
-            layers.push(if squash {
-                TimeLayer::Squash(ConcatSquash::new(i, o, rng, dtype, dev).map_err(|e| e.to_string())?)
-            } else {
-                TimeLayer::Linear(ConcatLinear::new(i, o, rng, dtype, dev).map_err(|e| e.to_string())?)
-            });
+        for p in &plan {
+            let layer = match p.kind {
+                PlannedKind::Squash { input, out } => {
+                    ConcatSquash::new(input, out, rng, dtype, dev).map(TimeLayer::Squash)
+                }
+                PlannedKind::Linear { input, out } => {
+                    ConcatLinear::new(input, out, rng, dtype, dev).map(TimeLayer::Linear)
+                }
+                PlannedKind::Conv { input, out, kernel } => {
+                    ConcatConv2d::new(input, out, kernel, rng, dtype, dev).map(TimeLayer::Conv)
+                }
+            };
+            layers.push(layer.map_err(|e| e.to_string())?);
         }
         Ok(TimeNet {
             layers,
-            acts: plan.iter().map(|p| p.4).collect(),
-            at: plan.iter().map(|p| p.0).collect(),
+            acts: plan.iter().map(|p| p.act).collect(),
+            at: plan.iter().map(|p| p.at).collect(),
             specs: specs.to_vec(),
+            shape: shape.to_vec(),
         })
     }
 
@@ -151,28 +184,32 @@ impl TimeNet {
             }
             specs.push(LayerSpec::ConcatSquash { input: Some(w[0]), out: w[1] });
         }
-        Self::init(&specs, widths[0], rng, dtype, dev).map_err(candle_core::Error::Msg)
+        Self::init(&specs, &[widths[0]], rng, dtype, dev).map_err(candle_core::Error::Msg)
     }
 
     /// Every parameter by name: `field.<spec index>.<weight|bias|gate_weight|...>`.
-    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+    pub fn named_vars(&self) -> Vec<(String, Var)> {
         let mut out = Vec::new();
         for (l, at) in self.layers.iter().zip(&self.at) {
             for (n, v) in l.named() {
-                out.push((format!("field.{at}.{n}"), v.as_tensor().clone()));
+                out.push((format!("field.{at}.{n}"), v.clone()));
             }
         }
         out
     }
 
+    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        self.named_vars().into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect()
+    }
+
     /// The field the specs describe with the tensors of `named_tensors`.
     pub fn from_tensors(
         specs: &[LayerSpec],
-        dim: usize,
+        shape: &[usize],
         tensors: &HashMap<String, Tensor>,
         dev: &Device,
     ) -> std::result::Result<Self, String> {
-        let net = Self::init(specs, dim, &mut Rng::new(0), DType::F32, dev)?;
+        let net = Self::init(specs, shape, &mut Rng::new(0), DType::F32, dev)?;
         for (l, at) in net.layers.iter().zip(&net.at) {
             for (n, v) in l.named() {
                 let name = format!("field.{at}.{n}");
@@ -192,27 +229,53 @@ impl TimeNet {
     }
 }
 
+impl TimeNet {
+    /// Rows [n, D] as the layers take them: [n, c, h, w] for convolutional fields.
+    fn unflatten(&self, x: &Tensor, stacked: Option<usize>) -> Result<Tensor> {
+        if self.shape.len() != 3 {
+            return Ok(x.clone());
+        }
+        let mut dims = vec![x.dim(0)?];
+        dims.extend(stacked);
+        dims.extend(&self.shape);
+        x.reshape(dims)
+    }
+}
+
 impl TangentField for TimeNet {
     fn dim(&self) -> usize {
-        self.layers.first().map_or(0, |l| l.widths().0)
+        self.shape.iter().product()
     }
     fn eval(&self, t: f64, z: &Tensor) -> Result<Tensor> {
-        let mut h = z.clone();
+        let mut h = self.unflatten(z, None)?;
         for (l, act) in self.layers.iter().zip(&self.acts) {
-            let (w, b) = l.folded(t)?;
-            h = linear(&h, &w, &b, *act, true)?;
+            h = match l {
+                TimeLayer::Conv(c) => c.forward(t, &h, *act)?,
+                _ => {
+                    let (w, b) = l.folded(t)?;
+                    linear(&h, &w, &b, *act, true)?
+                }
+            };
         }
-        Ok(h)
+        h.reshape(z.dims())
     }
-    /// The state and the tangents stacked ([n, 1 + k, d]) through the dense layers that
-    /// carry tangents, with the activations fused in (flowline's kernel on the CPU).
+    /// The state and the tangents stacked ([n, 1 + k, ...]) through layers that carry
+    /// tangents: dense ones with the activations fused in (flowline's kernel on the CPU),
+    /// convolutions on flowline's convolution kernels.
     fn eval_with_tangents(&self, t: f64, z: &Tensor, tangents: &Tensor) -> Result<(Tensor, Tensor)> {
         let k = tangents.dim(1)?;
-        let mut h = Tensor::cat(&[&z.unsqueeze(1)?, tangents], 1)?;
+        let stacked = Tensor::cat(&[&z.unsqueeze(1)?, tangents], 1)?;
+        let mut h = self.unflatten(&stacked, Some(1 + k))?;
         for (l, act) in self.layers.iter().zip(&self.acts) {
-            let (w, b) = l.folded(t)?;
-            h = tangent_linear(&h, &w, &b, *act)?;
+            h = match l {
+                TimeLayer::Conv(c) => c.forward_tangents(t, &h, *act)?,
+                _ => {
+                    let (w, b) = l.folded(t)?;
+                    tangent_linear(&h, &w, &b, *act)?
+                }
+            };
         }
+        let h = h.reshape(stacked.dims())?;
         Ok((h.narrow(1, 0, 1)?.squeeze(1)?, h.narrow(1, 1, k)?))
     }
     fn vars(&self) -> Vec<Var> {

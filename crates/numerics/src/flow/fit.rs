@@ -1,17 +1,19 @@
-//! Training a CNF by maximum likelihood with RNODE's regularizers: loss = mean(-log p) +
-//! lambda_k mean(kinetic) + lambda_j mean(jacobian), minibatches from a seeded shuffle, and a
+//! Training a flow (one CNF or a chain) by maximum likelihood with RNODE's regularizers:
+//! loss = mean(-log p) (bits/dim for 8-bit images, dequantized per batch) + lambda_k
+//! mean(kinetic) + lambda_j mean(jacobian), minibatches from a seeded shuffle, and a
 //! record per iteration (the terms, the forward and backward NFE, the wall time) so that the
 //! NFE-per-iteration curve of the RNODE paper can be drawn. Gradients by backprop through the
 //! solver (the backward NFE is the number of evaluations differentiated) or by the adjoint
 //! method (its backward solve's NFE).
 
-use super::cnf::{Cnf, Likelihood};
 use super::count::VjpCounter;
-use super::field::TangentField;
+use super::image::dequantize;
+use super::model::{FlowModel, Likelihood};
 use crate::nn::{OptimSpec, Optimizer};
 use crate::ode::{Failure, Options, SolveError, Stats};
 use crate::rng::Rng;
 use candle_core::Tensor;
+use std::f64::consts::LN_2;
 use std::time::Instant;
 
 #[derive(Debug, Clone)]
@@ -25,6 +27,10 @@ pub struct FlowFit {
     pub jacobian: f64,
     /// Gradients by the adjoint method instead of backprop through the solver.
     pub adjoint: bool,
+    /// The data are 8-bit levels (pixel / 255): each batch is dequantized afresh.
+    pub dequantize: bool,
+    /// The likelihood term of the loss is bits per dimension of 8-bit data rather than nats.
+    pub bits_per_dim: bool,
 }
 
 /// One iteration's numbers (batch means).
@@ -39,9 +45,9 @@ pub struct FlowRecord {
     pub seconds: f64,
 }
 
-/// Trains the flow's field on `data` [n, d].
-pub fn fit_flow<F: TangentField>(
-    flow: &Cnf<F>,
+/// Trains the flow's parameters on `data` [n, d].
+pub fn fit_flow<M: FlowModel + ?Sized>(
+    flow: &M,
     data: &Tensor,
     cfg: &FlowFit,
     opts: &Options,
@@ -52,8 +58,8 @@ pub fn fit_flow<F: TangentField>(
 
 /// `fit_flow`, calling `on_iter` after each iteration. A loss that is not finite stops the
 /// training with `Failure::NonFinite` at that iteration's records.
-pub fn fit_flow_with<F: TangentField>(
-    flow: &Cnf<F>,
+pub fn fit_flow_with<M: FlowModel + ?Sized>(
+    flow: &M,
     data: &Tensor,
     cfg: &FlowFit,
     opts: &Options,
@@ -64,7 +70,10 @@ pub fn fit_flow_with<F: TangentField>(
     let untimed = |e| SolveError::tensor(e, 0.0);
     let n = data.dim(0).map_err(untimed)?;
     let batch = cfg.batch.clamp(1, n.max(1));
-    let mut opt = Optimizer::new(cfg.optimizer.clone(), flow.field.vars());
+    let mut opt = Optimizer::new(cfg.optimizer.clone(), flow.vars());
+    let dims = data.dims().iter().skip(1).product::<usize>().max(1) as f64;
+    // bits/dim = (nll / D + log 256) / log 2, so the likelihood term is scaled and shifted.
+    let (scale, shift) = if cfg.bits_per_dim { (1.0 / (dims * LN_2), 8.0) } else { (1.0, 0.0) };
     let mut order: Vec<usize> = Vec::new();
     let mut records = Vec::with_capacity(cfg.iters);
     for _ in 0..cfg.iters {
@@ -74,13 +83,16 @@ pub fn fit_flow_with<F: TangentField>(
         }
         let idx: Vec<u32> = order.drain(..batch).map(|i| i as u32).collect();
         let rows = Tensor::from_vec(idx, batch, data.device()).map_err(untimed)?;
-        let x = data.index_select(&rows, 0).map_err(untimed)?;
+        let mut x = data.index_select(&rows, 0).map_err(untimed)?;
+        if cfg.dequantize {
+            x = dequantize(&x, rng).map_err(untimed)?;
+        }
         let vjps = VjpCounter::default();
         let scalar = |t: &Tensor| t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>();
         let terms = |l: &Likelihood| -> candle_core::Result<(Tensor, Tensor, Tensor, Tensor)> {
             let nll = l.log_p.neg()?.mean_all()?;
             let (kin, jac) = (l.kinetic.mean_all()?, l.jacobian.mean_all()?);
-            let mut loss = nll.clone();
+            let mut loss = nll.affine(scale, shift)?;
             if cfg.kinetic != 0.0 {
                 loss = (loss + (&kin * cfg.kinetic)?)?;
             }
@@ -102,13 +114,14 @@ pub fn fit_flow_with<F: TangentField>(
             })
         };
         let step = if cfg.adjoint {
-            let (l, grads, back) = flow.adjoint_loss_gradients(&x, (cfg.kinetic, cfg.jacobian), opts, rng)?;
+            let weights = (cfg.kinetic / scale, cfg.jacobian / scale);
+            let (l, grads, back) = flow.adjoint_loss_gradients(&x, weights, opts, rng)?;
             let mut apply = || -> candle_core::Result<FlowRecord> {
                 // A surrogate whose gradient in each parameter is the adjoint's.
-                let vars = flow.field.vars();
+                let vars = flow.vars();
                 let mut surrogate = Tensor::zeros((), x.dtype(), x.device())?;
                 for (v, g) in vars.iter().zip(&grads) {
-                    surrogate = (surrogate + (v.as_tensor() * g.detach())?.sum_all()?)?;
+                    surrogate = (surrogate + (v.as_tensor() * (g.detach() * scale)?)?.sum_all()?)?;
                 }
                 opt.step(&surrogate.backward()?)?;
                 record(&l, back.nfe)
@@ -129,7 +142,7 @@ pub fn fit_flow_with<F: TangentField>(
         if !r.loss.is_finite() {
             return Err(SolveError {
                 failure: Failure::NonFinite,
-                t: flow.t0,
+                t: 0.0,
                 stats: Stats { nfe: r.nfe_forward, ..Stats::default() },
                 partial: Vec::new(),
                 last: None,

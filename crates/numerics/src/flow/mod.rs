@@ -8,16 +8,23 @@
 //! (ordinary differentiable ops), so training needs first-order autograd only: candle's
 //! second-order gradients are silently wrong (../shared/DESIGN.md, section 4).
 
+mod chain;
 mod cnf;
+mod conv_layer;
 mod count;
 mod field;
 mod fit;
+pub mod image;
+mod model;
 mod square;
 mod squash;
 
-pub use cnf::{Cnf, Dynamics, Likelihood, Trace, standard_normal_log_density};
+pub use chain::{FlowChain, Multiscale, Piece, conv_field_specs, multiscale_fits};
+pub use cnf::{Cnf, Dynamics, Trace, standard_normal_log_density};
+pub use conv_layer::ConcatConv2d;
 pub use count::VjpCounter;
-pub use field::{FieldError, TangentField, TimeNet, field_plan};
+pub use field::{FieldError, PlannedKind, PlannedLayer, TangentField, TimeNet, field_plan};
 pub use fit::{FlowFit, FlowRecord, fit_flow, fit_flow_with};
+pub use model::{AdjointGradients, FlowModel, Likelihood};
 pub use square::Square;
 pub use squash::{ConcatLinear, ConcatSquash, TimeLayer};

@@ -3,6 +3,7 @@
 //! fixed time both are ordinary dense layers, which is how they run: folded, on the fused
 //! dense kernels that also carry forward tangents.
 
+use super::conv_layer::ConcatConv2d;
 use crate::nn::{Activation, activate};
 use crate::rng::Rng;
 use candle_core::{DType, Device, Result, Tensor, Var};
@@ -46,7 +47,7 @@ impl ConcatSquash {
         let b = ((self.b.as_tensor() * &g)? + (self.wb.as_tensor() * t)?)?;
         Ok((w, b))
     }
-    fn named(&self) -> Vec<(&'static str, &Var)> {
+    pub fn named(&self) -> Vec<(&'static str, &Var)> {
         vec![
             ("weight", &self.w),
             ("bias", &self.b),
@@ -76,23 +77,25 @@ impl ConcatLinear {
     pub fn folded(&self, t: f64) -> Result<(Tensor, Tensor)> {
         Ok((self.w.as_tensor().clone(), (self.b.as_tensor() + (self.wt.as_tensor() * t)?)?))
     }
-    fn named(&self) -> Vec<(&'static str, &Var)> {
+    pub fn named(&self) -> Vec<(&'static str, &Var)> {
         vec![("weight", &self.w), ("bias", &self.b), ("time_weight", &self.wt)]
     }
 }
 
-/// One time-dependent dense layer.
+/// One time-dependent layer.
 pub enum TimeLayer {
     Squash(ConcatSquash),
     Linear(ConcatLinear),
+    Conv(ConcatConv2d),
 }
 
 impl TimeLayer {
-    /// The layer at time t as a dense (weight [out, in], bias [out]).
+    /// A dense layer at time t as a dense (weight [out, in], bias [out]).
     pub fn folded(&self, t: f64) -> Result<(Tensor, Tensor)> {
         match self {
             TimeLayer::Squash(l) => l.folded(t),
             TimeLayer::Linear(l) => l.folded(t),
+            TimeLayer::Conv(_) => candle_core::bail!("a convolution does not fold into a dense layer"),
         }
     }
     /// Its parameters with their names in a checkpoint.
@@ -100,13 +103,15 @@ impl TimeLayer {
         match self {
             TimeLayer::Squash(l) => l.named(),
             TimeLayer::Linear(l) => l.named(),
+            TimeLayer::Conv(l) => l.named(),
         }
     }
-    /// (input, output) widths.
+    /// (input, output) widths, or channels.
     pub fn widths(&self) -> (usize, usize) {
         let w = match self {
             TimeLayer::Squash(l) => &l.w,
             TimeLayer::Linear(l) => &l.w,
+            TimeLayer::Conv(l) => return (l.sizes().0, l.sizes().1),
         };
         (w.dims()[1], w.dims()[0])
     }

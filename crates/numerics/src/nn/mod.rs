@@ -16,4 +16,4 @@ pub use classify::{
 pub use loss::{accuracy, cross_entropy, log_softmax, mse_onehot};
 pub use net::{Net, activate, max_pool_composed, non_finite};
 pub use optim::{OptimSpec, Optimizer, check_state as check_optimizer_state};
-pub use spec::{Activation, Aggregate, LayerSpec, ShapeError, ShapeErrorKind, infer_shapes};
+pub use spec::{Activation, Aggregate, LayerSpec, ShapeError, ShapeErrorKind, infer_one, infer_shapes};

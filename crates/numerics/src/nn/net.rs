@@ -137,7 +137,7 @@ impl Builder<'_> {
                 }
             }
             LayerSpec::Act(a) => Built::Act(*a),
-            LayerSpec::ConcatSquash { .. } | LayerSpec::ConcatLinear { .. } => {
+            LayerSpec::ConcatSquash { .. } | LayerSpec::ConcatLinear { .. } | LayerSpec::ConcatConv2d { .. } => {
                 return Err(candle_core::Error::Msg(format!(
                     "layer {name} depends on time: it runs only inside a `cnf`'s field"
                 )));

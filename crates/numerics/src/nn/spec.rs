@@ -99,6 +99,13 @@ pub enum LayerSpec {
         input: Option<usize>,
         out: usize,
     },
+    /// FFJORD's convolution of [t, x], the time as an extra input channel; stride 1 and
+    /// "same" padding (odd kernels), so the image keeps its size.
+    ConcatConv2d {
+        input: Option<usize>,
+        out: usize,
+        kernel: usize,
+    },
     /// Convolution whose last channel is minus the aggregate of the others, per position.
     FarkasConv2d {
         input: Option<usize>,
@@ -183,6 +190,17 @@ pub fn infer_one(i: usize, l: &LayerSpec, s: &[usize]) -> Result<Vec<usize>, Sha
                 conv_out(i, s[2], *kernel, *stride, *pad, "convolution")?,
             ]
         }
+        LayerSpec::ConcatConv2d { input, out, kernel } => {
+            if kernel % 2 == 0 {
+                return Err(mismatch(
+                    i,
+                    format!("a field's convolution keeps the image size with an odd kernel, not {kernel}"),
+                ));
+            }
+            // A stride-1 convolution with same padding, as far as shapes go.
+            let conv = LayerSpec::Conv2d { input: *input, out: *out, kernel: *kernel, stride: 1, pad: kernel / 2 };
+            infer_one(i, &conv, s)?
+        }
         LayerSpec::MaxPool { kernel, stride } | LayerSpec::AvgPool { kernel, stride } => {
             if s.len() != 3 {
                 return Err(mismatch(
@@ -266,7 +284,7 @@ pub fn infer_one(i: usize, l: &LayerSpec, s: &[usize]) -> Result<Vec<usize>, Sha
 impl LayerSpec {
     /// The layer depends on time: it belongs in a CNF's field, not in a classifier.
     pub fn is_time_dependent(&self) -> bool {
-        matches!(self, LayerSpec::ConcatSquash { .. } | LayerSpec::ConcatLinear { .. })
+        matches!(self, LayerSpec::ConcatSquash { .. } | LayerSpec::ConcatLinear { .. } | LayerSpec::ConcatConv2d { .. })
     }
 }
 

@@ -27,7 +27,7 @@ pub use dense::all_finite;
 pub use dropout::dropout;
 pub use linear::{Linear, flatten_linear, linear};
 pub use pool::MaxPool;
-pub use tangent::{TangentLinear, tangent_linear};
+pub use tangent::{TangentLinear, slope_of, tangent_linear};
 
 static COMPOSED: AtomicBool = AtomicBool::new(false);
 

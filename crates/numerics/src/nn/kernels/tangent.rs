@@ -167,6 +167,18 @@ pub fn tangent_linear(xt: &Tensor, w: &Tensor, b: &Tensor, act: Option<Activatio
     composed(xt, w, b, act)
 }
 
+/// act(z) and its derivative act'(z), from candle's differentiable ops.
+pub fn slope_of(a: Activation, z: &Tensor) -> Result<(Tensor, Tensor)> {
+    let y = crate::nn::activate(a, z)?;
+    let s = match a {
+        Activation::Relu => z.gt(0.0)?.to_dtype(z.dtype())?,
+        Activation::Tanh => y.sqr()?.affine(-1.0, 1.0)?,
+        Activation::Sigmoid => y.mul(&y.affine(-1.0, 1.0)?)?,
+        Activation::Softplus => crate::nn::activate(Activation::Sigmoid, z)?,
+    };
+    Ok((y, s))
+}
+
 /// The same from candle's ops, differentiated by candle's autograd.
 fn composed(xt: &Tensor, w: &Tensor, b: &Tensor, act: Option<Activation>) -> Result<Tensor> {
     let (n, m, input) = xt.dims3()?;
@@ -174,16 +186,7 @@ fn composed(xt: &Tensor, w: &Tensor, b: &Tensor, act: Option<Activation>) -> Res
     let z0 = z.narrow(1, 0, 1)?.broadcast_add(b)?;
     let (y, s) = match act {
         None => (z0.clone(), z0.ones_like()?),
-        Some(a) => {
-            let y = crate::nn::activate(a, &z0)?;
-            let s = match a {
-                Activation::Relu => z0.gt(0.0)?.to_dtype(z0.dtype())?,
-                Activation::Tanh => y.sqr()?.affine(-1.0, 1.0)?,
-                Activation::Sigmoid => y.mul(&y.affine(-1.0, 1.0)?)?,
-                Activation::Softplus => crate::nn::activate(Activation::Sigmoid, &z0)?,
-            };
-            (y, s)
-        }
+        Some(a) => slope_of(a, &z0)?,
     };
     let ty = z.narrow(1, 1, m - 1)?.broadcast_mul(&s)?;
     Tensor::cat(&[&y, &ty], D::Minus2)
