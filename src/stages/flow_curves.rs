@@ -8,15 +8,18 @@ use crate::flow::FlowRecord;
 use crate::lang::{FIGURE, Kind, Metrics, Output, RunCtx, Stage};
 use crate::plots::{Axis, LinePlot, Scaling, Series};
 
-pub const CURVES: [&str; 5] = ["nfe_forward", "nfe_backward", "nll", "loss", "seconds"];
+pub const CURVES: [&str; 6] = ["nfe_forward", "nfe_backward", "nll", "bits_per_dim", "loss", "seconds"];
 
 pub struct FlowCurves;
 
-fn value(r: &FlowRecord, metric: &str) -> f64 {
+/// A record's value of `metric`; bits per dimension for examples of `dim` values of 8-bit
+/// data (training batches, dequantized).
+fn value(r: &FlowRecord, metric: &str, dim: usize) -> f64 {
     match metric {
         "nfe_forward" => r.nfe_forward as f64,
         "nfe_backward" => r.nfe_backward as f64,
         "nll" => r.nll,
+        "bits_per_dim" => crate::flow::image::bits_per_dim(-r.nll, dim),
         "loss" => r.loss,
         _ => r.seconds,
     }
@@ -28,6 +31,7 @@ fn describe(metric: &str) -> (&'static str, &'static str) {
         "nfe_forward" => ("function evaluations (forward)", "Forward function evaluations"),
         "nfe_backward" => ("function evaluations (backward)", "Backward function evaluations"),
         "nll" => ("negative log-likelihood (batch)", "Negative log-likelihood"),
+        "bits_per_dim" => ("bits per dimension (batch)", "Bits per dimension"),
         "loss" => ("loss (batch)", "Loss"),
         _ => ("seconds", "Seconds"),
     }
@@ -47,7 +51,7 @@ impl Stage for FlowCurves {
         let mut metrics = Metrics::new();
         for (k, (name, t)) in runs.iter().enumerate() {
             let label = labels.get(k).cloned().unwrap_or_else(|| name.clone());
-            let v: Vec<f64> = t.records.iter().map(|r| value(r, &metric)).collect();
+            let v: Vec<f64> = t.records.iter().map(|r| value(r, &metric, t.dim())).collect();
             let tail = &v[v.len() - (v.len() / 10).max(1).min(v.len())..];
             metrics.insert(format!("{label}.{metric}"), tail.iter().sum::<f64>() / tail.len().max(1) as f64);
             curves.push((label, super::plots::moving_average(&v, window)));

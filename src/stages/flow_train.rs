@@ -193,18 +193,31 @@ pub fn train(cx: &mut RunCtx) -> Result<Output, Diag> {
     metrics.insert("nfe_forward".into(), mean(tail.iter().map(|r| r.nfe_forward as f64)));
     metrics.insert("nfe_backward".into(), mean(tail.iter().map(|r| r.nfe_backward as f64)));
     metrics.insert("nfe_forward_mean".into(), mean(records.iter().map(|r| r.nfe_forward as f64)));
-    let files = plot_training(cx, &records, kinetic != 0.0 || jacobian != 0.0)?;
+    let bits = cfg.bits_per_dim.then_some(d);
+    let files = plot_training(cx, &records, kinetic != 0.0 || jacobian != 0.0, bits)?;
     let trained = FlowTrained { spec, shape: data.shape.clone(), chain: flow, records, data: data.x[..kept].to_vec() };
     Ok(Output { artifact: Arc::new(trained), metrics, files })
 }
 
-/// The loss and NFE-per-iteration curves.
-fn plot_training(cx: &RunCtx, records: &[FlowRecord], regularized: bool) -> Result<Vec<String>, Diag> {
+/// The loss and NFE-per-iteration curves; flows of images (`bits`: their dimension) in
+/// bits per dimension.
+fn plot_training(
+    cx: &RunCtx,
+    records: &[FlowRecord],
+    regularized: bool,
+    bits: Option<usize>,
+) -> Result<Vec<String>, Diag> {
     let window = (records.len() / 50).clamp(1, 50);
-    let avg =
-        |f: fn(&FlowRecord) -> f64| super::plots::moving_average(&records.iter().map(f).collect::<Vec<_>>(), window);
-    let (nll, loss) = (avg(|r| r.nll), avg(|r| r.loss));
-    let mut series = vec![Series::steps("negative log-likelihood", &nll)];
+    let avg = |v: Vec<f64>| super::plots::moving_average(&v, window);
+    let (likelihood, unit) = match bits {
+        Some(d) => (
+            avg(records.iter().map(|r| image::bits_per_dim(-r.nll, d)).collect()),
+            ("bits per dimension", "bits per dimension"),
+        ),
+        None => (avg(records.iter().map(|r| r.nll).collect()), ("negative log-likelihood", "per example")),
+    };
+    let loss = avg(records.iter().map(|r| r.loss).collect());
+    let mut series = vec![Series::steps(unit.0, &likelihood)];
     if regularized {
         series.push(Series::steps("loss (with the regularizers)", &loss));
     }
@@ -214,11 +227,12 @@ fn plot_training(cx: &RunCtx, records: &[FlowRecord], regularized: bool) -> Resu
         LinePlot {
             title: &format!("Training of `{}` (moving average, {window} iterations)", cx.name()),
             x: Axis::new("iteration", Scaling::Integer),
-            y: Axis::new("per example", Scaling::Linear),
+            y: Axis::new(unit.1, Scaling::Linear),
             series,
         }
         .render(),
     )?;
+    let avg = |f: fn(&FlowRecord) -> f64| avg(records.iter().map(f).collect());
     let (f, b) = (avg(|r| r.nfe_forward as f64), avg(|r| r.nfe_backward as f64));
     files.extend(super::plots::write_figure(
         cx,

@@ -319,7 +319,7 @@ pub fn builtins() -> Vec<Builtin> {
         ),
         Builtin::stage(
             "flow_curves",
-            "Per-iteration curves of several flow trainings overlaid (moving average): forward or backward NFE (RNODE's figure), NLL, loss or seconds.",
+            "Per-iteration curves of several flow trainings overlaid (moving average): forward or backward NFE (RNODE's figure), NLL, bits per dimension (image flows), loss or seconds.",
             vec![
                 Param::new("runs", Ty::list(Ty::kind(&FLOW_TRAINING)), Dflt::Required, "`train` results of flows"),
                 Param::new("labels", Ty::list(Ty::Str), Dflt::Syms(&[]), "legend entries (default: stage names)"),
