@@ -39,18 +39,28 @@ impl Stage for SampleGrid {
             .map_err(|e| cx.compute_error("the samples", e))?;
         let dim = f.dim();
         let shown = if with_data { (f.data.len() / dim).min(count) } else { 0 };
-        let columns = (count as f64).sqrt().ceil() as usize;
-        // Samples first, then as many training images from a fresh row.
-        let pad = if shown > 0 { count.div_ceil(columns) * columns - count } else { 0 };
-        let blank = vec![0f32; dim];
-        let mut images: Vec<&[f32]> = values.chunks(dim).collect();
-        images.extend(std::iter::repeat_n(blank.as_slice(), pad));
-        images.extend(f.data.chunks(dim).take(shown));
-        let mut captions = vec![String::new(); images.len()];
-        captions[0] = "samples".into();
-        if shown > 0 {
-            captions[count + pad] = "training images".into();
+        let side = (count as f64).sqrt().ceil() as usize;
+        // Samples in a block on the left, as many training images in one on the right;
+        // missing cells are white (unseen on the page).
+        let blank = vec![1f32; dim];
+        let samples: Vec<&[f32]> = values.chunks(dim).collect();
+        let data: Vec<&[f32]> = f.data.chunks(dim).take(shown).collect();
+        let mut images: Vec<&[f32]> = Vec::new();
+        for row in 0..count.div_ceil(side) {
+            for j in 0..side {
+                images.push(samples.get(row * side + j).copied().unwrap_or(blank.as_slice()));
+            }
+            if shown > 0 {
+                for j in 0..side {
+                    images.push(data.get(row * side + j).copied().unwrap_or(blank.as_slice()));
+                }
+            }
         }
+        let mut headings = vec![""; if shown > 0 { 2 * side } else { 0 }];
+        if shown > 0 {
+            (headings[0], headings[side]) = ("samples", "training images");
+        }
+        let captions = vec![String::new(); images.len()];
         let title = super::plots::title(cx, || match shown {
             0 => format!("{count} samples"),
             _ => format!("{count} samples and {shown} training images"),
@@ -60,8 +70,8 @@ impl Stage for SampleGrid {
             images: &images,
             shape: &f.shape,
             captions: &captions,
-            columns: Some(columns),
-            headings: &[],
+            columns: Some(if shown > 0 { 2 * side } else { side }),
+            headings: &headings,
         };
         let files = super::plots::write_figure(cx, "samples", grid.render())?;
         Ok(Output::nothing(&FIGURE, metrics(stats.nfe), files))
