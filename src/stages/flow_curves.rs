@@ -61,7 +61,8 @@ impl Stage for FlowCurves {
         let plot = LinePlot {
             title: &title,
             x: Axis::new("iteration", Scaling::Integer),
-            y: Axis::new(axis, Scaling::Linear),
+            // Bits/dim fall from tens to about one: on a linear axis the end is flat.
+            y: Axis::new(axis, if metric == "bits_per_dim" { Scaling::Log } else { Scaling::Linear }),
             series: curves.iter().map(|(l, v)| Series::steps(l, v)).collect(),
         };
         let files = super::plots::write_figure(cx, "curves", plot.render())?;

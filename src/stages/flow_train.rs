@@ -8,7 +8,7 @@ use super::flows::{FlowSpec, Regularizer, check_flow, flow_config};
 use super::ode::failure_code;
 use crate::data::Dataset;
 use crate::diag::{Code, Diag};
-use crate::flow::{FlowChain, FlowFit, FlowModel, FlowRecord, fit_flow_with, image};
+use crate::flow::{FlowChain, FlowFit, FlowRecord, fit_flow_with, image};
 use crate::lang::{Args, METRICS, Metrics, Output, RunCtx, StaticCall, VKind};
 use crate::nn::OptimSpec;
 use crate::ode::{Failure, SolveError};
@@ -299,9 +299,9 @@ pub fn mean_nll(
             nfe += s.nfe as f64;
             l
         } else {
-            let l = flow.log_likelihood_counted(&xb.detach(), &spec.solver, rng, None)?;
-            nfe += l.stats.nfe as f64;
-            l.log_p.detach()
+            let (l, s) = flow.estimated_log_density(&xb, &spec.solver, rng)?;
+            nfe += s.nfe as f64;
+            l
         };
         total += log_p.to_dtype(DType::F64).and_then(|t| t.sum_all()?.to_scalar::<f64>()).map_err(untimed)?;
         batches += 1.0;

@@ -272,15 +272,43 @@ impl Stage for Curves {
     }
 }
 
+/// The mean over a window centred on each point, narrowed symmetrically near the ends: a
+/// trailing window lags by half its width, and a wide one keeps the first, largest losses in
+/// view long after they are gone.
 pub fn moving_average(v: &[f64], window: usize) -> Vec<f64> {
-    let mut out = Vec::with_capacity(v.len());
-    let mut sum = 0.0;
-    for (i, x) in v.iter().enumerate() {
-        sum += x;
-        if i >= window {
-            sum -= v[i - window];
-        }
-        out.push(sum / (i + 1).min(window) as f64);
+    let half = window.max(1) / 2;
+    let mut prefix = Vec::with_capacity(v.len() + 1);
+    prefix.push(0.0);
+    for x in v {
+        prefix.push(prefix.last().copied().unwrap_or(0.0) + x);
     }
-    out
+    (0..v.len())
+        .map(|i| {
+            let h = half.min(i).min(v.len() - 1 - i);
+            let (lo, hi) = (i - h, i + h + 1);
+            (prefix[hi] - prefix[lo]) / (hi - lo) as f64
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::moving_average;
+
+    /// A ramp keeps its values (no lag, the ends included); a spike spreads over the window
+    /// around it only; a constant stays constant.
+    #[test]
+    fn the_moving_average_is_centred() {
+        let ramp: Vec<f64> = (0..20).map(|i| i as f64).collect();
+        for (i, v) in moving_average(&ramp, 5).iter().enumerate() {
+            assert!((v - i as f64).abs() < 1e-12, "{i}: {v}");
+        }
+        let mut spike = vec![0.0; 20];
+        spike[0] = 100.0;
+        let avg = moving_average(&spike, 9);
+        assert_eq!(avg[0], 100.0);
+        assert!(avg[5..].iter().all(|v| *v == 0.0), "{avg:?}");
+        assert!(moving_average(&[3.0; 7], 50).iter().all(|v| *v == 3.0));
+        assert_eq!(moving_average(&[], 5), Vec::<f64>::new());
+    }
 }

@@ -218,16 +218,23 @@ impl FlowChain {
         self.shape.iter().product()
     }
 
-    /// log p(x) with every block's exact trace whatever it trains with, detached.
+    /// log p(x) with every block's exact trace whatever it trains with, outside the graph.
     pub fn exact_log_density(&self, x: &Tensor, opts: &Options) -> std::result::Result<(Tensor, Stats), SolveError> {
-        let l = self.walk(&x.detach(), |cnf, z| {
-            let exact = Cnf { field: &cnf.field, t0: cnf.t0, t1: cnf.t1, trace: Trace::Exact };
-            let mut l = exact.log_likelihood(z, opts, &mut Rng::new(0))?;
-            l.z = l.z.detach();
-            l.end = l.end.iter().map(Tensor::detach).collect();
-            Ok(l)
-        })?;
-        Ok((l.log_p.detach(), l.stats))
+        let l = self.walk(&x.detach(), |cnf, z| cnf.log_density(z, opts, &mut Rng::new(0), true))?;
+        Ok((l.log_p, l.stats))
+    }
+
+    /// log p(x) with each block's own trace estimator (draws from `rng`), outside the graph:
+    /// evaluation in high dimension (Hutchinson's is unbiased for log p, the trajectory not
+    /// depending on the draw).
+    pub fn estimated_log_density(
+        &self,
+        x: &Tensor,
+        opts: &Options,
+        rng: &mut Rng,
+    ) -> std::result::Result<(Tensor, Stats), SolveError> {
+        let l = self.walk(&x.detach(), |cnf, z| cnf.log_density(z, opts, rng, false))?;
+        Ok((l.log_p, l.stats))
     }
 
     /// x through the pieces, each block's likelihood from `block`: log p(x), the

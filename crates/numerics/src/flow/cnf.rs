@@ -42,11 +42,14 @@ pub struct Dynamics<'a> {
     pub tangents: Tensor,
     /// Counts the evaluations a backward pass differentiates.
     pub vjps: Option<VjpCounter>,
+    /// Each evaluation's results leave the autograd graph: a solve that is not
+    /// differentiated (evaluation, figures) keeps no step's tensors alive.
+    pub detach: bool,
 }
 
 impl<'a> Dynamics<'a> {
     pub fn new(field: &'a dyn TangentField, tangents: Tensor) -> Self {
-        Dynamics { field, tangents, vjps: None }
+        Dynamics { field, tangents, vjps: None, detach: false }
     }
 }
 
@@ -62,7 +65,8 @@ impl Field for Dynamics<'_> {
         let trace = (&jt * &self.tangents)?.sum((1, 2))?;
         let frobenius = (jt.sqr()?.sum((1, 2))? / d)?;
         let kinetic = (f.sqr()?.mean(1)? * 0.5)?;
-        Ok(vec![f, trace.neg()?.unsqueeze(1)?, kinetic.unsqueeze(1)?, frobenius.unsqueeze(1)?])
+        let out = vec![f, trace.neg()?.unsqueeze(1)?, kinetic.unsqueeze(1)?, frobenius.unsqueeze(1)?];
+        Ok(if self.detach { out.iter().map(Tensor::detach).collect() } else { out })
     }
 }
 
@@ -133,16 +137,32 @@ impl<F: TangentField> Cnf<F> {
     /// log p(x) with the exact trace whatever the flow trains with (a density to plot or a
     /// likelihood to report), detached, and the solve's stats.
     pub fn exact_log_density(&self, x: &Tensor, opts: &Options) -> std::result::Result<(Tensor, Stats), SolveError> {
-        let fail = |e| SolveError::tensor(e, self.t0);
-        let n = x.dim(0).map_err(fail)?;
-        let basis = tangents(Trace::Exact, self.field.dim(), n, x, &mut Rng::new(0)).map_err(fail)?;
-        let l = self.solve_with(&x.detach(), Dynamics::new(&self.field, basis), opts)?;
-        Ok((l.log_p.detach(), l.stats))
+        let l = self.log_density(x, opts, &mut Rng::new(0), true)?;
+        Ok((l.log_p, l.stats))
     }
 
-    /// Data from base points z [n, d]: the field integrated from t1 back to t0.
+    /// log p(x) and the rest outside the autograd graph (no step's tensors kept: memory of
+    /// one evaluation, whatever the number of steps), with the exact trace or the flow's own
+    /// (draws from `rng`).
+    pub fn log_density(
+        &self,
+        x: &Tensor,
+        opts: &Options,
+        rng: &mut Rng,
+        exact: bool,
+    ) -> std::result::Result<Likelihood, SolveError> {
+        let fail = |e| SolveError::tensor(e, self.t0);
+        let n = x.dim(0).map_err(fail)?;
+        let trace = if exact { Trace::Exact } else { self.trace };
+        let tangents = tangents(trace, self.field.dim(), n, x, rng).map_err(fail)?;
+        let dynamics = Dynamics { detach: true, ..Dynamics::new(&self.field, tangents) };
+        self.solve_with(&x.detach(), dynamics, opts)
+    }
+
+    /// Data from base points z [n, d]: the field integrated from t1 back to t0 (not
+    /// differentiable: no step's tensors are kept).
     pub fn sample(&self, z: &Tensor, opts: &Options) -> std::result::Result<(Tensor, Stats), SolveError> {
-        let f = |t: f64, y: &[Tensor]| Ok(vec![self.field.eval(t, &y[0])?]);
+        let f = |t: f64, y: &[Tensor]| Ok(vec![self.field.eval(t, &y[0])?.detach()]);
         let sol = solve(&f, std::slice::from_ref(z), &[self.t1, self.t0], opts)?;
         Ok((sol.ys[1][0].clone(), sol.stats))
     }
@@ -164,7 +184,7 @@ impl<F: TangentField> FlowModel for Cnf<F> {
         let fail = |e| SolveError::tensor(e, self.t0);
         let n = x.dim(0).map_err(fail)?;
         let tangents = self.tangents(n, x, rng).map_err(fail)?;
-        self.solve_with(x, Dynamics { field: &self.field, tangents, vjps: vjps.cloned() }, opts)
+        self.solve_with(x, Dynamics { field: &self.field, tangents, vjps: vjps.cloned(), detach: false }, opts)
     }
 
     /// The gradients of mean(-log p) + kinetic mean(kinetic) + jacobian mean(jacobian) in
