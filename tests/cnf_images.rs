@@ -25,6 +25,7 @@ fn chain(dtype: DType, trace: Trace) -> FlowChain {
         act: Activation::Softplus,
         kernel: 3,
         alpha: 0.05,
+        t0: 0.0,
         t1: 0.5,
         trace,
     };

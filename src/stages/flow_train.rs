@@ -294,15 +294,12 @@ pub fn mean_nll(
     let (mut total, mut nfe, mut batches) = (0.0, 0.0, 0.0);
     for start in (0..n).step_by(EVAL_BATCH) {
         let xb = x.narrow(0, start, EVAL_BATCH.min(n - start)).map_err(untimed)?;
-        let log_p = if flow.dim() <= EXACT_UP_TO {
-            let (l, s) = flow.exact_log_density(&xb, &spec.solver)?;
-            nfe += s.nfe as f64;
-            l
+        let (log_p, stats) = if flow.dim() <= EXACT_UP_TO {
+            flow.exact_log_density(&xb, &spec.solver)?
         } else {
-            let (l, s) = flow.estimated_log_density(&xb, &spec.solver, rng)?;
-            nfe += s.nfe as f64;
-            l
+            flow.estimated_log_density(&xb, &spec.solver, rng)?
         };
+        nfe += stats.nfe as f64;
         total += log_p.to_dtype(DType::F64).and_then(|t| t.sum_all()?.to_scalar::<f64>()).map_err(untimed)?;
         batches += 1.0;
     }

@@ -10,7 +10,7 @@ use super::flow_trained::FLOW_TRAINING;
 use super::layers::LAYER;
 use super::ode::SOLVER;
 use crate::diag::{Code, Diag, Span};
-use crate::flow::{FlowChain, Multiscale, Piece, Trace, field_plan, multiscale_fits};
+use crate::flow::{FlowChain, Multiscale, Trace, field_plan, multiscale_fits};
 use crate::lang::{Args, Builtin, CVal, Dflt, Kind, Param, Registry, Role, StaticCall, Ty, VKind};
 use crate::nn::{Activation, LayerSpec};
 use crate::ode::{Method, Options};
@@ -124,16 +124,11 @@ impl FlowSpec {
                     act: m.act,
                     kernel: m.kernel,
                     alpha: self.alpha,
+                    t0: self.t0,
                     t1: self.t1,
                     trace: self.trace,
                 };
-                let mut chain = FlowChain::multiscale(shape, &layout, rng, DType::F32, dev)?;
-                for p in &mut chain.pieces {
-                    if let Piece::Block(b) = p {
-                        b.t0 = self.t0;
-                    }
-                }
-                Ok(chain)
+                FlowChain::multiscale(shape, &layout, rng, DType::F32, dev)
             }
             None => FlowChain::blocks_of(
                 &self.field,

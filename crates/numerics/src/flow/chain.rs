@@ -35,6 +35,7 @@ pub struct Multiscale {
     pub act: Activation,
     pub kernel: usize,
     pub alpha: f64,
+    pub t0: f64,
     pub t1: f64,
     pub trace: Trace,
 }
@@ -50,6 +51,7 @@ impl Multiscale {
             act: Activation::Softplus,
             kernel: 3,
             alpha: 1e-6,
+            t0: 0.0,
             t1,
             trace,
         }
@@ -94,17 +96,26 @@ pub fn multiscale_fits(shape: &[usize], scales: usize) -> std::result::Result<()
     Ok(())
 }
 
+/// The shape of an example after piece `p` of shape `s`.
+fn after(p: &Piece, s: &[usize]) -> Vec<usize> {
+    match p {
+        Piece::Squeeze => vec![s[0] * 4, s[1] / 2, s[2] / 2],
+        Piece::FactorOut => vec![kept_channels(s), s[1], s[2]],
+        _ => s.to_vec(),
+    }
+}
+
+/// Channels that stay in the flow at a factor-out of images `s` (the first half).
+fn kept_channels(s: &[usize]) -> usize {
+    s[0] / 2
+}
+
+/// The shape entering each piece, then the final one.
 fn block_shapes(shape: &[usize], pieces: &[Piece]) -> Vec<Vec<usize>> {
-    let mut s = shape.to_vec();
-    let mut out = Vec::with_capacity(pieces.len() + 1);
-    out.push(s.clone());
+    let mut out = vec![shape.to_vec()];
     for p in pieces {
-        match p {
-            Piece::Squeeze => s = vec![s[0] * 4, s[1] / 2, s[2] / 2],
-            Piece::FactorOut => s[0] /= 2,
-            _ => {}
-        }
-        out.push(s.clone());
+        let next = after(p, out.last().map_or(shape, Vec::as_slice));
+        out.push(next);
     }
     out
 }
@@ -152,20 +163,20 @@ impl FlowChain {
         let block = |s: &[usize], rng: &mut Rng| -> std::result::Result<Piece, String> {
             let specs = conv_field_specs(s[0], &m.hidden, m.kernel, m.act);
             let field = TimeNet::init(&specs, s, rng, dtype, dev)?;
-            Ok(Piece::Block(Cnf { field, t0: 0.0, t1: m.t1, trace: m.trace }))
+            Ok(Piece::Block(Cnf { field, t0: m.t0, t1: m.t1, trace: m.trace }))
         };
         for scale in 0..m.scales {
             for _ in 0..m.blocks {
                 pieces.push(block(&s, rng)?);
             }
             if scale + 1 < m.scales {
+                s = after(&Piece::Squeeze, &s);
                 pieces.push(Piece::Squeeze);
-                s = vec![s[0] * 4, s[1] / 2, s[2] / 2];
                 for _ in 0..m.blocks {
                     pieces.push(block(&s, rng)?);
                 }
+                s = after(&Piece::FactorOut, &s);
                 pieces.push(Piece::FactorOut);
-                s[0] /= 2;
             }
         }
         Ok(FlowChain { shape: shape.to_vec(), pieces })
@@ -274,7 +285,7 @@ impl FlowChain {
                 Piece::Squeeze => z = squeeze(&z, image(shape)).map_err(fail)?,
                 Piece::FactorOut => {
                     let d = z.dim(1).map_err(fail)?;
-                    let keep = shape[0] / 2 * shape[1] * shape[2];
+                    let keep = kept_channels(shape) * shape[1] * shape[2];
                     parts.push(z.narrow(1, keep, d - keep).map_err(fail)?);
                     z = z.narrow(1, 0, keep).map_err(fail)?;
                 }
@@ -295,7 +306,7 @@ impl FlowChain {
         dtype: DType,
         dev: &Device,
     ) -> std::result::Result<(Tensor, Stats), SolveError> {
-        let d: usize = self.shape.iter().product();
+        let d = self.dim();
         let v: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32).collect();
         let base = Tensor::from_vec(v, (n, d), &Device::Cpu)
             .and_then(|t| t.to_dtype(dtype))
@@ -325,7 +336,7 @@ impl FlowChain {
                 Piece::Squeeze => z = unsqueeze(&z, image(shape)).map_err(fail)?,
                 Piece::FactorOut => {
                     let total: usize = shape.iter().product();
-                    let size = total - shape[0] / 2 * shape[1] * shape[2];
+                    let size = total - kept_channels(shape) * shape[1] * shape[2];
                     let part = base.narrow(1, end - size, size).map_err(fail)?;
                     end -= size;
                     z = Tensor::cat(&[&z, &part], 1).map_err(fail)?;

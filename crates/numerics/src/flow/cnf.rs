@@ -184,7 +184,7 @@ impl<F: TangentField> FlowModel for Cnf<F> {
         let fail = |e| SolveError::tensor(e, self.t0);
         let n = x.dim(0).map_err(fail)?;
         let tangents = self.tangents(n, x, rng).map_err(fail)?;
-        self.solve_with(x, Dynamics { field: &self.field, tangents, vjps: vjps.cloned(), detach: false }, opts)
+        self.solve_with(x, Dynamics { vjps: vjps.cloned(), ..Dynamics::new(&self.field, tangents) }, opts)
     }
 
     /// The gradients of mean(-log p) + kinetic mean(kinetic) + jacobian mean(jacobian) in

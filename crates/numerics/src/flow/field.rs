@@ -1,6 +1,6 @@
 //! A CNF's vector field: time-dependent dense or convolutional layers with activations
-//! between, built from layer specs, carrying forward tangents (with tangents t_j of the input it returns J t_j
-//! beside its value), saved and restored by name.
+//! between, built from layer specs, carrying forward tangents (with tangents t_j of the
+//! input it returns J t_j beside its value), its parameters named for saving.
 
 use super::conv_layer::ConcatConv2d;
 use super::squash::{ConcatLinear, ConcatSquash, TimeLayer};
@@ -8,7 +8,6 @@ use crate::nn::kernels::{linear, tangent_linear};
 use crate::nn::{Activation, LayerSpec};
 use crate::rng::Rng;
 use candle_core::{DType, Device, Result, Tensor, Var};
-use std::collections::HashMap;
 
 /// A vector field f(t, z) that also maps tangents through its Jacobian.
 pub trait TangentField: Send + Sync {
@@ -38,7 +37,7 @@ impl<T: TangentField + ?Sized> TangentField for &T {
     }
 }
 
-/// Time-dependent dense layers, each followed by its activation (or none).
+/// Time-dependent dense or convolutional layers, each followed by its activation (or none).
 pub struct TimeNet {
     pub layers: Vec<TimeLayer>,
     pub acts: Vec<Option<Activation>>,
@@ -202,34 +201,6 @@ impl TimeNet {
         self.named_vars().into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect()
     }
 
-    /// The field the specs describe with the tensors of `named_tensors`.
-    pub fn from_tensors(
-        specs: &[LayerSpec],
-        shape: &[usize],
-        tensors: &HashMap<String, Tensor>,
-        dev: &Device,
-    ) -> std::result::Result<Self, String> {
-        let net = Self::init(specs, shape, &mut Rng::new(0), DType::F32, dev)?;
-        for (l, at) in net.layers.iter().zip(&net.at) {
-            for (n, v) in l.named() {
-                let name = format!("field.{at}.{n}");
-                let t = tensors.get(&name).ok_or_else(|| format!("no tensor `{name}`"))?;
-                if t.dims() != v.dims() {
-                    return Err(format!("tensor `{name}` has shape {:?}, the field needs {:?}", t.dims(), v.dims()));
-                }
-                let t = t.to_dtype(v.dtype()).and_then(|t| t.to_device(dev)).map_err(|e| e.to_string())?;
-                v.set(&t).map_err(|e| e.to_string())?;
-            }
-        }
-        Ok(net)
-    }
-
-    pub fn parameter_count(&self) -> usize {
-        self.vars().iter().map(|v| v.elem_count()).sum()
-    }
-}
-
-impl TimeNet {
     /// Rows [n, D] as the layers take them: [n, c, h, w] for convolutional fields.
     fn unflatten(&self, x: &Tensor, stacked: Option<usize>) -> Result<Tensor> {
         if self.shape.len() != 3 {
