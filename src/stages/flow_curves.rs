@@ -2,6 +2,7 @@
 //! RNODE compares plain and regularized training with (NFE per iteration), with each
 //! run's mean over its last tenth reported.
 
+use super::flow_train::{last_tenth, mean};
 use super::flow_trained::FlowTrained;
 use crate::diag::Diag;
 use crate::flow::FlowRecord;
@@ -52,8 +53,7 @@ impl Stage for FlowCurves {
         for (k, (name, t)) in runs.iter().enumerate() {
             let label = labels.get(k).cloned().unwrap_or_else(|| name.clone());
             let v: Vec<f64> = t.records.iter().map(|r| value(r, &metric, t.dim())).collect();
-            let tail = &v[v.len() - (v.len() / 10).max(1).min(v.len())..];
-            metrics.insert(format!("{label}.{metric}"), tail.iter().sum::<f64>() / tail.len().max(1) as f64);
+            metrics.insert(format!("{label}.{metric}"), mean(last_tenth(&v).iter().copied()));
             curves.push((label, super::plots::moving_average(&v, window)));
         }
         let (axis, noun) = describe(&metric);

@@ -105,9 +105,15 @@ fn solve_error(cx: &RunCtx, what: &str, e: SolveError) -> Diag {
         .hint(fix)
 }
 
-fn mean(v: impl Iterator<Item = f64>) -> f64 {
+pub(super) fn mean(v: impl Iterator<Item = f64>) -> f64 {
     let (s, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
     if n == 0 { f64::NAN } else { s / n as f64 }
+}
+
+/// The last tenth of a training's per-iteration values (at least one): what its reported
+/// means are taken over.
+pub(super) fn last_tenth<T>(v: &[T]) -> &[T] {
+    &v[v.len() - (v.len() / 10).max(1).min(v.len())..]
 }
 
 /// The data as an [n, d] tensor on the run's device.
@@ -185,7 +191,7 @@ pub fn train(cx: &mut RunCtx) -> Result<Output, Diag> {
     };
     let kept = data.n.min(KEPT_POINTS) * d;
     let mut metrics = Metrics::new();
-    let tail = &records[records.len() - (records.len() / 10).max(1).min(records.len())..];
+    let tail = last_tenth(&records);
     metrics.insert("final_loss".into(), mean(tail.iter().map(|r| r.loss)));
     metrics.insert("final_nll".into(), mean(tail.iter().map(|r| r.nll)));
     metrics.insert("steps".into(), records.len() as f64);

@@ -7,7 +7,7 @@
 //! method (its backward solve's NFE).
 
 use super::count::VjpCounter;
-use super::image::dequantize;
+use super::image::{bits_per_dim, dequantize};
 use super::model::{FlowModel, Likelihood};
 use crate::nn::{OptimSpec, Optimizer};
 use crate::ode::{Failure, Options, SolveError, Stats};
@@ -45,6 +45,9 @@ pub struct FlowRecord {
     pub seconds: f64,
 }
 
+/// An iteration's loss and its terms (batch means): loss, NLL, kinetic, Jacobian.
+type Terms = (Tensor, Tensor, Tensor, Tensor);
+
 /// Trains the flow's parameters on `data` [n, d].
 pub fn fit_flow<M: FlowModel + ?Sized>(
     flow: &M,
@@ -73,7 +76,8 @@ pub fn fit_flow_with<M: FlowModel + ?Sized>(
     let mut opt = Optimizer::new(cfg.optimizer.clone(), flow.vars());
     let dims = data.dims().iter().skip(1).product::<usize>().max(1) as f64;
     // bits/dim = (nll / D + log 256) / log 2, so the likelihood term is scaled and shifted.
-    let (scale, shift) = if cfg.bits_per_dim { (1.0 / (dims * LN_2), 8.0) } else { (1.0, 0.0) };
+    let (scale, shift) =
+        if cfg.bits_per_dim { (1.0 / (dims * LN_2), bits_per_dim(0.0, dims as usize)) } else { (1.0, 0.0) };
     let mut order: Vec<usize> = Vec::new();
     let mut records = Vec::with_capacity(cfg.iters);
     for _ in 0..cfg.iters {
@@ -89,7 +93,7 @@ pub fn fit_flow_with<M: FlowModel + ?Sized>(
         }
         let vjps = VjpCounter::default();
         let scalar = |t: &Tensor| t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>();
-        let terms = |l: &Likelihood| -> candle_core::Result<(Tensor, Tensor, Tensor, Tensor)> {
+        let terms = |l: &Likelihood| -> candle_core::Result<Terms> {
             let nll = l.log_p.neg()?.mean_all()?;
             let (kin, jac) = (l.kinetic.mean_all()?, l.jacobian.mean_all()?);
             let mut loss = nll.affine(scale, shift)?;
@@ -101,13 +105,12 @@ pub fn fit_flow_with<M: FlowModel + ?Sized>(
             }
             Ok((loss, nll, kin, jac))
         };
-        let record = |l: &Likelihood, nfe_backward: usize| -> candle_core::Result<FlowRecord> {
-            let (loss, nll, kin, jac) = terms(l)?;
-            Ok(FlowRecord {
-                loss: scalar(&loss)?,
-                nll: scalar(&nll)?,
-                kinetic: scalar(&kin)?,
-                jacobian: scalar(&jac)?,
+        let record = |l: &Likelihood, (loss, nll, kin, jac): &Terms, nfe_backward: usize| {
+            Ok::<_, candle_core::Error>(FlowRecord {
+                loss: scalar(loss)?,
+                nll: scalar(nll)?,
+                kinetic: scalar(kin)?,
+                jacobian: scalar(jac)?,
                 nfe_forward: l.stats.nfe,
                 nfe_backward,
                 seconds: 0.0,
@@ -124,15 +127,15 @@ pub fn fit_flow_with<M: FlowModel + ?Sized>(
                     surrogate = (surrogate + (v.as_tensor() * (g.detach() * scale)?)?.sum_all()?)?;
                 }
                 opt.step(&surrogate.backward()?)?;
-                record(&l, back.nfe)
+                record(&l, &terms(&l)?, back.nfe)
             };
             apply()
         } else {
             let l = flow.log_likelihood_counted(&x, opts, rng, Some(&vjps))?;
             let mut apply = || -> candle_core::Result<FlowRecord> {
-                let (loss, ..) = terms(&l)?;
-                opt.step(&loss.backward()?)?;
-                record(&l, vjps.get())
+                let t = terms(&l)?;
+                opt.step(&t.0.backward()?)?;
+                record(&l, &t, vjps.get())
             };
             apply()
         };
