@@ -127,6 +127,13 @@ fn images(data: &Dataset) -> bool {
     data.shape.len() == 3
 }
 
+/// Bits per dimension of a mean NLL (nats) over examples of `shape`: of the 256 levels for
+/// images, nll / (d ln 2) for vectors.
+pub(super) fn bits_per_dim(nll: f64, shape: &[usize]) -> f64 {
+    let d: usize = shape.iter().product();
+    if shape.len() == 3 { image::bits_per_dim(-nll, d) } else { nll / (d as f64 * std::f64::consts::LN_2) }
+}
+
 /// `train` of a flow.
 pub fn train(cx: &mut RunCtx) -> Result<Output, Diag> {
     let spec: FlowSpec = cx.lower("model")?;
@@ -199,25 +206,25 @@ pub fn train(cx: &mut RunCtx) -> Result<Output, Diag> {
     metrics.insert("nfe_forward".into(), mean(tail.iter().map(|r| r.nfe_forward as f64)));
     metrics.insert("nfe_backward".into(), mean(tail.iter().map(|r| r.nfe_backward as f64)));
     metrics.insert("nfe_forward_mean".into(), mean(records.iter().map(|r| r.nfe_forward as f64)));
-    let bits = cfg.bits_per_dim.then_some(d);
+    let bits = cfg.bits_per_dim.then_some(data.shape.as_slice());
     let files = plot_training(cx, &records, kinetic != 0.0 || jacobian != 0.0, bits)?;
     let trained = FlowTrained { spec, shape: data.shape.clone(), chain: flow, records, data: data.x[..kept].to_vec() };
     Ok(Output { artifact: Arc::new(trained), metrics, files })
 }
 
-/// The loss and NFE-per-iteration curves; flows of images (`bits`: their dimension) in
-/// bits per dimension.
+/// The loss and NFE-per-iteration curves; flows trained in bits per dimension (`bits`:
+/// their examples' shape) in bits per dimension.
 fn plot_training(
     cx: &RunCtx,
     records: &[FlowRecord],
     regularized: bool,
-    bits: Option<usize>,
+    bits: Option<&[usize]>,
 ) -> Result<Vec<String>, Diag> {
     let window = (records.len() / 50).clamp(1, 50);
     let avg = |v: Vec<f64>| super::plots::moving_average(&v, window);
     let (likelihood, unit) = match bits {
-        Some(d) => (
-            avg(records.iter().map(|r| image::bits_per_dim(-r.nll, d)).collect()),
+        Some(shape) => (
+            avg(records.iter().map(|r| bits_per_dim(r.nll, shape)).collect()),
             ("bits per dimension", "bits per dimension"),
         ),
         None => (avg(records.iter().map(|r| r.nll).collect()), ("negative log-likelihood", "per example")),
@@ -315,7 +322,6 @@ pub fn mean_nll(
 /// `evaluate` of a flow. Images are dequantized with one seeded draw.
 pub fn evaluate(cx: &mut RunCtx) -> Result<Output, Diag> {
     let data = cx.input::<Dataset>("data")?;
-    let d = data.features();
     let mut x = tensor(cx, &data)?;
     let arg = flow_arg(cx, "trained", &data.shape)?;
     let mut rng = cx.take_rng();
@@ -328,8 +334,7 @@ pub fn evaluate(cx: &mut RunCtx) -> Result<Output, Diag> {
     for m in cx.args().texts("metrics") {
         let v = match m.as_str() {
             "nll" => nll,
-            "bits_per_dim" if images(&data) => image::bits_per_dim(-nll, d),
-            "bits_per_dim" => nll / (d as f64 * std::f64::consts::LN_2),
+            "bits_per_dim" => bits_per_dim(nll, &data.shape),
             _ => nfe,
         };
         metrics.insert(m, v);
