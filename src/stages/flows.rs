@@ -149,6 +149,16 @@ pub fn default_solver() -> Options {
     Options { rtol: 1e-5, atol: 1e-5, ..Options::new(Method::Dopri5) }
 }
 
+/// A flow call's `solver` (FFJORD's default when absent) and `trace`, lowered.
+fn solver_and_trace(reg: &Registry, a: &Args) -> Result<(Options, Trace), String> {
+    let solver = match a.config("solver") {
+        Some(c) => reg.lower::<Options>(c)?,
+        None => default_solver(),
+    };
+    let trace = reg.lower::<Trace>(a.config("trace").ok_or("argument `trace` is not a trace")?)?;
+    Ok((solver, trace))
+}
+
 fn time_layer(name: &'static str, doc: &'static str, make: fn(Option<usize>, usize) -> LayerSpec) -> Builtin {
     Builtin::config(
         &LAYER,
@@ -242,11 +252,7 @@ pub fn builtins() -> Vec<Builtin> {
             ],
             |reg: &Registry, a: &Args| {
                 let field = reg.lower_each::<Vec<LayerSpec>>(a.need("field")?)?.concat();
-                let solver = match a.config("solver") {
-                    Some(c) => reg.lower::<Options>(c)?,
-                    None => default_solver(),
-                };
-                let trace = reg.lower::<Trace>(a.config("trace").ok_or("argument `trace` is not a trace")?)?;
+                let (solver, trace) = solver_and_trace(reg, a)?;
                 Ok(FlowSpec {
                     field,
                     t0: a.need_float("t0")?,
@@ -277,11 +283,7 @@ pub fn builtins() -> Vec<Builtin> {
                 Param::new("trace", Ty::kind(&TRACE), Dflt::Config("hutchinson"), "`hutchinson(noise: gaussian)` (default) or `exact` (D products per evaluation)"),
             ],
             |reg: &Registry, a: &Args| {
-                let solver = match a.config("solver") {
-                    Some(c) => reg.lower::<Options>(c)?,
-                    None => default_solver(),
-                };
-                let trace = reg.lower::<Trace>(a.config("trace").ok_or("argument `trace` is not a trace")?)?;
+                let (solver, trace) = solver_and_trace(reg, a)?;
                 let hidden = match a.floats("hidden") {
                     Some(v) => v.iter().map(|w| *w as usize).collect(),
                     None => vec![64, 64, 64],
