@@ -69,7 +69,9 @@ fn flows_and_classifiers_do_not_mix() {
     let src = with("let fit = train(linear(2), data, loss: nll)\n");
     assert_eq!(found(&src), vec![(Code::E2005, "nll".into())]);
     let src = with("let fit = train(linear(2), data, regularizers: [kinetic(0.1)])\n");
-    assert_eq!(found(&src), vec![(Code::E2005, "[kinetic(0.1)]".into())]);
+    assert_eq!(found(&src), vec![(Code::E2005, "kinetic(0.1)".into())]);
+    let src = with(&format!("let fit = train({flow}, data, regularizers: [input_gradient(0.1)])\n"));
+    assert_eq!(found(&src), vec![(Code::E2005, "input_gradient(0.1)".into())]);
     let src = with(&format!("let fit = train({flow}, data, loss: cross_entropy)\n"));
     assert_eq!(found(&src), vec![(Code::E2005, "cross_entropy".into())]);
     let src = with(&format!("let fit = train({flow}, data, valid: data)\n"));
@@ -77,6 +79,22 @@ fn flows_and_classifiers_do_not_mix() {
     // A time-dependent layer in a classifier.
     let src = with("let fit = train(concat_squash(2, 8) |> linear(2), data)\n");
     assert_eq!(found(&src), vec![(Code::E2005, "concat_squash(2, 8)".into())]);
+}
+
+#[test]
+fn robust_training_terms_are_checked() {
+    let ok = "let fit = train(linear(2), data, regularizers: [input_gradient(0.1, h: 0.001, norm: l1), adversarial(pgd(norm: linf, steps: 3), eps: 0.1, mode: join)])\n";
+    check(&with(ok)).unwrap_or_else(|d| panic!("{d:?}"));
+    let src = with("let fit = train(linear(2), data, regularizers: [input_gradient(0.1), input_gradient(1.0)])\n");
+    assert_eq!(found(&src), vec![(Code::E2014, "input_gradient(1.0)".into())]);
+    let src = with("let fit = train(linear(2), data, regularizers: [adversarial(cw(), eps: 0.1)])\n");
+    assert_eq!(found(&src)[0].0, Code::E2005);
+    let src = with(
+        "let fit = train(linear(4) |> batchnorm |> linear(2), data, regularizers: [input_gradient(0.1, exact: true)])\n",
+    );
+    assert_eq!(found(&src), vec![(Code::E2005, "input_gradient(0.1, exact: true)".into())]);
+    let src = with("let fit = train(linear(2), data, regularizers: [input_gradient(0.1, h: 0)])\n");
+    assert_eq!(found(&src)[0].0, Code::E2006);
 }
 
 #[test]

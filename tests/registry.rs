@@ -40,6 +40,7 @@ fn sample(ty: &Ty, min: Option<f64>) -> CVal {
             t => v(VKind::List(vec![sample(t, None)])),
         },
         Ty::Kind(k) if k.name == "layer" => config(reg().find("relu").unwrap()),
+        Ty::Kind(k) if k.name == "attack" => config(reg().find("pgd").unwrap()),
         other => panic!("no sample value for a required {other}"),
     }
 }
@@ -200,6 +201,8 @@ let likelihood = evaluate(flow, data, metrics: [nll, bits_per_dim, nfe])
 let density = density_plot(flow, grid: 8, samples: 50)
 let densities = density_plot([flow, flow2], grid: 8, samples: 50)
 let nfe = flow_curves([flow, flow2], metric: nfe_backward)
+let robust_fit = train(mlp(hidden: 8, classes: 2), data, iters: 3, batch: 32, regularizers: [input_gradient(0.1), adversarial(pgd(norm: l2, steps: 2), eps: 0.1)])
+let bounds = robustness_bounds(fit, data, attacks: [adv, adv2], labels: ["ddn", "pgd"], count: 8, power_iters: 2)
 "#;
 
 #[test]
@@ -231,7 +234,7 @@ fn every_stage_emits_the_numbers_it_declares_and_reads_cached_inputs_like_fresh_
     let (plan2, sources2) = plan_of(&edited);
     let second = run(&plan2, &sources2, tmp.path());
     let status: BTreeMap<&str, &str> = second.stages.iter().map(|s| (s.name.as_str(), s.status)).collect();
-    let again = ["table", "density"];
+    let again = ["table", "density", "bounds"];
     assert!(again.iter().all(|s| status[s] == "executed"), "{status:?}");
     assert!(
         second.stages.iter().filter(|s| !again.contains(&s.name.as_str())).all(|s| s.status == "cached"),
@@ -247,6 +250,16 @@ fn every_stage_emits_the_numbers_it_declares_and_reads_cached_inputs_like_fresh_
     assert_eq!(first.stages.iter().find(|s| s.name == "adv").unwrap().metrics["success_rate"], 1.0);
     assert_eq!(cells(&first, "ddn."), cells(&second, "a."));
     assert_eq!(cells(&first, "pgd."), cells(&second, "b."));
+    // The bounds from the model and the attacks read back: the same numbers.
+    let bound = |r: &Report, key: &str| r.stages.iter().find(|s| s.name == "bounds").unwrap().metrics[key];
+    for (a, b) in [
+        ("lipschitz_global", "lipschitz_global"),
+        ("ddn_median", "a_median"),
+        ("pgd_beats_curvature", "b_beats_curvature"),
+    ] {
+        assert_eq!(bound(&first, a), bound(&second, b), "{a}");
+    }
+    assert_eq!(bound(&first, "ddn_below_certified"), 0.0);
 }
 
 #[test]

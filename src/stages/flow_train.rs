@@ -4,12 +4,13 @@
 //! on held-out data.
 
 use super::flow_trained::{FLOW_TRAINING, FlowTrained, KEPT_POINTS};
-use super::flows::{FlowSpec, Regularizer, check_flow, flow_config};
+use super::flows::{FlowSpec, check_flow, flow_config};
 use super::ode::failure_code;
+use super::regularizers::Regularizer;
 use crate::data::Dataset;
 use crate::diag::{Code, Diag};
 use crate::flow::{FlowChain, FlowFit, FlowRecord, fit_flow_with, image};
-use crate::lang::{Args, METRICS, Metrics, Output, RunCtx, StaticCall, VKind};
+use crate::lang::{Args, METRICS, Metrics, Output, RunCtx, StaticCall};
 use crate::nn::OptimSpec;
 use crate::ode::{Failure, SolveError};
 use crate::plots::{Axis, LinePlot, Scaling, Series};
@@ -44,6 +45,7 @@ pub fn check_train(cx: &StaticCall) -> Vec<Diag> {
         );
         return diags;
     }
+    diags.extend(super::regularizers::check(cx, true));
     for p in CLASSIFIER_ONLY {
         if cx.given(p) {
             diags.push(
@@ -139,14 +141,7 @@ pub fn train(cx: &mut RunCtx) -> Result<Output, Diag> {
     let spec: FlowSpec = cx.lower("model")?;
     let data = cx.input::<Dataset>("data")?;
     let optimizer: OptimSpec = cx.lower("optimizer")?;
-    let mut regs = Vec::new();
-    if let Some(VKind::List(items)) = cx.args().get("regularizers").map(|v| &v.kind) {
-        for item in items {
-            if let VKind::Config(c) = &item.kind {
-                regs.push(cx.lower_config::<Regularizer>(c)?);
-            }
-        }
-    }
+    let regs = super::regularizers::lowered(cx)?;
     let weight = |pick: fn(&Regularizer) -> Option<f64>| regs.iter().filter_map(pick).sum::<f64>();
     let (kinetic, jacobian) = (
         weight(|r| if let Regularizer::Kinetic(l) = r { Some(*l) } else { None }),

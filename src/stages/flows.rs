@@ -49,26 +49,6 @@ pub static TRACE: Kind = Kind {
     },
 };
 
-pub static REGULARIZER: Kind = Kind {
-    name: "regularizer",
-    describe: "a training regularizer such as `kinetic(0.01)`",
-    supers: &[],
-    role: Role::Config {
-        noun: "regularizer",
-        heading: "regularizers",
-        lowers_to: TypeId::of::<Regularizer>,
-        lowers_to_name: "Regularizer",
-        chains: false,
-    },
-};
-
-/// RNODE's penalties, each an integral along the trajectory weighted by lambda.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Regularizer {
-    Kinetic(f64),
-    JacobianFrobenius(f64),
-}
-
 /// What `cnf(...)` and `multiscale_cnf(...)` lower into: everything needed to build, train
 /// and reload the flow (with the shape of the data it meets).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,17 +153,6 @@ fn time_layer(name: &'static str, doc: &'static str, make: fn(Option<usize>, usi
     )
 }
 
-fn penalty(name: &'static str, doc: &'static str, make: fn(f64) -> Regularizer) -> Builtin {
-    Builtin::config(
-        &REGULARIZER,
-        name,
-        doc,
-        vec![Param::new("lambda", Ty::Float, Dflt::Required, "weight in the loss").within(Some(0.0), None)],
-        move |_: &Registry, a: &Args| Ok(make(a.need_float("lambda")?)),
-    )
-    .positional("lambda")
-}
-
 pub fn builtins() -> Vec<Builtin> {
     vec![
         time_layer(
@@ -225,16 +194,6 @@ pub fn builtins() -> Vec<Builtin> {
             "Hutchinson's estimator eps^T (df/dz) eps, one draw per example held fixed for the whole solve.",
             vec![Param::new("noise", Ty::choice(&["gaussian", "rademacher"]), Dflt::Sym("gaussian"), "the draws' distribution")],
             |_: &Registry, a: &Args| Ok(Trace::Hutchinson { rademacher: a.text("noise") == Some("rademacher") }),
-        ),
-        penalty(
-            "kinetic",
-            "RNODE's kinetic energy: lambda times the integral of 0.5 * mean over coordinates of |f|^2, per example.",
-            Regularizer::Kinetic,
-        ),
-        penalty(
-            "jacobian_frobenius",
-            "RNODE's Jacobian penalty: lambda times the integral of |df/dz|_F^2 / d (Hutchinson's eps^T J^T J eps / d with the trace's draw).",
-            Regularizer::JacobianFrobenius,
         ),
         Builtin::config(
             &CNF,

@@ -37,4 +37,19 @@ pub fn registry() -> Registry {
     Registry::new(families())
 }
 
-families!(data, datasets, layers, optim, train, load, evaluate, plots, ode, flows, attacks, attack_reports);
+families!(
+    data,
+    datasets,
+    layers,
+    optim,
+    regularizers,
+    train,
+    load,
+    evaluate,
+    plots,
+    ode,
+    flows,
+    attacks,
+    attack_reports,
+    bounds
+);

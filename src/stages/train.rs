@@ -3,13 +3,14 @@
 
 use super::dataset::DATASET;
 use super::flow_train;
-use super::flows::{FLOW, REGULARIZER, flow_config};
+use super::flows::{FLOW, flow_config};
+use super::regularizers::{REGULARIZER, Regularizer};
 use super::layers::check_model;
 use super::model::{Curves, MODEL, ModelArg, TRAINING, Trained, model_arg};
 use super::optim::{OPTIMIZER, SCHEDULE};
 use crate::data::Dataset;
 use crate::diag::{Code, Diag};
-use crate::lang::{Args, Builtin, Dflt, VKind, Kind, Meta, Metrics, Output, Param, RunCtx, Stage, StaticCall, TABLE, Ty};
+use crate::lang::{Args, Builtin, Dflt, Kind, Meta, Metrics, Output, Param, RunCtx, Stage, StaticCall, TABLE, Ty};
 use crate::nn::{Augment, FitConfig, FitError, Net, Objective, OptimSpec, Schedule, Start, fit_classifier};
 use crate::plots::{Axis, LinePlot, Scaling, Series};
 use crate::yaml;
@@ -42,7 +43,7 @@ pub fn builtins() -> Vec<Builtin> {
                 "regularizers",
                 Ty::list(Ty::kind(&REGULARIZER)),
                 Dflt::Syms(&[]),
-                "a flow's penalties: `[kinetic(0.01), jacobian_frobenius(0.01)]` (RNODE)",
+                "penalties: a flow's `[kinetic(0.01), jacobian_frobenius(0.01)]` (RNODE); a classifier's `input_gradient(0.1)` or `adversarial(pgd(norm: linf, steps: 7), eps: 0.3)`",
             ),
             Param::new(
                 "optimizer",
@@ -133,6 +134,9 @@ impl Stage for Train {
             return flow_train::TRAIN_METRICS.iter().map(|m| m.to_string()).collect();
         }
         let mut numbers = vec!["final_loss", "steps", "parameters"];
+        if super::regularizers::names(args).iter().any(|n| n == "input_gradient") {
+            numbers.push("final_penalty");
+        }
         if args.stage("valid").is_some() {
             numbers.extend(["best_valid_accuracy", "best_valid_loss", "best_step", "stopped_early"]);
         }
@@ -145,22 +149,14 @@ impl Stage for Train {
             diags.extend(flow_train::check_train(cx));
             return diags;
         }
-        for (param, fix) in [
-            ("regularizers", "RNODE's regularizers apply to flows (`train(cnf(...), ...)`)"),
-            ("loss", "classifiers train with `cross_entropy` or `mse`"),
-        ] {
-            let flowish = match param {
-                "loss" => matches!(cx.args.text("loss"), Some("nll" | "bits_per_dim")),
-                _ => cx.args.get(param).is_some_and(|v| matches!(&v.kind, VKind::List(items) if !items.is_empty())),
-            };
-            if flowish && cx.given(param) {
-                diags.push(
-                    Diag::new(Code::E2005, format!("`{param}` here is for flows, and this model is a classifier"))
-                        .at(cx.args.get(param).map_or(cx.span, |v| v.span), "not for a classifier")
-                        .hint(fix),
-                );
-            }
+        if matches!(cx.args.text("loss"), Some("nll" | "bits_per_dim")) && cx.given("loss") {
+            diags.push(
+                Diag::new(Code::E2005, "`loss` here is for flows, and this model is a classifier")
+                    .at(cx.args.get("loss").map_or(cx.span, |v| v.span), "not for a classifier")
+                    .hint("classifiers train with `cross_entropy` or `mse`"),
+            );
         }
+        diags.extend(super::regularizers::check(cx, false));
         diags.extend(exclusive_lengths(cx));
         diags.extend(self.classifier_checks(cx));
         diags
@@ -257,7 +253,22 @@ impl Train {
             eval_every: a.int("eval_every").map_or(per_epoch, |v| v as usize),
             patience: a.int("patience").map(|v| v as usize),
             checkpoint_every: a.int("checkpoint_every").map(|v| v as usize),
+            penalties: Vec::new(),
+            bounds: (f64::NEG_INFINITY, f64::INFINITY),
         };
+        let penalties = super::regularizers::lowered(cx)?;
+        let cfg = FitConfig {
+            penalties: penalties
+                .into_iter()
+                .filter_map(|r| match r {
+                    Regularizer::Classifier(p) => Some(p),
+                    _ => None,
+                })
+                .collect(),
+            bounds: cx.meta_of("data").and_then(|m| m.bounds).unwrap_or((f64::NEG_INFINITY, f64::INFINITY)),
+            ..cfg
+        };
+        let a = cx.args();
         let resume = a.text("resume").map(str::to_string);
         let mut rng = cx.take_rng();
         let candle = |e: candle_core::Error| cx.compute_error("training", e);
@@ -345,6 +356,10 @@ impl Train {
         metrics.insert("final_loss".into(), fit.final_loss);
         metrics.insert("steps".into(), fit.steps_taken as f64);
         metrics.insert("parameters".into(), model.parameter_count() as f64);
+        if !fit.penalty_curve.is_empty() {
+            let tail = &fit.penalty_curve[fit.penalty_curve.len() * 9 / 10..];
+            metrics.insert("final_penalty".into(), tail.iter().sum::<f64>() / tail.len().max(1) as f64);
+        }
         if let Some(b) = fit.best {
             metrics.insert("best_valid_accuracy".into(), b.accuracy);
             metrics.insert("best_valid_loss".into(), b.loss);

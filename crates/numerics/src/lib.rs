@@ -17,3 +17,6 @@ pub mod plots;
 pub mod rng;
 pub mod robust;
 pub mod threads;
+
+#[cfg(test)]
+pub(crate) mod linalg_reference;

@@ -6,6 +6,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use sha2::{Digest, Sha256};
 
+/// Cloning replays the same draws: a training step that evaluates the model twice gives
+/// both passes the same dropout masks.
+#[derive(Clone)]
 pub struct Rng(ChaCha8Rng);
 
 impl Rng {

@@ -3,18 +3,13 @@
 //! augmentation (random crop, horizontal flip), periodic validation with early stopping
 //! (the best model is kept), checkpoints, and resuming.
 
-use super::loss::{accuracy, cross_entropy, mse_onehot};
+use super::loss::{Objective, accuracy};
 use super::net::Net;
 use super::optim::{OptimSpec, Optimizer};
+use super::penalty::{Penalty, penalized_loss};
 use crate::data::Dataset;
 use crate::rng::Rng;
 use candle_core::{Device, Result, Tensor};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Objective {
-    CrossEntropy,
-    Mse,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Schedule {
@@ -74,6 +69,10 @@ pub struct FitConfig {
     pub patience: Option<usize>,
     /// Call the checkpoint hook every this many steps.
     pub checkpoint_every: Option<usize>,
+    /// Robust-training terms (input-gradient penalty, adversarial examples).
+    pub penalties: Vec<Penalty>,
+    /// The box inputs live in, for adversarial examples.
+    pub bounds: (f64, f64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -87,6 +86,8 @@ pub struct FitResult {
     /// Minibatch loss and accuracy at every step taken.
     pub loss_curve: Vec<f64>,
     pub acc_curve: Vec<f64>,
+    /// The input-gradient term at every step (empty without one).
+    pub penalty_curve: Vec<f64>,
     pub validations: Vec<Validation>,
     /// Loss on the whole training set after training (of the kept model).
     pub final_loss: f64,
@@ -118,13 +119,6 @@ impl From<candle_core::Error> for FitError {
 pub struct Start {
     pub step: usize,
     pub optimizer_state: Option<Vec<(String, Tensor)>>,
-}
-
-fn objective_loss(objective: Objective, out: &Tensor, labels: &[u32]) -> Result<Tensor> {
-    match objective {
-        Objective::CrossEntropy => cross_entropy(out, labels),
-        Objective::Mse => mse_onehot(out, labels),
-    }
 }
 
 /// Copy one example, translated by (dy, dx) with zero fill and optionally mirrored.
@@ -204,6 +198,7 @@ pub fn fit_classifier(
     let mut cursor = usize::MAX;
     let mut curve = Vec::new();
     let mut acc_curve = Vec::new();
+    let mut penalty_curve = Vec::new();
     let mut validations = Vec::new();
     let mut best: Option<(Validation, Vec<(String, Tensor)>)> = None;
     let mut since_best = 0;
@@ -224,8 +219,9 @@ pub fn fit_classifier(
         let idx = &order[cursor..cursor + batch];
         cursor += batch;
         let (x, y) = rows(data, idx, device, Some((&cfg.augment, rng)))?;
-        let out = model.forward_train(&x, rng)?;
-        let loss = objective_loss(cfg.objective, &out, &y)?;
+        let step_loss = penalized_loss(model, &x, &y, cfg.objective, &cfg.penalties, cfg.bounds, rng)?;
+        let penalty = step_loss.penalty;
+        let (loss, out, y) = (step_loss.loss, step_loss.out, step_loss.labels);
         let value: f32 = loss.to_scalar()?;
         if !value.is_finite() {
             return Err(FitError::NonFinite { step, last_finite, what: "loss" });
@@ -255,6 +251,9 @@ pub fn fit_classifier(
         last_finite = Some(value as f64);
         curve.push(value as f64);
         acc_curve.push(accuracy(&out, &y)?);
+        if cfg.penalties.iter().any(|p| matches!(p, Penalty::InputGradient(_))) {
+            penalty_curve.push(penalty);
+        }
         on_step(step, value as f64);
         step += 1;
         if let Some(every) = cfg.checkpoint_every
@@ -294,6 +293,7 @@ pub fn fit_classifier(
     Ok(FitResult {
         loss_curve: curve,
         acc_curve,
+        penalty_curve,
         validations,
         final_loss,
         best: best_val,
@@ -315,7 +315,7 @@ pub fn evaluate_classifier(model: &Net, data: &Dataset, objective: Objective, de
         let out = model.forward(&x)?;
         let k = (end - start) as f64;
         hits += accuracy(&out, &y)? * k;
-        loss += objective_loss(objective, &out, &y)?.to_scalar::<f32>()? as f64 * k;
+        loss += objective.mean(&out, &y)?.to_scalar::<f32>()? as f64 * k;
         start = end;
     }
     let n = data.n.max(1) as f64;

@@ -9,6 +9,28 @@ pub fn log_softmax(logits: &Tensor) -> Result<Tensor> {
     shifted.broadcast_sub(&lse)
 }
 
+/// A classifier's training objective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Objective {
+    CrossEntropy,
+    Mse,
+}
+
+impl Objective {
+    /// Each example's loss, `[n]`.
+    pub fn each(self, out: &Tensor, labels: &[u32]) -> Result<Tensor> {
+        match self {
+            Objective::CrossEntropy => cross_entropy_each(out, labels),
+            Objective::Mse => mse_onehot_each(out, labels),
+        }
+    }
+
+    /// The batch's mean loss.
+    pub fn mean(self, out: &Tensor, labels: &[u32]) -> Result<Tensor> {
+        self.each(out, labels)?.mean_all()
+    }
+}
+
 /// One-hot rows `[n, classes]` on the logits' device.
 fn one_hot(labels: &[u32], classes: usize, like: &Tensor) -> Result<Tensor> {
     let mut v = vec![0f32; labels.len() * classes];
@@ -22,16 +44,26 @@ fn one_hot(labels: &[u32], classes: usize, like: &Tensor) -> Result<Tensor> {
 
 /// Mean negative log-likelihood of the labels under softmax(logits).
 pub fn cross_entropy(logits: &Tensor, labels: &[u32]) -> Result<Tensor> {
+    cross_entropy_each(logits, labels)?.mean_all()
+}
+
+/// Each example's negative log-likelihood, `[n]`.
+pub fn cross_entropy_each(logits: &Tensor, labels: &[u32]) -> Result<Tensor> {
     let classes = logits.dim(D::Minus1)?;
     let oh = one_hot(labels, classes, logits)?;
-    (log_softmax(logits)? * oh)?.sum(D::Minus1)?.neg()?.mean_all()
+    (log_softmax(logits)? * oh)?.sum(D::Minus1)?.neg()
 }
 
 /// Mean squared error against one-hot targets, averaged over entries as PyTorch does.
 pub fn mse_onehot(outputs: &Tensor, labels: &[u32]) -> Result<Tensor> {
+    mse_onehot_each(outputs, labels)?.mean_all()
+}
+
+/// Each example's squared error averaged over its outputs, `[n]`: their mean is `mse_onehot`.
+pub fn mse_onehot_each(outputs: &Tensor, labels: &[u32]) -> Result<Tensor> {
     let classes = outputs.dim(D::Minus1)?;
     let oh = one_hot(labels, classes, outputs)?;
-    (outputs - oh)?.sqr()?.mean_all()
+    (outputs - oh)?.sqr()?.mean(D::Minus1)
 }
 
 /// Fraction of rows whose largest logit is the label.

@@ -27,6 +27,29 @@ pub(super) enum Built {
     FarkasConv { w: Var, b: Var, last: Var, agg: Aggregate, stride: usize, pad: usize },
 }
 
+impl Built {
+    /// What the layer is, for messages.
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            Built::Linear { .. } => "dense",
+            Built::Conv { .. } => "convolution",
+            Built::MaxPool { .. } => "max-pooling",
+            Built::AvgPool { .. } => "average-pooling",
+            Built::GlobalAvgPool => "global average-pooling",
+            Built::Flatten => "flatten",
+            Built::Dropout { .. } => "dropout",
+            Built::BatchNorm { .. } => "batch-norm",
+            Built::Normalize { .. } => "normalize",
+            Built::Act(_) => "activation",
+            Built::Residual { farkas: None, .. } => "residual",
+            Built::Residual { .. } => "Farkas residual",
+            Built::NeuralOde { .. } => "neural ODE",
+            Built::FarkasLinear { .. } => "Farkas dense",
+            Built::FarkasConv { .. } => "Farkas convolution",
+        }
+    }
+}
+
 fn loaded(map: &HashMap<String, Tensor>, name: &str, shape: &[usize], device: &Device) -> Result<Tensor> {
     let t = map.get(name).ok_or_else(|| candle_core::Error::Msg(format!("missing tensor `{name}`")))?;
     if t.dims() != shape {
@@ -254,6 +277,19 @@ impl Net {
     /// running statistics updated).
     pub fn forward_train(&self, x: &Tensor, rng: &mut Rng) -> Result<Tensor> {
         run_chain(&self.layers, x, &mut Some(rng))
+    }
+
+    /// Training mode with a forward-mode tangent: the outputs and the Jacobian-vector
+    /// product J t, both from first-order differentiable ops, so that a loss built from J t
+    /// (an exact input-gradient penalty) trains without differentiating a gradient.
+    pub fn forward_train_tangent(&self, x: &Tensor, t: &Tensor, rng: &mut Rng) -> Result<(Tensor, Tensor)> {
+        super::jvp::chain(&self.layers, x, t, rng)
+    }
+
+    /// A global l2 Lipschitz constant (evaluation mode), its head kept apart; an error for
+    /// layers without one (neural ODEs, Farkas layers).
+    pub fn lipschitz(&self) -> Result<super::lipschitz::Lipschitz> {
+        super::lipschitz::of_chain(&self.layers, &self.specs, &self.input)
     }
 
     /// Trainable parameters.

@@ -3,6 +3,7 @@
 //! proximal operators they need. Knows nothing of the language.
 
 pub mod attack;
+pub mod bounds;
 pub mod cw;
 pub mod ddn;
 pub mod logbarrier;

@@ -42,18 +42,30 @@ impl CustomOp1 for Masked {
     }
 }
 
-/// x with each value zeroed with probability p and the rest scaled by 1 / (1 - p).
-pub fn dropout(x: &Tensor, p: f64, rng: &mut Rng) -> Result<Tensor> {
+/// One draw per value: (bits, the keep threshold, the scale 1 / (1 - p)).
+fn draws(x: &Tensor, p: f64, rng: &mut Rng) -> (Vec<u32>, u32, f32) {
     let keep = 1.0 - p;
-    let scale = (1.0 / keep) as f32;
     let threshold = (keep * 4_294_967_296.0).min(u32::MAX as f64) as u32;
     let mut bits = vec![0u32; x.elem_count()];
     rng.fill_u32(&mut bits);
+    (bits, threshold, (1.0 / keep) as f32)
+}
+
+/// x with each value zeroed with probability p and the rest scaled by 1 / (1 - p).
+pub fn dropout(x: &Tensor, p: f64, rng: &mut Rng) -> Result<Tensor> {
     if super::own(x) {
+        let (bits, threshold, scale) = draws(x, p, rng);
         return x.apply_op1(Masked { bits: Arc::new(bits), threshold, scale });
     }
+    x * dropout_mask(x, p, rng)?
+}
+
+/// The mask `dropout` multiplies by (0 or 1 / (1 - p)), from the same draws: a tangent
+/// carried beside the values goes through the same units.
+pub fn dropout_mask(x: &Tensor, p: f64, rng: &mut Rng) -> Result<Tensor> {
+    let (bits, threshold, scale) = draws(x, p, rng);
     let mask: Vec<f32> = bits.iter().map(|b| if *b < threshold { scale } else { 0.0 }).collect();
-    x * Tensor::from_vec(mask, x.shape(), x.device())?
+    Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())
 }
 
 #[cfg(test)]

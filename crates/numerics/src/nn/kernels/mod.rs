@@ -24,7 +24,7 @@ pub use adam::{AdamStep, adam_step};
 pub use conv::{Conv2d, conv2d};
 pub use conv_pool::{ConvPool, conv_pool};
 pub use dense::all_finite;
-pub use dropout::dropout;
+pub use dropout::{dropout, dropout_mask};
 pub use linear::{Linear, flatten_linear, linear};
 pub use pool::MaxPool;
 pub use tangent::{TangentLinear, slope_of, tangent_linear};
