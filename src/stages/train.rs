@@ -435,7 +435,11 @@ fn plot_curves(cx: &RunCtx, fit: &crate::nn::FitResult, per_epoch: usize) -> Res
     }
     .render();
     let avg = format!("train (moving average, {window} steps)");
+    let penalty_avg = super::plots::moving_average(&fit.penalty_curve, window);
     let mut loss_series = vec![Series::steps(&avg, &loss_avg)];
+    if !penalty_avg.is_empty() {
+        loss_series.push(Series::steps("input-gradient term (in the loss above)", &penalty_avg));
+    }
     let mut acc_series = vec![Series::steps(&avg, &acc_avg)];
     if !vx.is_empty() {
         loss_series.push(Series::xy("validation", &vx, &vl));
