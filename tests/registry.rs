@@ -203,6 +203,8 @@ let densities = density_plot([flow, flow2], grid: 8, samples: 50)
 let nfe = flow_curves([flow, flow2], metric: nfe_backward)
 let robust_fit = train(mlp(hidden: 8, classes: 2), data, iters: 3, batch: 32, regularizers: [input_gradient(0.1), adversarial(pgd(norm: l2, steps: 2), eps: 0.1)])
 let bounds = robustness_bounds(fit, data, attacks: [adv, adv2], labels: ["ddn", "pgd"], count: 8, power_iters: 2)
+let conf = confidence(fit, calibration: parts.first, test: parts.second, scores: [neg_log_pmax, entropy, neg_log_topk, grad_norm], bins: 4, k: [1, 2])
+let sure = confident_predict(fit, histogram: conf, data: data)
 "#;
 
 #[test]

@@ -51,5 +51,6 @@ families!(
     flows,
     attacks,
     attack_reports,
-    bounds
+    bounds,
+    confidence
 );

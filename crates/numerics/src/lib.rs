@@ -8,6 +8,7 @@
 //! It knows nothing of the pipeline language: it is its own crate so that the compiler
 //! enforces that boundary. The `flowline` crate re-exports its modules.
 
+pub mod calib;
 pub mod data;
 pub mod flow;
 pub mod io;
