@@ -226,15 +226,17 @@ fn topk_names(name: &str, ks: &[usize]) -> Vec<String> {
     if name == "neg_log_topk" { ks.iter().map(|k| format!("neg_log_top{k}")).collect() } else { vec![name.to_string()] }
 }
 
-/// The (score, k) pairs measured: `neg_log_top<k>` only with its own k.
+/// The (score, k) pairs measured: `neg_log_top<k>` only with its own k, and not for k = 1
+/// beside `neg_log_pmax`, which is the same score.
 fn pairs(names: &[String], ks: &[usize]) -> Vec<(String, usize)> {
+    let pmax = names.iter().any(|n| n == "neg_log_pmax");
     let mut out = Vec::new();
     for n in names {
         for &k in ks {
-            if n == "neg_log_topk" {
-                out.push((format!("neg_log_top{k}"), k));
-            } else {
+            if n != "neg_log_topk" {
                 out.push((n.clone(), k));
+            } else if !(k == 1 && pmax) {
+                out.push((format!("neg_log_top{k}"), k));
             }
         }
     }
