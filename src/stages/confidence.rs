@@ -1,75 +1,23 @@
-//! Calibrated confidence (Finlay & Oberman): `confidence` fits equal-mass histograms of
-//! uncertainty scores on calibration data and measures on test data how predictive each is
-//! of a correct top-k prediction (expected Bayes ratio, ECE, Brier), against MC dropout;
-//! `confident_predict` reads a stored histogram to give each prediction its probability of
-//! being correct, from one forward pass.
+//! Calibrated confidence (Finlay & Oberman): the family's built-ins, and `confidence`, which
+//! fits equal-mass histograms of uncertainty scores on calibration data and measures on test
+//! data how predictive each is of a correct top-k prediction (expected Bayes ratio, ECE,
+//! Brier), against MC dropout. `confident_predict` (its own file) reads the histograms back.
 
+use super::confidence_scores::{Evaluated, evaluate, pairs};
+use super::confidence_stored::{CONFIDENCE, Entry, Stored};
 use super::dataset::DATASET;
 use super::layers::check_model;
 use super::model::{MODEL, model_ref};
 use crate::calib::histogram::Histogram;
 use crate::calib::measures::{Scored, score};
-use crate::calib::scores::{
-    entropy, gradient_norms, in_top, logits, mc_dropout, neg_log_pmax, neg_log_top_mass, softmax,
-};
 use crate::data::Dataset;
 use crate::diag::{Code, Diag};
-use crate::lang::{
-    Args, ArtifactRef, Builtin, Dflt, Kind, Metrics, Output, Param, Role, RunCtx, Saved, Stage, StageDir, StaticCall,
-    Ty, VKind,
-};
-use crate::nn::{LayerSpec, Net};
+use crate::lang::{Args, Builtin, Dflt, Kind, Metrics, Output, Param, RunCtx, Stage, StaticCall, Ty, VKind};
+use crate::nn::LayerSpec;
 use crate::plots::{Axis, LinePlot, Scaling, Series};
-use crate::yaml;
-use candle_core::Tensor;
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-pub static CONFIDENCE: Kind = Kind {
-    name: "confidence",
-    describe: "a `confidence` result: stored histograms of uncertainty scores",
-    supers: &[],
-    role: Role::Result { load: Some(load), metrics: &[] },
-};
-
 const SCORES: [&str; 5] = ["neg_log_pmax", "entropy", "neg_log_topk", "grad_norm", "mc_dropout"];
-const FILE: &str = "histograms.yaml";
-
-/// One score's histogram for one top-k event.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Entry {
-    pub score: String,
-    pub k: usize,
-    pub histogram: Histogram,
-}
-
-pub struct Stored {
-    pub entries: Vec<Entry>,
-    /// MC dropout's passes, for a `dropout` entry's lookups.
-    pub passes: usize,
-}
-
-#[derive(Serialize, Deserialize)]
-struct File {
-    passes: usize,
-    entries: Vec<Entry>,
-}
-
-impl crate::lang::Artifact for Stored {
-    fn kind(&self) -> &'static Kind {
-        &CONFIDENCE
-    }
-    fn save(&self, dir: &StageDir) -> Result<Saved, Diag> {
-        let text = yaml::to_string(&File { passes: self.passes, entries: self.entries.clone() })
-            .map_err(|e| Diag::new(Code::R1001, e.to_string()))?;
-        Ok(Saved { files: vec![dir.write(FILE, text.as_bytes())?], facts: yaml::Value::Null })
-    }
-}
-
-fn load(_kind: &'static Kind, dir: &StageDir, _facts: &yaml::Value) -> Result<ArtifactRef, Diag> {
-    let f: File = yaml::from_str(&dir.read_text(FILE)?).map_err(|e| dir.bad(FILE, e))?;
-    Ok(Arc::new(Stored { entries: f.entries, passes: f.passes }))
-}
 
 pub fn builtins() -> Vec<Builtin> {
     let score_ty = || Ty::choice(&SCORES);
@@ -101,7 +49,7 @@ pub fn builtins() -> Vec<Builtin> {
                 Param::new("k", Ty::Int, Dflt::Int(1), "which top-k event").within(Some(1.0), None),
                 Param::new("batch", Ty::Int, Dflt::Int(500), "examples evaluated together").within(Some(1.0), None),
             ],
-            ConfidentPredict,
+            super::confident_predict::ConfidentPredict,
         ),
     ]
 }
@@ -133,116 +81,6 @@ fn has_dropout(specs: &[LayerSpec]) -> bool {
         _ => false,
     })
 }
-
-/// Every example's uncertainty scores (by name) and its top-k correctness (per k).
-struct Evaluated {
-    scores: Vec<(String, Vec<f64>)>,
-    correct: Vec<Vec<bool>>,
-    predictions: Vec<usize>,
-    probability: Vec<f64>,
-    /// Seconds spent per score family: softmax, gradient, dropout.
-    seconds: [f64; 3],
-}
-
-fn batch_tensor(data: &Dataset, idx: std::ops::Range<usize>, cx: &RunCtx) -> Result<Tensor, Diag> {
-    let mut shape = vec![idx.len()];
-    shape.extend(&data.shape);
-    let rows: Vec<f32> = idx.flat_map(|i| data.row(i).to_vec()).collect();
-    Tensor::from_vec(rows, shape, &cx.device).map_err(|e| cx.compute_error("batching", e))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn evaluate(
-    cx: &RunCtx,
-    net: &Net,
-    data: &Dataset,
-    names: &[String],
-    ks: &[usize],
-    passes: usize,
-    batch: usize,
-    rng: &mut crate::rng::Rng,
-) -> Result<Evaluated, Diag> {
-    let candle = |e: candle_core::Error| cx.compute_error("the confidence scores", e);
-    let labels = data.y.as_ref().ok_or_else(|| cx.error(Code::R1002, "the data has no labels"))?;
-    let mut out = Evaluated {
-        scores: names.iter().flat_map(|n| topk_names(n, ks)).map(|n| (n, Vec::new())).collect(),
-        correct: vec![Vec::new(); ks.len()],
-        predictions: Vec::new(),
-        probability: Vec::new(),
-        seconds: [0.0; 3],
-    };
-    let mut start = 0;
-    while start < data.n {
-        let end = (start + batch).min(data.n);
-        let x = batch_tensor(data, start..end, cx)?;
-        let clock = std::time::Instant::now();
-        let probs: Vec<Vec<f64>> = logits(net, &x).map_err(candle)?.iter().map(|l| softmax(l)).collect();
-        out.seconds[0] += clock.elapsed().as_secs_f64();
-        let grads = if names.iter().any(|n| n == "grad_norm") {
-            let clock = std::time::Instant::now();
-            let g = gradient_norms(net, &x).map_err(candle)?;
-            out.seconds[1] += clock.elapsed().as_secs_f64();
-            g
-        } else {
-            vec![]
-        };
-        let spread = if names.iter().any(|n| n == "mc_dropout") {
-            let clock = std::time::Instant::now();
-            let (_, var) = mc_dropout(net, &x, passes, rng).map_err(candle)?;
-            out.seconds[2] += clock.elapsed().as_secs_f64();
-            var
-        } else {
-            vec![]
-        };
-        for (r, p) in probs.iter().enumerate() {
-            let y = labels[start + r] as usize;
-            for (j, &k) in ks.iter().enumerate() {
-                out.correct[j].push(in_top(p, y, k));
-            }
-            let pred = crate::calib::scores::ranking(p)[0];
-            out.predictions.push(pred);
-            out.probability.push(p[pred]);
-            for (name, values) in out.scores.iter_mut() {
-                let v = match name.as_str() {
-                    "neg_log_pmax" => neg_log_pmax(p),
-                    "entropy" => entropy(p),
-                    "grad_norm" => grads[r],
-                    "mc_dropout" => spread[r],
-                    other => {
-                        let k = other.strip_prefix("neg_log_top").and_then(|k| k.parse().ok()).unwrap_or(1);
-                        neg_log_top_mass(p, k)
-                    }
-                };
-                values.push(v);
-            }
-        }
-        start = end;
-    }
-    Ok(out)
-}
-
-/// `neg_log_topk` becomes one score per k (`neg_log_top5`); the others keep their name.
-fn topk_names(name: &str, ks: &[usize]) -> Vec<String> {
-    if name == "neg_log_topk" { ks.iter().map(|k| format!("neg_log_top{k}")).collect() } else { vec![name.to_string()] }
-}
-
-/// The (score, k) pairs measured: `neg_log_top<k>` only with its own k, and not for k = 1
-/// beside `neg_log_pmax`, which is the same score.
-fn pairs(names: &[String], ks: &[usize]) -> Vec<(String, usize)> {
-    let pmax = names.iter().any(|n| n == "neg_log_pmax");
-    let mut out = Vec::new();
-    for n in names {
-        for &k in ks {
-            if n != "neg_log_topk" {
-                out.push((n.clone(), k));
-            } else if !(k == 1 && pmax) {
-                out.push((format!("neg_log_top{k}"), k));
-            }
-        }
-    }
-    out
-}
-
 struct Confidence;
 
 impl Stage for Confidence {
@@ -406,59 +244,4 @@ fn figures(cx: &RunCtx, entries: &[Entry], tst: &Evaluated, ks: &[usize]) -> Res
     };
     files.extend(super::plots::write_figure(cx, "p_correct", plot.render())?);
     Ok(files)
-}
-
-struct ConfidentPredict;
-
-impl Stage for ConfidentPredict {
-    fn output(&self) -> &'static Kind {
-        &crate::lang::TABLE
-    }
-    fn metrics(&self, _args: &Args) -> Vec<String> {
-        ["mean_probability", "accuracy"].map(String::from).to_vec()
-    }
-    fn check(&self, cx: &StaticCall) -> Vec<Diag> {
-        check_model(cx, "model", "data").0
-    }
-    fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
-        let data = cx.input::<Dataset>("data")?;
-        let stored = cx.input::<Stored>("histogram")?;
-        let mut rng = cx.take_rng();
-        let net = model_ref(cx, "model", &data.shape, &mut rng)?;
-        let a = cx.args();
-        let name = a.text("score").unwrap_or("neg_log_pmax").to_string();
-        let k = a.int("k").unwrap_or(1) as usize;
-        let batch = a.int("batch").unwrap_or(500) as usize;
-        let wanted = if name == "neg_log_topk" { format!("neg_log_top{k}") } else { name.clone() };
-        let entry = stored.entries.iter().find(|e| e.score == wanted && e.k == k).ok_or_else(|| {
-            let have: Vec<String> = stored.entries.iter().map(|e| format!("{} (top-{})", e.score, e.k)).collect();
-            cx.error(Code::R1002, format!("the histogram holds no `{name}` for top-{k}"))
-                .hint(format!("it holds: {}", have.join(", ")))
-        })?;
-        // Unlabelled data still gets predictions: placeholder labels, never reported.
-        let mut labelled = (*data).clone();
-        if labelled.y.is_none() {
-            labelled.y = Some(vec![0; data.n]);
-        }
-        let ks = [k];
-        let names = [name.clone()];
-        let ev = evaluate(cx, &net, &labelled, &names, &ks, stored.passes, batch, &mut rng)?;
-        let values = &ev.scores[0].1;
-        let mut csv = String::from(if data.y.is_some() { "index,prediction,probability,label,correct\n" } else { "index,prediction,probability\n" });
-        let mut total = 0.0;
-        for i in 0..data.n {
-            let p = entry.histogram.probability(values[i]);
-            total += p;
-            match &data.y {
-                Some(y) => csv.push_str(&format!("{i},{},{p},{},{}\n", ev.predictions[i], y[i], u8::from(ev.correct[0][i]))),
-                None => csv.push_str(&format!("{i},{},{p}\n", ev.predictions[i])),
-            }
-        }
-        let mut metrics = Metrics::new();
-        metrics.insert("mean_probability".into(), total / data.n.max(1) as f64);
-        let acc = if data.y.is_some() { ev.correct[0].iter().filter(|c| **c).count() as f64 / data.n.max(1) as f64 } else { f64::NAN };
-        metrics.insert("accuracy".into(), acc);
-        let files = vec![cx.write_file("predictions.csv", csv.as_bytes())?];
-        Ok(Output::nothing(&crate::lang::TABLE, metrics, files))
-    }
 }

@@ -6,6 +6,9 @@
 mod attack_outcome;
 mod attacked;
 mod clamp;
+mod confidence_scores;
+mod confidence_stored;
+mod confident_predict;
 mod dataset;
 mod flow_curves;
 mod flow_density;
