@@ -426,22 +426,7 @@ impl Stage for AttackStage {
         }
         let row = |i: usize| -> Vec<f64> { data.row(i).iter().map(|v| *v as f64).collect() };
 
-        // Which images: the first `count`, or the first `count` the model gets right.
-        let mut chosen: Vec<(usize, bool)> = Vec::new();
-        let mut next = 0;
-        while chosen.len() < count && next < data.n {
-            let idx: Vec<usize> = (next..(next + batch).min(data.n)).collect();
-            next += idx.len();
-            let rows: Vec<Vec<f64>> = idx.iter().map(|&i| row(i)).collect();
-            let refs: Vec<&[f64]> = rows.iter().map(Vec::as_slice).collect();
-            let ys: Vec<usize> = idx.iter().map(|&i| labels[i] as usize).collect();
-            let wrong = oracle.adversarial(&refs, &ys).map_err(candle)?;
-            for (i, w) in idx.into_iter().zip(wrong) {
-                if chosen.len() < count && !(only_correct && w) {
-                    chosen.push((i, !w));
-                }
-            }
-        }
+        let chosen = choose(&oracle, &data, count, batch, only_correct).map_err(candle)?;
         let short = (chosen.len() < count).then(|| {
             let have = chosen.len();
             if only_correct {
@@ -525,6 +510,34 @@ impl Stage for AttackStage {
         let attacked = Attacked { norm, shape: data.shape.clone(), outcomes };
         Ok(Output { artifact: Arc::new(attacked), metrics, files })
     }
+}
+
+/// Which images: the first `count` of labelled `data`, or the first `count` the model gets
+/// right, each with whether it does; the model runs `batch` images at a time.
+pub(super) fn choose(
+    oracle: &Oracle,
+    data: &Dataset,
+    count: usize,
+    batch: usize,
+    only_correct: bool,
+) -> candle_core::Result<Vec<(usize, bool)>> {
+    let labels = data.y.as_deref().unwrap_or(&[]);
+    let mut chosen: Vec<(usize, bool)> = Vec::new();
+    let mut next = 0;
+    while chosen.len() < count && next < data.n.min(labels.len()) {
+        let idx: Vec<usize> = (next..(next + batch).min(data.n)).collect();
+        next += idx.len();
+        let rows: Vec<Vec<f64>> = idx.iter().map(|&i| data.row(i).iter().map(|v| *v as f64).collect()).collect();
+        let refs: Vec<&[f64]> = rows.iter().map(Vec::as_slice).collect();
+        let ys: Vec<usize> = idx.iter().map(|&i| labels[i] as usize).collect();
+        let wrong = oracle.adversarial(&refs, &ys)?;
+        for (i, w) in idx.into_iter().zip(wrong) {
+            if chosen.len() < count && !(only_correct && w) {
+                chosen.push((i, !w));
+            }
+        }
+    }
+    Ok(chosen)
 }
 
 /// Rows of three: clean (label), adversarial (new label), perturbation (grey is zero).

@@ -101,21 +101,16 @@ impl Stage for Bounds {
         let row = |i: usize| -> Vec<f64> { data.row(i).iter().map(|v| *v as f64).collect() };
 
         // The first `count` correctly classified images, with their local facts.
-        let mut images = Vec::new();
+        let images: Vec<(usize, usize)> = super::attacks::choose(&oracle, &data, count, batch, true)
+            .map_err(candle)?
+            .into_iter()
+            .map(|(i, _)| (i, labels[i] as usize))
+            .collect();
         let mut facts = Vec::new();
-        let mut next = 0;
-        while images.len() < count && next < data.n {
-            let idx: Vec<usize> = (next..(next + batch).min(data.n)).collect();
-            next += idx.len();
-            let xs: Vec<Vec<f64>> = idx.iter().map(|&i| row(i)).collect();
-            let ys: Vec<usize> = idx.iter().map(|&i| labels[i] as usize).collect();
-            let refs: Vec<&[f64]> = xs.iter().map(Vec::as_slice).collect();
-            let wrong = oracle.adversarial(&refs, &ys).map_err(candle)?;
-            let keep: Vec<usize> = (0..idx.len()).filter(|&k| !wrong[k]).take(count - images.len()).collect();
-            let kx: Vec<Vec<f64>> = keep.iter().map(|&k| xs[k].clone()).collect();
-            let ky: Vec<usize> = keep.iter().map(|&k| ys[k]).collect();
-            facts.extend(local_facts(&oracle, &kx, &ky, iters, h, &mut rng).map_err(candle)?);
-            images.extend(keep.iter().map(|&k| (idx[k], ys[k])));
+        for chunk in images.chunks(batch) {
+            let xs: Vec<Vec<f64>> = chunk.iter().map(|&(i, _)| row(i)).collect();
+            let ys: Vec<usize> = chunk.iter().map(|&(_, y)| y).collect();
+            facts.extend(local_facts(&oracle, &xs, &ys, iters, h, &mut rng).map_err(candle)?);
         }
         if images.len() < count {
             cx.warn(Code::W2001, format!("`count: {count}`: the data holds {} correctly classified images", images.len()));

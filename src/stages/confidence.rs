@@ -9,7 +9,7 @@ use super::dataset::DATASET;
 use super::layers::check_model;
 use super::model::{MODEL, model_ref};
 use crate::calib::histogram::Histogram;
-use crate::calib::measures::{Scored, score};
+use crate::calib::measures::score;
 use crate::data::Dataset;
 use crate::diag::{Code, Diag};
 use crate::lang::{Args, Builtin, Dflt, Kind, Metrics, Output, Param, RunCtx, Stage, StaticCall, Ty, VKind};
@@ -144,6 +144,9 @@ impl Stage for Confidence {
                 .error(Code::R1002, "MC dropout needs dropout layers, and this model has none")
                 .hint("leave `mc_dropout` out of `scores`, or train a model with `dropout(p)` layers"));
         }
+        if calibration.y.is_none() || test.y.is_none() {
+            return Err(cx.error(Code::R1002, "`confidence` needs labelled calibration and test data"));
+        }
         let cal = evaluate(cx, &net, &calibration, &names, &ks, passes, batch, &mut rng)?;
         let tst = evaluate(cx, &net, &test, &names, &ks, passes, batch, &mut rng)?;
         let mut metrics = Metrics::new();
@@ -152,7 +155,6 @@ impl Stage for Confidence {
         }
         let mut entries = Vec::new();
         let mut table = String::from("score,k,expected_bayes_ratio,ece,brier,bins\n");
-        let mut measured: Vec<(String, usize, Scored)> = Vec::new();
         for (s, k) in pairs(&names, &ks) {
             let j = ks.iter().position(|x| *x == k).unwrap_or(0);
             let values = |e: &Evaluated| e.scores.iter().find(|(n, _)| *n == s).map(|(_, v)| v.clone()).unwrap_or_default();
@@ -168,7 +170,6 @@ impl Stage for Confidence {
                 scored.brier,
                 hist.counts.len()
             ));
-            measured.push((s.clone(), k, scored));
             entries.push(Entry { score: s, k, histogram: hist });
         }
         if names.iter().any(|s| s == "mc_dropout") {

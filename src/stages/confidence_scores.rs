@@ -5,17 +5,17 @@ use crate::calib::scores::{
     entropy, gradient_norms, in_top, logits, mc_dropout, neg_log_pmax, neg_log_top_mass, ranking, softmax,
 };
 use crate::data::Dataset;
-use crate::diag::{Code, Diag};
+use crate::diag::Diag;
 use crate::lang::RunCtx;
 use crate::nn::Net;
 use candle_core::Tensor;
 
-/// Every example's uncertainty scores (by name) and its top-k correctness (per k).
+/// Every example's uncertainty scores (by name), prediction and, for labelled data, top-k
+/// correctness (per k; empty without labels).
 pub(super) struct Evaluated {
     pub(super) scores: Vec<(String, Vec<f64>)>,
     pub(super) correct: Vec<Vec<bool>>,
     pub(super) predictions: Vec<usize>,
-    pub(super) probability: Vec<f64>,
     /// Seconds spent per score family: softmax, gradient, dropout.
     pub(super) seconds: [f64; 3],
 }
@@ -39,12 +39,11 @@ pub(super) fn evaluate(
     rng: &mut crate::rng::Rng,
 ) -> Result<Evaluated, Diag> {
     let candle = |e: candle_core::Error| cx.compute_error("the confidence scores", e);
-    let labels = data.y.as_ref().ok_or_else(|| cx.error(Code::R1002, "the data has no labels"))?;
+    let labels = data.y.as_deref();
     let mut out = Evaluated {
         scores: names.iter().flat_map(|n| topk_names(n, ks)).map(|n| (n, Vec::new())).collect(),
         correct: vec![Vec::new(); ks.len()],
         predictions: Vec::new(),
-        probability: Vec::new(),
         seconds: [0.0; 3],
     };
     let mut start = 0;
@@ -71,13 +70,12 @@ pub(super) fn evaluate(
             vec![]
         };
         for (r, p) in probs.iter().enumerate() {
-            let y = labels[start + r] as usize;
-            for (j, &k) in ks.iter().enumerate() {
-                out.correct[j].push(in_top(p, y, k));
+            if let Some(labels) = labels {
+                for (j, &k) in ks.iter().enumerate() {
+                    out.correct[j].push(in_top(p, labels[start + r] as usize, k));
+                }
             }
-            let pred = ranking(p)[0];
-            out.predictions.push(pred);
-            out.probability.push(p[pred]);
+            out.predictions.push(ranking(p)[0]);
             for (name, values) in out.scores.iter_mut() {
                 let v = match name.as_str() {
                     "neg_log_pmax" => neg_log_pmax(p),

@@ -36,14 +36,9 @@ impl Stage for ConfidentPredict {
             cx.error(Code::R1002, format!("the histogram holds no `{name}` for top-{k}"))
                 .hint(format!("it holds: {}", have.join(", ")))
         })?;
-        // Unlabelled data still gets predictions: placeholder labels, never reported.
-        let mut labelled = (*data).clone();
-        if labelled.y.is_none() {
-            labelled.y = Some(vec![0; data.n]);
-        }
         let ks = [k];
         let names = [name.clone()];
-        let ev = evaluate(cx, &net, &labelled, &names, &ks, stored.passes, batch, &mut rng)?;
+        let ev = evaluate(cx, &net, &data, &names, &ks, stored.passes, batch, &mut rng)?;
         let values = &ev.scores[0].1;
         let mut csv = String::from(if data.y.is_some() {
             "index,prediction,probability,label,correct\n"

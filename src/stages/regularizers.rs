@@ -4,8 +4,8 @@
 //! checker holds a regularizer to its models.
 
 use super::attacks::ATTACK;
-use crate::diag::{Code, Diag};
-use crate::lang::{Args, Builtin, Dflt, Kind, Param, Registry, Role, RunCtx, StaticCall, Ty, VKind};
+use crate::diag::{Code, Diag, Span};
+use crate::lang::{Args, Builtin, Config, Dflt, Kind, Param, Registry, Role, RunCtx, StaticCall, Ty, VKind};
 use crate::nn::{Adversarial, Ball, GradNorm, InputGradient, LayerSpec, Penalty, without_tangent};
 use crate::robust::attack::Attack;
 use crate::robust::norms::Norm;
@@ -132,13 +132,13 @@ pub fn builtins() -> Vec<Builtin> {
     ]
 }
 
-/// The `regularizers` list's calls: (built-in name, span).
-fn listed(args: &Args) -> Vec<(String, crate::diag::Span)> {
+/// The `regularizers` list's calls, with their spans.
+fn listed(args: &Args) -> Vec<(&Config, Span)> {
     let Some(VKind::List(items)) = args.get("regularizers").map(|v| &v.kind) else { return vec![] };
     items
         .iter()
         .filter_map(|it| match &it.kind {
-            VKind::Config(c) => Some((c.builtin.to_string(), it.span)),
+            VKind::Config(c) => Some((c.as_ref(), it.span)),
             _ => None,
         })
         .collect()
@@ -146,16 +146,18 @@ fn listed(args: &Args) -> Vec<(String, crate::diag::Span)> {
 
 /// The built-ins the `regularizers` list calls.
 pub fn names(args: &Args) -> Vec<String> {
-    listed(args).into_iter().map(|(n, _)| n).collect()
+    listed(args).into_iter().map(|(c, _)| c.builtin.to_string()).collect()
 }
 
 /// Regularizers that do not apply to this model (`flow`: a flow, else a classifier), the
-/// same kind twice, and `adversarial` given something other than PGD.
+/// same kind twice, the exact penalty on a model no tangent passes, and `adversarial` given
+/// something other than PGD.
 pub fn check(cx: &StaticCall, flow: bool) -> Vec<Diag> {
     let mut diags = Vec::new();
     let items = listed(cx.args);
-    for (i, (name, span)) in items.iter().enumerate() {
-        let for_flows = FLOW_ONES.contains(&name.as_str());
+    for (i, (c, span)) in items.iter().enumerate() {
+        let (name, span) = (&c.builtin, *span);
+        let for_flows = FLOW_ONES.contains(&name.as_ref());
         if for_flows != flow {
             let (what, fix) = if flow {
                 ("a flow", "flows take RNODE's `kinetic(...)` and `jacobian_frobenius(...)`")
@@ -164,40 +166,36 @@ pub fn check(cx: &StaticCall, flow: bool) -> Vec<Diag> {
             };
             diags.push(
                 Diag::new(Code::E2005, format!("`{name}` does not apply to {what}"))
-                    .at(*span, format!("not for {what}"))
+                    .at(span, format!("not for {what}"))
                     .hint(fix),
             );
         }
-        if items[..i].iter().any(|(n, _)| n == name) {
+        if items[..i].iter().any(|(other, _)| other.builtin == *name) {
             diags.push(
                 Diag::new(Code::E2014, format!("`{name}` is given twice"))
-                    .at(*span, "again")
+                    .at(span, "again")
                     .hint("give each regularizer once; its weight sets its strength"),
             );
         }
         if name == "input_gradient"
             && !flow
-            && let Some(VKind::List(list)) = cx.args.get("regularizers").map(|v| &v.kind)
-            && let Some(VKind::Config(c)) = list.get(i).map(|v| &v.kind)
             && c.args.get("exact").is_some_and(|v| matches!(v.kind, VKind::Bool(true)))
             && let Some(specs) = cx.lower_each::<Vec<LayerSpec>>("model")
             && let Some(layer) = without_tangent(&specs.concat())
         {
             diags.push(
                 Diag::new(Code::E2005, format!("the exact penalty cannot pass this model's {layer} layer"))
-                    .at(*span, "needs a forward-mode tangent through every layer")
+                    .at(span, "needs a forward-mode tangent through every layer")
                     .hint("use the finite-difference penalty (`exact: false`, the default), which takes any model"),
             );
         }
         if name == "adversarial"
-            && let Some(VKind::List(list)) = cx.args.get("regularizers").map(|v| &v.kind)
-            && let Some(VKind::Config(c)) = list.get(i).map(|v| &v.kind)
             && let Some(VKind::Config(attack)) = c.args.get("attack").map(|v| &v.kind)
             && attack.builtin != "pgd"
         {
             diags.push(
                 Diag::new(Code::E2005, format!("adversarial training takes `pgd(...)` examples, not `{}`", attack.builtin))
-                    .at(*span, "not a PGD attack")
+                    .at(span, "not a PGD attack")
                     .hint("write `adversarial(pgd(norm: linf, steps: 7), eps: 0.3)`"),
             );
         }
@@ -207,13 +205,5 @@ pub fn check(cx: &StaticCall, flow: bool) -> Vec<Diag> {
 
 /// The `regularizers` list, lowered.
 pub fn lowered(cx: &RunCtx) -> Result<Vec<Regularizer>, Diag> {
-    let mut regs = Vec::new();
-    if let Some(VKind::List(items)) = cx.args().get("regularizers").map(|v| &v.kind) {
-        for item in items {
-            if let VKind::Config(c) = &item.kind {
-                regs.push(cx.lower_config::<Regularizer>(c)?);
-            }
-        }
-    }
-    Ok(regs)
+    listed(cx.args()).into_iter().map(|(c, _)| cx.lower_config::<Regularizer>(c)).collect()
 }

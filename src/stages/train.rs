@@ -357,8 +357,8 @@ impl Train {
         metrics.insert("steps".into(), fit.steps_taken as f64);
         metrics.insert("parameters".into(), model.parameter_count() as f64);
         if !fit.penalty_curve.is_empty() {
-            let tail = &fit.penalty_curve[fit.penalty_curve.len() * 9 / 10..];
-            metrics.insert("final_penalty".into(), tail.iter().sum::<f64>() / tail.len().max(1) as f64);
+            let tail = flow_train::last_tenth(&fit.penalty_curve);
+            metrics.insert("final_penalty".into(), flow_train::mean(tail.iter().copied()));
         }
         if let Some(b) = fit.best {
             metrics.insert("best_valid_accuracy".into(), b.accuracy);

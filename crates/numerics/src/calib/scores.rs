@@ -3,17 +3,11 @@
 //! the predicted class's loss, and from MC dropout (Gal & Ghahramani 2016: the spread of the
 //! softmax over passes with dropout on).
 
-use crate::nn::{Net, log_softmax};
+pub use crate::robust::oracle::softmax;
+
+use crate::nn::{GradNorm, Net, log_softmax};
 use crate::rng::Rng;
 use candle_core::{D, DType, Result, Tensor, Var};
-
-/// Probabilities from logits (a max-shifted softmax in f64).
-pub fn softmax(logits: &[f64]) -> Vec<f64> {
-    let m = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let e: Vec<f64> = logits.iter().map(|v| (v - m).exp()).collect();
-    let s: f64 = e.iter().sum();
-    e.into_iter().map(|v| v / s).collect()
-}
 
 /// Classes by decreasing probability.
 pub fn ranking(p: &[f64]) -> Vec<usize> {
@@ -56,7 +50,7 @@ pub fn gradient_norms(net: &Net, x: &Tensor) -> Result<Vec<f64>> {
     let grads = picked.neg()?.sum_all()?.backward()?;
     let n = x.dim(0)?;
     match grads.get(v.as_tensor()) {
-        Some(g) => g.to_dtype(DType::F64)?.reshape((n, ()))?.sqr()?.sum(1)?.sqrt()?.to_vec1(),
+        Some(g) => crate::nn::gradient_norms(g, GradNorm::L2),
         None => Ok(vec![0.0; n]),
     }
 }

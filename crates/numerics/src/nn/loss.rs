@@ -32,7 +32,7 @@ impl Objective {
 }
 
 /// One-hot rows `[n, classes]` on the logits' device.
-fn one_hot(labels: &[u32], classes: usize, like: &Tensor) -> Result<Tensor> {
+pub(super) fn one_hot(labels: &[u32], classes: usize, like: &Tensor) -> Result<Tensor> {
     let mut v = vec![0f32; labels.len() * classes];
     for (i, &l) in labels.iter().enumerate() {
         if (l as usize) < classes {

@@ -3,7 +3,7 @@
 //! by finite differences so that no second-order graph is built, or exactly by a
 //! forward-mode tangent; and adversarial training on PGD examples (Madry et al. 2018).
 
-use super::loss::Objective;
+use super::loss::{Objective, one_hot};
 use super::net::Net;
 use crate::rng::Rng;
 use candle_core::{D, DType, Result, Tensor, Var};
@@ -192,13 +192,7 @@ pub fn sign(t: &Tensor) -> Result<Tensor> {
 /// with respect to the outputs is written out, so autograd differentiates it once more.
 fn directional_derivative(objective: Objective, out: &Tensor, tangent: &Tensor, y: &[u32]) -> Result<Tensor> {
     let classes = out.dim(D::Minus1)?;
-    let mut hot = vec![0f32; y.len() * classes];
-    for (i, &l) in y.iter().enumerate() {
-        if (l as usize) < classes {
-            hot[i * classes + l as usize] = 1.0;
-        }
-    }
-    let hot = Tensor::from_vec(hot, (y.len(), classes), out.device())?.to_dtype(out.dtype())?;
+    let hot = one_hot(y, classes, out)?.to_dtype(out.dtype())?;
     let dl_dout = match objective {
         Objective::CrossEntropy => {
             let z = out.broadcast_sub(&out.max_keepdim(D::Minus1)?.detach())?;

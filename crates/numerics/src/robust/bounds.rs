@@ -12,6 +12,7 @@
 //! gradient, sqrt(N) for the curvature's norm change, and |d|_2 <= sqrt(N) |d|_inf for the
 //! certificate.
 
+use super::norms::Norm;
 use super::oracle::{Oracle, softmax};
 use crate::rng::Rng;
 use candle_core::Result;
@@ -60,7 +61,7 @@ pub fn local_facts(
         let (_, g2) = oracle.gradients(&refs, &mut dloss(labels))?;
         for i in 0..xs.len() {
             let hv: Vec<f64> = g2[i].iter().zip(&grads[i]).map(|(a, b)| (a - b) / h).collect();
-            curvature[i] = norm2(&hv);
+            curvature[i] = Norm::L2.of(&hv);
             v[i] = if curvature[i] > 0.0 { unit(hv) } else { v[i].clone() };
         }
     }
@@ -69,8 +70,8 @@ pub fn local_facts(
             let p = softmax(&logits[i]);
             Local {
                 loss: -p[labels[i]].max(1e-300).ln(),
-                grad_l2: norm2(&grads[i]),
-                grad_l1: grads[i].iter().map(|a| a.abs()).sum(),
+                grad_l2: Norm::L2.of(&grads[i]),
+                grad_l1: Norm::L1.of(&grads[i]),
                 curvature: curvature[i],
                 logits: logits[i].clone(),
             }
@@ -78,12 +79,8 @@ pub fn local_facts(
         .collect())
 }
 
-fn norm2(v: &[f64]) -> f64 {
-    v.iter().map(|a| a * a).sum::<f64>().sqrt()
-}
-
 fn unit(v: Vec<f64>) -> Vec<f64> {
-    let n = norm2(&v).max(1e-300);
+    let n = Norm::L2.of(&v).max(1e-300);
     v.into_iter().map(|a| a / n).collect()
 }
 
@@ -174,7 +171,7 @@ mod tests {
             let g: Vec<f64> = (0..dim)
                 .map(|a| (0..classes).map(|j| w[j][a] * (p[j] - if j == labels[i] { 1.0 } else { 0.0 })).sum())
                 .collect();
-            assert!((f.grad_l2 - norm2(&g)).abs() < 1e-4 * (1.0 + norm2(&g)));
+            assert!((f.grad_l2 - Norm::L2.of(&g)).abs() < 1e-4 * (1.0 + Norm::L2.of(&g)));
             assert!((f.loss + p[labels[i]].ln()).abs() < 1e-5);
         }
     }
