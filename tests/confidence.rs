@@ -59,3 +59,17 @@ fn calibration_and_test_must_differ_and_mc_dropout_needs_dropout() {
     let Err(e) = run_src(&src) else { panic!("MC dropout ran on a model without dropout") };
     assert!(e.contains("MC dropout needs dropout layers"), "{e}");
 }
+
+/// -log of the top-1 mass is -log p_max: `confidence` stores it once, as `neg_log_pmax`, and
+/// `confident_predict` asked for `neg_log_topk` at k = 1 reads that histogram.
+#[test]
+fn the_top1_mass_score_is_read_from_the_p_max_histogram() {
+    let src = format!(
+        "{MODEL}let held = toy2d(\"moons\", n: 400, noise: 0.3, seed: 8)\nlet halves = split(held, fraction: 0.5)\n\
+         let conf = confidence(fit, calibration: halves.first, test: halves.second, scores: [neg_log_pmax, neg_log_topk], bins: 4, k: [1])\n\
+         let by_mass = confident_predict(fit, histogram: conf, data: halves.second, score: neg_log_topk, k: 1)\n\
+         let by_pmax = confident_predict(fit, histogram: conf, data: halves.second, score: neg_log_pmax, k: 1)\n"
+    );
+    let r = run_src(&src).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(metric(&r, "by_mass", "mean_probability"), metric(&r, "by_pmax", "mean_probability"));
+}

@@ -41,7 +41,7 @@ pub(super) fn evaluate(
     let candle = |e: candle_core::Error| cx.compute_error("the confidence scores", e);
     let labels = data.y.as_deref();
     let mut out = Evaluated {
-        scores: names.iter().flat_map(|n| topk_names(n, ks)).map(|n| (n, Vec::new())).collect(),
+        scores: measured_scores(names, ks).into_iter().map(|n| (n, Vec::new())).collect(),
         correct: vec![Vec::new(); ks.len()],
         predictions: Vec::new(),
         seconds: [0.0; 3],
@@ -95,23 +95,36 @@ pub(super) fn evaluate(
     Ok(out)
 }
 
-/// `neg_log_topk` becomes one score per k (`neg_log_top5`); the others keep their name.
-fn topk_names(name: &str, ks: &[usize]) -> Vec<String> {
-    if name == "neg_log_topk" { ks.iter().map(|k| format!("neg_log_top{k}")).collect() } else { vec![name.to_string()] }
+/// The stored name of score `name` for the top-k event: `neg_log_topk` is `neg_log_top<k>`,
+/// and at k = 1 it is -log p_max itself, stored once as `neg_log_pmax`.
+pub(super) fn score_name(name: &str, k: usize) -> String {
+    match (name, k) {
+        ("neg_log_topk", 1) => "neg_log_pmax".into(),
+        ("neg_log_topk", k) => format!("neg_log_top{k}"),
+        _ => name.into(),
+    }
 }
 
-/// The (score, k) pairs measured: `neg_log_top<k>` only with its own k, and not for k = 1
-/// beside `neg_log_pmax`, which is the same score.
+/// The (score, k) pairs measured, each once (`neg_log_top<k>` goes with its own k only).
 pub(super) fn pairs(names: &[String], ks: &[usize]) -> Vec<(String, usize)> {
-    let pmax = names.iter().any(|n| n == "neg_log_pmax");
-    let mut out = Vec::new();
+    let mut out: Vec<(String, usize)> = Vec::new();
     for n in names {
         for &k in ks {
-            if n != "neg_log_topk" {
-                out.push((n.clone(), k));
-            } else if !(k == 1 && pmax) {
-                out.push((format!("neg_log_top{k}"), k));
+            let pair = (score_name(n, k), k);
+            if !out.contains(&pair) {
+                out.push(pair);
             }
+        }
+    }
+    out
+}
+
+/// The distinct scores the pairs need.
+fn measured_scores(names: &[String], ks: &[usize]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (s, _) in pairs(names, ks) {
+        if !out.contains(&s) {
+            out.push(s);
         }
     }
     out

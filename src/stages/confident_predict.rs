@@ -1,7 +1,7 @@
 //! `confident_predict`: each example's prediction with its calibrated probability of being
 //! right, read from a `confidence` result's histogram after one forward pass.
 
-use super::confidence_scores::evaluate;
+use super::confidence_scores::{evaluate, score_name};
 use super::confidence_stored::Stored;
 use super::layers::check_model;
 use super::model::model_ref;
@@ -30,7 +30,7 @@ impl Stage for ConfidentPredict {
         let name = a.text("score").unwrap_or("neg_log_pmax").to_string();
         let k = a.int("k").unwrap_or(1) as usize;
         let batch = a.int("batch").unwrap_or(500) as usize;
-        let wanted = if name == "neg_log_topk" { format!("neg_log_top{k}") } else { name.clone() };
+        let wanted = score_name(&name, k);
         let entry = stored.entries.iter().find(|e| e.score == wanted && e.k == k).ok_or_else(|| {
             let have: Vec<String> = stored.entries.iter().map(|e| format!("{} (top-{})", e.score, e.k)).collect();
             cx.error(Code::R1002, format!("the histogram holds no `{name}` for top-{k}"))
