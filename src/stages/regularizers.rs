@@ -1,6 +1,6 @@
 //! Training regularizers, the `regularizer` kind `train` takes: RNODE's penalties for flows
 //! (`kinetic`, `jacobian_frobenius`) and robust-training terms for classifiers
-//! (`input_gradient`, `adversarial`). Each says which models it applies to, and `train`'s
+//! (`input_gradient`, `adversarial`, `gaussian_noise`). Each says which models it applies to, and `train`'s
 //! checker holds a regularizer to its models.
 
 use super::attacks::ATTACK;
@@ -129,6 +129,14 @@ pub fn builtins() -> Vec<Builtin> {
             },
         )
         .positional("attack"),
+        Builtin::config(
+            &REGULARIZER,
+            "gaussian_noise",
+            "Gaussian noise augmentation (classifiers; Cohen et al. 2019, the base model of randomized smoothing): each input becomes x + sigma z, z ~ N(0, I), unclipped.",
+            vec![Param::new("sigma", Ty::Float, Dflt::Required, "noise level in input units (MNIST: 0.25, 0.5, 1.0)").positive()],
+            |_: &Registry, a: &Args| Ok(Regularizer::Classifier(Penalty::GaussianNoise(a.need_float("sigma")?))),
+        )
+        .positional("sigma"),
     ]
 }
 
@@ -162,7 +170,7 @@ pub fn check(cx: &StaticCall, flow: bool) -> Vec<Diag> {
             let (what, fix) = if flow {
                 ("a flow", "flows take RNODE's `kinetic(...)` and `jacobian_frobenius(...)`")
             } else {
-                ("a classifier", "classifiers take `input_gradient(...)` and `adversarial(pgd(...), eps: ...)`")
+                ("a classifier", "classifiers take `input_gradient(...)`, `adversarial(pgd(...), eps: ...)` and `gaussian_noise(sigma)`")
             };
             diags.push(
                 Diag::new(Code::E2005, format!("`{name}` does not apply to {what}"))

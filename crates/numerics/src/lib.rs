@@ -9,6 +9,7 @@
 //! enforces that boundary. The `flowline` crate re-exports its modules.
 
 pub mod calib;
+pub mod certify;
 pub mod data;
 pub mod flow;
 pub mod io;

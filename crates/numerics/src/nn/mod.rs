@@ -3,6 +3,7 @@
 
 mod adjoint_op;
 mod classify;
+mod heat;
 mod jvp;
 pub mod kernels;
 mod lipschitz;
@@ -16,6 +17,7 @@ pub use classify::{
     Augment, FitConfig, FitError, FitResult, Schedule, Start, Validation, evaluate_classifier, fit_classifier,
     predict_classes,
 };
+pub use heat::{HeatConfig, HeatCurves, Outputs, frozen, heat_objective, heat_smooth, heat_step};
 pub use jvp::without_tangent;
 pub use lipschitz::{Lipschitz, dense_norm};
 pub use loss::{Objective, accuracy, cross_entropy, cross_entropy_each, log_softmax, mse_onehot};

@@ -66,6 +66,9 @@ impl Adversarial {
 pub enum Penalty {
     InputGradient(InputGradient),
     Adversarial(Adversarial),
+    /// Gaussian noise augmentation at this sigma (Cohen et al.'s training for randomized
+    /// smoothing): every input is replaced by x + sigma z, unclipped.
+    GaussianNoise(f64),
 }
 
 /// One step's loss with every penalty, the outputs accuracy is read from, and the value of
@@ -90,6 +93,12 @@ pub fn penalized_loss(
 ) -> Result<Penalized> {
     let mut x = x.clone();
     let mut y = y.to_vec();
+    for p in penalties {
+        if let Penalty::GaussianNoise(sigma) = p {
+            let z: Vec<f32> = (0..x.elem_count()).map(|_| (sigma * rng.normal()) as f32).collect();
+            x = (&x + Tensor::from_vec(z, x.shape(), x.device())?.to_dtype(x.dtype())?)?;
+        }
+    }
     for p in penalties {
         if let Penalty::Adversarial(a) = p {
             let adv = pgd_examples(model, &x, &y, objective, a, bounds, rng)?;
@@ -406,6 +415,29 @@ mod tests {
             at(0.0);
             assert!((fd - auto[k] as f64).abs() < 3e-3 * (1.0 + fd.abs()), "fd {fd} vs {}", auto[k]);
         }
+    }
+
+    /// Noise augmentation trains on x + sigma z with z the generator's standard normals,
+    /// a fresh draw each step.
+    #[test]
+    fn gaussian_noise_trains_on_the_noisy_inputs() {
+        let net = smooth_net(3, false);
+        let (x, y) = batch(4);
+        let mut rng = Rng::new(9);
+        let mut replay = rng.clone();
+        let p =
+            penalized_loss(&net, &x, &y, Objective::CrossEntropy, &[Penalty::GaussianNoise(0.5)], (0.0, 1.0), &mut rng)
+                .unwrap();
+        let z: Vec<f32> = (0..x.elem_count()).map(|_| (0.5 * replay.normal()) as f32).collect();
+        let noisy = (&x + Tensor::from_vec(z, x.shape(), &Device::Cpu).unwrap()).unwrap();
+        let expected = Objective::CrossEntropy.mean(&net.forward_train(&noisy, &mut replay).unwrap(), &y).unwrap();
+        assert!((scalar(&p.loss) - scalar(&expected)).abs() < 1e-6);
+        let clean = scalar(&Objective::CrossEntropy.mean(&net.forward(&x).unwrap(), &y).unwrap());
+        assert!((scalar(&p.loss) - clean).abs() > 1e-4, "the noise changed nothing");
+        let again =
+            penalized_loss(&net, &x, &y, Objective::CrossEntropy, &[Penalty::GaussianNoise(0.5)], (0.0, 1.0), &mut rng)
+                .unwrap();
+        assert!((scalar(&again.loss) - scalar(&p.loss)).abs() > 1e-6, "the same noise twice");
     }
 
     /// PGD examples stay in the ball and the box, and raise the loss.
