@@ -201,10 +201,14 @@ let likelihood = evaluate(flow, data, metrics: [nll, bits_per_dim, nfe])
 let density = density_plot(flow, grid: 8, samples: 50)
 let densities = density_plot([flow, flow2], grid: 8, samples: 50)
 let nfe = flow_curves([flow, flow2], metric: nfe_backward)
-let robust_fit = train(mlp(hidden: 8, classes: 2), data, iters: 3, batch: 32, regularizers: [input_gradient(0.1), adversarial(pgd(norm: l2, steps: 2), eps: 0.1)])
+let robust_fit = train(mlp(hidden: 8, classes: 2), data, iters: 3, batch: 32, regularizers: [input_gradient(0.1), adversarial(pgd(norm: l2, steps: 2), eps: 0.1), gaussian_noise(0.1)])
 let bounds = robustness_bounds(fit, data, attacks: [adv, adv2], labels: ["ddn", "pgd"], count: 8, power_iters: 2)
 let conf = confidence(fit, calibration: parts.first, test: parts.second, scores: [neg_log_pmax, entropy, neg_log_topk, grad_norm], bins: 4, k: [1, 2])
 let sure = confident_predict(fit, histogram: conf, data: data)
+let smooth = heat_smoothing(fit, data, sigma: 0.3, batch: 32, check: parts.second, check_count: 3, draws: 50)
+let cert = certify(fit, data, method: randomized_smoothing(0.3, n: 200, n0: 20), count: 4, attacks: [ddn(steps: 20)], attack_count: 2, attack_draws: 4, predict_draws: 200)
+let cert2 = certify(smooth, data, method: gaussian_average(0.3), count: 8, attacks: [ddn(steps: 20)])
+let certs = certified_plot([cert, cert2])
 "#;
 
 #[test]

@@ -5,6 +5,8 @@
 
 mod attack_outcome;
 mod attacked;
+mod certified;
+mod certify_attacks;
 mod clamp;
 mod confidence_scores;
 mod confidence_stored;
@@ -15,6 +17,7 @@ mod flow_density;
 mod flow_samples;
 mod flow_train;
 mod flow_trained;
+mod heat_smoothing;
 mod model;
 
 pub use dataset::load_dataset;
@@ -55,5 +58,6 @@ families!(
     attacks,
     attack_reports,
     bounds,
-    confidence
+    confidence,
+    certify
 );

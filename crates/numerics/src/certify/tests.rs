@@ -19,7 +19,7 @@ const DIM: usize = 8;
 
 /// w . x + b with |w| = 1, so w . x + b is the signed distance to the boundary.
 fn linear() -> (Vec<f32>, f32) {
-    let w: Vec<f32> = (0..DIM).map(|i| ((i as f32 * 0.7).sin() + 0.2)).collect();
+    let w: Vec<f32> = (0..DIM).map(|i| (i as f32 * 0.7).sin() + 0.2).collect();
     let norm = w.iter().map(|v| v * v).sum::<f32>().sqrt();
     (w.iter().map(|v| v / norm).collect(), 0.1)
 }

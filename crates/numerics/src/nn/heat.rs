@@ -84,10 +84,13 @@ pub fn frozen(model: &Net, device: &Device) -> Result<Net> {
     Net::from_tensors(&model.specs, &model.input, &map, device)
 }
 
-/// Train `model` (initialised from f) through `cfg.steps` implicit heat steps on the
-/// inputs of `data` (no labels are read). `on_step(step, objective)` reports progress.
+/// Train `model` through `cfg.steps` implicit heat steps from `f` on the inputs of `data`
+/// (no labels are read): the first step's target is f, each later one's the previous
+/// step's solution. `model` may start from f's weights or from scratch.
+/// `on_step(step, objective)` reports progress.
 pub fn heat_smooth(
     model: &Net,
+    f: &Net,
     data: &Dataset,
     cfg: &HeatConfig,
     rng: &mut Rng,
@@ -95,8 +98,8 @@ pub fn heat_smooth(
     on_step: &mut dyn FnMut(usize, f64),
 ) -> Result<HeatCurves> {
     let mut curves = HeatCurves::default();
-    for _ in 0..cfg.steps.max(1) {
-        let teacher = frozen(model, device)?;
+    for step in 0..cfg.steps.max(1) {
+        let teacher = if step == 0 { frozen(f, device)? } else { frozen(model, device)? };
         let target = |x: &Tensor| -> Result<Tensor> { cfg.outputs.apply(&teacher.forward(x)?) };
         heat_step(model, &target, data, cfg, rng, device, &mut curves, on_step)?;
     }
