@@ -60,3 +60,44 @@ fn negative_radii_are_refused_before_anything_runs() {
     let diags = flowline::check::check_all_profiles(flowline::registry(), &mut sources, file_id, &[]).unwrap_err();
     assert_eq!(diags.iter().map(|d| d.code).collect::<Vec<_>>(), vec![Code::E2003]);
 }
+
+/// A regression network on the unit step, averaged by five heat steps: close to the
+/// Monte-Carlo average of the network (whose own distance to it is large), and the
+/// closed form Phi(x / sigma) of the step's average is what the network's average follows.
+#[test]
+fn heat_steps_average_a_regression_network() {
+    let src = "use std.models\nseed 2\nlet inputs = uniform(dims: 1, n: 4096, low: -4.0, high: 4.0)\n\
+        let grid = uniform(dims: 1, n: 40, low: -1.5, high: 1.5, seed: 3)\n\
+        let f = regress(mlp(hidden: 32, classes: 1), inputs, function: \"step\", iters: 1500, optimizer: adam(lr: 3e-3))\n\
+        let avg = heat_smoothing(f, inputs, sigma: 0.5, outputs: identity, steps: 5, epochs: 6, projections: 2, dt: 0.01, optimizer: adam(lr: 3e-3), check: grid, check_count: 40, draws: 4000)\n";
+    let r = run_src(src).unwrap();
+    assert!(metric(&r, "f", "data_mse") < 0.01);
+    let (after, before) = (metric(&r, "avg", "mc_abs_error"), metric(&r, "avg", "base_abs_error"));
+    assert!(after < 0.35 * before, "averaged {after} vs base {before}");
+}
+
+#[test]
+fn regression_and_averaging_mistakes_are_caught_before_running() {
+    let codes = |src: &str| -> Vec<Code> {
+        let mut sources = flowline::diag::SourceMap::new();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("reg.flow");
+        std::fs::write(&file, src).unwrap();
+        let file_id = flowline::load(&mut sources, &file).unwrap();
+        match flowline::check::check_all_profiles(flowline::registry(), &mut sources, file_id, &[]) {
+            Ok(_) => vec![],
+            Err(d) => d.iter().map(|d| d.code).collect(),
+        }
+    };
+    let head = "use std.models\nlet x = uniform(dims: 2, n: 100)\n";
+    assert_eq!(codes(&format!("{head}let f = regress(mlp(hidden: 8, classes: 3), x, function: \"abs\")\n")), vec![Code::E4001]);
+    assert_eq!(codes("let x = uniform(dims: 1, low: 1.0, high: -1.0)\n"), vec![Code::E2003]);
+    assert_eq!(
+        codes(&format!("{head}let f = regress(mlp(hidden: 8, classes: 1), x, function: \"abs\")\nlet v = heat_smoothing(f, x, sigma: 0.5)\n")),
+        vec![Code::E2005]
+    );
+    assert_eq!(
+        codes(&format!("{head}let f = regress(mlp(hidden: 8, classes: 1), x, function: \"abs\")\nlet v = heat_smoothing(f, x, sigma: 0.5, outputs: identity)\n")),
+        vec![]
+    );
+}

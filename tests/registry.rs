@@ -209,6 +209,9 @@ let smooth = heat_smoothing(fit, data, sigma: 0.3, batch: 32, check: parts.secon
 let cert = certify(fit, data, method: randomized_smoothing(0.3, n: 200, n0: 20), count: 4, attacks: [ddn(steps: 20)], attack_count: 2, attack_draws: 4, predict_draws: 200)
 let cert2 = certify(smooth, data, method: gaussian_average(0.3), count: 8, attacks: [ddn(steps: 20)])
 let certs = certified_plot([cert, cert2])
+let line = uniform(dims: 1, n: 64, low: -2.0, high: 2.0)
+let reg = regress(mlp(hidden: 8, classes: 1), line, function: "sine", iters: 5, batch: 16)
+let reg_avg = heat_smoothing(reg, line, sigma: 0.3, outputs: identity, batch: 16, check: line, check_count: 2, draws: 20)
 "#;
 
 #[test]

@@ -1,13 +1,15 @@
 //! Dataset stages.
 
 use super::dataset::{DATASET, dataset_output};
+use crate::data::functions::uniform_box;
 use crate::data::{TOY2D, toy2d};
 use crate::diag::{Code, Diag};
 use crate::lang::{Builtin, Dflt, Kind, Meta, Output, Param, RunCtx, Stage, StaticCall, Ty};
 use crate::rng::Rng;
 
 pub fn builtins() -> Vec<Builtin> {
-    vec![Builtin::stage(
+    vec![
+    Builtin::stage(
         "toy2d",
         "One of FFJORD's eight 2-D sets from its generating formula, labelled where it has natural classes.",
         vec![
@@ -23,7 +25,55 @@ pub fn builtins() -> Vec<Builtin> {
                 .within(Some(0.0), None),
         ],
         Toy2d,
+    ),
+    Builtin::stage(
+        "uniform",
+        "Unlabelled inputs drawn uniformly from the box [low, high]^dims (regression inputs, `regress`, `heat_smoothing`).",
+        vec![
+            Param::new("dims", Ty::Int, Dflt::Int(1), "input dimension").within(Some(1.0), Some(100_000.0)),
+            Param::new("n", Ty::Int, Dflt::Int(1000), "number of points").within(Some(1.0), Some(10_000_000.0)),
+            Param::new("low", Ty::Float, Dflt::Float(-1.0), "lower end of each coordinate"),
+            Param::new("high", Ty::Float, Dflt::Float(1.0), "upper end of each coordinate"),
+            Param::new("seed", Ty::opt(Ty::Int), Dflt::None, "own seed instead of one derived from the global seed"),
+        ],
+        Uniform,
     )]
+}
+
+struct Uniform;
+
+impl Stage for Uniform {
+    fn output(&self) -> &'static Kind {
+        &DATASET
+    }
+    fn meta(&self, cx: &StaticCall) -> Meta {
+        Meta {
+            shape: Some(vec![cx.args.int("dims").unwrap_or(1) as usize]),
+            classes: None,
+            n: cx.args.int("n").map(|n| n as usize),
+            bounds: None,
+        }
+    }
+    fn check(&self, cx: &StaticCall) -> Vec<Diag> {
+        match (cx.args.float("low"), cx.args.float("high")) {
+            (Some(lo), Some(hi)) if lo >= hi => vec![
+                Diag::new(Code::E2003, format!("`low` ({lo}) must be below `high` ({hi})"))
+                    .at(cx.args.get("high").map_or(cx.span, |v| v.span), "an empty box")
+                    .hint("write the box as `low: -1.0, high: 1.0`"),
+            ],
+            _ => vec![],
+        }
+    }
+    fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
+        let a = cx.args();
+        let (dims, n) = (a.int("dims").unwrap_or(1) as usize, a.int("n").unwrap_or(1000) as usize);
+        let (low, high) = (a.float("low").unwrap_or(-1.0), a.float("high").unwrap_or(1.0));
+        let mut rng = match a.int("seed") {
+            Some(s) => Rng::derive(s as u64, "uniform"),
+            None => cx.take_rng(),
+        };
+        Ok(dataset_output(uniform_box(n, dims, low, high, &mut rng)))
+    }
 }
 
 struct Toy2d;

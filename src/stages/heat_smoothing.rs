@@ -4,7 +4,7 @@
 //! Optionally measures how close v comes to a Monte-Carlo estimate of E[f(x + sigma Z)].
 
 use super::dataset::DATASET;
-use super::layers::check_model;
+use super::layers::check_shapes;
 use super::model::{ModelArg, TRAINED, Trained, model_arg};
 use super::optim::OPTIMIZER;
 use crate::certify::average::monte_carlo_average;
@@ -60,7 +60,7 @@ impl Stage for HeatSmoothing {
         m.into_iter().map(String::from).collect()
     }
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
-        let mut d = check_model(cx, "model", "data").0;
+        let mut d = check_shapes(cx, "model", "data").0;
         d.extend(super::clamp::check(cx, "batch", "data"));
         if cx.args.text("outputs") == Some("softmax")
             && let Some(meta) = cx.meta("model")
@@ -76,7 +76,7 @@ impl Stage for HeatSmoothing {
         d
     }
     fn meta(&self, cx: &StaticCall) -> Meta {
-        let widths = check_model(cx, "model", "data").1;
+        let widths = check_shapes(cx, "model", "data").1;
         Meta { shape: widths.as_ref().map(|w| w.0.clone()), classes: widths.map(|w| w.1), ..Meta::default() }
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
@@ -146,6 +146,27 @@ impl Stage for HeatSmoothing {
             metrics.insert("max_abs_error".into(), c.worst);
             metrics.insert("check_inputs".into(), n as f64);
             files.push(cx.write_file("check.csv", c.csv.as_bytes())?);
+            let cost = format!(
+                "method,evaluations_per_input,seconds_per_input\nmonte_carlo,{draws},{}\naveraged_model,1,{}\n",
+                c.seconds.0, c.seconds.1
+            );
+            files.push(cx.write_file("cost.csv", cost.as_bytes())?);
+            if !c.line.is_empty() {
+                let col = |k: usize| c.line.iter().map(|p| p[k]).collect::<Vec<f64>>();
+                let (xs, mc, v, f) = (col(0), col(1), col(2), col(3));
+                let mc_name = format!("Monte Carlo E[f(x + sigma Z)], {draws} draws");
+                let plot = LinePlot {
+                    title: &format!("Gaussian average at sigma = {}", cfg.sigma),
+                    x: Axis::new("x", Scaling::Linear),
+                    y: Axis::new("output", Scaling::Linear),
+                    series: vec![
+                        Series::xy("f (base)", &xs, &f),
+                        Series::xy(&mc_name, &xs, &mc),
+                        Series::xy("v (heat step)", &xs, &v),
+                    ],
+                };
+                files.extend(super::plots::write_figure(cx, "average", plot.render())?);
+            }
         }
         let trained = Trained { model, classes: base.classes, curves: None };
         Ok(Output { artifact: Arc::new(trained), metrics, files })
@@ -160,6 +181,10 @@ struct Comparison {
     standard_error: f64,
     worst: f64,
     csv: String,
+    /// Seconds per input: the Monte-Carlo average, one evaluation of v.
+    seconds: (f64, f64),
+    /// Per input of a 1-D check: (x, Monte Carlo, v, f) of the first output.
+    line: Vec<[f64; 4]>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -177,14 +202,23 @@ fn compare(
     let v = |x: &Tensor| cfg.outputs.apply(&averaged.forward(x)?);
     let (mut sums, mut cells, mut worst) = ([0.0f64; 3], 0usize, 0.0f64);
     let mut csv = String::from("index,output,monte_carlo,standard_error,averaged,base\n");
+    let (mut mc_time, mut v_time) = (0.0, 0.0);
+    let mut line = Vec::new();
     for i in 0..count {
         let row = check.row(i);
+        let clock = std::time::Instant::now();
         let (mc, se) = monte_carlo_average(&f, row, &check.shape, draws, cfg.sigma, 1000, rng, device)?;
+        mc_time += clock.elapsed().as_secs_f64();
         let mut dims = vec![1];
         dims.extend_from_slice(&check.shape);
         let x = Tensor::from_vec(row.to_vec(), dims, device)?;
+        let clock = std::time::Instant::now();
         let vv: Vec<f32> = v(&x)?.flatten_all()?.to_vec1()?;
+        v_time += clock.elapsed().as_secs_f64();
         let ff: Vec<f32> = f(&x)?.flatten_all()?.to_vec1()?;
+        if check.shape == [1] {
+            line.push([row[0] as f64, mc[0], vv[0] as f64, ff[0] as f64]);
+        }
         for k in 0..mc.len() {
             let (dv, df) = ((vv[k] as f64 - mc[k]).abs(), (ff[k] as f64 - mc[k]).abs());
             sums[0] += dv;
@@ -196,7 +230,17 @@ fn compare(
         }
     }
     let n = cells.max(1) as f64;
-    Ok(Comparison { averaged: sums[0] / n, base: sums[1] / n, standard_error: sums[2] / n, worst, csv })
+    let per = count.max(1) as f64;
+    line.sort_by(|a, b| a[0].total_cmp(&b[0]));
+    Ok(Comparison {
+        averaged: sums[0] / n,
+        base: sums[1] / n,
+        standard_error: sums[2] / n,
+        worst,
+        csv,
+        seconds: (mc_time / per, v_time / per),
+        line,
+    })
 }
 
 fn write_curves(cx: &RunCtx, c: &crate::nn::HeatCurves) -> Result<Vec<String>, Diag> {

@@ -327,8 +327,8 @@ fn local(layer: Span, call: Span) -> Span {
 /// known, the model's input shape and output width.
 pub fn check_model(cx: &StaticCall, model: &str, data: &str) -> (Vec<Diag>, Option<(Vec<usize>, usize)>) {
     let Some(meta) = cx.meta(data) else { return (vec![], None) };
-    let mut diags = Vec::new();
     if meta.classes.is_none() {
+        let mut diags = Vec::new();
         if let (Some(d), true) = (cx.args.get(data), meta.shape.is_some()) {
             diags.push(
                 Diag::new(Code::E4002, "this dataset has no class labels")
@@ -338,6 +338,26 @@ pub fn check_model(cx: &StaticCall, model: &str, data: &str) -> (Vec<Diag>, Opti
         }
         return (diags, None);
     }
+    let (mut diags, found) = check_shapes(cx, model, data);
+    if let (Some((_, o)), Some(k), Some(value)) = (&found, meta.classes, cx.args.get(model))
+        && *o != k
+    {
+        let last = value.layers().last().map(|l| local(l.span, value.span)).unwrap_or(value.span);
+        diags.push(
+            Diag::new(Code::E4002, format!("the model outputs {o} values but the data has {k} classes"))
+                .at(last, format!("outputs {o}"))
+                .hint(format!("end the model with `linear({k})`")),
+        );
+    }
+    (diags, found)
+}
+
+/// Check a model argument's layers against the dataset argument's example shape, labelled
+/// or not (regression, label-free retraining). Returns the diagnostics and, when known, the
+/// model's input shape and output width.
+pub fn check_shapes(cx: &StaticCall, model: &str, data: &str) -> (Vec<Diag>, Option<(Vec<usize>, usize)>) {
+    let Some(meta) = cx.meta(data) else { return (vec![], None) };
+    let mut diags = Vec::new();
     let Some(shape) = meta.shape.clone() else { return (diags, None) };
     let Some(value) = cx.args.get(model) else { return (diags, None) };
     let out = if let VKind::Stage(_) = value.kind {
@@ -396,15 +416,5 @@ pub fn check_model(cx: &StaticCall, model: &str, data: &str) -> (Vec<Diag>, Opti
             }
         }
     };
-    if let (Some(o), Some(k)) = (out, meta.classes)
-        && o != k
-    {
-        let last = value.layers().last().map(|l| local(l.span, value.span)).unwrap_or(value.span);
-        diags.push(
-            Diag::new(Code::E4002, format!("the model outputs {o} values but the data has {k} classes"))
-                .at(last, format!("outputs {o}"))
-                .hint(format!("end the model with `linear({k})`")),
-        );
-    }
     (diags, out.map(|o| (shape, o)))
 }

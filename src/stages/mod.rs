@@ -59,5 +59,6 @@ families!(
     attack_reports,
     bounds,
     confidence,
-    certify
+    certify,
+    regression
 );

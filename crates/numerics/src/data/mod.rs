@@ -4,6 +4,7 @@ pub mod cifar;
 pub mod digits;
 pub mod fetch;
 pub mod files;
+pub mod functions;
 pub mod idx;
 mod toy2d;
 mod transform;

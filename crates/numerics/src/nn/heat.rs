@@ -76,8 +76,8 @@ pub struct HeatCurves {
     pub penalty: Vec<f64>,
 }
 
-/// A copy of `model` whose parameters no longer move with it: the previous heat step's
-/// solution.
+/// A copy of `model` with its own storage: its parameters no longer move with the original
+/// (the previous heat step's solution, or a trainable copy to start from).
 pub fn frozen(model: &Net, device: &Device) -> Result<Net> {
     let map: HashMap<String, Tensor> =
         model.named_tensors().into_iter().map(|(n, t)| t.copy().map(|c| (n, c.detach()))).collect::<Result<_>>()?;
@@ -180,7 +180,7 @@ fn gaussian_like(t: &Tensor, rng: &mut Rng) -> Result<Tensor> {
 }
 
 /// The inputs of rows `idx` as one batch.
-fn inputs(data: &Dataset, idx: &[usize], device: &Device) -> Result<Tensor> {
+pub(super) fn inputs(data: &Dataset, idx: &[usize], device: &Device) -> Result<Tensor> {
     let mut x = Vec::with_capacity(idx.len() * data.features());
     for &i in idx {
         x.extend_from_slice(data.row(i));

@@ -11,6 +11,7 @@ mod loss;
 mod net;
 mod optim;
 mod penalty;
+mod regress;
 mod spec;
 
 pub use classify::{
@@ -19,6 +20,7 @@ pub use classify::{
 };
 pub use heat::{HeatConfig, HeatCurves, Outputs, frozen, heat_objective, heat_smooth, heat_step};
 pub use jvp::without_tangent;
+pub use regress::fit_function;
 pub use lipschitz::{Lipschitz, dense_norm};
 pub use loss::{Objective, accuracy, cross_entropy, cross_entropy_each, log_softmax, mse_onehot};
 pub use net::{Net, activate, max_pool_composed, non_finite};
