@@ -90,14 +90,21 @@ fn regression_and_averaging_mistakes_are_caught_before_running() {
         }
     };
     let head = "use std.models\nlet x = uniform(dims: 2, n: 100)\n";
-    assert_eq!(codes(&format!("{head}let f = regress(mlp(hidden: 8, classes: 3), x, function: \"abs\")\n")), vec![Code::E4001]);
+    assert_eq!(
+        codes(&format!("{head}let f = regress(mlp(hidden: 8, classes: 3), x, function: \"abs\")\n")),
+        vec![Code::E4001]
+    );
     assert_eq!(codes("let x = uniform(dims: 1, low: 1.0, high: -1.0)\n"), vec![Code::E2003]);
     assert_eq!(
-        codes(&format!("{head}let f = regress(mlp(hidden: 8, classes: 1), x, function: \"abs\")\nlet v = heat_smoothing(f, x, sigma: 0.5)\n")),
+        codes(&format!(
+            "{head}let f = regress(mlp(hidden: 8, classes: 1), x, function: \"abs\")\nlet v = heat_smoothing(f, x, sigma: 0.5)\n"
+        )),
         vec![Code::E2005]
     );
     assert_eq!(
-        codes(&format!("{head}let f = regress(mlp(hidden: 8, classes: 1), x, function: \"abs\")\nlet v = heat_smoothing(f, x, sigma: 0.5, outputs: identity)\n")),
+        codes(&format!(
+            "{head}let f = regress(mlp(hidden: 8, classes: 1), x, function: \"abs\")\nlet v = heat_smoothing(f, x, sigma: 0.5, outputs: identity)\n"
+        )),
         vec![]
     );
 }

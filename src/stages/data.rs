@@ -72,7 +72,10 @@ impl Stage for Uniform {
             Some(s) => Rng::derive(s as u64, "uniform"),
             None => cx.take_rng(),
         };
-        Ok(dataset_output(uniform_box(n, dims, low, high, &mut rng)))
+        let mut out = dataset_output(uniform_box(n, dims, low, high, &mut rng));
+        // The dataset kind declares `classes`: unlabelled inputs have none.
+        out.metrics.insert("classes".into(), 0.0);
+        Ok(out)
     }
 }
 

@@ -34,7 +34,8 @@ pub fn gaussian_average(name: &str, x: &[f64], sigma: f64) -> Option<f64> {
         "abs" => x
             .iter()
             .map(|v| {
-                sigma * (2.0 / std::f64::consts::PI).sqrt() * (-v * v / (2.0 * s2)).exp() + v * (1.0 - 2.0 * phi(-v / sigma))
+                sigma * (2.0 / std::f64::consts::PI).sqrt() * (-v * v / (2.0 * s2)).exp()
+                    + v * (1.0 - 2.0 * phi(-v / sigma))
             })
             .sum(),
         _ => return None,

@@ -20,7 +20,6 @@ pub use classify::{
 };
 pub use heat::{HeatConfig, HeatCurves, Outputs, frozen, heat_objective, heat_smooth, heat_step};
 pub use jvp::without_tangent;
-pub use regress::fit_function;
 pub use lipschitz::{Lipschitz, dense_norm};
 pub use loss::{Objective, accuracy, cross_entropy, cross_entropy_each, log_softmax, mse_onehot};
 pub use net::{Net, activate, max_pool_composed, non_finite};
@@ -29,4 +28,5 @@ pub use penalty::{
     Adversarial, Ball, GradNorm, InputGradient, Penalized, Penalty, gradient_norms, loss_direction, penalized_loss,
     pgd_examples, sign, unit_direction,
 };
+pub use regress::fit_function;
 pub use spec::{Activation, Aggregate, LayerSpec, ShapeError, ShapeErrorKind, infer_one, infer_shapes};
