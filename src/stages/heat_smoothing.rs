@@ -249,15 +249,25 @@ fn write_curves(cx: &RunCtx, c: &crate::nn::HeatCurves) -> Result<Vec<String>, D
         csv.push_str(&format!("{i},{o},{f},{p}\n"));
     }
     let mut files = vec![cx.write_file("objective.csv", csv.as_bytes())?];
-    let steps: Vec<f64> = (0..c.objective.len()).map(|s| s as f64).collect();
+    // Minibatch values scatter over decades: the figure shows means over windows of about
+    // a hundredth of the run, and only positive ones on its log axis.
+    let window = (c.objective.len() / 100).max(1);
+    let smoothed = |v: &[f64]| -> (Vec<f64>, Vec<f64>) {
+        v.chunks(window)
+            .enumerate()
+            .map(|(k, w)| ((k * window) as f64 + (w.len() as f64 - 1.0) / 2.0, w.iter().sum::<f64>() / w.len() as f64))
+            .filter(|(_, m)| *m > 0.0 && m.is_finite())
+            .unzip()
+    };
+    let (o, f, p) = (smoothed(&c.objective), smoothed(&c.fidelity), smoothed(&c.penalty));
     let plot = LinePlot {
         title: "Gaussian averaging: objective and its terms",
         x: Axis::new("optimizer step", Scaling::Linear),
-        y: Axis::new("value (minibatch)", Scaling::Log),
+        y: Axis::new(format!("value (mean over {window} steps)"), Scaling::Log),
         series: vec![
-            Series::xy("objective", &steps, &c.objective),
-            Series::xy("fidelity 1/2 |v - f|^2", &steps, &c.fidelity),
-            Series::xy("Jacobian term", &steps, &c.penalty),
+            Series::xy("objective", &o.0, &o.1),
+            Series::xy("fidelity 1/2 |v - f|^2", &f.0, &f.1),
+            Series::xy("Jacobian term", &p.0, &p.1),
         ],
     };
     files.extend(super::plots::write_figure(cx, "objective", plot.render())?);
