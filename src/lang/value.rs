@@ -102,6 +102,21 @@ impl Args {
         }
     }
     /// The stages a list argument names, in order.
+    /// The configs a list argument holds, each with its span (a list of attacks or
+    /// regularizers).
+    pub fn configs(&self, name: &str) -> Vec<(&Config, Span)> {
+        match self.get(name).map(|v| &v.kind) {
+            Some(VKind::List(items)) => items
+                .iter()
+                .filter_map(|it| match &it.kind {
+                    VKind::Config(c) => Some((c.as_ref(), it.span)),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn stages(&self, name: &str) -> Vec<&StageRef> {
         match self.get(name).map(|v| &v.kind) {
             Some(VKind::List(items)) => items

@@ -421,8 +421,7 @@ impl Stage for AttackStage {
         let mut oracle = Oracle::new(&model, &data.shape, bounds, crit, &cx.device);
         if !(bounds.1 - bounds.0).is_finite() {
             // Unbounded inputs: noise starts scale with the spread of the data.
-            let (lo, hi) = data.x.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
-            oracle = oracle.with_scale((hi - lo) as f64);
+            oracle = oracle.with_scale(data_spread(&data));
         }
         let row = |i: usize| -> Vec<f64> { data.row(i).iter().map(|v| *v as f64).collect() };
 
@@ -510,6 +509,13 @@ impl Stage for AttackStage {
         let attacked = Attacked { norm, shape: data.shape.clone(), outcomes };
         Ok(Output { artifact: Arc::new(attacked), metrics, files })
     }
+}
+
+/// The width of the range of the data's values: the scale of noise starts on unbounded
+/// inputs.
+pub(super) fn data_spread(data: &Dataset) -> f64 {
+    let (lo, hi) = data.x.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+    (hi - lo) as f64
 }
 
 /// Which images: the first `count` of labelled `data`, or the first `count` the model gets

@@ -10,11 +10,11 @@ use super::certify_attacks::{Verdict, attack_certified};
 use super::dataset::DATASET;
 use super::layers::check_model;
 use super::model::{MODEL, model_ref};
-use crate::certify::average::gap_radius;
+use crate::certify::average::{radius_of_gap, top_gap};
 use crate::certify::smoothing::Smoothing;
 use crate::data::Dataset;
 use crate::diag::{Code, Diag};
-use crate::lang::{Args, Builtin, Dflt, FIGURE, Kind, Metrics, Output, Param, Registry, Role, RunCtx, Stage, StaticCall, Ty, VKind};
+use crate::lang::{Args, Builtin, Dflt, FIGURE, Kind, Metrics, Output, Param, Registry, Role, RunCtx, Stage, StaticCall, Ty};
 use crate::plots::{Axis, LinePlot, Scaling, Series};
 use crate::robust::attack::Attack;
 use candle_core::{D, Tensor};
@@ -137,23 +137,9 @@ fn at(r: f64) -> String {
     format!("certified_{}", format!("{r}").replace(['.', '-'], "_"))
 }
 
-/// The configs a list parameter holds.
-fn listed_configs<'a>(args: &'a Args, param: &str) -> Vec<&'a crate::lang::Config> {
-    match args.get(param).map(|v| &v.kind) {
-        Some(VKind::List(items)) => items
-            .iter()
-            .filter_map(|it| match &it.kind {
-                VKind::Config(c) => Some(c.as_ref()),
-                _ => None,
-            })
-            .collect(),
-        _ => vec![],
-    }
-}
-
 /// An attack's name in metrics: its built-in, numbered when it repeats.
 fn attack_names(args: &Args) -> Vec<String> {
-    let names: Vec<String> = listed_configs(args, "attacks").iter().map(|c| c.builtin.to_string()).collect();
+    let names: Vec<String> = args.configs("attacks").iter().map(|(c, _)| c.builtin.to_string()).collect();
     names
         .iter()
         .enumerate()
@@ -197,9 +183,11 @@ impl Stage for Certify {
         let mut rng = cx.take_rng();
         let net = model_ref(cx, "model", &data.shape, &mut rng)?;
         let method: Method = cx.lower("method")?;
-        let attacks: Vec<Attack> = listed_configs(cx.args(), "attacks")
+        let attacks: Vec<Attack> = cx
+            .args()
+            .configs("attacks")
             .into_iter()
-            .map(|c| cx.lower_config::<Attack>(c))
+            .map(|(c, _)| cx.lower_config::<Attack>(c))
             .collect::<Result<_, _>>()?;
         let labels = data.y.clone().ok_or_else(|| cx.error(Code::R1002, "certification needs labelled data"))?;
         let a = cx.args();
@@ -239,10 +227,8 @@ impl Stage for Certify {
                     let idx: Vec<usize> = (start..(start + batch).min(n)).collect();
                     let probs = softmax_rows(&net, &data, &idx, &cx.device).map_err(|e| cx.compute_error("certification", e))?;
                     for (&i, p) in idx.iter().zip(&probs) {
-                        let (class, radius) = gap_radius(p, sigma);
-                        let mut sorted = p.clone();
-                        sorted.sort_by(|a, b| b.total_cmp(a));
-                        let gap = sorted[0] - sorted.get(1).copied().unwrap_or(0.0);
+                        let (class, gap) = top_gap(p);
+                        let radius = radius_of_gap(gap, sigma);
                         rows.push(Row { index: i, label: labels[i] as usize, class: Some(class), radius, score: gap, evaluations: 1 });
                     }
                     bar.inc(idx.len() as u64);
@@ -344,13 +330,7 @@ impl Stage for Certify {
 
 /// Softmax outputs of rows `idx`, on the host.
 fn softmax_rows(net: &crate::nn::Net, data: &Dataset, idx: &[usize], device: &candle_core::Device) -> candle_core::Result<Vec<Vec<f64>>> {
-    let mut x = Vec::with_capacity(idx.len() * data.features());
-    for &i in idx {
-        x.extend_from_slice(data.row(i));
-    }
-    let mut shape = vec![idx.len()];
-    shape.extend_from_slice(&data.shape);
-    let logits: Vec<Vec<f32>> = net.forward(&Tensor::from_vec(x, shape, device)?)?.to_vec2()?;
+    let logits: Vec<Vec<f32>> = net.forward(&crate::nn::input_batch(data, idx, device)?)?.to_vec2()?;
     Ok(logits.iter().map(|l| crate::robust::oracle::softmax(&l.iter().map(|v| *v as f64).collect::<Vec<_>>())).collect())
 }
 

@@ -63,8 +63,7 @@ pub fn attack_certified(
     let bounds = bounds.unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
     let mut oracle = Oracle::new(&model, shape, bounds, Criterion { top: 1 }, device);
     if !(bounds.1 - bounds.0).is_finite() {
-        let (lo, hi) = data.x.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
-        oracle = oracle.with_scale((hi - lo) as f64);
+        oracle = oracle.with_scale(super::attacks::data_spread(data));
     }
     let mut classify = |x: &Tensor| -> Result<Vec<u32>> { net.forward(x)?.argmax(D::Minus1)?.to_vec1() };
     let mut verdicts = Vec::with_capacity(targets.len());

@@ -68,10 +68,7 @@ impl Stage for Uniform {
         let a = cx.args();
         let (dims, n) = (a.int("dims").unwrap_or(1) as usize, a.int("n").unwrap_or(1000) as usize);
         let (low, high) = (a.float("low").unwrap_or(-1.0), a.float("high").unwrap_or(1.0));
-        let mut rng = match a.int("seed") {
-            Some(s) => Rng::derive(s as u64, "uniform"),
-            None => cx.take_rng(),
-        };
+        let mut rng = own_or_stage_rng(cx, "uniform");
         let mut out = dataset_output(uniform_box(n, dims, low, high, &mut rng));
         // The dataset kind declares `classes`: unlabelled inputs have none.
         out.metrics.insert("classes".into(), 0.0);
@@ -109,11 +106,16 @@ impl Stage for Toy2d {
         let name = a.text("name").unwrap_or("moons").to_string();
         let n = a.int("n").unwrap_or(1000) as usize;
         let noise = a.float("noise");
-        let mut rng = match a.int("seed") {
-            Some(s) => Rng::derive(s as u64, "toy2d"),
-            None => cx.take_rng(),
-        };
+        let mut rng = own_or_stage_rng(cx, "toy2d");
         let d = toy2d(&name, n, noise, &mut rng).map_err(|e| cx.error(Code::R1002, e))?;
         Ok(dataset_output(d))
+    }
+}
+
+/// A dataset's own seed where it gives one (a held-out set), else the stage's stream.
+fn own_or_stage_rng(cx: &mut RunCtx, label: &str) -> Rng {
+    match cx.args().int("seed") {
+        Some(s) => Rng::derive(s as u64, label),
+        None => cx.take_rng(),
     }
 }

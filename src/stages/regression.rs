@@ -10,7 +10,7 @@ use crate::data::Dataset;
 use crate::data::functions::{FUNCTIONS, value};
 use crate::diag::{Code, Diag};
 use crate::lang::{Args, Builtin, Dflt, Kind, Meta, Metrics, Output, Param, RunCtx, Stage, StaticCall, Ty};
-use crate::nn::{Net, fit_function, frozen};
+use crate::nn::{Net, fit_function, frozen, input_batch};
 use crate::plots::{Axis, LinePlot, Scaling, Series};
 use candle_core::{DType, Tensor};
 use std::sync::Arc;
@@ -80,8 +80,8 @@ impl Stage for Regress {
         let f = |x: &Tensor| target(&name, x);
         let losses = fit_function(&model, &data, &f, &optimizer, batch, iters, &mut rng, &cx.device)
             .map_err(|e| cx.error(Code::R2001, format!("regression failed: {e}")).hint("lower the learning rate"))?;
-        let x = Tensor::from_vec(data.x.clone(), [vec![data.n], data.shape.clone()].concat(), &cx.device)
-            .map_err(|e| cx.compute_error("the regression network", e))?;
+        let all: Vec<usize> = (0..data.n).collect();
+        let x = input_batch(&data, &all, &cx.device).map_err(|e| cx.compute_error("the regression network", e))?;
         let fit: Vec<f32> = model
             .forward(&x)
             .and_then(|o| o.flatten_all())

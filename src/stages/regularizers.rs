@@ -4,8 +4,8 @@
 //! checker holds a regularizer to its models.
 
 use super::attacks::ATTACK;
-use crate::diag::{Code, Diag, Span};
-use crate::lang::{Args, Builtin, Config, Dflt, Kind, Param, Registry, Role, RunCtx, StaticCall, Ty, VKind};
+use crate::diag::{Code, Diag};
+use crate::lang::{Args, Builtin, Dflt, Kind, Param, Registry, Role, RunCtx, StaticCall, Ty, VKind};
 use crate::nn::{Adversarial, Ball, GradNorm, InputGradient, LayerSpec, Penalty, without_tangent};
 use crate::robust::attack::Attack;
 use crate::robust::norms::Norm;
@@ -140,21 +140,9 @@ pub fn builtins() -> Vec<Builtin> {
     ]
 }
 
-/// The `regularizers` list's calls, with their spans.
-fn listed(args: &Args) -> Vec<(&Config, Span)> {
-    let Some(VKind::List(items)) = args.get("regularizers").map(|v| &v.kind) else { return vec![] };
-    items
-        .iter()
-        .filter_map(|it| match &it.kind {
-            VKind::Config(c) => Some((c.as_ref(), it.span)),
-            _ => None,
-        })
-        .collect()
-}
-
 /// The built-ins the `regularizers` list calls.
 pub fn names(args: &Args) -> Vec<String> {
-    listed(args).into_iter().map(|(c, _)| c.builtin.to_string()).collect()
+    args.configs("regularizers").into_iter().map(|(c, _)| c.builtin.to_string()).collect()
 }
 
 /// Regularizers that do not apply to this model (`flow`: a flow, else a classifier), the
@@ -162,7 +150,7 @@ pub fn names(args: &Args) -> Vec<String> {
 /// something other than PGD.
 pub fn check(cx: &StaticCall, flow: bool) -> Vec<Diag> {
     let mut diags = Vec::new();
-    let items = listed(cx.args);
+    let items = cx.args.configs("regularizers");
     for (i, (c, span)) in items.iter().enumerate() {
         let (name, span) = (&c.builtin, *span);
         let for_flows = FLOW_ONES.contains(&name.as_ref());
@@ -213,5 +201,5 @@ pub fn check(cx: &StaticCall, flow: bool) -> Vec<Diag> {
 
 /// The `regularizers` list, lowered.
 pub fn lowered(cx: &RunCtx) -> Result<Vec<Regularizer>, Diag> {
-    listed(cx.args()).into_iter().map(|(c, _)| cx.lower_config::<Regularizer>(c)).collect()
+    cx.args().configs("regularizers").into_iter().map(|(c, _)| cx.lower_config::<Regularizer>(c)).collect()
 }

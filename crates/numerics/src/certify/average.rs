@@ -10,6 +10,12 @@ use candle_core::{DType, Device, Result, Tensor};
 /// difference v_i - v_j of such an average is sqrt(2/pi)/sigma-Lipschitz, so the top class
 /// cannot change within that distance. Exact only when v is that average.
 pub fn gap_radius(v: &[f64], sigma: f64) -> (usize, f64) {
+    let (first, gap) = top_gap(v);
+    (first, radius_of_gap(gap, sigma))
+}
+
+/// The top output (the lowest index among ties) and its lead over the runner-up, v_(1) - v_(2).
+pub fn top_gap(v: &[f64]) -> (usize, f64) {
     let mut order: Vec<usize> = (0..v.len()).collect();
     order.sort_by(|&a, &b| v[b].total_cmp(&v[a]).then(a.cmp(&b)));
     let first = order.first().copied().unwrap_or(0);
@@ -17,7 +23,12 @@ pub fn gap_radius(v: &[f64], sigma: f64) -> (usize, f64) {
         [a, b, ..] => v[*a] - v[*b],
         _ => 0.0,
     };
-    (first, sigma * (std::f64::consts::PI / 2.0).sqrt() * gap.max(0.0))
+    (first, gap)
+}
+
+/// sigma sqrt(pi/2) times a (non-negative) top-two gap.
+pub fn radius_of_gap(gap: f64, sigma: f64) -> f64 {
+    sigma * (std::f64::consts::PI / 2.0).sqrt() * gap.max(0.0)
 }
 
 /// E[out(x + sigma Z)] per output by `draws` Monte-Carlo draws, with the standard error of

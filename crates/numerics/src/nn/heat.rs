@@ -179,8 +179,8 @@ fn gaussian_like(t: &Tensor, rng: &mut Rng) -> Result<Tensor> {
     Tensor::from_vec(v, t.shape(), t.device())?.to_dtype(t.dtype())
 }
 
-/// The inputs of rows `idx` as one batch.
-pub(super) fn inputs(data: &Dataset, idx: &[usize], device: &Device) -> Result<Tensor> {
+/// The inputs of rows `idx` of `data` as one batch `[idx.len(), ...shape]`.
+pub fn inputs(data: &Dataset, idx: &[usize], device: &Device) -> Result<Tensor> {
     let mut x = Vec::with_capacity(idx.len() * data.features());
     for &i in idx {
         x.extend_from_slice(data.row(i));

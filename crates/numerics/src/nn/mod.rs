@@ -18,7 +18,9 @@ pub use classify::{
     Augment, FitConfig, FitError, FitResult, Schedule, Start, Validation, evaluate_classifier, fit_classifier,
     predict_classes,
 };
-pub use heat::{HeatConfig, HeatCurves, Outputs, frozen, heat_objective, heat_smooth, heat_step};
+pub use heat::{
+    HeatConfig, HeatCurves, Outputs, frozen, heat_objective, heat_smooth, heat_step, inputs as input_batch,
+};
 pub use jvp::without_tangent;
 pub use lipschitz::{Lipschitz, dense_norm};
 pub use loss::{Objective, accuracy, cross_entropy, cross_entropy_each, log_softmax, mse_onehot};
