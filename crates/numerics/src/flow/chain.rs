@@ -209,15 +209,7 @@ impl FlowChain {
 
     /// Sets every parameter from `tensors` (as `named_tensors` names them).
     pub fn set_tensors(&self, tensors: &HashMap<String, Tensor>) -> std::result::Result<(), String> {
-        for (name, v) in self.named_vars() {
-            let t = tensors.get(&name).ok_or_else(|| format!("no tensor `{name}`"))?;
-            if t.dims() != v.dims() {
-                return Err(format!("tensor `{name}` has shape {:?}, the flow needs {:?}", t.dims(), v.dims()));
-            }
-            let t = t.to_dtype(v.dtype()).and_then(|t| t.to_device(v.device())).map_err(|e| e.to_string())?;
-            v.set(&t).map_err(|e| e.to_string())?;
-        }
-        Ok(())
+        set_named(&self.named_vars(), tensors)
     }
 
     pub fn parameter_count(&self) -> usize {
@@ -279,7 +271,7 @@ impl FlowChain {
                     log_p = (log_p - delta).map_err(fail)?;
                     kinetic = (kinetic + l.kinetic).map_err(fail)?;
                     jacobian = (jacobian + l.jacobian).map_err(fail)?;
-                    add(&mut stats, &l.stats);
+                    add_stats(&mut stats, &l.stats);
                     z = l.z;
                 }
                 Piece::Squeeze => z = squeeze(&z, image(shape)).map_err(fail)?,
@@ -330,7 +322,7 @@ impl FlowChain {
                 Piece::Logit(a) => z = logit_inverse(&z, *a).map_err(fail)?,
                 Piece::Block(cnf) => {
                     let (x, s) = cnf.sample(&z, opts)?;
-                    add(&mut stats, &s);
+                    add_stats(&mut stats, &s);
                     z = x;
                 }
                 Piece::Squeeze => z = unsqueeze(&z, image(shape)).map_err(fail)?,
@@ -383,7 +375,20 @@ impl FlowModel for FlowChain {
     }
 }
 
-fn add(total: &mut Stats, s: &Stats) {
+/// Sets each named parameter from the tensor of its name.
+pub(super) fn set_named(vars: &[(String, Var)], tensors: &HashMap<String, Tensor>) -> std::result::Result<(), String> {
+    for (name, v) in vars {
+        let t = tensors.get(name).ok_or_else(|| format!("no tensor `{name}`"))?;
+        if t.dims() != v.dims() {
+            return Err(format!("tensor `{name}` has shape {:?}, the flow needs {:?}", t.dims(), v.dims()));
+        }
+        let t = t.to_dtype(v.dtype()).and_then(|t| t.to_device(v.device())).map_err(|e| e.to_string())?;
+        v.set(&t).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+pub(super) fn add_stats(total: &mut Stats, s: &Stats) {
     total.nfe += s.nfe;
     total.accepted += s.accepted;
     total.rejected += s.rejected;

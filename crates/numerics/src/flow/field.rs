@@ -45,8 +45,11 @@ pub struct TimeNet {
     /// names of its tensors).
     pub specs: Vec<LayerSpec>,
     at: Vec<usize>,
-    /// The shape of one state: [d], or [c, h, w] for convolutional fields.
+    /// The shape of one input: [d], or [c, h, w] for convolutional fields.
     pub shape: Vec<usize>,
+    /// The shape of one output: the input's, or fewer channels for a field whose input
+    /// also carries conditioning channels (MRCNF).
+    pub out_shape: Vec<usize>,
 }
 
 /// A field's specs that cannot make a field.
@@ -83,6 +86,16 @@ pub enum PlannedKind {
 /// time-dependent layers (dense on vectors, `concat_conv2d` on images), each optionally
 /// followed by one activation, mapping the state's shape back to itself.
 pub fn field_plan(specs: &[LayerSpec], shape: &[usize]) -> std::result::Result<Vec<PlannedLayer>, FieldError> {
+    field_plan_between(specs, shape, shape)
+}
+
+/// `field_plan` for a field from inputs `shape` to outputs `out` (a conditioned field's
+/// input has the conditioning channels beside the state's).
+pub fn field_plan_between(
+    specs: &[LayerSpec],
+    shape: &[usize],
+    out: &[usize],
+) -> std::result::Result<Vec<PlannedLayer>, FieldError> {
     let err = |layer: usize, message: String| FieldError { layer, message };
     let mut plan: Vec<PlannedLayer> = Vec::new();
     let mut s = shape.to_vec();
@@ -124,11 +137,8 @@ pub fn field_plan(specs: &[LayerSpec], shape: &[usize]) -> std::result::Result<V
     if plan.is_empty() {
         return Err(err(0, "the field has no layers".into()));
     }
-    if s != shape {
-        return Err(err(
-            specs.len() - 1,
-            format!("the field must return the state's shape {shape:?} but returns {s:?}"),
-        ));
+    if s != out {
+        return Err(err(specs.len() - 1, format!("the field must return the state's shape {out:?} but returns {s:?}")));
     }
     Ok(plan)
 }
@@ -149,7 +159,19 @@ impl TimeNet {
         dtype: DType,
         dev: &Device,
     ) -> std::result::Result<Self, String> {
-        let plan = field_plan(specs, shape).map_err(|e| e.message)?;
+        Self::init_between(specs, shape, shape, rng, dtype, dev)
+    }
+
+    /// `init` for a field from inputs `shape` to outputs `out` (see `field_plan_between`).
+    pub fn init_between(
+        specs: &[LayerSpec],
+        shape: &[usize],
+        out: &[usize],
+        rng: &mut Rng,
+        dtype: DType,
+        dev: &Device,
+    ) -> std::result::Result<Self, String> {
+        let plan = field_plan_between(specs, shape, out).map_err(|e| e.message)?;
         let mut layers = Vec::with_capacity(plan.len());
         for p in &plan {
             let layer = match p.kind {
@@ -171,6 +193,7 @@ impl TimeNet {
             at: plan.iter().map(|p| p.at).collect(),
             specs: specs.to_vec(),
             shape: shape.to_vec(),
+            out_shape: out.to_vec(),
         })
     }
 
@@ -214,8 +237,10 @@ impl TimeNet {
 }
 
 impl TangentField for TimeNet {
+    /// The output's dimension (the state's: a conditioned net's conditioning channels are
+    /// not part of the state).
     fn dim(&self) -> usize {
-        self.shape.iter().product()
+        self.out_shape.iter().product()
     }
     fn eval(&self, t: f64, z: &Tensor) -> Result<Tensor> {
         let mut h = self.unflatten(z, None)?;
@@ -228,7 +253,7 @@ impl TangentField for TimeNet {
                 }
             };
         }
-        h.reshape(z.dims())
+        h.reshape((z.dim(0)?, self.dim()))
     }
     /// The state and the tangents stacked ([n, 1 + k, ...]) through layers that carry
     /// tangents: dense ones with the activations fused in (flowline's kernel on the CPU),
@@ -246,7 +271,7 @@ impl TangentField for TimeNet {
                 }
             };
         }
-        let h = h.reshape(stacked.dims())?;
+        let h = h.reshape((stacked.dim(0)?, 1 + k, self.dim()))?;
         Ok((h.narrow(1, 0, 1)?.squeeze(1)?, h.narrow(1, 1, k)?))
     }
     fn vars(&self) -> Vec<Var> {

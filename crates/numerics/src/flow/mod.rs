@@ -10,21 +10,26 @@
 
 mod chain;
 mod cnf;
+mod conditioned;
 mod conv_layer;
 mod count;
 mod field;
 mod fit;
 pub mod image;
 mod model;
+mod mrcnf;
+pub mod resolution;
 mod square;
 mod squash;
 
 pub use chain::{FlowChain, Multiscale, Piece, conv_field_specs, multiscale_fits};
 pub use cnf::{Cnf, Dynamics, Trace, standard_normal_log_density};
+pub use conditioned::Conditioned;
 pub use conv_layer::ConcatConv2d;
 pub use count::VjpCounter;
-pub use field::{FieldError, PlannedKind, PlannedLayer, TangentField, TimeNet, field_plan};
+pub use field::{FieldError, PlannedKind, PlannedLayer, TangentField, TimeNet, field_plan, field_plan_between};
 pub use fit::{FlowFit, FlowRecord, fit_flow, fit_flow_with};
 pub use model::{AdjointGradients, FlowModel, Likelihood};
+pub use mrcnf::{Mrcnf, Multires, ScaleFlow, ScaleTerms, multires_fits};
 pub use square::Square;
 pub use squash::{ConcatLinear, ConcatSquash, TimeLayer};
