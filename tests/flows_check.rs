@@ -125,6 +125,12 @@ fn image_flows_check_their_fields_layouts_and_pixels() {
     let src = "let small = downsample(mnist(), factor: 2)\nlet fit = train(multiscale_cnf(scales: 3), small)\n";
     assert_eq!(found(src), vec![(Code::E4001, "small".into())]);
     assert_eq!(found(&with("let fit = train(multiscale_cnf(), data)\n")), vec![(Code::E4001, "data".into())]);
+    // MRCNF: 14x14 takes two resolutions (7x7 and 14x14), not three; vectors take none.
+    check("let small = downsample(mnist(), factor: 2)\nlet fit = train(mrcnf(scales: 2), small, loss: bits_per_dim)\n")
+        .unwrap_or_else(|d| panic!("{d:?}"));
+    let src = "let small = downsample(mnist(), factor: 2)\nlet fit = train(mrcnf(scales: 3), small)\n";
+    assert_eq!(found(src), vec![(Code::E4001, "small".into())]);
+    assert_eq!(found(&with("let fit = train(mrcnf(), data)\n")), vec![(Code::E4001, "data".into())]);
     // The flow takes pixels: not logit(...) of them.
     let src = "let data = logit(mnist())\nlet fit = train(cnf(concat_conv2d(8) |> concat_conv2d(1), t1: 1), data)\n";
     assert_eq!(found(src), vec![(Code::E4001, "data".into())]);

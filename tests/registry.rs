@@ -162,7 +162,8 @@ fn assert_emits_what_it_declares(plan: &Plan, report: &Report) -> BTreeSet<Strin
 }
 
 /// Stages that need images, covered with the real datasets.
-const IMAGE_STAGES: [&str; 4] = ["downsample", "image_grid", "misclassified", "sample_grid"];
+const IMAGE_STAGES: [&str; 8] =
+    ["downsample", "image_grid", "misclassified", "sample_grid", "invert", "flip", "noise_images", "constant_images"];
 
 /// The stage built-ins a coverage run must exercise: those reading the data directory and
 /// those needing images with the real datasets, the others on built-in data.
@@ -212,6 +213,9 @@ let certs = certified_plot([cert, cert2])
 let line = uniform(dims: 1, n: 64, low: -2.0, high: 2.0)
 let reg = regress(mlp(hidden: 8, classes: 1), line, function: "sine", iters: 5, batch: 16)
 let reg_avg = heat_smoothing(reg, line, sigma: 0.3, outputs: identity, batch: 16, check: line, check_count: 2, draws: 20)
+let box = uniform(dims: 2, n: 20, low: -3.0, high: 3.0)
+let by_density = ood(flow, inliers: parts.second, outliers: [box], bins: 8)
+let by_softmax = ood(fit, inliers: parts.second, outliers: [box, data], labels: ["box", "all"])
 "#;
 
 #[test]
@@ -290,6 +294,14 @@ let ichain = train(cnf(concat_conv2d(4) |> softplus |> concat_conv2d(1), t1: 0.5
 let ibits = evaluate(iflow, small, metrics: [bits_per_dim, nll, nfe])
 let isamples = sample_grid(iflow, count: 4)
 let isamples2 = sample_grid(ichain, count: 4, data: false)
+let mflow = train(mrcnf(scales: 2, blocks: 1, hidden: [4]), small, loss: bits_per_dim, iters: 2, batch: 8)
+let msamples = sample_grid(mflow, count: 4)
+let mbits = evaluate(mflow, small, metrics: [bits_per_dim])
+let inv = invert(small)
+let up = flip(small, axis: horizontal)
+let noise = noise_images(like: small, n: 8)
+let flat = constant_images(like: small, n: 8)
+let o = ood(mflow, inliers: small, outliers: [inv, up, noise, flat], bins: 10)
 "#;
     let idx = format!(
         "let i = idx(images: \"{0}/mnist/t10k-images-idx3-ubyte.gz\", labels: \"{0}/mnist/t10k-labels-idx1-ubyte.gz\", limit: 8)\n",
@@ -305,6 +317,19 @@ let isamples2 = sample_grid(ichain, count: 4, data: false)
     assert!(IMAGE_STAGES.iter().all(|s| stages.contains(*s)), "{stages:?}");
     let missing: Vec<&String> = stages.difference(&seen).collect();
     assert!(missing.is_empty(), "not covered: {missing:?}");
+    // The multi-resolution flow read back from its folder: the same likelihood, and the
+    // grid at each resolution.
+    let (again, sources2) =
+        plan_of(&format!("{src}{idx}").replace("metrics: [bits_per_dim])", "metrics: [bits_per_dim, nfe])"));
+    let second = flowline::run(&again, &opts).unwrap_or_else(|f| panic!("{}", render(&f.diags, &sources2)));
+    fn stage<'a>(r: &'a Report, name: &str) -> &'a flowline::exec::StageReport {
+        r.stages.iter().find(|s| s.name == name).unwrap()
+    }
+    assert_eq!(stage(&second, "mflow").status, "cached");
+    assert_eq!(stage(&second, "mbits").status, "executed");
+    assert_eq!(stage(&report, "mbits").metrics["bits_per_dim"], stage(&second, "mbits").metrics["bits_per_dim"]);
+    let grids = &stage(&report, "msamples").artifacts;
+    assert!(grids.iter().any(|a| a.ends_with("samples_7x7.png")) && grids.iter().any(|a| a.ends_with("samples.png")));
 }
 
 /// A plan written out and read back (as a sweep member or a cluster job would get it) runs

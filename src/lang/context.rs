@@ -144,6 +144,12 @@ impl<'a> RunCtx<'a> {
         if self.args().stage(param).is_none() { Ok(None) } else { self.input(param).map(Some) }
     }
 
+    /// The name of the stage `param` names (the first, for a list).
+    pub fn input_name(&self, param: &str) -> Option<String> {
+        let r = self.args().stages(param).into_iter().next()?;
+        self.upstream.node(r.node).map(|n| n.name.clone())
+    }
+
     /// The results a list argument names, with the names of their stages.
     pub fn inputs<T: Artifact>(&self, param: &str) -> Result<Vec<(String, Arc<T>)>, Diag> {
         let mut out = Vec::new();

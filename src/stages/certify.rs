@@ -329,7 +329,7 @@ impl Stage for Certify {
 }
 
 /// Softmax outputs of rows `idx`, on the host.
-fn softmax_rows(net: &crate::nn::Net, data: &Dataset, idx: &[usize], device: &candle_core::Device) -> candle_core::Result<Vec<Vec<f64>>> {
+pub(super) fn softmax_rows(net: &crate::nn::Net, data: &Dataset, idx: &[usize], device: &candle_core::Device) -> candle_core::Result<Vec<Vec<f64>>> {
     let logits: Vec<Vec<f32>> = net.forward(&crate::nn::input_batch(data, idx, device)?)?.to_vec2()?;
     Ok(logits.iter().map(|l| crate::robust::oracle::softmax(&l.iter().map(|v| *v as f64).collect::<Vec<_>>())).collect())
 }

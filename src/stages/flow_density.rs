@@ -61,7 +61,7 @@ impl Stage for DensityPlot {
                 Some(b) => Square { lo: b[0], hi: b[1], side },
                 None => Square::around(&f.data, side),
             };
-            let flow = &f.chain;
+            let flow = &f.flow;
             let fail = |what: &str, e: String| cx.error(Code::R1006, format!("{what} of `{name}`: {e}"));
             let centres = square.centres();
             let mut density = Vec::with_capacity(side * side);

@@ -9,7 +9,7 @@ use super::ode::failure_code;
 use super::regularizers::Regularizer;
 use crate::data::Dataset;
 use crate::diag::{Code, Diag};
-use crate::flow::{FlowChain, FlowFit, FlowRecord, fit_flow_with, image};
+use crate::flow::{BuiltFlow, FlowFit, FlowRecord, fit_flow_with, image};
 use crate::lang::{Args, METRICS, Metrics, Output, RunCtx, StaticCall};
 use crate::nn::OptimSpec;
 use crate::ode::{Failure, SolveError};
@@ -98,7 +98,7 @@ pub fn check_evaluate(cx: &StaticCall) -> Vec<Diag> {
     diags
 }
 
-fn solve_error(cx: &RunCtx, what: &str, e: SolveError) -> Diag {
+pub(super) fn solve_error(cx: &RunCtx, what: &str, e: SolveError) -> Diag {
     if let Failure::Tensor(m) = &e.failure {
         return cx.compute_error(what, m);
     }
@@ -119,13 +119,13 @@ pub(super) fn last_tenth<T>(v: &[T]) -> &[T] {
 }
 
 /// The data as an [n, d] tensor on the run's device.
-fn tensor(cx: &RunCtx, data: &Dataset) -> Result<Tensor, Diag> {
+pub(super) fn tensor(cx: &RunCtx, data: &Dataset) -> Result<Tensor, Diag> {
     Tensor::from_vec(data.x.clone(), (data.n, data.features()), &cx.device).map_err(|e| cx.compute_error("the data", e))
 }
 
 /// Examples of shape [c, h, w] are 8-bit images (pixel / 255): flows dequantize them and
 /// report bits per dimension of the 256 levels.
-fn images(data: &Dataset) -> bool {
+pub(super) fn images(data: &Dataset) -> bool {
     data.shape.len() == 3
 }
 
@@ -203,7 +203,7 @@ pub fn train(cx: &mut RunCtx) -> Result<Output, Diag> {
     metrics.insert("nfe_forward_mean".into(), mean(records.iter().map(|r| r.nfe_forward as f64)));
     let bits = cfg.bits_per_dim.then_some(data.shape.as_slice());
     let files = plot_training(cx, &records, kinetic != 0.0 || jacobian != 0.0, bits)?;
-    let trained = FlowTrained { spec, shape: data.shape.clone(), chain: flow, records, data: data.x[..kept].to_vec() };
+    let trained = FlowTrained { spec, shape: data.shape.clone(), flow, records, data: data.x[..kept].to_vec() };
     Ok(Output { artifact: Arc::new(trained), metrics, files })
 }
 
@@ -259,13 +259,13 @@ fn plot_training(
 /// The flow `param` holds: a trained one, or a `cnf(...)` initialised for `shape`.
 pub enum FlowArg {
     Trained(Arc<FlowTrained>),
-    Fresh(Box<(FlowSpec, FlowChain)>),
+    Fresh(Box<(FlowSpec, BuiltFlow)>),
 }
 
 impl FlowArg {
-    fn parts(&self) -> (&FlowSpec, &FlowChain) {
+    fn parts(&self) -> (&FlowSpec, &BuiltFlow) {
         match self {
-            FlowArg::Trained(t) => (&t.spec, &t.chain),
+            FlowArg::Trained(t) => (&t.spec, &t.flow),
             FlowArg::Fresh(f) => (&f.0, &f.1),
         }
     }
@@ -288,18 +288,29 @@ const EVAL_BATCH: usize = 1000;
 /// Up to this dimension the likelihood is computed with the exact trace.
 const EXACT_UP_TO: usize = 16;
 
-/// Mean -log p over the data and the mean NFE of a pass over a batch, in batches: the
-/// exact trace in low dimension, else each block's estimator with draws from `rng`
-/// (Hutchinson's is unbiased for log p: the trajectory does not depend on the draw).
+/// Mean -log p over the data and the mean NFE of a pass over a batch (see `log_likelihoods`).
 pub fn mean_nll(
-    flow: &FlowChain,
+    flow: &BuiltFlow,
     spec: &FlowSpec,
     x: &Tensor,
     rng: &mut crate::rng::Rng,
 ) -> Result<(f64, f64), SolveError> {
+    let (log_p, nfe) = log_likelihoods(flow, spec, x, rng)?;
+    Ok((-log_p.iter().sum::<f64>() / log_p.len().max(1) as f64, nfe))
+}
+
+/// log p of every example and the mean NFE of a pass over a batch, in batches: the exact
+/// trace in low dimension, else each block's estimator with draws from `rng` (Hutchinson's
+/// is unbiased for log p: the trajectory does not depend on the draw).
+pub fn log_likelihoods(
+    flow: &BuiltFlow,
+    spec: &FlowSpec,
+    x: &Tensor,
+    rng: &mut crate::rng::Rng,
+) -> Result<(Vec<f64>, f64), SolveError> {
     let untimed = |e| SolveError::tensor(e, spec.t0);
     let n = x.dim(0).map_err(untimed)?;
-    let (mut total, mut nfe, mut batches) = (0.0, 0.0, 0.0);
+    let (mut out, mut nfe, mut batches) = (Vec::with_capacity(n), 0.0, 0.0f64);
     for start in (0..n).step_by(EVAL_BATCH) {
         let xb = x.narrow(0, start, EVAL_BATCH.min(n - start)).map_err(untimed)?;
         let (log_p, stats) = if flow.dim() <= EXACT_UP_TO {
@@ -308,10 +319,10 @@ pub fn mean_nll(
             flow.estimated_log_density(&xb, &spec.solver, rng)?
         };
         nfe += stats.nfe as f64;
-        total += log_p.to_dtype(DType::F64).and_then(|t| t.sum_all()?.to_scalar::<f64>()).map_err(untimed)?;
+        out.extend(log_p.to_dtype(DType::F64).and_then(|t| t.to_vec1::<f64>()).map_err(untimed)?);
         batches += 1.0;
     }
-    Ok((-total / n.max(1) as f64, nfe / batches))
+    Ok((out, nfe / batches.max(1.0)))
 }
 
 /// `evaluate` of a flow. Images are dequantized with one seeded draw.

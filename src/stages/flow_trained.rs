@@ -4,7 +4,7 @@
 
 use super::flows::{FLOW, FlowSpec};
 use crate::diag::{Code, Diag};
-use crate::flow::{FlowChain, FlowRecord};
+use crate::flow::{BuiltFlow, FlowRecord};
 use crate::lang::{Artifact, ArtifactRef, Kind, Role, Saved, StageDir};
 use crate::yaml;
 use candle_core::{DType, Device, Tensor};
@@ -26,7 +26,7 @@ pub struct FlowTrained {
     pub spec: FlowSpec,
     /// The shape of one example: [d] or [c, h, w].
     pub shape: Vec<usize>,
-    pub chain: FlowChain,
+    pub flow: BuiltFlow,
     pub records: Vec<FlowRecord>,
     /// The first training points, [kept, dim] row-major.
     pub data: Vec<f32>,
@@ -61,7 +61,7 @@ impl Artifact for FlowTrained {
     fn save(&self, dir: &StageDir) -> Result<Saved, Diag> {
         let bad = |e: candle_core::Error| Diag::new(Code::R1001, e.to_string());
         let mut map = HashMap::new();
-        for (name, t) in self.chain.named_tensors() {
+        for (name, t) in self.flow.named_tensors() {
             map.insert(name, t.to_device(&Device::Cpu).map_err(bad)?);
         }
         let dim = self.dim();
@@ -85,8 +85,8 @@ fn load(_kind: &'static Kind, dir: &StageDir, facts: &yaml::Value) -> Result<Art
     let facts: Facts = yaml::from_value(facts.clone()).map_err(|e| dir.bad("stage.yaml", e))?;
     let map = dir.read_tensors(WEIGHTS)?;
     let shape = if facts.shape.is_empty() { vec![facts.dim] } else { facts.shape };
-    let chain = facts.spec.build(&shape, &mut crate::rng::Rng::new(0), dir.device).map_err(|e| dir.bad(WEIGHTS, e))?;
-    chain.set_tensors(&map).map_err(|e| dir.bad(WEIGHTS, e))?;
+    let flow = facts.spec.build(&shape, &mut crate::rng::Rng::new(0), dir.device).map_err(|e| dir.bad(WEIGHTS, e))?;
+    flow.set_tensors(&map).map_err(|e| dir.bad(WEIGHTS, e))?;
     let data = map
         .get(DATA)
         .ok_or_else(|| dir.bad(WEIGHTS, format!("no `{DATA}`")))?
@@ -94,7 +94,7 @@ fn load(_kind: &'static Kind, dir: &StageDir, facts: &yaml::Value) -> Result<Art
         .and_then(|t| t.flatten_all()?.to_vec1::<f32>())
         .map_err(|e| dir.bad(WEIGHTS, e))?;
     let records = read_records(dir)?;
-    Ok(Arc::new(FlowTrained { spec: facts.spec, shape, chain, records, data }))
+    Ok(Arc::new(FlowTrained { spec: facts.spec, shape, flow, records, data }))
 }
 
 fn read_records(dir: &StageDir) -> Result<Vec<FlowRecord>, Diag> {

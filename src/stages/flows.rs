@@ -10,7 +10,7 @@ use super::flow_trained::FLOW_TRAINING;
 use super::layers::LAYER;
 use super::ode::SOLVER;
 use crate::diag::{Code, Diag, Span};
-use crate::flow::{FlowChain, Multiscale, Trace, field_plan, multiscale_fits};
+use crate::flow::{BuiltFlow, FlowChain, Mrcnf, Multiscale, Trace, field_plan, multires_fits, multiscale_fits};
 use crate::lang::{Args, Builtin, CVal, Dflt, Kind, Param, Registry, Role, StaticCall, Ty, VKind};
 use crate::nn::{Activation, LayerSpec};
 use crate::ode::{Method, Options};
@@ -70,13 +70,21 @@ pub struct FlowSpec {
     pub multiscale: Option<ScaleSpec>,
 }
 
-/// FFJORD's multiscale layout: scales, and each block's convolutional field.
+/// FFJORD's multiscale layout, or MRCNF's multi-resolution one: scales, and each block's
+/// convolutional field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScaleSpec {
     pub scales: usize,
     pub hidden: Vec<usize>,
     pub act: Activation,
     pub kernel: usize,
+    /// A multi-resolution flow (`mrcnf`) rather than FFJORD's multiscale one.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub multires: bool,
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 fn one() -> usize {
@@ -94,7 +102,7 @@ fn default_alpha() -> f64 {
 
 impl FlowSpec {
     /// The flow over examples of `shape`, fresh parameters from `rng`.
-    pub fn build(&self, shape: &[usize], rng: &mut Rng, dev: &Device) -> Result<FlowChain, String> {
+    pub fn build(&self, shape: &[usize], rng: &mut Rng, dev: &Device) -> Result<BuiltFlow, String> {
         match &self.multiscale {
             Some(m) => {
                 let layout = Multiscale {
@@ -108,7 +116,11 @@ impl FlowSpec {
                     t1: self.t1,
                     trace: self.trace,
                 };
-                FlowChain::multiscale(shape, &layout, rng, DType::F32, dev)
+                if m.multires {
+                    Mrcnf::new(shape, &layout, rng, DType::F32, dev).map(BuiltFlow::Multires)
+                } else {
+                    FlowChain::multiscale(shape, &layout, rng, DType::F32, dev).map(BuiltFlow::Chain)
+                }
             }
             None => FlowChain::blocks_of(
                 &self.field,
@@ -119,7 +131,8 @@ impl FlowSpec {
                 self.alpha,
                 rng,
                 dev,
-            ),
+            )
+            .map(BuiltFlow::Chain),
         }
     }
 }
@@ -229,49 +242,15 @@ pub fn builtins() -> Vec<Builtin> {
             &CNF,
             "multiscale_cnf",
             "FFJORD's multiscale CNF for images (RNODE's MNIST model): the logit transform, then per scale `blocks` CNF blocks, a squeeze (2x2 blocks to channels), `blocks` more, and half the channels factored out to the base; each block's field is concat_conv2d layers of the `hidden` widths.",
-            vec![
-                Param::new("scales", Ty::Int, Dflt::Int(3), "scales (each but the last halves the image)").within(Some(1.0), Some(8.0)),
-                Param::new("blocks", Ty::Int, Dflt::Int(2), "CNF blocks on each side of a squeeze").within(Some(1.0), Some(16.0)),
-                Param::new("hidden", Ty::opt(Ty::list(Ty::Int)), Dflt::None, "hidden channels of each field (default [64, 64, 64])"),
-                Param::new("act", Ty::choice(&["softplus", "tanh", "relu", "sigmoid"]), Dflt::Sym("softplus"), "activation between the field's layers"),
-                Param::new("k", Ty::Int, Dflt::Int(3), "kernel size (odd)").within(Some(1.0), Some(15.0)),
-                Param::new("alpha", Ty::Float, Dflt::Float(1e-6), "the logit transform's alpha (FFJORD's MNIST value)").within(Some(0.0), Some(0.49)),
-                Param::new("t0", Ty::Float, Dflt::Float(0.0), "start time"),
-                Param::new("t1", Ty::Float, Dflt::Float(1.0), "end time of each block (FFJORD's MNIST: 1)").positive(),
-                Param::new("solver", Ty::opt(Ty::kind(&SOLVER)), Dflt::None, "default: dopri5(atol: 1e-5, rtol: 1e-5)"),
-                Param::new("trace", Ty::kind(&TRACE), Dflt::Config("hutchinson"), "`hutchinson(noise: gaussian)` (default) or `exact` (D products per evaluation)"),
-            ],
-            |reg: &Registry, a: &Args| {
-                let (solver, trace) = solver_and_trace(reg, a)?;
-                let hidden = match a.floats("hidden") {
-                    Some(v) => v.iter().map(|w| *w as usize).collect(),
-                    None => vec![64, 64, 64],
-                };
-                if hidden.contains(&0) {
-                    return Err("hidden widths must be positive".to_string());
-                }
-                let k = a.need_usize("k")?;
-                if k % 2 == 0 {
-                    return Err(format!("the kernel size must be odd so that images keep their size, not {k}"));
-                }
-                let act = match a.text("act") {
-                    Some("tanh") => Activation::Tanh,
-                    Some("relu") => Activation::Relu,
-                    Some("sigmoid") => Activation::Sigmoid,
-                    _ => Activation::Softplus,
-                };
-                Ok(FlowSpec {
-                    field: Vec::new(),
-                    t0: a.need_float("t0")?,
-                    t1: a.need_float("t1")?,
-                    solver,
-                    trace,
-                    adjoint: false,
-                    blocks: a.need_usize("blocks")?,
-                    alpha: a.need_float("alpha")?,
-                    multiscale: Some(ScaleSpec { scales: a.need_usize("scales")?, hidden, act, kernel: k }),
-                })
-            },
+            scale_params(1e-6, "the logit transform's alpha (FFJORD's MNIST value)", "CNF blocks on each side of a squeeze"),
+            |reg: &Registry, a: &Args| scale_spec(reg, a, false),
+        ),
+        Builtin::config(
+            &CNF,
+            "mrcnf",
+            "Multi-resolution CNF (Voleti et al. 2021): images split into ever coarser images and the details between them by a unit-determinant 2x2 transform; a CNF on the coarsest image (after the logit transform) and, per finer scale, a CNF on the details conditioned on the coarse image (its channels concatenated to the field's input). log p(x) is the sum of the scales' terms; samples are drawn coarse to fine.",
+            scale_params(0.05, "the logit transform's alpha (the reference code's value)", "CNF blocks per scale"),
+            |reg: &Registry, a: &Args| scale_spec(reg, a, true),
         ),
         Builtin::stage(
             "flow_curves",
@@ -314,7 +293,7 @@ pub fn builtins() -> Vec<Builtin> {
 
 /// The flow a `model` argument holds as a config, if it is one.
 pub fn flow_config(args: &Args, param: &str) -> bool {
-    args.config(param).is_some_and(|c| matches!(c.builtin.as_ref(), "cnf" | "multiscale_cnf"))
+    args.config(param).is_some_and(|c| matches!(c.builtin.as_ref(), "cnf" | "multiscale_cnf" | "mrcnf"))
 }
 
 /// Where a layer of the field was written: the layer inside the `cnf(...)` call when it is
@@ -361,6 +340,15 @@ pub fn check_flow(cx: &StaticCall, model: &str, data: &str) -> Vec<Diag> {
         return diags;
     }
     match (shape.as_slice(), &spec.multiscale) {
+        ([_, _, _], Some(m @ ScaleSpec { multires: true, .. })) => {
+            if let Err(e) = multires_fits(&shape, m.scales) {
+                diags.push(
+                    Diag::new(Code::E4001, format!("the multi-resolution flow on images {shape:?}: {e}"))
+                        .at(at, "does not fit these images")
+                        .hint("downsample the images (`downsample(2)` gives 14x14 MNIST) or lower `scales`"),
+                );
+            }
+        }
         ([_, _, _], Some(m)) => {
             if let Err(e) = multiscale_fits(&shape, m.scales) {
                 diags.push(
@@ -370,8 +358,14 @@ pub fn check_flow(cx: &StaticCall, model: &str, data: &str) -> Vec<Diag> {
                 );
             }
         }
-        (_, Some(_)) => diags.push(
-            Diag::new(Code::E4001, format!("a `multiscale_cnf` models images; these examples have shape {shape:?}"))
+        (_, Some(m)) => diags.push(
+            Diag::new(
+                Code::E4001,
+                format!(
+                    "a `{}` models images; these examples have shape {shape:?}",
+                    if m.multires { "mrcnf" } else { "multiscale_cnf" }
+                ),
+            )
                 .at(at, "not images")
                 .hint("vector data take a `cnf(field, ...)` of `concat_squash` layers"),
         ),
@@ -399,4 +393,54 @@ pub fn check_flow(cx: &StaticCall, model: &str, data: &str) -> Vec<Diag> {
         ),
     }
     diags
+}
+
+/// The parameters `multiscale_cnf` and `mrcnf` share: `alpha`'s default and the meaning of
+/// `blocks` differ.
+fn scale_params(alpha: f64, alpha_doc: &'static str, blocks: &'static str) -> Vec<Param> {
+    vec![
+        Param::new("scales", Ty::Int, Dflt::Int(3), "scales (each but the last halves the image)").within(Some(1.0), Some(8.0)),
+        Param::new("blocks", Ty::Int, Dflt::Int(2), blocks).within(Some(1.0), Some(16.0)),
+        Param::new("hidden", Ty::opt(Ty::list(Ty::Int)), Dflt::None, "hidden channels of each field (default [64, 64, 64])"),
+        Param::new("act", Ty::choice(&["softplus", "tanh", "relu", "sigmoid"]), Dflt::Sym("softplus"), "activation between the field's layers"),
+        Param::new("k", Ty::Int, Dflt::Int(3), "kernel size (odd)").within(Some(1.0), Some(15.0)),
+        Param::new("alpha", Ty::Float, Dflt::Float(alpha), alpha_doc).within(Some(0.0), Some(0.49)),
+        Param::new("t0", Ty::Float, Dflt::Float(0.0), "start time"),
+        Param::new("t1", Ty::Float, Dflt::Float(1.0), "end time of each block (FFJORD's MNIST: 1)").positive(),
+        Param::new("solver", Ty::opt(Ty::kind(&SOLVER)), Dflt::None, "default: dopri5(atol: 1e-5, rtol: 1e-5)"),
+        Param::new("trace", Ty::kind(&TRACE), Dflt::Config("hutchinson"), "`hutchinson(noise: gaussian)` (default) or `exact` (D products per evaluation)"),
+    ]
+}
+
+/// A `multiscale_cnf` or (with `multires`) an `mrcnf` call lowered.
+fn scale_spec(reg: &Registry, a: &Args, multires: bool) -> Result<FlowSpec, String> {
+    let (solver, trace) = solver_and_trace(reg, a)?;
+    let hidden = match a.floats("hidden") {
+        Some(v) => v.iter().map(|w| *w as usize).collect(),
+        None => vec![64, 64, 64],
+    };
+    if hidden.contains(&0) {
+        return Err("hidden widths must be positive".to_string());
+    }
+    let k = a.need_usize("k")?;
+    if k % 2 == 0 {
+        return Err(format!("the kernel size must be odd so that images keep their size, not {k}"));
+    }
+    let act = match a.text("act") {
+        Some("tanh") => Activation::Tanh,
+        Some("relu") => Activation::Relu,
+        Some("sigmoid") => Activation::Sigmoid,
+        _ => Activation::Softplus,
+    };
+    Ok(FlowSpec {
+        field: Vec::new(),
+        t0: a.need_float("t0")?,
+        t1: a.need_float("t1")?,
+        solver,
+        trace,
+        adjoint: false,
+        blocks: a.need_usize("blocks")?,
+        alpha: a.need_float("alpha")?,
+        multiscale: Some(ScaleSpec { scales: a.need_usize("scales")?, hidden, act, kernel: k, multires }),
+    })
 }

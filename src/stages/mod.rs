@@ -19,6 +19,7 @@ mod flow_train;
 mod flow_trained;
 mod heat_smoothing;
 mod model;
+mod ood_sets;
 
 pub use dataset::load_dataset;
 
@@ -60,5 +61,6 @@ families!(
     bounds,
     confidence,
     certify,
-    regression
+    regression,
+    ood
 );

@@ -15,6 +15,7 @@ pub mod flow;
 pub mod io;
 pub mod nn;
 pub mod ode;
+pub mod ood;
 pub mod plots;
 pub mod rng;
 pub mod robust;

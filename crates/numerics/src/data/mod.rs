@@ -6,6 +6,7 @@ pub mod fetch;
 pub mod files;
 pub mod functions;
 pub mod idx;
+pub mod outliers;
 mod toy2d;
 mod transform;
 

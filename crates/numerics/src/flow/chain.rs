@@ -25,8 +25,9 @@ pub enum Piece {
     FactorOut,
 }
 
-/// How a multiscale image flow is laid out (FFJORD's ODENVP; RNODE's MNIST model is
-/// scales 3, blocks 2, hidden [64, 64, 64], softplus, kernel 3, alpha 1e-6).
+/// How a multiscale image flow is laid out: FFJORD's ODENVP (RNODE's MNIST model is
+/// scales 3, blocks 2, hidden [64, 64, 64], softplus, kernel 3, alpha 1e-6), or a
+/// multi-resolution flow (`Mrcnf`) with the same fields.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Multiscale {
     pub scales: usize,
@@ -298,13 +299,7 @@ impl FlowChain {
         dtype: DType,
         dev: &Device,
     ) -> std::result::Result<(Tensor, Stats), SolveError> {
-        let d = self.dim();
-        let v: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32).collect();
-        let base = Tensor::from_vec(v, (n, d), &Device::Cpu)
-            .and_then(|t| t.to_dtype(dtype))
-            .and_then(|t| t.to_device(dev))
-            .map_err(|e| SolveError::tensor(e, 0.0))?;
-        self.decode(&base, opts)
+        self.decode(&base_draws(n, self.dim(), rng, dtype, dev)?, opts)
     }
 
     /// Data from base points [n, D] laid out as `log_likelihood_counted`'s `z`: the pieces
@@ -373,6 +368,21 @@ impl FlowModel for FlowChain {
             last: None,
         })
     }
+}
+
+/// n standard-normal draws of dimension d from `rng`, [n, d] in `dtype` on `dev`.
+pub(super) fn base_draws(
+    n: usize,
+    d: usize,
+    rng: &mut Rng,
+    dtype: DType,
+    dev: &Device,
+) -> std::result::Result<Tensor, SolveError> {
+    let v: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32).collect();
+    Tensor::from_vec(v, (n, d), &Device::Cpu)
+        .and_then(|t| t.to_dtype(dtype))
+        .and_then(|t| t.to_device(dev))
+        .map_err(|e| SolveError::tensor(e, 0.0))
 }
 
 /// Sets each named parameter from the tensor of its name.

@@ -8,6 +8,7 @@
 //! (ordinary differentiable ops), so training needs first-order autograd only: candle's
 //! second-order gradients are silently wrong (../shared/DESIGN.md, section 4).
 
+mod built;
 mod chain;
 mod cnf;
 mod conditioned;
@@ -22,6 +23,7 @@ pub mod resolution;
 mod square;
 mod squash;
 
+pub use built::BuiltFlow;
 pub use chain::{FlowChain, Multiscale, Piece, conv_field_specs, multiscale_fits};
 pub use cnf::{Cnf, Dynamics, Trace, standard_normal_log_density};
 pub use conditioned::Conditioned;
@@ -30,6 +32,6 @@ pub use count::VjpCounter;
 pub use field::{FieldError, PlannedKind, PlannedLayer, TangentField, TimeNet, field_plan, field_plan_between};
 pub use fit::{FlowFit, FlowRecord, fit_flow, fit_flow_with};
 pub use model::{AdjointGradients, FlowModel, Likelihood};
-pub use mrcnf::{Mrcnf, Multires, ScaleFlow, ScaleTerms, multires_fits};
+pub use mrcnf::{Mrcnf, ScaleFlow, ScaleTerms, multires_fits};
 pub use square::Square;
 pub use squash::{ConcatLinear, ConcatSquash, TimeLayer};

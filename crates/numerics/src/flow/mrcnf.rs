@@ -6,51 +6,34 @@
 //! log p(x) = log p(x_coarsest) + sum_s log p(details_s | coarse_s) exactly. Sampling runs
 //! coarse to fine: draw the coarsest image, then each scale's details given it, and merge.
 //!
-//! Each scale's base distribution is N(0, std_s^2) with the reference code's std (its
-//! `std_scale`): std_s = sqrt(k_s) side_s / R, side_s the side of the image scale s
-//! completes, k = 1 for the coarsest and 2^(2/3) for details, R the `normal_resolution`
-//! (64) at which a unit normal is expected; `None` gives unit normals.
+//! Each scale's base is a unit normal. (The reference code scales each scale's base by a
+//! std and ends its chain with the same affine scaling, whose log-determinant cancels it:
+//! the likelihood is that of a unit normal at the CNFs' output.)
 
-use super::cnf::{Cnf, Trace, standard_normal_log_density};
+use super::chain::{Multiscale, conv_field_specs};
+use super::cnf::{Cnf, standard_normal_log_density};
 use super::conditioned::Conditioned;
 use super::count::VjpCounter;
 use super::field::{TangentField, TimeNet};
 use super::image::{logit, logit_inverse};
 use super::model::{AdjointGradients, FlowModel, Likelihood};
-use super::resolution::{detail_scale, merge, pyramid_shapes, split};
-use crate::flow::chain::conv_field_specs;
-use crate::nn::Activation;
+use super::resolution::{merge, pyramid_shapes, split};
 use crate::ode::{Failure, Options, SolveError, Stats};
 use crate::rng::Rng;
 use candle_core::{DType, Device, Tensor, Var};
 use std::collections::HashMap;
 
-/// How an MRCNF is laid out. The reference code's defaults: 2 blocks per scale,
-/// concat_conv2d 64-64-64 with softplus, 3x3 kernels, logit alpha 0.05, R = 64.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Multires {
-    pub scales: usize,
-    pub blocks: usize,
-    pub hidden: Vec<usize>,
-    pub act: Activation,
-    pub kernel: usize,
-    pub alpha: f64,
-    pub t0: f64,
-    pub t1: f64,
-    pub trace: Trace,
-    pub normal_resolution: Option<f64>,
-}
-
-/// One scale's flow: its blocks in order and its base distribution's std.
+/// One scale's flow: its blocks in order.
 pub struct ScaleFlow {
     pub blocks: Vec<TimeNet>,
-    pub std: f64,
 }
 
 pub struct Mrcnf {
     /// The finest images, [c, h, w].
     pub shape: [usize; 3],
-    pub layout: Multires,
+    /// The layout (`Multiscale`'s fields; the reference code's defaults are 2 blocks per
+    /// scale, concat_conv2d 64-64-64 with softplus, 3x3 kernels, logit alpha 0.05).
+    pub layout: Multiscale,
     /// The coarsest image's flow, then the details' flows from coarse to fine.
     pub scales: Vec<ScaleFlow>,
 }
@@ -86,7 +69,7 @@ type Block<'f> = Cnf<&'f dyn TangentField>;
 
 impl Mrcnf {
     /// Fresh parameters for images `shape`.
-    pub fn new(shape: &[usize], m: &Multires, rng: &mut Rng, dtype: DType, dev: &Device) -> Result<Self, String> {
+    pub fn new(shape: &[usize], m: &Multiscale, rng: &mut Rng, dtype: DType, dev: &Device) -> Result<Self, String> {
         multires_fits(shape, m.scales)?;
         let shape = [shape[0], shape[1], shape[2]];
         let c = shape[0];
@@ -94,16 +77,15 @@ impl Mrcnf {
         let mut scales = Vec::with_capacity(m.scales);
         for s in 0..m.scales {
             // The image this scale completes: the coarsest for s = 0, else one finer.
-            let [_, side, w] = shapes[m.scales - 1 - s];
-            let (state, input, k) = if s == 0 { (c, c, 1.0) } else { (3 * c, 4 * c, detail_scale()) };
-            let (h2, w2) = if s == 0 { (side, w) } else { (side / 2, w / 2) };
+            let [_, h, w] = shapes[m.scales - 1 - s];
+            let (state, input) = if s == 0 { (c, c) } else { (3 * c, 4 * c) };
+            let (h2, w2) = if s == 0 { (h, w) } else { (h / 2, w / 2) };
             let specs = conv_field_specs(state, &m.hidden, m.kernel, m.act);
             let mut blocks = Vec::with_capacity(m.blocks);
             for _ in 0..m.blocks.max(1) {
                 blocks.push(TimeNet::init_between(&specs, &[input, h2, w2], &[state, h2, w2], rng, dtype, dev)?);
             }
-            let std = m.normal_resolution.map_or(1.0, |r| k.sqrt() * side as f64 / r);
-            scales.push(ScaleFlow { blocks, std });
+            scales.push(ScaleFlow { blocks });
         }
         Ok(Mrcnf { shape, layout: m.clone(), scales })
     }
@@ -146,8 +128,7 @@ impl Mrcnf {
     }
 
     /// x [n, c h w] in [0, 1] through every scale, each block's likelihood from `block`.
-    /// `z` holds the base points of the scales, coarsest first, divided by their stds
-    /// (unit normals under the model: what `decode` takes).
+    /// `z` holds the base points of the scales, coarsest first (what `decode` takes).
     pub fn walk(
         &self,
         x: &Tensor,
@@ -197,9 +178,9 @@ impl Mrcnf {
                 super::chain::add_stats(&mut stats, &l.stats);
                 z = l.z;
             }
-            log_p = (log_p + normal_log_density(&z, scale.std).map_err(fail)?).map_err(fail)?;
+            log_p = (log_p + standard_normal_log_density(&z).map_err(fail)?).map_err(fail)?;
             per_scale.push(log_p);
-            zs.push((z / scale.std).map_err(fail)?);
+            zs.push(z);
         }
         let mut log_p = per_scale[0].clone();
         for p in &per_scale[1..] {
@@ -230,17 +211,11 @@ impl Mrcnf {
         dtype: DType,
         dev: &Device,
     ) -> Result<(Vec<Tensor>, Stats), SolveError> {
-        let d = self.dim();
-        let v: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32).collect();
-        let base = Tensor::from_vec(v, (n, d), &Device::Cpu)
-            .and_then(|t| t.to_dtype(dtype))
-            .and_then(|t| t.to_device(dev))
-            .map_err(|e| SolveError::tensor(e, 0.0))?;
-        self.decode(&base, opts)
+        self.decode(&super::chain::base_draws(n, self.dim(), rng, dtype, dev)?, opts)
     }
 
-    /// Images at every resolution (coarsest first) from unit-normal draws [n, D] laid out
-    /// as `walk`'s `z` (each scale's part is scaled by its std here).
+    /// Images at every resolution (coarsest first) from base points [n, D] laid out as
+    /// `walk`'s `z`.
     pub fn decode(&self, base: &Tensor, opts: &Options) -> Result<(Vec<Tensor>, Stats), SolveError> {
         let fail = |e| SolveError::tensor(e, 0.0);
         let resolutions = self.resolutions();
@@ -251,7 +226,7 @@ impl Mrcnf {
         for (s, scale) in self.scales.iter().enumerate() {
             let [_, h, w] = resolutions[s];
             let size = if s == 0 { c * h * w } else { 3 * c * h * w / 4 };
-            let mut z = (base.narrow(1, at, size).map_err(fail)? * scale.std).map_err(fail)?;
+            let mut z = base.narrow(1, at, size).map_err(fail)?;
             at += size;
             let cond = images.last().cloned();
             for net in scale.blocks.iter().rev() {
@@ -273,15 +248,6 @@ impl Mrcnf {
         }
         Ok((images, stats))
     }
-}
-
-/// log N(z; 0, std^2 I) per row of z [n, d].
-fn normal_log_density(z: &Tensor, std: f64) -> candle_core::Result<Tensor> {
-    if std == 1.0 {
-        return standard_normal_log_density(z);
-    }
-    let d = z.dim(1)? as f64;
-    standard_normal_log_density(&(z / std)?)? - d * std.ln()
 }
 
 impl FlowModel for Mrcnf {
@@ -319,10 +285,12 @@ impl FlowModel for Mrcnf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flow::Trace;
+    use crate::nn::Activation;
     use crate::ode::Method;
 
-    fn layout(scales: usize, normal_resolution: Option<f64>) -> Multires {
-        Multires {
+    fn layout(scales: usize) -> Multiscale {
+        Multiscale {
             scales,
             blocks: 2,
             hidden: vec![4],
@@ -332,7 +300,6 @@ mod tests {
             t0: 0.0,
             t1: 0.5,
             trace: Trace::Exact,
-            normal_resolution,
         }
     }
 
@@ -351,23 +318,23 @@ mod tests {
     }
 
     /// With every weight zero the fields vanish and the flow is the identity: log p(x) is
-    /// the logit's log-determinant plus the Gaussian log-densities of logit(coarsest) and
-    /// of the details at their stds, computed here from the pixels by hand.
+    /// the logit's log-determinant plus the unit-normal log-densities of logit(coarsest) and
+    /// of the details, computed here from the pixels by hand.
     #[test]
     fn a_still_flow_has_the_closed_form_likelihood() {
-        let m = Mrcnf::new(&[1, 4, 4], &layout(3, Some(8.0)), &mut Rng::new(1), DType::F64, &Device::Cpu).unwrap();
+        let m = Mrcnf::new(&[1, 4, 4], &layout(3), &mut Rng::new(1), DType::F64, &Device::Cpu).unwrap();
         for (_, v) in m.named_vars() {
             v.set(&v.as_tensor().zeros_like().unwrap()).unwrap();
         }
         let x = images(2, 16, 2);
         let got = flat(&m.log_density(&x, &opts(), &mut Rng::new(0), true).unwrap().likelihood.log_p);
         let c = 4f64.powf(1.0 / 3.0);
-        let gauss = |v: f64, s: f64| -0.5 * (v / s).powi(2) - s.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln();
+        let gauss = |v: f64| -0.5 * v * v - 0.5 * (2.0 * std::f64::consts::PI).ln();
         for (i, g) in got.iter().enumerate() {
             let p = &flat(&x)[i * 16..(i + 1) * 16];
             let px = |r: usize, col: usize| p[r * 4 + col];
             let mut want = 0.0;
-            // 4x4 -> 2x2 details, std sqrt(c) 4 / 8.
+            // 4x4 -> 2x2 details.
             let mut coarse = [[0.0; 2]; 2];
             for (r, row) in coarse.iter_mut().enumerate() {
                 for (col, cell) in row.iter_mut().enumerate() {
@@ -379,18 +346,18 @@ mod tests {
                     );
                     *cell = (x1 + x2 + x3 + x4) / 4.0;
                     for d in [(x1 + x2 - x3 - x4) / c, (x1 - x2 + x3 - x4) / c, (x1 - x2 - x3 + x4) / c] {
-                        want += gauss(d, c.sqrt() * 4.0 / 8.0);
+                        want += gauss(d);
                     }
                 }
             }
-            // 2x2 -> 1x1 details, std sqrt(c) 2 / 8; the coarsest 1x1 after the logit, std 1 / 8.
+            // 2x2 -> 1x1 details; the coarsest 1x1 after the logit.
             let (x1, x2, x3, x4) = (coarse[0][0], coarse[0][1], coarse[1][0], coarse[1][1]);
             for d in [(x1 + x2 - x3 - x4) / c, (x1 - x2 + x3 - x4) / c, (x1 - x2 - x3 + x4) / c] {
-                want += gauss(d, c.sqrt() * 2.0 / 8.0);
+                want += gauss(d);
             }
             let top = (x1 + x2 + x3 + x4) / 4.0;
             let s = 0.05 + 0.9 * top;
-            want += gauss((s / (1.0 - s)).ln(), 1.0 / 8.0) + (0.9 / (s * (1.0 - s))).ln();
+            want += gauss((s / (1.0 - s)).ln()) + (0.9 / (s * (1.0 - s))).ln();
             assert!((g - want).abs() < 1e-9, "example {i}: {g} vs {want}");
         }
     }
@@ -400,7 +367,7 @@ mod tests {
     /// details' flows conditioned on the coarse image, run here block by block.
     #[test]
     fn the_likelihood_is_the_sum_of_the_scales() {
-        let m = Mrcnf::new(&[1, 4, 4], &layout(2, Some(8.0)), &mut Rng::new(3), DType::F64, &Device::Cpu).unwrap();
+        let m = Mrcnf::new(&[1, 4, 4], &layout(2), &mut Rng::new(3), DType::F64, &Device::Cpu).unwrap();
         let x = images(3, 16, 4);
         let terms = m.log_density(&x, &opts(), &mut Rng::new(0), true).unwrap();
         let total = flat(&terms.likelihood.log_p);
@@ -422,7 +389,7 @@ mod tests {
                 }
                 z = l.z;
             }
-            let base = flat(&normal_log_density(&z, m.scales[s].std).unwrap());
+            let base = flat(&standard_normal_log_density(&z).unwrap());
             base.iter().zip(&delta).map(|(b, d)| b - d).collect::<Vec<f64>>()
         };
         let (y, logdet) = logit(&coarse, 0.05).unwrap();
@@ -441,7 +408,7 @@ mod tests {
     /// the data back.
     #[test]
     fn samples_are_consistent_across_resolutions_and_invert_the_likelihood() {
-        let m = Mrcnf::new(&[2, 4, 8], &layout(3, Some(16.0)), &mut Rng::new(5), DType::F64, &Device::Cpu).unwrap();
+        let m = Mrcnf::new(&[2, 4, 8], &layout(3), &mut Rng::new(5), DType::F64, &Device::Cpu).unwrap();
         let (images_out, _) = m.sample(4, &opts(), &mut Rng::new(6), DType::F64, &Device::Cpu).unwrap();
         let shapes = m.resolutions();
         assert_eq!(shapes, vec![[2, 1, 2], [2, 2, 4], [2, 4, 8]]);

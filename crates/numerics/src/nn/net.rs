@@ -350,6 +350,7 @@ fn run_chain_with(layers: &[Built], x: &Tensor, rng: &mut Option<&mut Rng>, inpu
         if let Some((act, len)) = conv_pool_pattern(&layers[i..])
             && kernels::own(&h)
             && let Built::Conv { w, b, stride, pad } = &layers[i]
+            && even_conv_output(&h, w.as_tensor(), *stride, *pad)?
         {
             h = kernels::conv_pool(&h, w.as_tensor(), b.as_tensor(), *stride, *pad, !input_grad, act)?;
             i += len;
@@ -364,7 +365,7 @@ fn run_chain_with(layers: &[Built], x: &Tensor, rng: &mut Option<&mut Rng>, inpu
             && kernels::own(&h)
         {
             let (z, _) = run_layer(&layers[i], &h, rng, None, !input_grad)?;
-            h = z.apply_op1(kernels::MaxPool { size: *kernel, relu: true })?;
+            h = pooled_part(&z, *kernel)?.apply_op1(kernels::MaxPool { size: *kernel, relu: true })?;
             i += 3;
             continue;
         }
@@ -377,6 +378,26 @@ fn run_chain_with(layers: &[Built], x: &Tensor, rng: &mut Option<&mut Rng>, inpu
         i += if fused { 2 } else { 1 };
     }
     Ok(h)
+}
+
+/// The rows and columns of images x [n, c, h, w] that k x k windows of stride k cover:
+/// the last h mod k rows and w mod k columns are dropped, as PyTorch's pooling (and the
+/// shape checker) floor the output size.
+fn pooled_part(x: &Tensor, k: usize) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    if h % k == 0 && w % k == 0 {
+        return Ok(x.clone());
+    }
+    x.narrow(2, 0, h / k * k)?.narrow(3, 0, w / k * k)?.contiguous()
+}
+
+/// Whether the convolution of x by w has an even output size, which the fused convolution
+/// and 2 x 2 pooling needs (odd sizes take the unfused path, which drops the last row).
+fn even_conv_output(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> Result<bool> {
+    let (_, _, h, wd) = x.dims4()?;
+    let (_, _, kh, kw) = w.dims4()?;
+    let out = |n: usize, k: usize| (n + 2 * pad).checked_sub(k).map(|v| v / stride.max(1) + 1);
+    Ok(matches!((out(h, kh), out(wd, kw)), (Some(a), Some(b)) if a % 2 == 0 && b % 2 == 0))
 }
 
 /// A convolution followed by 2 x 2 max pooling, with an activation between or after them:
@@ -459,11 +480,11 @@ fn run_layer(
         // instead of 1 / (maxima): a quarter of the true gradient for 2x2 windows.
         Built::MaxPool { kernel, stride } if kernel == stride && kernels::own(x) => {
             let relu = then == Some(Activation::Relu);
-            return Ok((x.apply_op1(kernels::MaxPool { size: *kernel, relu })?, relu));
+            return Ok((pooled_part(x, *kernel)?.apply_op1(kernels::MaxPool { size: *kernel, relu })?, relu));
         }
         // Elsewhere (CUDA) the same from candle's reductions, whose backward routes the
         // gradient to the maximum, instead of candle's pooling op and its scaled gradient.
-        Built::MaxPool { kernel, stride } if kernel == stride => max_pool_composed(x, *kernel),
+        Built::MaxPool { kernel, stride } if kernel == stride => max_pool_composed(&pooled_part(x, *kernel)?, *kernel),
         Built::MaxPool { kernel, stride } => x.max_pool2d_with_stride(*kernel, *stride),
         Built::AvgPool { kernel, stride } => x.avg_pool2d_with_stride(*kernel, *stride),
         Built::GlobalAvgPool => x.mean(D::Minus1)?.mean(D::Minus1),
@@ -685,6 +706,52 @@ mod tests {
                     // max over channels at every (example, position) is positive
                     let best: Vec<f32> = y.max(1).unwrap().flatten_all().unwrap().to_vec1().unwrap();
                     assert!(best.iter().all(|&v| v > 0.0), "{spec:?}");
+                }
+            }
+        }
+    }
+
+    /// Pooling an odd-sized image drops its last row and column (PyTorch's floor, which the
+    /// shape checker assumes): a convnet on 14x14 images pools 7x7 maps to 3x3. Each
+    /// pooling path (fused with the convolution, after a ReLU, alone) against candle's own
+    /// convolution and pooling, whose forward floors the same way; the weights' gradients
+    /// against the same computation from candle's ops (the pooling as a reshape and a max
+    /// reduction of the covered part, whose backward routes to the maximum).
+    #[test]
+    fn pooling_odd_sizes_drops_the_last_row_and_column() {
+        let conv = |out| LayerSpec::Conv2d { input: None, out, kernel: 3, stride: 1, pad: 1 };
+        let pool = LayerSpec::MaxPool { kernel: 2, stride: 2 };
+        let chains = [
+            vec![conv(3), pool.clone(), LayerSpec::Act(Activation::Relu)],
+            vec![conv(3), LayerSpec::Act(Activation::Relu), pool.clone()],
+            vec![conv(3), LayerSpec::Act(Activation::Tanh), pool.clone()],
+        ];
+        let dev = Device::Cpu;
+        let mut rng = Rng::new(8);
+        let x = random_input(&mut rng, &[2, 1, 7, 7]);
+        for specs in &chains {
+            let m = Net::init(specs, &[1, 7, 7], &mut rng, &dev).unwrap();
+            let got = m.forward(&x).unwrap();
+            assert_eq!(got.dims(), &[2, 3, 3, 3]);
+            let (w, b) = (m.vars()[0].clone(), m.vars()[1].clone());
+            let mut y = x.conv2d(w.as_tensor(), 1, 1, 1, 1).unwrap();
+            y = y.broadcast_add(&b.as_tensor().reshape((1, 3, 1, 1)).unwrap()).unwrap();
+            y = match specs[1] {
+                LayerSpec::Act(Activation::Tanh) => y.tanh().unwrap(),
+                _ => y.relu().unwrap(),
+            };
+            let want = y.max_pool2d_with_stride(2, 2).unwrap();
+            let diff = (&got - &want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(diff < 1e-5, "{specs:?}: {diff}");
+            let covered = y.narrow(2, 0, 6).unwrap().narrow(3, 0, 6).unwrap();
+            let reference = max_pool_composed(&covered, 2).unwrap();
+            let grads = |out: &Tensor| {
+                let g = out.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+                [&w, &b].map(|v| g.get(v.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            };
+            for (a, r) in grads(&got).iter().zip(grads(&reference)) {
+                for (p, q) in a.iter().zip(&r) {
+                    assert!((p - q).abs() < 1e-4 * (1.0 + q.abs()), "{specs:?}: {p} vs {q}");
                 }
             }
         }
