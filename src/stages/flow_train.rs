@@ -334,18 +334,70 @@ pub fn evaluate(cx: &mut RunCtx) -> Result<Output, Diag> {
     if images(&data) {
         x = image::dequantize(&x, &mut rng).map_err(|e| cx.compute_error("dequantizing the images", e))?;
     }
-    let (spec, chain) = arg.parts();
-    let (nll, nfe) = mean_nll(chain, spec, &x, &mut rng).map_err(|e| solve_error(cx, "evaluating the flow", e))?;
+    let (spec, flow) = arg.parts();
+    let fail = |e| solve_error(cx, "evaluating the flow", e);
+    let (nll, nfe, resolutions) = match flow {
+        BuiltFlow::Multires(m) => multires_nll(m, spec, &x, &mut rng).map_err(fail)?,
+        _ => {
+            let (nll, nfe) = mean_nll(flow, spec, &x, &mut rng).map_err(fail)?;
+            (nll, nfe, Vec::new())
+        }
+    };
     let mut metrics = Metrics::new();
     for m in cx.args().texts("metrics") {
         let v = match m.as_str() {
             "nll" => nll,
-            "bits_per_dim" => bits_per_dim(nll, &data.shape),
+            "bits_per_dim" => {
+                for ([_, h, w], bits) in &resolutions {
+                    metrics.insert(format!("bits_per_dim.{h}x{w}"), *bits);
+                }
+                bits_per_dim(nll, &data.shape)
+            }
             _ => nfe,
         };
         metrics.insert(m, v);
     }
     Ok(Output::nothing(&METRICS, metrics, vec![]))
+}
+
+/// An image's shape and its bits per dimension.
+type Resolution = ([usize; 3], f64);
+
+/// A multi-resolution flow's mean -log p and NFE (as `mean_nll`), and the bits per
+/// dimension of the image at each resolution, coarsest first: the coarsest image's term
+/// plus the details' terms up to that resolution, over that image's pixels (the reference
+/// code's per-scale bits/dim; the finest is the flow's own).
+fn multires_nll(
+    flow: &crate::flow::Mrcnf,
+    spec: &FlowSpec,
+    x: &Tensor,
+    rng: &mut crate::rng::Rng,
+) -> Result<(f64, f64, Vec<Resolution>), SolveError> {
+    let untimed = |e| SolveError::tensor(e, spec.t0);
+    let n = x.dim(0).map_err(untimed)?;
+    let scales = flow.scales.len();
+    let (mut sums, mut nfe, mut batches) = (vec![0.0; scales], 0.0, 0.0f64);
+    for start in (0..n).step_by(EVAL_BATCH) {
+        let xb = x.narrow(0, start, EVAL_BATCH.min(n - start)).map_err(untimed)?;
+        let terms = flow.log_density(&xb, &spec.solver, rng, flow.dim() <= EXACT_UP_TO)?;
+        for (sum, t) in sums.iter_mut().zip(&terms.per_scale) {
+            *sum += t.to_dtype(DType::F64).and_then(|t| t.sum_all()?.to_scalar::<f64>()).map_err(untimed)?;
+        }
+        nfe += terms.likelihood.stats.nfe as f64;
+        batches += 1.0;
+    }
+    let per = n.max(1) as f64;
+    let mut cumulative = 0.0;
+    let resolutions = flow
+        .resolutions()
+        .into_iter()
+        .zip(&sums)
+        .map(|(shape, s)| {
+            cumulative += s / per;
+            (shape, image::bits_per_dim(cumulative, shape.iter().product()))
+        })
+        .collect();
+    Ok((-cumulative, nfe / batches.max(1.0), resolutions))
 }
 
 /// `train`'s result kind for these arguments.

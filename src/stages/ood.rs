@@ -217,9 +217,16 @@ fn histogram_figure(cx: &RunCtx, names: &[String], scores: &[Vec<f64>], unit: &U
     let refs: Vec<&[f64]> = shown.iter().map(Vec::as_slice).collect();
     let h = density_histogram(&refs, bins, None);
     let outlines: Vec<(Vec<f64>, Vec<f64>)> = (0..names.len()).map(|k| h.outline(k)).collect();
-    let series = names.iter().zip(&outlines).map(|(n, (xs, ys))| Series::xy(n, xs, ys)).collect();
+    let inliers = match cx.input_name("inliers") {
+        Some(n) => format!("inliers (`{n}`)"),
+        None => "inliers".to_string(),
+    };
+    let legend: Vec<&str> = std::iter::once(inliers.as_str()).chain(names[1..].iter().map(String::as_str)).collect();
+    let series = legend.iter().zip(&outlines).map(|(n, (xs, ys))| Series::xy(n, xs, ys)).collect();
     let axis = if log { format!("log10 of {}", unit.axis) } else { unit.axis.to_string() };
-    let title = super::plots::title(cx, || format!("Out-of-distribution sets by {} of `{}`", unit.noun, model_name(cx)));
+    let title = super::plots::title(cx, || {
+        format!("{} under `{}`: inliers and out-of-distribution sets", capitalised(unit.noun), model_name(cx))
+    });
     let plot = LinePlot {
         title: &title,
         x: Axis::new(&axis, Scaling::Linear),
@@ -227,6 +234,11 @@ fn histogram_figure(cx: &RunCtx, names: &[String], scores: &[Vec<f64>], unit: &U
         series,
     };
     super::plots::write_figure(cx, "histograms", plot.render())
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
 fn model_name(cx: &RunCtx) -> String {
