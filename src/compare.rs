@@ -159,9 +159,8 @@ impl Table {
 
     pub fn csv(&self) -> String {
         let (header, rows) = self.cells();
-        let field =
-            |s: &String| if s.contains([',', '"']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.clone() };
-        std::iter::once(header).chain(rows).map(|r| r.iter().map(field).collect::<Vec<_>>().join(",") + "\n").collect()
+        let line = |r: Vec<String>| r.iter().map(|s| crate::csv::field(s)).collect::<Vec<_>>().join(",") + "\n";
+        std::iter::once(header).chain(rows).map(line).collect()
     }
 
     pub fn markdown(&self) -> String {

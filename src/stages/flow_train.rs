@@ -288,38 +288,43 @@ const EVAL_BATCH: usize = 1000;
 /// Up to this dimension the likelihood is computed with the exact trace.
 const EXACT_UP_TO: usize = 16;
 
-/// Mean -log p over the data and the mean NFE of a pass over a batch (see `log_likelihoods`).
-pub fn mean_nll(
-    flow: &BuiltFlow,
-    spec: &FlowSpec,
-    x: &Tensor,
-    rng: &mut crate::rng::Rng,
-) -> Result<(f64, f64), SolveError> {
-    let (log_p, nfe) = log_likelihoods(flow, spec, x, rng)?;
-    Ok((-log_p.iter().sum::<f64>() / log_p.len().max(1) as f64, nfe))
-}
-
-/// log p of every example and the mean NFE of a pass over a batch, in batches: the exact
-/// trace in low dimension, else each block's estimator with draws from `rng` (Hutchinson's
-/// is unbiased for log p: the trajectory does not depend on the draw).
+/// log p of every example and the mean NFE of a pass over a batch (see `log_likelihood_parts`).
 pub fn log_likelihoods(
     flow: &BuiltFlow,
     spec: &FlowSpec,
     x: &Tensor,
     rng: &mut crate::rng::Rng,
 ) -> Result<(Vec<f64>, f64), SolveError> {
+    let (parts, nfe) = log_likelihood_parts(flow, spec, x, rng)?;
+    let mut total = parts[0].clone();
+    for part in &parts[1..] {
+        total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
+    }
+    Ok((total, nfe))
+}
+
+/// log p of every example in the flow's parts (`BuiltFlow::log_density_parts`: one for a
+/// chain, one per resolution for a multi-resolution flow), [part][example], and the mean NFE
+/// of a pass over a batch; in batches, the exact trace in low dimension, else each block's
+/// estimator with draws from `rng` (Hutchinson's is unbiased for log p: the trajectory does
+/// not depend on the draw).
+fn log_likelihood_parts(
+    flow: &BuiltFlow,
+    spec: &FlowSpec,
+    x: &Tensor,
+    rng: &mut crate::rng::Rng,
+) -> Result<(Vec<Vec<f64>>, f64), SolveError> {
     let untimed = |e| SolveError::tensor(e, spec.t0);
     let n = x.dim(0).map_err(untimed)?;
-    let (mut out, mut nfe, mut batches) = (Vec::with_capacity(n), 0.0, 0.0f64);
+    let (mut out, mut nfe, mut batches): (Vec<Vec<f64>>, _, _) = (Vec::new(), 0.0, 0.0f64);
     for start in (0..n).step_by(EVAL_BATCH) {
         let xb = x.narrow(0, start, EVAL_BATCH.min(n - start)).map_err(untimed)?;
-        let (log_p, stats) = if flow.dim() <= EXACT_UP_TO {
-            flow.exact_log_density(&xb, &spec.solver)?
-        } else {
-            flow.estimated_log_density(&xb, &spec.solver, rng)?
-        };
+        let (parts, stats) = flow.log_density_parts(&xb, &spec.solver, rng, flow.dim() <= EXACT_UP_TO)?;
+        out.resize_with(parts.len(), Vec::new);
+        for (o, p) in out.iter_mut().zip(&parts) {
+            o.extend(p.to_dtype(DType::F64).and_then(|t| t.to_vec1::<f64>()).map_err(untimed)?);
+        }
         nfe += stats.nfe as f64;
-        out.extend(log_p.to_dtype(DType::F64).and_then(|t| t.to_vec1::<f64>()).map_err(untimed)?);
         batches += 1.0;
     }
     Ok((out, nfe / batches.max(1.0)))
@@ -335,21 +340,17 @@ pub fn evaluate(cx: &mut RunCtx) -> Result<Output, Diag> {
         x = image::dequantize(&x, &mut rng).map_err(|e| cx.compute_error("dequantizing the images", e))?;
     }
     let (spec, flow) = arg.parts();
-    let fail = |e| solve_error(cx, "evaluating the flow", e);
-    let (nll, nfe, resolutions) = match flow {
-        BuiltFlow::Multires(m) => multires_nll(m, spec, &x, &mut rng).map_err(fail)?,
-        _ => {
-            let (nll, nfe) = mean_nll(flow, spec, &x, &mut rng).map_err(fail)?;
-            (nll, nfe, Vec::new())
-        }
-    };
+    let (parts, nfe) =
+        log_likelihood_parts(flow, spec, &x, &mut rng).map_err(|e| solve_error(cx, "evaluating the flow", e))?;
+    let means: Vec<f64> = parts.iter().map(|p| mean(p.iter().copied())).collect();
+    let nll = -means.iter().sum::<f64>();
     let mut metrics = Metrics::new();
     for m in cx.args().texts("metrics") {
         let v = match m.as_str() {
             "nll" => nll,
             "bits_per_dim" => {
-                for ([_, h, w], bits) in &resolutions {
-                    metrics.insert(format!("bits_per_dim.{h}x{w}"), *bits);
+                if let BuiltFlow::Multires(flow) = flow {
+                    resolution_bits(flow, &means, &mut metrics);
                 }
                 bits_per_dim(nll, &data.shape)
             }
@@ -360,44 +361,17 @@ pub fn evaluate(cx: &mut RunCtx) -> Result<Output, Diag> {
     Ok(Output::nothing(&METRICS, metrics, vec![]))
 }
 
-/// An image's shape and its bits per dimension.
-type Resolution = ([usize; 3], f64);
-
-/// A multi-resolution flow's mean -log p and NFE (as `mean_nll`), and the bits per
-/// dimension of the image at each resolution, coarsest first: the coarsest image's term
-/// plus the details' terms up to that resolution, over that image's pixels (the reference
-/// code's per-scale bits/dim; the finest is the flow's own).
-fn multires_nll(
-    flow: &crate::flow::Mrcnf,
-    spec: &FlowSpec,
-    x: &Tensor,
-    rng: &mut crate::rng::Rng,
-) -> Result<(f64, f64, Vec<Resolution>), SolveError> {
-    let untimed = |e| SolveError::tensor(e, spec.t0);
-    let n = x.dim(0).map_err(untimed)?;
-    let scales = flow.scales.len();
-    let (mut sums, mut nfe, mut batches) = (vec![0.0; scales], 0.0, 0.0f64);
-    for start in (0..n).step_by(EVAL_BATCH) {
-        let xb = x.narrow(0, start, EVAL_BATCH.min(n - start)).map_err(untimed)?;
-        let terms = flow.log_density(&xb, &spec.solver, rng, flow.dim() <= EXACT_UP_TO)?;
-        for (sum, t) in sums.iter_mut().zip(&terms.per_scale) {
-            *sum += t.to_dtype(DType::F64).and_then(|t| t.sum_all()?.to_scalar::<f64>()).map_err(untimed)?;
-        }
-        nfe += terms.likelihood.stats.nfe as f64;
-        batches += 1.0;
-    }
-    let per = n.max(1) as f64;
+/// `bits_per_dim.<h>x<w>`: the bits per dimension of a multi-resolution flow's image at
+/// each resolution, from the mean log p of its parts (coarsest first): the coarsest
+/// image's term plus the details' terms up to that resolution, over that image's pixels
+/// (the reference code's per-scale bits/dim; the finest is the flow's own).
+fn resolution_bits(flow: &crate::flow::Mrcnf, means: &[f64], metrics: &mut Metrics) {
     let mut cumulative = 0.0;
-    let resolutions = flow
-        .resolutions()
-        .into_iter()
-        .zip(&sums)
-        .map(|(shape, s)| {
-            cumulative += s / per;
-            (shape, image::bits_per_dim(cumulative, shape.iter().product()))
-        })
-        .collect();
-    Ok((-cumulative, nfe / batches.max(1.0), resolutions))
+    for (shape, m) in flow.resolutions().into_iter().zip(means) {
+        cumulative += m;
+        let [_, h, w] = shape;
+        metrics.insert(format!("bits_per_dim.{h}x{w}"), image::bits_per_dim(cumulative, shape.iter().product()));
+    }
 }
 
 /// `train`'s result kind for these arguments.

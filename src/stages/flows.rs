@@ -10,7 +10,7 @@ use super::flow_trained::FLOW_TRAINING;
 use super::layers::LAYER;
 use super::ode::SOLVER;
 use crate::diag::{Code, Diag, Span};
-use crate::flow::{BuiltFlow, FlowChain, Mrcnf, Multiscale, Trace, field_plan, multires_fits, multiscale_fits};
+use crate::flow::{BuiltFlow, FlowChain, Mrcnf, Multiscale, Trace, field_plan, scales_fit};
 use crate::lang::{Args, Builtin, CVal, Dflt, Kind, Param, Registry, Role, StaticCall, Ty, VKind};
 use crate::nn::{Activation, LayerSpec};
 use crate::ode::{Method, Options};
@@ -340,19 +340,11 @@ pub fn check_flow(cx: &StaticCall, model: &str, data: &str) -> Vec<Diag> {
         return diags;
     }
     match (shape.as_slice(), &spec.multiscale) {
-        ([_, _, _], Some(m @ ScaleSpec { multires: true, .. })) => {
-            if let Err(e) = multires_fits(&shape, m.scales) {
-                diags.push(
-                    Diag::new(Code::E4001, format!("the multi-resolution flow on images {shape:?}: {e}"))
-                        .at(at, "does not fit these images")
-                        .hint("downsample the images (`downsample(2)` gives 14x14 MNIST) or lower `scales`"),
-                );
-            }
-        }
         ([_, _, _], Some(m)) => {
-            if let Err(e) = multiscale_fits(&shape, m.scales) {
+            if let Err(e) = scales_fit(&shape, m.scales) {
+                let flow = if m.multires { "multi-resolution" } else { "multiscale" };
                 diags.push(
-                    Diag::new(Code::E4001, format!("the multiscale flow on images {shape:?}: {e}"))
+                    Diag::new(Code::E4001, format!("the {flow} flow on images {shape:?}: {e}"))
                         .at(at, "does not fit these images")
                         .hint("downsample the images (`downsample(2)` gives 14x14 MNIST) or lower `scales`"),
                 );

@@ -5,6 +5,7 @@
 //! out-of-distribution); a classifier by 1 - max softmax. The outlier sets come from the
 //! dataset stages in `ood_sets`.
 
+use super::attack_outcome::median;
 use super::dataset::DATASET;
 use super::flow_train::{images, log_likelihoods, solve_error, tensor};
 use super::flow_trained::{FLOW_TRAINING, FlowTrained};
@@ -44,15 +45,11 @@ impl Stage for Ood {
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
         let mut diags = Vec::new();
         let Some(shape) = cx.meta("inliers").and_then(|m| m.shape) else { return diags };
-        let given = cx.args.get("outliers");
         let labels = cx.args.texts("labels");
-        let sets = given.and_then(|v| match &v.kind {
-            crate::lang::VKind::List(items) => Some(items.len()),
-            _ => None,
-        });
-        if let Some(v) = given {
-            for (k, m) in outlier_metas(cx).into_iter().enumerate() {
-                if let Some(s) = m.and_then(|m| m.shape)
+        let sets = cx.args.stages("outliers");
+        if let Some(v) = cx.args.get("outliers") {
+            for (k, r) in sets.iter().enumerate() {
+                if let Some(s) = (cx.meta_of)(r).and_then(|m| m.shape)
                     && s != shape
                 {
                     diags.push(
@@ -63,10 +60,8 @@ impl Stage for Ood {
                 }
             }
         }
-        if let Some(n) = sets
-            && !labels.is_empty()
-            && labels.len() != n
-        {
+        let n = sets.len();
+        if !labels.is_empty() && labels.len() != n {
             diags.push(
                 Diag::new(Code::E2003, format!("{} labels for {n} outlier sets", labels.len()))
                     .at(cx.args.get("labels").map_or(cx.span, |v| v.span), "one label per set")
@@ -102,32 +97,17 @@ impl Stage for Ood {
                 metrics.insert(format!("{name}.auroc"), a);
             }
             let cell = area.map_or(String::new(), |a| a.to_string());
-            table.push_str(&format!("{},{},{mean},{},{cell}\n", csv_field(name), s.len(), median(s)));
+            table.push_str(&format!("{},{},{mean},{},{cell}\n", crate::csv::field(name), s.len(), median(&mut s.iter().copied().filter(|x| !x.is_nan()).collect::<Vec<_>>())));
         }
         let mut per_example = String::from("set,index,score\n");
         for (name, s) in names.iter().zip(&scores) {
             for (i, v) in s.iter().enumerate() {
-                per_example.push_str(&format!("{},{i},{v}\n", csv_field(name)));
+                per_example.push_str(&format!("{},{i},{v}\n", crate::csv::field(name)));
             }
         }
         let mut files = vec![cx.write_file("ood.csv", table.as_bytes())?, cx.write_file("scores.csv", per_example.as_bytes())?];
         files.extend(histogram_figure(cx, &names, &scores, &unit)?);
         Ok(Output::nothing(&FIGURE, metrics, files))
-    }
-}
-
-/// The metas of the outlier sets, in order (None where not known before running).
-fn outlier_metas(cx: &StaticCall) -> Vec<Option<crate::lang::Meta>> {
-    let Some(v) = cx.args.get("outliers") else { return vec![] };
-    match &v.kind {
-        crate::lang::VKind::List(items) => items
-            .iter()
-            .map(|i| match &i.kind {
-                crate::lang::VKind::Stage(r) => (cx.meta_of)(r),
-                _ => None,
-            })
-            .collect(),
-        _ => vec![],
     }
 }
 
@@ -185,20 +165,6 @@ fn softmax_scores(cx: &mut RunCtx, sets: &[&Dataset]) -> Result<(Vec<Vec<f64>>, 
     }
     let unit = Unit { metric: "one_minus_max_softmax", axis: "1 - max softmax", noun: "1 - max softmax", scaling: Scaling::Log };
     Ok((out, unit))
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
-    s.sort_by(f64::total_cmp);
-    match s.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => s[n / 2],
-        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-    }
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
 }
 
 /// Overlaid step outlines of each set's score density, on shared bins. The softmax score

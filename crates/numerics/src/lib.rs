@@ -2,14 +2,15 @@
 //! loop (`nn`), ODE solvers and the adjoint method (`ode`), continuous normalizing flows
 //! (`flow`), minimum-norm attacks over a
 //! batched model oracle (`robust`), datasets and their file formats (`data`), figures
-//! (`plots`), atomic file writes (`io`), the project's seeded RNG (`rng`) and the CPU thread
-//! count (`threads`).
+//! (`plots`), CSV cells (`csv`), atomic file writes (`io`), the project's seeded RNG (`rng`)
+//! and the CPU thread count (`threads`).
 //!
 //! It knows nothing of the pipeline language: it is its own crate so that the compiler
 //! enforces that boundary. The `flowline` crate re-exports its modules.
 
 pub mod calib;
 pub mod certify;
+pub mod csv;
 pub mod data;
 pub mod flow;
 pub mod io;

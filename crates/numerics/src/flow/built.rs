@@ -53,18 +53,26 @@ impl BuiltFlow {
         }
     }
 
-    /// log p(x) with each block's own trace estimator, outside the graph.
-    pub fn estimated_log_density(
+    /// log p(x) outside the graph in the flow's parts, which add up to it: one for a chain,
+    /// the coarsest image's term and each finer resolution's details' term (coarse to
+    /// fine) for a multi-resolution flow. With the exact trace or each block's own
+    /// estimator (draws from `rng`).
+    pub fn log_density_parts(
         &self,
         x: &Tensor,
         opts: &Options,
         rng: &mut Rng,
-    ) -> Result<(Tensor, Stats), SolveError> {
+        exact: bool,
+    ) -> Result<(Vec<Tensor>, Stats), SolveError> {
         match self {
-            BuiltFlow::Chain(c) => c.estimated_log_density(x, opts, rng),
+            BuiltFlow::Chain(c) => {
+                let (log_p, stats) =
+                    if exact { c.exact_log_density(x, opts)? } else { c.estimated_log_density(x, opts, rng)? };
+                Ok((vec![log_p], stats))
+            }
             BuiltFlow::Multires(m) => {
-                let l = m.log_density(x, opts, rng, false)?.likelihood;
-                Ok((l.log_p, l.stats))
+                let t = m.log_density(x, opts, rng, exact)?;
+                Ok((t.per_scale, t.likelihood.stats))
             }
         }
     }

@@ -79,13 +79,14 @@ pub fn conv_field_specs(channels: usize, hidden: &[usize], kernel: usize, act: A
     specs
 }
 
-/// Why a multiscale layout does not fit an image shape.
-pub fn multiscale_fits(shape: &[usize], scales: usize) -> std::result::Result<(), String> {
+/// Why images of `shape` cannot take `scales` scales, each but the last halving the image
+/// (FFJORD's multiscale flow and the multi-resolution flow alike).
+pub fn scales_fit(shape: &[usize], scales: usize) -> std::result::Result<(), String> {
     let [_, h, w] = shape else {
-        return Err(format!("a multiscale flow needs images [channels, height, width], not shape {shape:?}"));
+        return Err(format!("a flow of several scales needs images [channels, height, width], not shape {shape:?}"));
     };
     if scales == 0 {
-        return Err("a multiscale flow needs at least one scale".into());
+        return Err("a flow of several scales needs at least one scale".into());
     }
     let halvings = scales - 1;
     let unit = 1usize << halvings;
@@ -158,7 +159,7 @@ impl FlowChain {
         dtype: DType,
         dev: &Device,
     ) -> std::result::Result<Self, String> {
-        multiscale_fits(shape, m.scales)?;
+        scales_fit(shape, m.scales)?;
         let mut pieces = vec![Piece::Logit(m.alpha)];
         let mut s = shape.to_vec();
         let block = |s: &[usize], rng: &mut Rng| -> std::result::Result<Piece, String> {
@@ -213,10 +214,6 @@ impl FlowChain {
         set_named(&self.named_vars(), tensors)
     }
 
-    pub fn parameter_count(&self) -> usize {
-        self.vars().iter().map(|v| v.elem_count()).sum()
-    }
-
     /// The dimension of one example.
     pub fn dim(&self) -> usize {
         self.shape.iter().product()
@@ -253,9 +250,8 @@ impl FlowChain {
         let shapes = block_shapes(&self.shape, &self.pieces);
         let fail = |e| SolveError::tensor(e, 0.0);
         let n = x.dim(0).map_err(fail)?;
-        let zeros = Tensor::zeros(n, x.dtype(), x.device()).map_err(fail)?;
-        let (mut log_p, mut kinetic, mut jacobian) = (zeros.clone(), zeros.clone(), zeros);
-        let mut stats = Stats::default();
+        let mut log_p = Tensor::zeros(n, x.dtype(), x.device()).map_err(fail)?;
+        let mut sums = BlockSums::new(&log_p);
         let mut z = x.clone();
         let mut parts = Vec::new();
         for (p, shape) in self.pieces.iter().zip(&shapes) {
@@ -265,16 +261,7 @@ impl FlowChain {
                     z = y;
                     log_p = (log_p + logdet).map_err(fail)?;
                 }
-                Piece::Block(cnf) => {
-                    let l = block(cnf, &z)?;
-                    let fail = |e| SolveError::tensor(e, cnf.t1);
-                    let delta = l.end[1].squeeze(1).map_err(fail)?;
-                    log_p = (log_p - delta).map_err(fail)?;
-                    kinetic = (kinetic + l.kinetic).map_err(fail)?;
-                    jacobian = (jacobian + l.jacobian).map_err(fail)?;
-                    add_stats(&mut stats, &l.stats);
-                    z = l.z;
-                }
+                Piece::Block(cnf) => z = sums.add(&mut log_p, block(cnf, &z)?, cnf.t1)?,
                 Piece::Squeeze => z = squeeze(&z, image(shape)).map_err(fail)?,
                 Piece::FactorOut => {
                     let d = z.dim(1).map_err(fail)?;
@@ -287,7 +274,7 @@ impl FlowChain {
         parts.push(z);
         let z = Tensor::cat(&parts, 1).map_err(fail)?;
         log_p = (log_p + standard_normal_log_density(&z).map_err(fail)?).map_err(fail)?;
-        Ok(Likelihood { log_p, z, kinetic, jacobian, end: Vec::new(), stats })
+        Ok(sums.likelihood(log_p, z))
     }
 
     /// n samples: base draws decoded.
@@ -367,6 +354,43 @@ impl FlowModel for FlowChain {
             partial: Vec::new(),
             last: None,
         })
+    }
+}
+
+/// What the CNF blocks of a walk add up: the regularizer integrals per example and the
+/// solves' stats.
+pub(super) struct BlockSums {
+    kinetic: Tensor,
+    jacobian: Tensor,
+    stats: Stats,
+}
+
+impl BlockSums {
+    /// Zero integrals shaped like `zeros` ([n]).
+    pub(super) fn new(zeros: &Tensor) -> Self {
+        BlockSums { kinetic: zeros.clone(), jacobian: zeros.clone(), stats: Stats::default() }
+    }
+
+    /// A block's likelihood `l` (ending at `t1`) taken in: its log-density change off
+    /// `log_p`, its integrals and stats added; its end state returned.
+    pub(super) fn add(
+        &mut self,
+        log_p: &mut Tensor,
+        l: Likelihood,
+        t1: f64,
+    ) -> std::result::Result<Tensor, SolveError> {
+        let fail = |e| SolveError::tensor(e, t1);
+        let delta = l.end[1].squeeze(1).map_err(fail)?;
+        *log_p = (&*log_p - delta).map_err(fail)?;
+        self.kinetic = (&self.kinetic + l.kinetic).map_err(fail)?;
+        self.jacobian = (&self.jacobian + l.jacobian).map_err(fail)?;
+        add_stats(&mut self.stats, &l.stats);
+        Ok(l.z)
+    }
+
+    /// The walk's likelihood: log p(x), x's base point, the sums.
+    pub(super) fn likelihood(self, log_p: Tensor, z: Tensor) -> Likelihood {
+        Likelihood { log_p, z, kinetic: self.kinetic, jacobian: self.jacobian, end: Vec::new(), stats: self.stats }
     }
 }
 

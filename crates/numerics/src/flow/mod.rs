@@ -24,7 +24,7 @@ mod square;
 mod squash;
 
 pub use built::BuiltFlow;
-pub use chain::{FlowChain, Multiscale, Piece, conv_field_specs, multiscale_fits};
+pub use chain::{FlowChain, Multiscale, Piece, conv_field_specs, scales_fit};
 pub use cnf::{Cnf, Dynamics, Trace, standard_normal_log_density};
 pub use conditioned::Conditioned;
 pub use conv_layer::ConcatConv2d;
@@ -32,6 +32,6 @@ pub use count::VjpCounter;
 pub use field::{FieldError, PlannedKind, PlannedLayer, TangentField, TimeNet, field_plan, field_plan_between};
 pub use fit::{FlowFit, FlowRecord, fit_flow, fit_flow_with};
 pub use model::{AdjointGradients, FlowModel, Likelihood};
-pub use mrcnf::{Mrcnf, ScaleFlow, ScaleTerms, multires_fits};
+pub use mrcnf::{Mrcnf, ScaleFlow, ScaleTerms};
 pub use square::Square;
 pub use squash::{ConcatLinear, ConcatSquash, TimeLayer};

@@ -10,7 +10,7 @@
 //! std and ends its chain with the same affine scaling, whose log-determinant cancels it:
 //! the likelihood is that of a unit normal at the CNFs' output.)
 
-use super::chain::{Multiscale, conv_field_specs};
+use super::chain::{BlockSums, Multiscale, conv_field_specs, scales_fit};
 use super::cnf::{Cnf, standard_normal_log_density};
 use super::conditioned::Conditioned;
 use super::count::VjpCounter;
@@ -38,24 +38,6 @@ pub struct Mrcnf {
     pub scales: Vec<ScaleFlow>,
 }
 
-/// Why a multi-resolution layout does not fit an image shape.
-pub fn multires_fits(shape: &[usize], scales: usize) -> Result<(), String> {
-    let [_, h, w] = shape else {
-        return Err(format!("a multi-resolution flow needs images [channels, height, width], not shape {shape:?}"));
-    };
-    if scales == 0 {
-        return Err("a multi-resolution flow needs at least one scale".into());
-    }
-    let unit = 1usize << (scales - 1);
-    if h % unit != 0 || w % unit != 0 {
-        return Err(format!(
-            "{scales} scales halve the image {} times: {h}x{w} is not divisible by {unit} (downsample or use fewer scales)",
-            scales - 1
-        ));
-    }
-    Ok(())
-}
-
 /// Per example and per scale, log p of that scale's part (coarsest first), with the
 /// whole likelihood.
 pub struct ScaleTerms {
@@ -70,7 +52,7 @@ type Block<'f> = Cnf<&'f dyn TangentField>;
 impl Mrcnf {
     /// Fresh parameters for images `shape`.
     pub fn new(shape: &[usize], m: &Multiscale, rng: &mut Rng, dtype: DType, dev: &Device) -> Result<Self, String> {
-        multires_fits(shape, m.scales)?;
+        scales_fit(shape, m.scales)?;
         let shape = [shape[0], shape[1], shape[2]];
         let c = shape[0];
         let shapes = pyramid_shapes(shape, m.scales);
@@ -127,6 +109,15 @@ impl Mrcnf {
         Cnf { field, t0: self.layout.t0, t1: self.layout.t1, trace: self.layout.trace }
     }
 
+    /// `f` of the block whose field is `net`, conditioned on the image `cond` where given
+    /// (the details' scales).
+    fn on_block<T>(&self, net: &TimeNet, cond: Option<&Tensor>, f: impl FnOnce(&Block) -> T) -> T {
+        match cond {
+            None => f(&self.cnf(net)),
+            Some(c) => f(&self.cnf(&Conditioned { net, cond: c.clone() })),
+        }
+    }
+
     /// x [n, c h w] in [0, 1] through every scale, each block's likelihood from `block`.
     /// `z` holds the base points of the scales, coarsest first (what `decode` takes).
     pub fn walk(
@@ -146,8 +137,7 @@ impl Mrcnf {
         }
         let n = x.dim(0).map_err(fail)?;
         let zeros = Tensor::zeros(n, x.dtype(), x.device()).map_err(fail)?;
-        let (mut kinetic, mut jacobian) = (zeros.clone(), zeros);
-        let mut stats = Stats::default();
+        let mut sums = BlockSums::new(&zeros);
         let (mut per_scale, mut zs) = (Vec::new(), Vec::new());
         let last = images.len() - 1;
         for (s, scale) in self.scales.iter().enumerate() {
@@ -156,27 +146,11 @@ impl Mrcnf {
                 (y, None, logdet)
             } else {
                 let k = last - s;
-                (
-                    details[k].clone(),
-                    Some(images[k + 1].clone()),
-                    Tensor::zeros(n, x.dtype(), x.device()).map_err(fail)?,
-                )
+                (details[k].clone(), Some(&images[k + 1]), zeros.clone())
             };
             for net in &scale.blocks {
-                let l = match &cond {
-                    None => block(&self.cnf(net), &z)?,
-                    Some(c) => {
-                        let field = Conditioned { net, cond: c.clone() };
-                        block(&self.cnf(&field), &z)?
-                    }
-                };
-                let fail = |e| SolveError::tensor(e, self.layout.t1);
-                let delta = l.end[1].squeeze(1).map_err(fail)?;
-                log_p = (log_p - delta).map_err(fail)?;
-                kinetic = (kinetic + l.kinetic).map_err(fail)?;
-                jacobian = (jacobian + l.jacobian).map_err(fail)?;
-                super::chain::add_stats(&mut stats, &l.stats);
-                z = l.z;
+                let l = self.on_block(net, cond, |cnf| block(cnf, &z))?;
+                z = sums.add(&mut log_p, l, self.layout.t1)?;
             }
             log_p = (log_p + standard_normal_log_density(&z).map_err(fail)?).map_err(fail)?;
             per_scale.push(log_p);
@@ -187,7 +161,7 @@ impl Mrcnf {
             log_p = (log_p + p).map_err(fail)?;
         }
         let z = Tensor::cat(&zs, 1).map_err(fail)?;
-        Ok(ScaleTerms { likelihood: Likelihood { log_p, z, kinetic, jacobian, end: Vec::new(), stats }, per_scale })
+        Ok(ScaleTerms { likelihood: sums.likelihood(log_p, z), per_scale })
     }
 
     /// log p(x) and the per-scale terms outside the graph, with the exact trace or each
@@ -230,13 +204,7 @@ impl Mrcnf {
             at += size;
             let cond = images.last().cloned();
             for net in scale.blocks.iter().rev() {
-                let (y, st) = match &cond {
-                    None => self.cnf(net).sample(&z, opts)?,
-                    Some(img) => {
-                        let field = Conditioned { net, cond: img.clone() };
-                        self.cnf(&field).sample(&z, opts)?
-                    }
-                };
+                let (y, st) = self.on_block(net, cond.as_ref(), |cnf| cnf.sample(&z, opts))?;
                 super::chain::add_stats(&mut stats, &st);
                 z = y;
             }
@@ -286,21 +254,10 @@ impl FlowModel for Mrcnf {
 mod tests {
     use super::*;
     use crate::flow::Trace;
-    use crate::nn::Activation;
     use crate::ode::Method;
 
     fn layout(scales: usize) -> Multiscale {
-        Multiscale {
-            scales,
-            blocks: 2,
-            hidden: vec![4],
-            act: Activation::Softplus,
-            kernel: 3,
-            alpha: 0.05,
-            t0: 0.0,
-            t1: 0.5,
-            trace: Trace::Exact,
-        }
+        Multiscale { scales, hidden: vec![4], alpha: 0.05, ..Multiscale::mnist(0.5, Trace::Exact) }
     }
 
     fn opts() -> Options {
@@ -432,9 +389,12 @@ mod tests {
 
     #[test]
     fn layouts_that_do_not_fit_are_refused() {
-        assert!(multires_fits(&[1, 28, 28], 3).is_ok());
-        assert!(multires_fits(&[1, 28, 28], 4).unwrap_err().contains("not divisible by 8"));
-        assert!(multires_fits(&[784], 2).unwrap_err().contains("images"));
-        assert!(multires_fits(&[1, 4, 4], 0).is_err());
+        assert!(scales_fit(&[1, 28, 28], 3).is_ok());
+        assert!(scales_fit(&[1, 28, 28], 4).unwrap_err().contains("not divisible by 8"));
+        assert!(scales_fit(&[784], 2).unwrap_err().contains("images"));
+        assert!(scales_fit(&[1, 4, 4], 0).is_err());
+        let m = Multiscale { scales: 3, ..layout(3) };
+        let e = Mrcnf::new(&[1, 6, 6], &m, &mut Rng::new(0), DType::F64, &Device::Cpu).err().unwrap();
+        assert!(e.contains("not divisible by 4"), "{e}");
     }
 }

@@ -350,7 +350,7 @@ fn run_chain_with(layers: &[Built], x: &Tensor, rng: &mut Option<&mut Rng>, inpu
         if let Some((act, len)) = conv_pool_pattern(&layers[i..])
             && kernels::own(&h)
             && let Built::Conv { w, b, stride, pad } = &layers[i]
-            && even_conv_output(&h, w.as_tensor(), *stride, *pad)?
+            && kernels::conv_pool_fits(h.dims(), w.dims(), *stride, *pad)
         {
             h = kernels::conv_pool(&h, w.as_tensor(), b.as_tensor(), *stride, *pad, !input_grad, act)?;
             i += len;
@@ -383,21 +383,12 @@ fn run_chain_with(layers: &[Built], x: &Tensor, rng: &mut Option<&mut Rng>, inpu
 /// The rows and columns of images x [n, c, h, w] that k x k windows of stride k cover:
 /// the last h mod k rows and w mod k columns are dropped, as PyTorch's pooling (and the
 /// shape checker) floor the output size.
-fn pooled_part(x: &Tensor, k: usize) -> Result<Tensor> {
+pub(super) fn pooled_part(x: &Tensor, k: usize) -> Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
     if h % k == 0 && w % k == 0 {
         return Ok(x.clone());
     }
     x.narrow(2, 0, h / k * k)?.narrow(3, 0, w / k * k)?.contiguous()
-}
-
-/// Whether the convolution of x by w has an even output size, which the fused convolution
-/// and 2 x 2 pooling needs (odd sizes take the unfused path, which drops the last row).
-fn even_conv_output(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> Result<bool> {
-    let (_, _, h, wd) = x.dims4()?;
-    let (_, _, kh, kw) = w.dims4()?;
-    let out = |n: usize, k: usize| (n + 2 * pad).checked_sub(k).map(|v| v / stride.max(1) + 1);
-    Ok(matches!((out(h, kh), out(wd, kw)), (Some(a), Some(b)) if a % 2 == 0 && b % 2 == 0))
 }
 
 /// A convolution followed by 2 x 2 max pooling, with an activation between or after them:
@@ -424,14 +415,15 @@ fn conv_pool_pattern(layers: &[Built]) -> Option<(Option<Activation>, usize)> {
 /// device, with the true gradient where each window's maximum is unique (candle's max
 /// backward marks every element equal to the maximum).
 pub fn max_pool_composed(x: &Tensor, k: usize) -> Result<Tensor> {
+    pool_windows(x, k)?.max(D::Minus1)
+}
+
+/// Images x [n, c, h, w] as their k x k windows of stride k, [n, c, h/k, w/k, k k] (each
+/// window row-major), the rows and columns no window covers dropped (`pooled_part`).
+pub(super) fn pool_windows(x: &Tensor, k: usize) -> Result<Tensor> {
+    let x = pooled_part(x, k)?;
     let (n, c, h, w) = x.dims4()?;
-    if h % k != 0 || w % k != 0 {
-        candle_core::bail!("max pooling by {k} of a {h} x {w} image");
-    }
-    x.reshape((n, c, h / k, k, w / k, k))?
-        .permute((0, 1, 2, 4, 3, 5))?
-        .reshape((n, c, h / k, w / k, k * k))?
-        .max(D::Minus1)
+    x.reshape((n, c, h / k, k, w / k, k))?.permute((0, 1, 2, 4, 3, 5))?.reshape((n, c, h / k, w / k, k * k))
 }
 
 fn channel_shape(x: &Tensor) -> Vec<usize> {
@@ -484,7 +476,7 @@ fn run_layer(
         }
         // Elsewhere (CUDA) the same from candle's reductions, whose backward routes the
         // gradient to the maximum, instead of candle's pooling op and its scaled gradient.
-        Built::MaxPool { kernel, stride } if kernel == stride => max_pool_composed(&pooled_part(x, *kernel)?, *kernel),
+        Built::MaxPool { kernel, stride } if kernel == stride => max_pool_composed(x, *kernel),
         Built::MaxPool { kernel, stride } => x.max_pool2d_with_stride(*kernel, *stride),
         Built::AvgPool { kernel, stride } => x.avg_pool2d_with_stride(*kernel, *stride),
         Built::GlobalAvgPool => x.mean(D::Minus1)?.mean(D::Minus1),

@@ -40,7 +40,7 @@ pub struct ConvPool {
 impl ConvPool {
     fn geometry(&self, x: &[usize], w: &[usize]) -> Result<Geometry> {
         let g = Geometry::new(x, w, self.stride, self.pad)?;
-        if g.out.0 % 2 != 0 || g.out.1 % 2 != 0 {
+        if !pools_evenly(&g) {
             candle_core::bail!("max pooling by 2 of a {} x {} convolution output", g.out.0, g.out.1);
         }
         Ok(g)
@@ -202,6 +202,17 @@ impl CustomOp3 for ConvPool {
 
 /// act(maxpool2(conv2d(x, w) + b)) in one op (float32 on the CPU); `weight_grad: false`
 /// gives the input gradient only (attacks).
+/// Whether `conv_pool` takes inputs and kernels of these shapes: the convolution's output
+/// has even sides.
+pub fn conv_pool_fits(x: &[usize], w: &[usize], stride: usize, pad: usize) -> bool {
+    Geometry::new(x, w, stride, pad).is_ok_and(|g| pools_evenly(&g))
+}
+
+/// 2 x 2 windows tile the convolution's output.
+fn pools_evenly(g: &Geometry) -> bool {
+    g.out.0.is_multiple_of(2) && g.out.1.is_multiple_of(2)
+}
+
 pub fn conv_pool(
     x: &Tensor,
     w: &Tensor,

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub use act::{Act, ActGrad, exp};
 pub use adam::{AdamStep, adam_step};
 pub use conv::{Conv2d, conv2d};
-pub use conv_pool::{ConvPool, conv_pool};
+pub use conv_pool::{ConvPool, conv_pool, conv_pool_fits};
 pub use dense::all_finite;
 pub use dropout::{dropout, dropout_mask};
 pub use linear::{Linear, flatten_linear, linear};
