@@ -20,7 +20,9 @@ pub mod syntax;
 pub mod yaml;
 
 /// The numerical library, its own crate (`crates/numerics`): it cannot reach the language.
-pub use flowline_numerics::{calib, certify, csv, data, flow, io, nn, ode, ood, plots, rng, robust, threads};
+pub use flowline_numerics::{
+    calib, certify, csv, data, flow, io, nn, ode, ood, plots, potential, rng, robust, threads,
+};
 
 use diag::{Code, Diag, SourceMap};
 use lang::Registry;

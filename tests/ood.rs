@@ -51,10 +51,7 @@ fn a_flow_finds_far_points_unlikely_and_both_scores_are_reported() {
 }
 
 fn codes(src: &str) -> Vec<Code> {
-    let mut sources = flowline::diag::SourceMap::new();
-    let id = sources.add("t.flow", None, src);
-    let opts = flowline::CheckOptions { profile: None, sets: vec![] };
-    flowline::check(&mut sources, id, &opts).err().unwrap_or_default().iter().map(|d| d.code).collect()
+    common::check_codes(src)
 }
 
 #[test]

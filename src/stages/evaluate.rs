@@ -13,12 +13,12 @@ use crate::lang::{Args, Builtin, Dflt, Kind, METRICS, Metrics, Output, Param, Ru
 use crate::nn::evaluate_classifier;
 
 const MEASURES: [&str; 2] = ["accuracy", "loss"];
-const ALL_MEASURES: [&str; 5] = ["accuracy", "loss", "nll", "bits_per_dim", "nfe"];
+const ALL_MEASURES: [&str; 6] = ["accuracy", "loss", "nll", "bits_per_dim", "nfe", "nll_closed_form"];
 
 pub fn builtins() -> Vec<Builtin> {
     vec![Builtin::stage(
         "evaluate",
-        "Metrics of a model on data: a classifier's `accuracy` (top-1) and `loss` (mean of the chosen loss); a flow's `nll` (mean -log p, exact trace up to 16 dimensions), `bits_per_dim` and `nfe` (mean function evaluations of a solve).",
+        "Metrics of a model on data: a classifier's `accuracy` (top-1) and `loss` (mean of the chosen loss); a flow's `nll` (mean -log p, exact trace up to 16 dimensions), `bits_per_dim`, `nfe` (mean function evaluations of a solve) and, for a potential flow, `nll_closed_form` (its density in closed form, normalised over normal draws).",
         vec![
             Param::new("trained", model_or_flow(), Dflt::Required, "the model or flow to evaluate (usually a `train` result)"),
             Param::new("data", Ty::kind(&DATASET), Dflt::Required, "evaluation data (labelled for a classifier)"),
@@ -26,7 +26,7 @@ pub fn builtins() -> Vec<Builtin> {
                 "metrics",
                 Ty::list(Ty::choice(&ALL_MEASURES)),
                 Dflt::Syms(&MEASURES),
-                "what to compute (a flow's: `[nll, nfe]`, also `bits_per_dim`)",
+                "what to compute (a flow's: `[nll, nfe]`, also `bits_per_dim`; a potential flow's also `nll_closed_form`)",
             ),
             Param::new("loss", Ty::choice(&LOSSES), Dflt::Sym("cross_entropy"), "the loss reported as `loss`"),
         ],

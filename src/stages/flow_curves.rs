@@ -2,29 +2,15 @@
 //! RNODE compares plain and regularized training with (NFE per iteration), with each
 //! run's mean over its last tenth reported.
 
-use super::flow_train::{bits_per_dim, last_tenth, mean};
+use super::flow_train::{last_tenth, mean};
 use super::flow_trained::FlowTrained;
-use crate::diag::Diag;
-use crate::flow::FlowRecord;
+use crate::diag::{Code, Diag};
 use crate::lang::{FIGURE, Kind, Metrics, Output, RunCtx, Stage};
 use crate::plots::{Axis, LinePlot, Scaling, Series};
 
 pub const CURVES: [&str; 6] = ["nfe_forward", "nfe_backward", "nll", "bits_per_dim", "loss", "seconds"];
 
 pub struct FlowCurves;
-
-/// A record's value of `metric`; bits per dimension for examples of `shape` (of the 256
-/// levels for images, whose training batches are dequantized), as `evaluate` reports it.
-fn value(r: &FlowRecord, metric: &str, shape: &[usize]) -> f64 {
-    match metric {
-        "nfe_forward" => r.nfe_forward as f64,
-        "nfe_backward" => r.nfe_backward as f64,
-        "nll" => r.nll,
-        "bits_per_dim" => bits_per_dim(r.nll, shape),
-        "loss" => r.loss,
-        _ => r.seconds,
-    }
-}
 
 /// The axis label and the title's noun of a curve.
 fn describe(metric: &str) -> (&'static str, &'static str) {
@@ -52,7 +38,10 @@ impl Stage for FlowCurves {
         let mut metrics = Metrics::new();
         for (k, (name, t)) in runs.iter().enumerate() {
             let label = labels.get(k).cloned().unwrap_or_else(|| name.clone());
-            let v: Vec<f64> = t.records.iter().map(|r| value(r, &metric, &t.shape)).collect();
+            let v = t.records.curve(&metric, &t.shape).map_err(|e| {
+                cx.error(Code::R1002, format!("`{name}`: {e}"))
+                    .hint("draw `loss` or `seconds` for flows trained by a dual")
+            })?;
             metrics.insert(format!("{label}.{metric}"), mean(last_tenth(&v).iter().copied()));
             curves.push((label, super::plots::moving_average(&v, window)));
         }

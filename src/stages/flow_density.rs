@@ -4,7 +4,7 @@
 
 use super::flow_trained::FlowTrained;
 use crate::diag::{Code, Diag};
-use crate::flow::Square;
+use crate::flow::{BuiltFlow, Square};
 use crate::lang::{Args, FIGURE, Kind, Metrics, Output, RunCtx, Stage, StaticCall};
 use crate::plots::{Heatmap, Heatmaps};
 use candle_core::{DType, Tensor};
@@ -62,15 +62,28 @@ impl Stage for DensityPlot {
                 None => Square::around(&f.data, side),
             };
             let flow = &f.flow;
+            // A potential flow's density in closed form: its ODE at every grid point would
+            // smooth both potentials over all its draws at every step.
+            let log_z = match flow {
+                BuiltFlow::Potential(p) => Some(super::potential_train::normaliser(cx, p, &mut rng)?),
+                _ => None,
+            };
             let fail = |what: &str, e: String| cx.error(Code::R1006, format!("{what} of `{name}`: {e}"));
             let centres = square.centres();
             let mut density = Vec::with_capacity(side * side);
             for chunk in centres.chunks(2 * BATCH) {
                 let x = Tensor::from_vec(chunk.to_vec(), (chunk.len() / 2, 2), &cx.device)
                     .map_err(|e| fail("the grid", e.to_string()))?;
-                let (log_p, _) = flow
-                    .exact_log_density(&x, &f.spec.solver)
-                    .map_err(|e| fail("the density", e.failure.to_string()))?;
+                let log_p = match (flow, log_z) {
+                    (BuiltFlow::Potential(p), Some(log_z)) => {
+                        p.closed_form_log_density(&x, log_z).map_err(|e| fail("the density", e.to_string()))?
+                    }
+                    _ => {
+                        flow.exact_log_density(&x, &f.spec.solver)
+                            .map_err(|e| fail("the density", e.failure.to_string()))?
+                            .0
+                    }
+                };
                 let p = log_p.exp().and_then(|t| t.to_dtype(DType::F64)?.to_vec1::<f64>());
                 density.extend(p.map_err(|e| fail("the density", e.to_string()))?);
             }
@@ -101,7 +114,8 @@ impl Stage for DensityPlot {
                 values: data_bins.histogram(&f.data),
                 side: data_bins.side,
             });
-            panels.push(Heatmap { heading: format!("{label}: density"), values: density, side });
+            let how = if log_z.is_some() { " (closed form)" } else { "" };
+            panels.push(Heatmap { heading: format!("{label}: density{how}"), values: density, side });
             panels.push(Heatmap {
                 heading: format!("{label}: samples ({count})"),
                 values: sample_bins.histogram(&samples),

@@ -3,7 +3,7 @@
 //! forward and backward NFE, seconds), the loss and NFE-per-iteration curves; NLL and NFE
 //! on held-out data.
 
-use super::flow_trained::{FLOW_TRAINING, FlowTrained, KEPT_POINTS};
+use super::flow_trained::{FLOW_TRAINING, FlowTrained, KEPT_POINTS, TrainingLog};
 use super::flows::{FlowSpec, check_flow, flow_config};
 use super::ode::failure_code;
 use super::regularizers::Regularizer;
@@ -22,7 +22,7 @@ pub const TRAIN_METRICS: [&str; 7] =
     ["final_loss", "final_nll", "steps", "parameters", "nfe_forward", "nfe_backward", "nfe_forward_mean"];
 
 /// `evaluate`'s measures of a flow.
-pub const FLOW_MEASURES: [&str; 3] = ["nll", "bits_per_dim", "nfe"];
+pub const FLOW_MEASURES: [&str; 4] = ["nll", "bits_per_dim", "nfe", "nll_closed_form"];
 
 /// `train` arguments that only classifiers take.
 const CLASSIFIER_ONLY: [&str; 9] =
@@ -45,7 +45,19 @@ pub fn check_train(cx: &StaticCall) -> Vec<Diag> {
         );
         return diags;
     }
-    diags.extend(super::regularizers::check(cx, true));
+    let potential = super::flows::potential_config(cx.args, "model");
+    if potential && !super::regularizers::names(cx.args).is_empty() {
+        diags.push(
+            Diag::new(
+                Code::E2005,
+                "a potential flow trains by its dual; RNODE's regularizers act on an ODE solve it does not make",
+            )
+            .at(at("regularizers"), "not for a potential flow")
+            .hint("drop `regularizers`"),
+        );
+    } else {
+        diags.extend(super::regularizers::check(cx, true));
+    }
     for p in CLASSIFIER_ONLY {
         if cx.given(p) {
             diags.push(
@@ -56,9 +68,25 @@ pub fn check_train(cx: &StaticCall) -> Vec<Diag> {
         }
     }
     let images = cx.meta("data").and_then(|m| m.shape).is_some_and(|s| s.len() == 3);
-    if cx.given("loss") {
+    if potential {
+        if cx.given("loss") && !cx.args.text("loss").is_some_and(|l| super::potential_train::LOSSES.contains(&l)) {
+            diags.push(
+                Diag::new(Code::E2005, format!("a potential flow trains by the entropic dual, not `{}`", cx.args.text("loss").unwrap_or("?")))
+                    .at(at("loss"), "not a potential flow's loss")
+                    .hint("write `loss: entropic_dual` (each potential's own objective, the default) or `entropic_alternating` (the joint dual in turns)"),
+            );
+        }
+    } else if cx.given("loss") {
         match cx.args.text("loss") {
             Some("nll") => {}
+            Some(l) if super::potential_train::LOSSES.contains(&l) => diags.push(
+                Diag::new(
+                    Code::E2005,
+                    format!("`{l}` trains a `potential_flow`; this flow trains by maximum likelihood"),
+                )
+                .at(at("loss"), "for potential flows")
+                .hint("write `loss: nll`, or train a `potential_flow(phi: ..., psi: ...)`"),
+            ),
             Some("bits_per_dim") if images => {}
             Some("bits_per_dim") => diags.push(
                 Diag::new(Code::E2005, "`bits_per_dim` is a loss for 8-bit images; these data are vectors")
@@ -94,6 +122,18 @@ pub fn check_evaluate(cx: &StaticCall) -> Vec<Diag> {
     }
     if flow_config(cx.args, "trained") {
         diags.extend(check_flow(cx, "trained", "data"));
+        if !super::flows::potential_config(cx.args, "trained")
+            && cx.args.texts("metrics").iter().any(|m| m == "nll_closed_form")
+        {
+            diags.push(
+                Diag::new(
+                    Code::E2005,
+                    "`nll_closed_form` is the likelihood of a potential flow in closed form; this flow has none",
+                )
+                .at(at, "for potential flows")
+                .hint("evaluate this flow by `nll` (its ODE)"),
+            );
+        }
     }
     diags
 }
@@ -136,9 +176,29 @@ pub(super) fn bits_per_dim(nll: f64, shape: &[usize]) -> f64 {
     if shape.len() == 3 { image::bits_per_dim(-nll, d) } else { nll / (d as f64 * std::f64::consts::LN_2) }
 }
 
+/// A flow training's batch (capped at the data, with a warning when asked for more) and
+/// its iterations (`iters`, or `epochs` over the data, 10 epochs by default).
+pub(super) fn lengths(cx: &mut RunCtx, n: usize) -> (usize, usize) {
+    let asked = cx.args().int("batch").unwrap_or(128) as usize;
+    let batch = asked.min(n.max(1));
+    if batch < asked && cx.given("batch") {
+        cx.warn(Code::W2001, super::clamp::message("batch", asked, n));
+    }
+    let a = cx.args();
+    let iters = match (a.int("iters"), a.int("epochs")) {
+        (Some(i), _) => i as usize,
+        (None, Some(e)) => e as usize * (n / batch).max(1),
+        (None, None) => 10 * (n / batch).max(1),
+    };
+    (batch, iters)
+}
+
 /// `train` of a flow.
 pub fn train(cx: &mut RunCtx) -> Result<Output, Diag> {
     let spec: FlowSpec = cx.lower("model")?;
+    if spec.potential.is_some() {
+        return super::potential_train::train(cx, spec);
+    }
     let data = cx.input::<Dataset>("data")?;
     let optimizer: OptimSpec = cx.lower("optimizer")?;
     let regs = super::regularizers::lowered(cx)?;
@@ -147,17 +207,7 @@ pub fn train(cx: &mut RunCtx) -> Result<Output, Diag> {
         weight(|r| if let Regularizer::Kinetic(l) = r { Some(*l) } else { None }),
         weight(|r| if let Regularizer::JacobianFrobenius(l) = r { Some(*l) } else { None }),
     );
-    let asked = cx.args().int("batch").unwrap_or(128) as usize;
-    let batch = asked.min(data.n.max(1));
-    if batch < asked && cx.given("batch") {
-        cx.warn(Code::W2001, super::clamp::message("batch", asked, data.n));
-    }
-    let a = cx.args();
-    let iters = match (a.int("iters"), a.int("epochs")) {
-        (Some(i), _) => i as usize,
-        (None, Some(e)) => e as usize * (data.n / batch).max(1),
-        (None, None) => 10 * (data.n / batch).max(1),
-    };
+    let (batch, iters) = lengths(cx, data.n);
     let d = data.features();
     let mut rng = cx.take_rng();
     let flow = spec
@@ -174,8 +224,11 @@ pub fn train(cx: &mut RunCtx) -> Result<Output, Diag> {
         dequantize: images(&data),
         bits_per_dim: images(&data) && cx.args().text("loss") == Some("bits_per_dim"),
     };
+    let model = flow
+        .likelihood_model()
+        .ok_or_else(|| cx.error(Code::R1006, "this flow is not trained by maximum likelihood"))?;
     let bar = cx.progress.bar(iters as u64, cx.name());
-    let result = fit_flow_with(&flow, &x, &cfg, &spec.solver, &mut rng, |i, r| {
+    let result = fit_flow_with(model, &x, &cfg, &spec.solver, &mut rng, |i, r| {
         if i % 5 == 0 {
             bar.set_position(i as u64);
             bar.set_message(format!("nll {:.4} nfe {}", r.nll, r.nfe_forward));
@@ -203,7 +256,13 @@ pub fn train(cx: &mut RunCtx) -> Result<Output, Diag> {
     metrics.insert("nfe_forward_mean".into(), mean(records.iter().map(|r| r.nfe_forward as f64)));
     let bits = cfg.bits_per_dim.then_some(data.shape.as_slice());
     let files = plot_training(cx, &records, kinetic != 0.0 || jacobian != 0.0, bits)?;
-    let trained = FlowTrained { spec, shape: data.shape.clone(), flow, records, data: data.x[..kept].to_vec() };
+    let trained = FlowTrained {
+        spec,
+        shape: data.shape.clone(),
+        flow,
+        records: TrainingLog::Likelihood(records),
+        data: data.x[..kept].to_vec(),
+    };
     Ok(Output { artifact: Arc::new(trained), metrics, files })
 }
 
@@ -348,6 +407,14 @@ pub fn evaluate(cx: &mut RunCtx) -> Result<Output, Diag> {
     for m in cx.args().texts("metrics") {
         let v = match m.as_str() {
             "nll" => nll,
+            "nll_closed_form" => match flow {
+                BuiltFlow::Potential(p) => super::potential_train::closed_form_nll(cx, p, &x, &mut rng)?,
+                _ => {
+                    return Err(cx
+                        .error(Code::R1002, "`nll_closed_form` is the likelihood of a potential flow in closed form; this flow has none")
+                        .hint("evaluate this flow by `nll` (its ODE)"));
+                }
+            },
             "bits_per_dim" => {
                 if let BuiltFlow::Multires(flow) = flow {
                     resolution_bits(flow, &means, &mut metrics);

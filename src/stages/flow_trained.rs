@@ -6,6 +6,7 @@ use super::flows::{FLOW, FlowSpec};
 use crate::diag::{Code, Diag};
 use crate::flow::{BuiltFlow, FlowRecord};
 use crate::lang::{Artifact, ArtifactRef, Kind, Role, Saved, StageDir};
+use crate::potential::DualRecord;
 use crate::yaml;
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -27,9 +28,46 @@ pub struct FlowTrained {
     /// The shape of one example: [d] or [c, h, w].
     pub shape: Vec<usize>,
     pub flow: BuiltFlow,
-    pub records: Vec<FlowRecord>,
+    pub records: TrainingLog,
     /// The first training points, [kept, dim] row-major.
     pub data: Vec<f32>,
+}
+
+/// A record per training iteration: maximum likelihood's, or the potentials' dual's.
+pub enum TrainingLog {
+    Likelihood(Vec<FlowRecord>),
+    Dual(Vec<DualRecord>),
+}
+
+impl TrainingLog {
+    /// Each iteration's value of a curve (`flow_curves`' names), or why it has none:
+    /// a dual training records its loss and seconds, not likelihoods or solves.
+    pub fn curve(&self, metric: &str, shape: &[usize]) -> Result<Vec<f64>, String> {
+        match self {
+            TrainingLog::Likelihood(r) => Ok(r.iter().map(|r| likelihood_value(r, metric, shape)).collect()),
+            TrainingLog::Dual(r) => match metric {
+                "loss" => Ok(r.iter().map(|r| r.loss).collect()),
+                "seconds" => Ok(r.iter().map(|r| r.seconds).collect()),
+                other => Err(format!(
+                    "a flow trained by its potentials' dual solves no ODE in training and records no `{other}`; its curves are `loss` and `seconds`"
+                )),
+            },
+        }
+    }
+}
+
+/// A likelihood record's value of `metric`; bits per dimension for examples of `shape` (of
+/// the 256 levels for images, whose training batches are dequantized), as `evaluate`
+/// reports it.
+fn likelihood_value(r: &FlowRecord, metric: &str, shape: &[usize]) -> f64 {
+    match metric {
+        "nfe_forward" => r.nfe_forward as f64,
+        "nfe_backward" => r.nfe_backward as f64,
+        "nll" => r.nll,
+        "bits_per_dim" => super::flow_train::bits_per_dim(r.nll, shape),
+        "loss" => r.loss,
+        _ => r.seconds,
+    }
 }
 
 impl FlowTrained {
@@ -51,6 +89,7 @@ struct Facts {
 const WEIGHTS: &str = "flow.safetensors";
 const CURVES: &str = "iterations.csv";
 const HEADER: &str = "iteration,loss,nll,kinetic,jacobian,nfe_forward,nfe_backward,seconds";
+const DUAL_HEADER: &str = "iteration,loss,phi_objective,psi_objective,seconds";
 const DATA: &str = "data.sample";
 
 impl Artifact for FlowTrained {
@@ -67,13 +106,25 @@ impl Artifact for FlowTrained {
         let dim = self.dim();
         let rows = self.data.len() / dim.max(1);
         map.insert(DATA.into(), Tensor::from_vec(self.data.clone(), (rows, dim), &Device::Cpu).map_err(bad)?);
-        let mut csv = format!("{HEADER}\n");
-        for (i, r) in self.records.iter().enumerate() {
-            csv.push_str(&format!(
-                "{i},{},{},{},{},{},{},{}\n",
-                r.loss, r.nll, r.kinetic, r.jacobian, r.nfe_forward, r.nfe_backward, r.seconds
-            ));
-        }
+        let csv = match &self.records {
+            TrainingLog::Likelihood(records) => {
+                let mut csv = format!("{HEADER}\n");
+                for (i, r) in records.iter().enumerate() {
+                    csv.push_str(&format!(
+                        "{i},{},{},{},{},{},{},{}\n",
+                        r.loss, r.nll, r.kinetic, r.jacobian, r.nfe_forward, r.nfe_backward, r.seconds
+                    ));
+                }
+                csv
+            }
+            TrainingLog::Dual(records) => {
+                let mut csv = format!("{DUAL_HEADER}\n");
+                for (i, r) in records.iter().enumerate() {
+                    csv.push_str(&format!("{i},{},{},{},{}\n", r.loss, r.phi, r.psi, r.seconds));
+                }
+                csv
+            }
+        };
         let files = vec![dir.write_tensors(WEIGHTS, &map)?, dir.write(CURVES, csv.as_bytes())?];
         let shape = if self.shape.len() == 1 { Vec::new() } else { self.shape.clone() };
         let facts = Facts { spec: self.spec.clone(), dim: self.dim(), shape };
@@ -85,7 +136,8 @@ fn load(_kind: &'static Kind, dir: &StageDir, facts: &yaml::Value) -> Result<Art
     let facts: Facts = yaml::from_value(facts.clone()).map_err(|e| dir.bad("stage.yaml", e))?;
     let map = dir.read_tensors(WEIGHTS)?;
     let shape = if facts.shape.is_empty() { vec![facts.dim] } else { facts.shape };
-    let flow = facts.spec.build(&shape, &mut crate::rng::Rng::new(0), dir.device).map_err(|e| dir.bad(WEIGHTS, e))?;
+    let mut flow =
+        facts.spec.build(&shape, &mut crate::rng::Rng::new(0), dir.device).map_err(|e| dir.bad(WEIGHTS, e))?;
     flow.set_tensors(&map).map_err(|e| dir.bad(WEIGHTS, e))?;
     let data = map
         .get(DATA)
@@ -97,15 +149,27 @@ fn load(_kind: &'static Kind, dir: &StageDir, facts: &yaml::Value) -> Result<Art
     Ok(Arc::new(FlowTrained { spec: facts.spec, shape, flow, records, data }))
 }
 
-fn read_records(dir: &StageDir) -> Result<Vec<FlowRecord>, Diag> {
+fn read_records(dir: &StageDir) -> Result<TrainingLog, Diag> {
     let text = dir.read_text(CURVES)?;
     let mut lines = text.lines();
-    if lines.next() != Some(HEADER) {
+    let header = lines.next();
+    let cells = |line: &str| -> Vec<f64> { line.split(',').filter_map(|c| c.parse::<f64>().ok()).collect() };
+    if header == Some(DUAL_HEADER) {
+        let mut out = Vec::new();
+        for (n, line) in lines.enumerate() {
+            let [_, loss, phi, psi, seconds] = cells(line)[..] else {
+                return Err(dir.bad(CURVES, format!("line {} is not five numbers", n + 2)));
+            };
+            out.push(DualRecord { loss, phi, psi, seconds });
+        }
+        return Ok(TrainingLog::Dual(out));
+    }
+    if header != Some(HEADER) {
         return Err(dir.bad(CURVES, "unexpected header"));
     }
     let mut out = Vec::new();
     for (n, line) in lines.enumerate() {
-        let cells: Vec<f64> = line.split(',').filter_map(|c| c.parse::<f64>().ok()).collect();
+        let cells: Vec<f64> = cells(line);
         let [_, loss, nll, kinetic, jacobian, f, b, seconds] = cells[..] else {
             return Err(dir.bad(CURVES, format!("line {} is not eight numbers", n + 2)));
         };
@@ -119,5 +183,5 @@ fn read_records(dir: &StageDir) -> Result<Vec<FlowRecord>, Diag> {
             seconds,
         });
     }
-    Ok(out)
+    Ok(TrainingLog::Likelihood(out))
 }

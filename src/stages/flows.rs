@@ -5,6 +5,7 @@
 
 use super::flow_curves::{CURVES, FlowCurves};
 use super::flow_density::DensityPlot;
+use super::flow_field::FlowPlot;
 use super::flow_samples::SampleGrid;
 use super::flow_trained::FLOW_TRAINING;
 use super::layers::LAYER;
@@ -14,6 +15,7 @@ use crate::flow::{BuiltFlow, FlowChain, Mrcnf, Multiscale, Trace, field_plan, sc
 use crate::lang::{Args, Builtin, CVal, Dflt, Kind, Param, Registry, Role, StaticCall, Ty, VKind};
 use crate::nn::{Activation, LayerSpec};
 use crate::ode::{Method, Options};
+use crate::potential::{HeatRule, PotentialFlow, check_layers};
 use crate::rng::Rng;
 use candle_core::{DType, Device};
 use serde::{Deserialize, Serialize};
@@ -68,6 +70,25 @@ pub struct FlowSpec {
     pub alpha: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multiscale: Option<ScaleSpec>,
+    /// A flow recovered from entropic Kantorovich potentials (`potential_flow`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub potential: Option<PotentialSpec>,
+}
+
+/// `potential_flow(...)`: the two potentials' layers, eps, and the heat operator's draws.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PotentialSpec {
+    pub phi: Vec<LayerSpec>,
+    pub psi: Vec<LayerSpec>,
+    pub eps: f64,
+    /// Draws per point for the heat operator in training (the paper: 100).
+    pub mc_samples: usize,
+    /// Draws of the fixed rule the recovered flow smooths with (the paper: 200 in generation).
+    pub flow_samples: usize,
+    /// Gauss-Hermite points per axis for the heat operator, in training and in the flow,
+    /// instead of Monte-Carlo draws.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gauss_hermite: Option<usize>,
 }
 
 /// FFJORD's multiscale layout, or MRCNF's multi-resolution one: scales, and each block's
@@ -103,6 +124,14 @@ fn default_alpha() -> f64 {
 impl FlowSpec {
     /// The flow over examples of `shape`, fresh parameters from `rng`.
     pub fn build(&self, shape: &[usize], rng: &mut Rng, dev: &Device) -> Result<BuiltFlow, String> {
+        if let Some(p) = &self.potential {
+            let &[d] = shape else { return Err(format!("a potential flow models vectors, not examples of shape {shape:?}")) };
+            let mut flow = PotentialFlow::new(&p.phi, &p.psi, d, p.eps, p.flow_samples, rng, dev)?;
+            if let Some(k) = p.gauss_hermite {
+                flow.rule = HeatRule::gauss_hermite(k, d);
+            }
+            return Ok(BuiltFlow::Potential(Box::new(flow)));
+        }
         match &self.multiscale {
             Some(m) => {
                 let layout = Multiscale {
@@ -235,6 +264,7 @@ pub fn builtins() -> Vec<Builtin> {
                     blocks: a.need_usize("blocks")?,
                     alpha: a.need_float("alpha")?,
                     multiscale: None,
+                    potential: None,
                 })
             },
         ),
@@ -251,6 +281,49 @@ pub fn builtins() -> Vec<Builtin> {
             "Multi-resolution CNF (Voleti et al. 2021): images split into ever coarser images and the details between them by a unit-determinant 2x2 transform; a CNF on the coarsest image (after the logit transform) and, per finer scale, a CNF on the details conditioned on the coarse image (its channels concatenated to the field's input). log p(x) is the sum of the scales' terms; samples are drawn coarse to fine.",
             scale_params(0.05, "the logit transform's alpha (the reference code's value)", "CNF blocks per scale"),
             |reg: &Registry, a: &Args| scale_spec(reg, a, true),
+        ),
+        Builtin::config(
+            &CNF,
+            "potential_flow",
+            "A flow from entropic Kantorovich potentials (Finlay et al. 2020): scalar networks phi (data side, t = 0) and psi (normal side, t = 1) trained by the entropic dual with no ODE solve (`train(..., loss: entropic_dual)`); the flow is v_t = grad(psi_t - phi_t) / 2 with phi_t, psi_t the potentials smoothed by the heat operator, and the density at t = 0 is exp((phi + eps log H_eps e^{psi/eps}) / eps) up to its constant.",
+            vec![
+                Param::new("phi", Ty::kind(&LAYER), Dflt::Required, "the data-side potential: `linear` layers with activations, ending in `linear(1)` (the paper: 4 layers of width 64)"),
+                Param::new("psi", Ty::kind(&LAYER), Dflt::Required, "the normal-side potential, layers as `phi`"),
+                Param::new("eps", Ty::Float, Dflt::Float(1.0), "the entropic parameter (the paper: 1; smaller is sharper and harder)").positive(),
+                Param::new("mc_samples", Ty::Int, Dflt::Int(100), "draws per point for the heat operator in training (the paper: 100)").within(Some(1.0), Some(10_000.0)),
+                Param::new("flow_samples", Ty::Int, Dflt::Int(200), "draws of the fixed rule the recovered flow smooths with, in antithetic pairs (the paper: 200 in generation)").within(Some(2.0), Some(10_000.0)),
+                Param::new("heat", Ty::choice(&["monte_carlo", "gauss_hermite"]), Dflt::Sym("monte_carlo"), "the heat operator's estimator: Monte-Carlo draws (the paper's; its log-sum-exp is biased low by O(1/mc_samples)) or a tensor-product Gauss-Hermite rule of `nodes` points per axis, in training and in the flow (low dimension)"),
+                Param::new("nodes", Ty::Int, Dflt::Int(5), "Gauss-Hermite points per axis with `heat: gauss_hermite` (nodes^dim evaluations per point)").within(Some(1.0), Some(64.0)),
+                Param::new("solver", Ty::opt(Ty::kind(&SOLVER)), Dflt::None, "for the likelihood and sampling; default: dopri5(atol: 1e-5, rtol: 1e-5)"),
+            ],
+            |reg: &Registry, a: &Args| {
+                let solver = match a.config("solver") {
+                    Some(c) => reg.lower::<Options>(c)?,
+                    None => default_solver(),
+                };
+                let layers = |name: &str| -> Result<Vec<LayerSpec>, String> {
+                    Ok(reg.lower_each::<Vec<LayerSpec>>(a.need(name)?)?.concat())
+                };
+                Ok(FlowSpec {
+                    field: Vec::new(),
+                    t0: 0.0,
+                    t1: 1.0,
+                    solver,
+                    trace: Trace::Exact,
+                    adjoint: false,
+                    blocks: 1,
+                    alpha: default_alpha(),
+                    multiscale: None,
+                    potential: Some(PotentialSpec {
+                        phi: layers("phi")?,
+                        psi: layers("psi")?,
+                        eps: a.need_float("eps")?,
+                        mc_samples: a.need_usize("mc_samples")?,
+                        flow_samples: a.need_usize("flow_samples")?,
+                        gauss_hermite: if a.text("heat") == Some("gauss_hermite") { Some(a.need_usize("nodes")?) } else { None },
+                    }),
+                })
+            },
         ),
         Builtin::stage(
             "flow_curves",
@@ -288,12 +361,30 @@ pub fn builtins() -> Vec<Builtin> {
             ],
             DensityPlot,
         ),
+        Builtin::stage(
+            "flow_plot",
+            "The velocity of 2-D flows as arrows at fractions of the way from the data (t = 0) to the base (t = 1), one row per flow, one scale of arrow per row, over the density at that time where the flow has it in closed form (potential flows).",
+            vec![
+                Param::new("flows", Ty::OneOf("a trained flow or a list of them", vec![Ty::kind(&FLOW_TRAINING), Ty::list(Ty::kind(&FLOW_TRAINING))]), Dflt::Required, "`train` results of 2-D flows of one field (a single CNF block, or a potential flow)"),
+                Param::new("labels", Ty::list(Ty::Str), Dflt::Syms(&[]), "row names (default: stage names)"),
+                Param::new("times", Ty::opt(Ty::list(Ty::Float)), Dflt::None, "fractions of the flow in [0, 1] (default [0, 1/3, 2/3, 1])"),
+                Param::new("grid", Ty::Int, Dflt::Int(17), "arrows per axis").within(Some(2.0), Some(100.0)),
+                Param::new("bounds", Ty::opt(Ty::list(Ty::Float)), Dflt::None, "[lo, hi] of the square drawn (default: around the data)"),
+                Param::new("title", Ty::opt(Ty::Str), Dflt::None, "figure title (default: what is drawn)"),
+            ],
+            FlowPlot,
+        ),
     ]
 }
 
 /// The flow a `model` argument holds as a config, if it is one.
 pub fn flow_config(args: &Args, param: &str) -> bool {
-    args.config(param).is_some_and(|c| matches!(c.builtin.as_ref(), "cnf" | "multiscale_cnf" | "mrcnf"))
+    args.config(param).is_some_and(|c| matches!(c.builtin.as_ref(), "cnf" | "multiscale_cnf" | "mrcnf" | "potential_flow"))
+}
+
+/// The flow a `model` argument holds as a config is a `potential_flow(...)`.
+pub fn potential_config(args: &Args, param: &str) -> bool {
+    args.config(param).is_some_and(|c| c.builtin.as_ref() == "potential_flow")
 }
 
 /// Where a layer of the field was written: the layer inside the `cnf(...)` call when it is
@@ -330,6 +421,37 @@ pub fn check_flow(cx: &StaticCall, model: &str, data: &str) -> Vec<Diag> {
                 .at(flow_at, "adjoint through a chain")
                 .hint("drop `adjoint: true` (gradients by backprop through the solver), or use `blocks: 1` on vectors"),
         );
+    }
+    if let Some(p) = &spec.potential {
+        match shape.as_slice() {
+            [d] => {
+                if let Some(k) = p.gauss_hermite
+                    && (k as f64).powi(*d as i32) > 10_000.0
+                {
+                    diags.push(
+                        Diag::new(Code::E2006, format!("a Gauss-Hermite rule of {k} points per axis in {d} dimensions has {k}^{d} points, more than 10,000 evaluations per point"))
+                            .at(flow_at, "too many quadrature points")
+                            .hint("lower `nodes`, or use `heat: monte_carlo` in this dimension"),
+                    );
+                }
+                for (name, layers) in [("phi", &p.phi), ("psi", &p.psi)] {
+                    if let Err(e) = check_layers(layers, *d) {
+                        let at = cx.args.get(model).map_or(cx.span, |v| v.span);
+                        diags.push(
+                            Diag::new(Code::E4001, format!("the potential `{name}` on {d}-dimensional data: {e}"))
+                                .at(at, "not a scalar potential of these points")
+                                .hint(format!("a potential maps the {d} values to one: `linear(64) |> softplus |> linear(64) |> softplus |> linear(1)`")),
+                        );
+                    }
+                }
+            }
+            _ => diags.push(
+                Diag::new(Code::E4001, format!("a `potential_flow` models vectors; these examples have shape {shape:?}"))
+                    .at(at, "not vectors")
+                    .hint("potential flows are built for low-dimensional data such as `toy2d(...)`"),
+            ),
+        }
+        return diags;
     }
     if shape.len() == 3 && meta.bounds != Some((0.0, 1.0)) {
         diags.push(
@@ -434,5 +556,6 @@ fn scale_spec(reg: &Registry, a: &Args, multires: bool) -> Result<FlowSpec, Stri
         blocks: a.need_usize("blocks")?,
         alpha: a.need_float("alpha")?,
         multiscale: Some(ScaleSpec { scales: a.need_usize("scales")?, hidden, act, kernel: k, multires }),
+        potential: None,
     })
 }

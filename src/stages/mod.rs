@@ -14,12 +14,14 @@ mod confident_predict;
 mod dataset;
 mod flow_curves;
 mod flow_density;
+mod flow_field;
 mod flow_samples;
 mod flow_train;
 mod flow_trained;
 mod heat_smoothing;
 mod model;
 mod ood_sets;
+mod potential_train;
 
 pub use dataset::load_dataset;
 

@@ -35,9 +35,9 @@ pub fn builtins() -> Vec<Builtin> {
             Param::new("data", Ty::kind(&DATASET), Dflt::Required, "training data (labelled for a classifier)"),
             Param::new(
                 "loss",
-                Ty::choice(&["cross_entropy", "mse", "nll", "bits_per_dim"]),
+                Ty::choice(&["cross_entropy", "mse", "nll", "bits_per_dim", "entropic_dual", "entropic_alternating"]),
                 Dflt::Sym("cross_entropy"),
-                "training objective (a flow's: `nll`, its default)",
+                "training objective (a flow's: `nll`, its default; a potential flow's: `entropic_dual`, its default, or `entropic_alternating`)",
             ),
             Param::new(
                 "regularizers",
@@ -130,6 +130,9 @@ impl Stage for Train {
         vec![("model".into(), Ty::kind(&MODEL)), ("loss_curve".into(), Ty::kind(&TABLE))]
     }
     fn metrics(&self, args: &Args) -> Vec<String> {
+        if super::flows::potential_config(args, "model") {
+            return super::potential_train::TRAIN_METRICS.iter().map(|m| m.to_string()).collect();
+        }
         if flow_config(args, "model") {
             return flow_train::TRAIN_METRICS.iter().map(|m| m.to_string()).collect();
         }
@@ -149,7 +152,7 @@ impl Stage for Train {
             diags.extend(flow_train::check_train(cx));
             return diags;
         }
-        if matches!(cx.args.text("loss"), Some("nll" | "bits_per_dim")) && cx.given("loss") {
+        if matches!(cx.args.text("loss"), Some("nll" | "bits_per_dim" | "entropic_dual" | "entropic_alternating")) && cx.given("loss") {
             diags.push(
                 Diag::new(Code::E2005, "`loss` here is for flows, and this model is a classifier")
                     .at(cx.args.get("loss").map_or(cx.span, |v| v.span), "not for a classifier")

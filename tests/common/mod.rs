@@ -80,3 +80,11 @@ pub fn run_file_on(path: &Path, profile: Option<&str>, out: &Path, device: Devic
     let run = RunOptions { device, ..run_opts(out, &rel(path).display().to_string()) };
     flowline::run(&plan, &run).map_err(|f| render(&f.diags, &sources))
 }
+
+/// The codes of the diagnostics `flowline check` gives a pipeline's text (none when it checks).
+pub fn check_codes(src: &str) -> Vec<flowline::diag::Code> {
+    let mut sources = SourceMap::new();
+    let id = sources.add("t.flow", None, src);
+    let opts = CheckOptions { profile: None, sets: vec![] };
+    flowline::check(&mut sources, id, &opts).err().unwrap_or_default().iter().map(|d| d.code).collect()
+}

@@ -18,6 +18,7 @@ pub mod nn;
 pub mod ode;
 pub mod ood;
 pub mod plots;
+pub mod potential;
 pub mod rng;
 pub mod robust;
 pub mod threads;

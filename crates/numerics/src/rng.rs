@@ -63,6 +63,31 @@ impl Rng {
     }
 }
 
+/// Minibatches of row indices without replacement: a fresh permutation whenever fewer than
+/// a batch remain (the rest of the old one is dropped, as a `drop_last` loader does).
+pub struct Batches {
+    n: usize,
+    batch: usize,
+    order: Vec<usize>,
+}
+
+impl Batches {
+    pub fn new(n: usize, batch: usize) -> Self {
+        Batches { n, batch: batch.clamp(1, n.max(1)), order: Vec::new() }
+    }
+
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    pub fn next(&mut self, rng: &mut Rng) -> Vec<usize> {
+        if self.order.len() < self.batch {
+            self.order = rng.permutation(self.n);
+        }
+        self.order.drain(..self.batch.min(self.order.len())).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

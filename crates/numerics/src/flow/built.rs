@@ -1,11 +1,12 @@
 //! A flow as the stages hold it: a chain of pieces (one CNF, blocks in sequence, FFJORD's
-//! multiscale flow) or a multi-resolution flow, behind one set of operations.
+//! multiscale flow), a multi-resolution flow, or the flow recovered from entropic
+//! potentials, behind one set of operations.
 
 use super::chain::FlowChain;
-use super::count::VjpCounter;
-use super::model::{AdjointGradients, FlowModel, Likelihood};
+use super::model::FlowModel;
 use super::mrcnf::Mrcnf;
 use crate::ode::{Options, SolveError, Stats};
+use crate::potential::PotentialFlow;
 use crate::rng::Rng;
 use candle_core::{DType, Device, Tensor, Var};
 use std::collections::HashMap;
@@ -13,6 +14,7 @@ use std::collections::HashMap;
 pub enum BuiltFlow {
     Chain(FlowChain),
     Multires(Mrcnf),
+    Potential(Box<PotentialFlow>),
 }
 
 impl BuiltFlow {
@@ -20,13 +22,33 @@ impl BuiltFlow {
         match self {
             BuiltFlow::Chain(c) => c.named_tensors(),
             BuiltFlow::Multires(m) => m.named_tensors(),
+            BuiltFlow::Potential(p) => p.named_tensors(),
         }
     }
 
-    pub fn set_tensors(&self, tensors: &HashMap<String, Tensor>) -> Result<(), String> {
+    pub fn set_tensors(&mut self, tensors: &HashMap<String, Tensor>) -> Result<(), String> {
         match self {
             BuiltFlow::Chain(c) => c.set_tensors(tensors),
             BuiltFlow::Multires(m) => m.set_tensors(tensors),
+            BuiltFlow::Potential(p) => p.set_tensors(tensors),
+        }
+    }
+
+    /// What maximum-likelihood training needs of the flow; none for a flow trained by its
+    /// potentials' dual.
+    pub fn likelihood_model(&self) -> Option<&dyn FlowModel> {
+        match self {
+            BuiltFlow::Chain(c) => Some(c),
+            BuiltFlow::Multires(m) => Some(m),
+            BuiltFlow::Potential(_) => None,
+        }
+    }
+
+    pub fn vars(&self) -> Vec<Var> {
+        match self {
+            BuiltFlow::Chain(c) => c.vars(),
+            BuiltFlow::Multires(m) => m.vars(),
+            BuiltFlow::Potential(p) => p.vars(),
         }
     }
 
@@ -39,6 +61,7 @@ impl BuiltFlow {
         match self {
             BuiltFlow::Chain(c) => c.dim(),
             BuiltFlow::Multires(m) => m.dim(),
+            BuiltFlow::Potential(p) => p.dim(),
         }
     }
 
@@ -50,6 +73,7 @@ impl BuiltFlow {
                 let l = m.log_density(x, opts, &mut Rng::new(0), true)?.likelihood;
                 Ok((l.log_p, l.stats))
             }
+            BuiltFlow::Potential(p) => p.log_density(x, opts).map(|(log_p, _, stats)| (log_p, stats)),
         }
     }
 
@@ -74,6 +98,7 @@ impl BuiltFlow {
                 let t = m.log_density(x, opts, rng, exact)?;
                 Ok((t.per_scale, t.likelihood.stats))
             }
+            BuiltFlow::Potential(p) => p.log_density(x, opts).map(|(log_p, _, stats)| (vec![log_p], stats)),
         }
     }
 
@@ -89,6 +114,7 @@ impl BuiltFlow {
         match self {
             BuiltFlow::Chain(c) => c.sample(n, opts, rng, dtype, dev).map(|(x, s)| (vec![x], s)),
             BuiltFlow::Multires(m) => m.sample(n, opts, rng, dtype, dev),
+            BuiltFlow::Potential(p) => p.sample(n, opts, rng, dtype, dev).map(|(x, s)| (vec![x], s)),
         }
     }
 
@@ -101,6 +127,25 @@ impl BuiltFlow {
                 let (mut images, stats) = m.decode(base, opts)?;
                 Ok((images.pop().expect("one scale at least"), stats))
             }
+            BuiltFlow::Potential(p) => p.decode(base, opts),
+        }
+    }
+
+    /// The velocity at points x [n, d] at the fraction `s` in [0, 1] of the way from the data
+    /// to the base, per unit of s (a CNF over [t0, t1] moves (t1 - t0) times its field): for
+    /// flows of one vector field (a single CNF block, a potential flow); `None` for others.
+    pub fn velocity(&self, s: f64, x: &Tensor) -> Option<candle_core::Result<Tensor>> {
+        match self {
+            BuiltFlow::Chain(c) => match c.pieces.as_slice() {
+                [super::chain::Piece::Block(cnf)] => {
+                    use super::field::TangentField;
+                    let t = cnf.t0 + s * (cnf.t1 - cnf.t0);
+                    Some(cnf.field.eval(t, x).and_then(|v| v.detach() * (cnf.t1 - cnf.t0)))
+                }
+                _ => None,
+            },
+            BuiltFlow::Multires(_) => None,
+            BuiltFlow::Potential(p) => Some(p.velocity(s, x, false).map(|v| v.v)),
         }
     }
 
@@ -109,39 +154,7 @@ impl BuiltFlow {
         match self {
             BuiltFlow::Chain(c) => vec![c.shape.clone()],
             BuiltFlow::Multires(m) => m.resolutions().iter().map(|s| s.to_vec()).collect(),
-        }
-    }
-}
-
-impl FlowModel for BuiltFlow {
-    fn vars(&self) -> Vec<Var> {
-        match self {
-            BuiltFlow::Chain(c) => c.vars(),
-            BuiltFlow::Multires(m) => m.vars(),
-        }
-    }
-    fn log_likelihood_counted(
-        &self,
-        x: &Tensor,
-        opts: &Options,
-        rng: &mut Rng,
-        vjps: Option<&VjpCounter>,
-    ) -> Result<Likelihood, SolveError> {
-        match self {
-            BuiltFlow::Chain(c) => c.log_likelihood_counted(x, opts, rng, vjps),
-            BuiltFlow::Multires(m) => m.log_likelihood_counted(x, opts, rng, vjps),
-        }
-    }
-    fn adjoint_loss_gradients(
-        &self,
-        x: &Tensor,
-        weights: (f64, f64),
-        opts: &Options,
-        rng: &mut Rng,
-    ) -> Result<AdjointGradients, SolveError> {
-        match self {
-            BuiltFlow::Chain(c) => c.adjoint_loss_gradients(x, weights, opts, rng),
-            BuiltFlow::Multires(m) => m.adjoint_loss_gradients(x, weights, opts, rng),
+            BuiltFlow::Potential(p) => vec![vec![p.dim()]],
         }
     }
 }

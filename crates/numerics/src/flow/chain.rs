@@ -395,7 +395,7 @@ impl BlockSums {
 }
 
 /// n standard-normal draws of dimension d from `rng`, [n, d] in `dtype` on `dev`.
-pub(super) fn base_draws(
+pub fn base_draws(
     n: usize,
     d: usize,
     rng: &mut Rng,

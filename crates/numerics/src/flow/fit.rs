@@ -78,14 +78,11 @@ pub fn fit_flow_with<M: FlowModel + ?Sized>(
     // bits/dim = (nll / D + log 256) / log 2, so the likelihood term is scaled and shifted.
     let (scale, shift) =
         if cfg.bits_per_dim { (1.0 / (dims * LN_2), bits_per_dim(0.0, dims as usize)) } else { (1.0, 0.0) };
-    let mut order: Vec<usize> = Vec::new();
+    let mut batches = crate::rng::Batches::new(n, batch);
     let mut records = Vec::with_capacity(cfg.iters);
     for _ in 0..cfg.iters {
         let start = Instant::now();
-        if order.len() < batch {
-            order = rng.permutation(n);
-        }
-        let idx: Vec<u32> = order.drain(..batch).map(|i| i as u32).collect();
+        let idx: Vec<u32> = batches.next(rng).into_iter().map(|i| i as u32).collect();
         let rows = Tensor::from_vec(idx, batch, data.device()).map_err(untimed)?;
         let mut x = data.index_select(&rows, 0).map_err(untimed)?;
         if cfg.dequantize {

@@ -24,7 +24,7 @@ mod square;
 mod squash;
 
 pub use built::BuiltFlow;
-pub use chain::{FlowChain, Multiscale, Piece, conv_field_specs, scales_fit};
+pub use chain::{FlowChain, Multiscale, Piece, base_draws, conv_field_specs, scales_fit};
 pub use cnf::{Cnf, Dynamics, Trace, standard_normal_log_density};
 pub use conditioned::Conditioned;
 pub use conv_layer::ConcatConv2d;

@@ -21,14 +21,10 @@ pub fn fit_function(
     device: &Device,
 ) -> Result<Vec<f64>> {
     let mut opt = Optimizer::new(optimizer.clone(), model.vars());
-    let batch = batch.clamp(1, data.n.max(1));
-    let mut order = Vec::new();
+    let mut batches = crate::rng::Batches::new(data.n, batch);
     let mut losses = Vec::with_capacity(steps);
     while losses.len() < steps {
-        if order.len() < batch {
-            order = rng.permutation(data.n);
-        }
-        let idx: Vec<usize> = order.drain(..batch).collect();
+        let idx = batches.next(rng);
         let x = super::heat::inputs(data, &idx, device)?;
         let y = target(&x)?.detach();
         let out = model.forward_train(&x, rng)?;

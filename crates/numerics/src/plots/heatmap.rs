@@ -4,14 +4,12 @@
 //! panel: FFJORD's figure of toy densities.
 
 use super::figure::{Draw, Figure, err};
+use super::panels::PanelGrid;
 use super::style::Scale;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
 const PANEL: f64 = 150.0;
-const GAP: f64 = 12.0;
-const TITLE: f64 = 40.0;
-const HEADING: f64 = 18.0;
 
 /// One panel: `side` x `side` values, row-major with the first row at the top.
 pub struct Heatmap {
@@ -54,51 +52,51 @@ impl Heatmaps<'_> {
     pub fn render(&self) -> Result<Figure, String> {
         Figure::render(self)
     }
-    fn cols(&self) -> usize {
-        self.columns.clamp(1, self.panels.len().max(1))
+    fn grid(&self) -> PanelGrid {
+        PanelGrid { side: PANEL, count: self.panels.len(), columns: self.columns }
     }
-    /// Panel `k` scaled by nearest neighbour to `px` x `px`, RGB.
-    fn pixels(&self, k: usize, px: usize) -> Vec<u8> {
-        let p = &self.panels[k];
-        let mut finite: Vec<f64> = p.values.iter().copied().filter(|v| v.is_finite() && *v > 0.0).collect();
-        finite.sort_by(f64::total_cmp);
-        let max = finite
-            .get(((finite.len() as f64 * 0.995) as usize).min(finite.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0.0);
-        let side = p.side.max(1);
-        let mut out = Vec::with_capacity(px * px * 3);
-        for y in 0..px {
-            for x in 0..px {
-                let v = p.values.get((y * side / px) * side + x * side / px).copied().unwrap_or(0.0);
-                out.extend(viridis(if max > 0.0 { v / max } else { 0.0 }));
-            }
+}
+
+/// `side` x `side` values scaled by nearest neighbour to `px` x `px`, RGB on viridis up to
+/// their 99.5th percentile.
+pub(super) fn pixels(values: &[f64], side: usize, px: usize) -> Vec<u8> {
+    let mut finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite() && *v > 0.0).collect();
+    finite.sort_by(f64::total_cmp);
+    let max = finite
+        .get(((finite.len() as f64 * 0.995) as usize).min(finite.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0.0);
+    let side = side.max(1);
+    let mut out = Vec::with_capacity(px * px * 3);
+    for y in 0..px {
+        for x in 0..px {
+            let v = values.get((y * side / px) * side + x * side / px).copied().unwrap_or(0.0);
+            out.extend(viridis(if max > 0.0 { v / max } else { 0.0 }));
         }
-        out
     }
+    out
 }
 
 impl Draw for Heatmaps<'_> {
     fn size(&self) -> (u32, u32) {
-        let cols = self.cols();
-        let rows = self.panels.len().div_ceil(cols).max(1);
-        let width = (cols as f64 * (PANEL + GAP) + GAP).max(self.title.chars().count() as f64 * 9.0 + 2.0 * GAP);
-        (width as u32, (TITLE + rows as f64 * (HEADING + PANEL + GAP) + GAP) as u32)
+        self.grid().size(self.title)
     }
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, s: Scale) -> Result<(), String>
     where
         DB::ErrorType: 'static,
     {
-        let cols = self.cols();
-        root.draw(&Text::new(self.title.to_string(), (s.px(GAP), s.px(12.0)), s.text(16.0))).map_err(err)?;
+        let grid = self.grid();
+        grid.title(root, s, self.title)?;
         let side = s.px(PANEL).max(1) as u32;
         for (k, p) in self.panels.iter().enumerate() {
-            let x = GAP + (k % cols) as f64 * (PANEL + GAP);
-            let y = TITLE + (k / cols) as f64 * (HEADING + PANEL + GAP);
-            root.draw(&Text::new(p.heading.clone(), (s.px(x), s.px(y)), s.text(12.0))).map_err(err)?;
-            let at = (s.px(x), s.px(y + HEADING));
-            let bitmap = BitMapElement::with_owned_buffer(at, (side, side), self.pixels(k, side as usize))
-                .ok_or_else(|| "a heatmap buffer of the wrong size".to_string())?;
+            grid.heading(root, s, k, &p.heading)?;
+            let (x, y) = grid.corner(k);
+            let bitmap = BitMapElement::with_owned_buffer(
+                (s.px(x), s.px(y)),
+                (side, side),
+                pixels(&p.values, p.side, side as usize),
+            )
+            .ok_or_else(|| "a heatmap buffer of the wrong size".to_string())?;
             root.draw(&bitmap).map_err(err)?;
         }
         Ok(())

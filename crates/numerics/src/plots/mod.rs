@@ -2,6 +2,7 @@
 //! whole-number axes, a colour-blind-safe palette; each figure rendered as PNG at print
 //! resolution and SVG beside it.
 
+mod arrows;
 mod axis;
 mod figure;
 mod frame;
@@ -9,9 +10,11 @@ mod grid;
 mod heatmap;
 mod legend;
 mod lines;
+mod panels;
 mod points;
 mod style;
 
+pub use arrows::{ArrowPanel, ArrowPanels};
 pub use axis::{Axis, Scaling};
 pub use figure::{Figure, PNG_SCALE};
 pub use grid::ImageGrid;
