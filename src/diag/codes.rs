@@ -88,10 +88,12 @@ pub enum Code {
     R2004,
     /// An argument asks for more than the data holds and is clamped (a warning).
     W2001,
+    /// A Monte-Carlo estimate a reported number rests on is imprecise (a warning).
+    W2002,
 }
 
 impl Code {
-    pub const ALL: [Code; 42] = [
+    pub const ALL: [Code; 43] = [
         Code::E0001,
         Code::E0002,
         Code::E0003,
@@ -134,6 +136,7 @@ impl Code {
         Code::R2003,
         Code::R2004,
         Code::W2001,
+        Code::W2002,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -180,6 +183,7 @@ impl Code {
             Code::R2003 => "R2003",
             Code::R2004 => "R2004",
             Code::W2001 => "W2001",
+            Code::W2002 => "W2002",
         }
     }
 
@@ -201,6 +205,9 @@ impl Code {
                 "where the model and the data disagree (data whose shape is known only at run time, such as `idx`), fix the model; otherwise please report it with the pipeline",
             ),
             Code::R2001 => Some("lower the learning rate or check the data for extreme values"),
+            Code::W2002 => {
+                Some("more draws or a better-trained model make the estimate precise; the message says which")
+            }
             _ => None,
         }
     }

@@ -112,9 +112,9 @@ pub fn normaliser(cx: &mut RunCtx, flow: &PotentialFlow, rng: &mut Rng) -> Resul
         .map_err(|e| cx.compute_error("the closed form's normalising constant", e))?;
     if rel > 0.05 {
         cx.warn(
-            Code::W2001,
+            Code::W2002,
             format!(
-                "the closed form's normalising constant has a relative Monte-Carlo error of {rel:.3} over {NORMALISER_DRAWS} normal draws: the potentials are far from solving the Schroedinger system"
+                "the closed form's normalising constant has a relative Monte-Carlo error of {rel:.3} over {NORMALISER_DRAWS} normal draws: the potentials are far from solving the Schroedinger system (where they solve it the estimate is exact): train them longer"
             ),
         );
     }

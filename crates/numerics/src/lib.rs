@@ -1,6 +1,6 @@
 //! flowline's numerical library: layer specs, models, losses, optimizers and the training
 //! loop (`nn`), ODE solvers and the adjoint method (`ode`), continuous normalizing flows
-//! (`flow`), minimum-norm attacks over a
+//! (`flow`), flows from entropic Kantorovich potentials (`potential`), minimum-norm attacks over a
 //! batched model oracle (`robust`), datasets and their file formats (`data`), figures
 //! (`plots`), CSV cells (`csv`), atomic file writes (`io`), the project's seeded RNG (`rng`)
 //! and the CPU thread count (`threads`).
