@@ -1,6 +1,7 @@
 //! `density_plot`: for each 2-D flow, a histogram of its training data, its density on a
-//! grid (exact trace) and a histogram of samples integrated back from the base; each
-//! density's mass on the grid is reported (about 1 when the grid holds the distribution).
+//! grid (exact trace; a potential flow's in closed form) and a histogram of samples
+//! integrated back from the base; each density's mass on the grid is reported (about 1 when
+//! the grid holds the distribution), and the function evaluations of a sampling solve.
 
 use super::flow_trained::FlowTrained;
 use crate::diag::{Code, Diag};
@@ -20,7 +21,11 @@ impl Stage for DensityPlot {
         &FIGURE
     }
     fn metrics(&self, args: &Args) -> Vec<String> {
-        if args.stage("flows").is_some() { vec!["mass".into()] } else { vec![] }
+        if args.stage("flows").is_some() { vec!["mass".into(), "sample_nfe".into()] } else { vec![] }
+    }
+    /// 1: potential flows' densities in closed form; the sampling's NFE reported.
+    fn revision(&self) -> u32 {
+        1
     }
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
         let mut d = Vec::new();
@@ -95,15 +100,25 @@ impl Stage for DensityPlot {
                 metrics.insert(format!("{label}.mass"), mass);
             }
             let mut samples = Vec::with_capacity(2 * count);
+            let (mut nfe, mut solves) = (0usize, 0usize);
             let mut left = count;
             while left > 0 {
                 let m = left.min(BATCH);
                 let z: Vec<f32> = (0..2 * m).map(|_| rng.normal() as f32).collect();
                 let z = Tensor::from_vec(z, (m, 2), &cx.device).map_err(|e| fail("the base draws", e.to_string()))?;
-                let (x, _) = flow.decode(&z, &f.spec.solver).map_err(|e| fail("sampling", e.failure.to_string()))?;
+                let (x, stats) =
+                    flow.decode(&z, &f.spec.solver).map_err(|e| fail("sampling", e.failure.to_string()))?;
+                nfe += stats.nfe;
+                solves += 1;
                 let v = x.to_dtype(DType::F32).and_then(|t| t.flatten_all()?.to_vec1::<f32>());
                 samples.extend(v.map_err(|e| fail("sampling", e.to_string()))?);
                 left -= m;
+            }
+            let sample_nfe = nfe as f64 / solves.max(1) as f64;
+            if single {
+                metrics.insert("sample_nfe".into(), sample_nfe);
+            } else {
+                metrics.insert(format!("{label}.sample_nfe"), sample_nfe);
             }
             // Histograms on bins that hold a couple of points each: sqrt(n / 2) a side.
             let bins = |n: usize| Square { side: ((n as f64 / 2.0).sqrt() as usize).max(10).min(side), ..square };

@@ -350,7 +350,7 @@ pub fn builtins() -> Vec<Builtin> {
         ),
         Builtin::stage(
             "density_plot",
-            "The learned density of 2-D flows on a grid beside histograms of their training data and of samples (integrated back from the base), FFJORD's figure; reports each density's mass on the grid.",
+            "The learned density of 2-D flows on a grid beside histograms of their training data and of samples (integrated back from the base), FFJORD's figure (a potential flow's density in closed form); reports each density's mass on the grid and the function evaluations of a sampling solve (`sample_nfe`).",
             vec![
                 Param::new("flows", Ty::OneOf("a trained flow or a list of them", vec![Ty::kind(&FLOW_TRAINING), Ty::list(Ty::kind(&FLOW_TRAINING))]), Dflt::Required, "`train` results of 2-D flows, one row each"),
                 Param::new("labels", Ty::list(Ty::Str), Dflt::Syms(&[]), "row names (default: stage names)"),
