@@ -20,7 +20,7 @@ fn metric(r: &flowline::Report, stage: &str, key: &str) -> f64 {
 const BASE: &str = "use std.flows\nseed 3\n\
     let data = toy2d(\"8gaussians\", n: 4000)\n\
     let held = toy2d(\"8gaussians\", n: 200, seed: 9)\n\
-    def pf(nodes: 4) = potential_flow(phi: potential(hidden: 32), psi: potential(hidden: 32), heat: gauss_hermite, nodes: nodes)\n";
+    def pf(nodes: 4) = potential_flow(phi: potential(hidden: 32), psi: potential(hidden: 32), heat: gauss_hermite, nodes: nodes, flow_samples: 64)\n";
 
 #[test]
 fn a_potential_flow_trains_by_its_dual_and_both_its_likelihoods_improve() {

@@ -23,9 +23,10 @@ impl Stage for DensityPlot {
     fn metrics(&self, args: &Args) -> Vec<String> {
         if args.stage("flows").is_some() { vec!["mass".into(), "sample_nfe".into()] } else { vec![] }
     }
-    /// 1: potential flows' densities in closed form; the sampling's NFE reported.
+    /// 1: potential flows' densities in closed form; the sampling's NFE reported. 2: a
+    /// potential flow's Gauss-Hermite rule rebuilt finer than its training's.
     fn revision(&self) -> u32 {
-        1
+        2
     }
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
         let mut d = Vec::new();

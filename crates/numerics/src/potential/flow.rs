@@ -23,6 +23,9 @@ pub struct PotentialFlow {
     pub eps: f64,
     /// The heat operator's rule for the recovered flow.
     pub rule: HeatRule,
+    /// The rule is a deterministic quadrature rebuilt with the flow, not saved with its
+    /// weights (Monte-Carlo draws are saved, so that the flow stays the same map).
+    pub fixed_rule: bool,
     dim: usize,
 }
 
@@ -54,7 +57,7 @@ impl PotentialFlow {
         let phi = Potential::new(phi, dim, rng, dev).map_err(|e| format!("phi: {e}"))?;
         let psi = Potential::new(psi, dim, rng, dev).map_err(|e| format!("psi: {e}"))?;
         let rule = HeatRule::monte_carlo(draws, dim, true, rng);
-        Ok(PotentialFlow { phi, psi, eps, rule, dim })
+        Ok(PotentialFlow { phi, psi, eps, rule, fixed_rule: false, dim })
     }
 
     pub fn dim(&self) -> usize {
@@ -78,6 +81,9 @@ impl PotentialFlow {
         }
         let k = self.rule.len();
         let dev = Device::Cpu;
+        if self.fixed_rule {
+            return out;
+        }
         if let (Ok(nodes), Ok(lw)) = (
             Tensor::from_vec(self.rule.nodes.clone(), (k, self.dim), &dev),
             Tensor::from_vec(self.rule.log_weights.clone(), k, &dev),
@@ -88,10 +94,13 @@ impl PotentialFlow {
         out
     }
 
-    /// Restores the potentials and the rule saved by `named_tensors`.
+    /// Restores the potentials and the rule saved by `named_tensors` (a fixed rule stays).
     pub fn set_tensors(&mut self, tensors: &HashMap<String, Tensor>) -> std::result::Result<(), String> {
         self.phi.restore(tensors, "phi.")?;
         self.psi.restore(tensors, "psi.")?;
+        if self.fixed_rule {
+            return Ok(());
+        }
         let read = |name: &str| -> std::result::Result<Vec<f32>, String> {
             let t = tensors.get(name).ok_or(format!("no tensor `{name}`"))?;
             t.to_dtype(DType::F32).and_then(|t| t.flatten_all()?.to_vec1::<f32>()).map_err(|e| e.to_string())
