@@ -29,17 +29,7 @@ impl Stage for DensityPlot {
         2
     }
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
-        let mut d = Vec::new();
-        if let Some(b) = cx.args.floats("bounds")
-            && (b.len() != 2 || b[1] <= b[0])
-        {
-            d.push(
-                Diag::new(Code::E2006, format!("`bounds` is [lo, hi] with lo < hi, got {b:?}"))
-                    .at(cx.args.get("bounds").map_or(cx.span, |v| v.span), "not [lo, hi]")
-                    .hint("for example `bounds: [-4, 4]`"),
-            );
-        }
-        d
+        check_bounds(cx).into_iter().collect()
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let flows: Vec<(String, Arc<FlowTrained>)> = cx.inputs::<FlowTrained>("flows")?;
@@ -63,10 +53,7 @@ impl Stage for DensityPlot {
         let single = flows.len() == 1 && cx.args().stage("flows").is_some();
         for (k, (name, f)) in flows.iter().enumerate() {
             let label = labels.get(k).cloned().unwrap_or_else(|| name.clone());
-            let square = match &bounds {
-                Some(b) => Square { lo: b[0], hi: b[1], side },
-                None => Square::around(&f.data, side),
-            };
+            let square = square_of(bounds.as_deref(), &f.data, side);
             let flow = &f.flow;
             // A potential flow's density in closed form: its ODE at every grid point would
             // smooth both potentials over all its draws at every step.
@@ -146,5 +133,23 @@ impl Stage for DensityPlot {
         let figure = Heatmaps { title: &title, panels: &panels, columns: 3 }.render();
         let files = super::plots::write_figure(cx, "density", figure)?;
         Ok(Output::nothing(&FIGURE, metrics, files))
+    }
+}
+
+/// `bounds: [lo, hi]` of a 2-D figure, if given, must have lo < hi.
+pub(super) fn check_bounds(cx: &StaticCall) -> Option<Diag> {
+    let b = cx.args.floats("bounds")?;
+    (b.len() != 2 || b[1] <= b[0]).then(|| {
+        Diag::new(Code::E2006, format!("`bounds` is [lo, hi] with lo < hi, got {b:?}"))
+            .at(cx.args.get("bounds").map_or(cx.span, |v| v.span), "not [lo, hi]")
+            .hint("for example `bounds: [-4, 4]`")
+    })
+}
+
+/// The square a 2-D figure draws: `bounds` when given, else around the training points.
+pub(super) fn square_of(bounds: Option<&[f64]>, data: &[f32], side: usize) -> Square {
+    match bounds {
+        Some(b) => Square { lo: b[0], hi: b[1], side },
+        None => Square::around(data, side),
     }
 }

@@ -25,15 +25,7 @@ impl Stage for FlowPlot {
     fn check(&self, cx: &StaticCall) -> Vec<Diag> {
         let mut d = Vec::new();
         let at = |p: &str| cx.args.get(p).map_or(cx.span, |v| v.span);
-        if let Some(b) = cx.args.floats("bounds")
-            && (b.len() != 2 || b[1] <= b[0])
-        {
-            d.push(
-                Diag::new(Code::E2006, format!("`bounds` is [lo, hi] with lo < hi, got {b:?}"))
-                    .at(at("bounds"), "not [lo, hi]")
-                    .hint("for example `bounds: [-4, 4]`"),
-            );
-        }
+        d.extend(super::flow_density::check_bounds(cx));
         if let Some(t) = cx.args.floats("times")
             && (t.is_empty() || t.iter().any(|t| !(0.0..=1.0).contains(t)))
         {
@@ -79,10 +71,7 @@ impl Stage for FlowPlot {
         let mut panels = Vec::new();
         for (k, (name, f)) in flows.iter().enumerate() {
             let label = labels.get(k).cloned().unwrap_or_else(|| name.clone());
-            let square = match &bounds {
-                Some(b) => Square { lo: b[0], hi: b[1], side },
-                None => Square::around(&f.data, side),
-            };
+            let square = super::flow_density::square_of(bounds.as_deref(), &f.data, side);
             let fail = |what: &str, e: candle_core::Error| cx.error(Code::R1006, format!("{what} of `{name}`: {e}"));
             let centres = square.centres();
             let x = Tensor::from_vec(centres.clone(), (side * side, 2), &cx.device).map_err(|e| fail("the grid", e))?;
