@@ -62,6 +62,9 @@ enum Command {
         /// Override an argument: --set fit.iters=50.
         #[arg(long = "set", value_name = "PATH=VALUE")]
         sets: Vec<String>,
+        /// Run a `let` once per value: --sweep fit.optimizer.lr=1e-3,1e-4 (or fit.seed=1,2,3).
+        #[arg(long = "sweep", value_name = "PATH=V1,V2,...")]
+        sweeps: Vec<String>,
         /// Apply a profile defined in the file.
         #[arg(long)]
         profile: Option<String>,
@@ -86,6 +89,8 @@ enum Command {
         files: Vec<PathBuf>,
         #[arg(long = "set", value_name = "PATH=VALUE")]
         sets: Vec<String>,
+        #[arg(long = "sweep", value_name = "PATH=V1,V2,...")]
+        sweeps: Vec<String>,
     },
     /// Print the stage graph.
     Graph {
@@ -196,9 +201,9 @@ fn device(d: DeviceArg) -> DeviceChoice {
 
 fn dispatch(cli: Cli) -> i32 {
     match cli.command {
-        Command::Run { file, out, sets, profile, device: d, force, only, quiet, data_dir } => {
+        Command::Run { file, out, sets, sweeps, profile, device: d, force, only, quiet, data_dir } => {
             let mut sources = SourceMap::new();
-            let opts = CheckOptions { profile, sets };
+            let opts = CheckOptions { profile, sets, sweeps };
             let plan = match flowline::compile(&mut sources, &file, &opts) {
                 Ok(p) => p,
                 Err(diags) => return fail(&diags, &sources),
@@ -240,7 +245,7 @@ fn dispatch(cli: Cli) -> i32 {
             }
             fail(&failures, &sources)
         }
-        Command::Check { files, sets } => {
+        Command::Check { files, sets, sweeps } => {
             let mut code = 0;
             for file in files {
                 let mut sources = SourceMap::new();
@@ -251,8 +256,9 @@ fn dispatch(cli: Cli) -> i32 {
                         continue;
                     }
                 };
-                let result = flowline::check::check_all_profiles(flowline::registry(), &mut sources, id, &sets)
-                    .and_then(flowline::plan);
+                let result =
+                    flowline::check::check_all_profiles(flowline::registry(), &mut sources, id, &sets, &sweeps)
+                        .and_then(flowline::plan);
                 match result {
                     Ok(plan) => {
                         warn(&plan.checked.warnings, &sources);
@@ -395,7 +401,7 @@ fn test_one(file: &Path, accept: bool, profile: Option<&str>, device: DeviceChoi
         );
         return 1;
     }
-    let opts = CheckOptions { profile: Some(profile.clone()), sets: vec![] };
+    let opts = CheckOptions { profile: Some(profile.clone()), ..Default::default() };
     let plan = match flowline::compile(&mut sources, file, &opts) {
         Ok(p) => p,
         Err(diags) => return fail(&diags, &sources),

@@ -57,7 +57,7 @@ fn negative_radii_are_refused_before_anything_runs() {
     let file = dir.path().join("cert.flow");
     std::fs::write(&file, &src).unwrap();
     let file_id = flowline::load(&mut sources, &file).unwrap();
-    let diags = flowline::check::check_all_profiles(flowline::registry(), &mut sources, file_id, &[]).unwrap_err();
+    let diags = flowline::check::check_all_profiles(flowline::registry(), &mut sources, file_id, &[], &[]).unwrap_err();
     assert_eq!(diags.iter().map(|d| d.code).collect::<Vec<_>>(), vec![Code::E2003]);
 }
 
@@ -84,7 +84,7 @@ fn regression_and_averaging_mistakes_are_caught_before_running() {
         let file = dir.path().join("reg.flow");
         std::fs::write(&file, src).unwrap();
         let file_id = flowline::load(&mut sources, &file).unwrap();
-        match flowline::check::check_all_profiles(flowline::registry(), &mut sources, file_id, &[]) {
+        match flowline::check::check_all_profiles(flowline::registry(), &mut sources, file_id, &[], &[]) {
             Ok(_) => vec![],
             Err(d) => d.iter().map(|d| d.code).collect(),
         }

@@ -9,7 +9,7 @@ use flowline::diag::{Code, Diag, SourceMap};
 fn check(src: &str, sets: &[&str]) -> Result<Checked, Vec<Diag>> {
     let mut sources = SourceMap::new();
     let id = sources.add("t.flow", None, src);
-    let opts = CheckOptions { profile: None, sets: sets.iter().map(|s| s.to_string()).collect() };
+    let opts = CheckOptions { profile: None, sets: sets.iter().map(|s| s.to_string()).collect(), ..Default::default() };
     flowline::check(&mut sources, id, &opts)
 }
 
@@ -157,11 +157,12 @@ fn a_name_outside_ascii_is_explained_with_an_ascii_spelling() {
 }
 
 #[test]
-fn a_hydra_style_sweep_is_refused_with_what_to_do_instead() {
+fn a_hydra_style_set_points_to_sweep() {
     let r = check(BASE, &["fit.epochs=1,2"]);
     let m = messages(r.clone());
     assert_eq!(codes(r), vec![Code::E2010]);
-    assert!(m[0].contains("sweeps are not supported") && m[0].contains("--set fit.epochs=1"), "{m:?}");
+    let hints = check(BASE, &["fit.epochs=1,2"]).unwrap_err().remove(0).hints.join(" ");
+    assert!(m[0].contains("gives 2 values") && hints.contains("--sweep fit.epochs=1,2"), "{m:?} {hints}");
     // Commas inside brackets are one list value, not a sweep.
     let src = format!("{ATTACKED}let adv = attack(fit, data, using: logbarrier(), bounds: none)\n");
     let c = check(&src, &["adv.eps=[0.1,0.2]"]).unwrap();
@@ -175,7 +176,8 @@ fn a_bad_set_is_reported_once_whatever_the_number_of_profiles() {
     let mut sources = SourceMap::new();
     let id = sources.add("t.flow", None, src);
     for sets in [vec!["fit.epoch=3".to_string()], vec!["fit.epochs=".to_string()], vec!["nope".to_string()]] {
-        let diags = flowline::check::check_all_profiles(flowline::registry(), &mut sources, id, &sets).err().unwrap();
+        let diags =
+            flowline::check::check_all_profiles(flowline::registry(), &mut sources, id, &sets, &[]).err().unwrap();
         assert_eq!(diags.len(), 1, "{sets:?}: {diags:?}");
     }
 }

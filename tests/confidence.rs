@@ -51,7 +51,7 @@ fn calibration_and_test_must_differ_and_mc_dropout_needs_dropout() {
     let file = dir.path().join("conf.flow");
     std::fs::write(&file, &src).unwrap();
     let file_id = flowline::load(&mut sources, &file).unwrap();
-    let diags = flowline::check::check_all_profiles(flowline::registry(), &mut sources, file_id, &[]).unwrap_err();
+    let diags = flowline::check::check_all_profiles(flowline::registry(), &mut sources, file_id, &[], &[]).unwrap_err();
     assert_eq!(diags.iter().map(|d| d.code).collect::<Vec<_>>(), vec![Code::E2006]);
     let src = format!(
         "{MODEL}let conf = confidence(fit, calibration: data, test: toy2d(\"moons\", n: 50), scores: [mc_dropout], k: [1])\n"

@@ -1,6 +1,6 @@
 //! Every file in tests/errors/ is a malformed pipeline; its rendered diagnostics (no
 //! colour, width 100) are snapshotted. A first-line comment `# flags: ...` passes
-//! `--set`, `--profile`, `--only`, `--device`, `--out` and `--run` as the CLI would;
+//! `--set`, `--sweep`, `--profile`, `--only`, `--device`, `--out` and `--run` as the CLI would;
 //! `--hold-lock` runs while another holder keeps the output folder's lock.
 
 mod common;
@@ -14,6 +14,7 @@ use std::path::Path;
 
 struct Flags {
     sets: Vec<String>,
+    sweeps: Vec<String>,
     profile: Option<String>,
     only: Option<String>,
     device: DeviceChoice,
@@ -26,6 +27,7 @@ struct Flags {
 fn flags(text: &str) -> Flags {
     let mut f = Flags {
         sets: vec![],
+        sweeps: vec![],
         profile: None,
         only: None,
         device: DeviceChoice::Cpu,
@@ -41,6 +43,7 @@ fn flags(text: &str) -> Flags {
         let next = words.get(i + 1).map(|s| s.to_string());
         match words[i] {
             "--set" => f.sets.push(next.unwrap_or_default()),
+            "--sweep" => f.sweeps.push(next.unwrap_or_default()),
             "--profile" => f.profile = next,
             "--only" => f.only = next,
             "--out" => f.out = next,
@@ -72,8 +75,13 @@ fn diagnose(path: &Path) -> (Vec<Diag>, SourceMap) {
     let mut sources = SourceMap::new();
     let file = flowline::load(&mut sources, &rel(path)).unwrap();
     let checked = match (&f.profile, f.run) {
-        (None, false) => flowline::check::check_all_profiles(flowline::registry(), &mut sources, file, &f.sets),
-        _ => flowline::check(&mut sources, file, &CheckOptions { profile: f.profile.clone(), sets: f.sets.clone() }),
+        (None, false) => {
+            flowline::check::check_all_profiles(flowline::registry(), &mut sources, file, &f.sets, &f.sweeps)
+        }
+        _ => {
+            let opts = CheckOptions { profile: f.profile.clone(), sets: f.sets.clone(), sweeps: f.sweeps.clone() };
+            flowline::check(&mut sources, file, &opts)
+        }
     };
     let plan = match checked.and_then(flowline::plan) {
         Ok(p) => p,

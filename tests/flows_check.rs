@@ -8,7 +8,7 @@ use flowline::diag::{Code, Diag, SourceMap};
 fn check(src: &str) -> Result<Checked, Vec<Diag>> {
     let mut sources = SourceMap::new();
     let id = sources.add("t.flow", None, src);
-    flowline::check(&mut sources, id, &CheckOptions { profile: None, sets: vec![] })
+    flowline::check(&mut sources, id, &CheckOptions { profile: None, sets: vec![], ..Default::default() })
 }
 
 /// The diagnostics' codes and the text each points at.

@@ -121,7 +121,7 @@ fn check_never_panics_on_random_or_mutated_input() {
             let mut sources = SourceMap::new();
             let id = sources.add(path.display().to_string(), Some(&path), text.clone());
             let sets = vec!["fit.iters=3".to_string()];
-            let checked = flowline::check::check_all_profiles(flowline::registry(), &mut sources, id, &sets)
+            let checked = flowline::check::check_all_profiles(flowline::registry(), &mut sources, id, &sets, &[])
                 .and_then(flowline::plan);
             if let Err(d) = &checked {
                 // Rendering must not panic either.

@@ -11,7 +11,9 @@ use std::path::Path;
 fn check_ok(path: &Path) -> flowline::Plan {
     let mut sources = SourceMap::new();
     let file = flowline::load(&mut sources, &rel(path)).unwrap();
-    match flowline::check::check_all_profiles(flowline::registry(), &mut sources, file, &[]).and_then(flowline::plan) {
+    match flowline::check::check_all_profiles(flowline::registry(), &mut sources, file, &[], &[])
+        .and_then(flowline::plan)
+    {
         Ok(p) => p,
         Err(d) => panic!("{}", common::render(&d, &sources)),
     }
@@ -180,7 +182,7 @@ fn pipelines_in_one_runs_folder_share_identical_stages() {
     std::fs::write(&b, original.replace("adversarial: adv)", "adversarial: adv, title: \"other\")")).unwrap();
     let run = |file: &Path, name: &str| {
         let mut sources = flowline::diag::SourceMap::new();
-        let opts = flowline::CheckOptions { profile: Some("smoke".into()), sets: vec![] };
+        let opts = flowline::CheckOptions { profile: Some("smoke".into()), sets: vec![], ..Default::default() };
         let plan = flowline::compile(&mut sources, file, &opts).unwrap();
         let mut ro = common::run_opts(&tmp.path().join("runs").join(name), name);
         ro.share_runs = true;

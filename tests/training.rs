@@ -10,7 +10,7 @@ use std::path::Path;
 fn run(src: &str, sets: &[String], out: &Path) -> flowline::Report {
     let mut sources = SourceMap::new();
     let id = sources.add("t.flow", None, src);
-    let opts = CheckOptions { profile: None, sets: sets.to_vec() };
+    let opts = CheckOptions { profile: None, sets: sets.to_vec(), ..Default::default() };
     let plan = match flowline::check(&mut sources, id, &opts).and_then(flowline::plan) {
         Ok(p) => p,
         Err(d) => panic!("{}", common::render(&d, &sources)),
@@ -200,7 +200,11 @@ fn a_checkpoint_with_nan_weights_is_rejected_by_name() {
     candle_core::safetensors::save(&map, &ckpt).unwrap();
     let mut sources = SourceMap::new();
     let id = sources.add("t.flow", None, PIPELINE);
-    let opts = CheckOptions { profile: None, sets: vec!["fit.resume=\"fit/checkpoints/step_20.safetensors\"".into()] };
+    let opts = CheckOptions {
+        profile: None,
+        sets: vec!["fit.resume=\"fit/checkpoints/step_20.safetensors\"".into()],
+        ..Default::default()
+    };
     let plan = flowline::check(&mut sources, id, &opts).and_then(flowline::plan).unwrap();
     let err = flowline::run(&plan, &common::run_opts(a.path(), "t.flow")).err().unwrap().diags.remove(0);
     assert_eq!(err.code.as_str(), "R1002");

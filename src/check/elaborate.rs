@@ -2,11 +2,16 @@
 //! binding and type-checking arguments against the registry, applying overrides, and
 //! turning every stage call into a node of the stage graph.
 
-use super::Override;
+mod sweep;
+
+use sweep::member_name;
+
 use super::typing::{accepts, check_choice};
+use super::{Override, SweepOverride};
 use crate::diag::{Code, Diag, Span, did_you_mean};
 use crate::lang::{
-    Args, Builtin, CVal, Config, Dflt, Meta, Node, Registry, Role, StageRef, StaticCall, Ty, VKind, field_type, fields,
+    Args, Builtin, CVal, Config, Dflt, MemberOf, Meta, Node, Params, Registry, Role, StageRef, StaticCall, Ty, VKind,
+    field_type, fields,
 };
 use crate::syntax::ast::{Arg, BinOp, Expr, ExprKind, Ident, Param};
 use std::borrow::Cow;
@@ -52,10 +57,26 @@ pub struct Elab<'a> {
     /// Every overridable path seen, for suggestions; collected only when there are overrides.
     valid_paths: Vec<String>,
     anon: HashMap<String, usize>,
+    /// `--sweep` axes, each on one `let`.
+    pub sweeps: &'a [SweepOverride],
+    /// The swept values in force while a member of a sweep is elaborated, outermost first.
+    ctx: Params,
+    /// What a `--sweep` member overrides: its path and value.
+    member_overrides: Vec<(String, &'a Expr)>,
+    /// The `--sweep` paths some member applied.
+    swept_paths: Vec<String>,
+    /// Stages made for members of sweeps, by what they compute: a member that makes a stage
+    /// another member made shares it.
+    made: HashMap<String, usize>,
 }
 
 impl<'a> Elab<'a> {
-    pub fn new(reg: &'a Registry, globals: HashMap<&'a str, Global<'a>>, overrides: &'a [Override]) -> Self {
+    pub fn new(
+        reg: &'a Registry,
+        globals: HashMap<&'a str, Global<'a>>,
+        overrides: &'a [Override],
+        sweeps: &'a [SweepOverride],
+    ) -> Self {
         let consumed = vec![false; overrides.len()];
         Elab {
             reg,
@@ -69,6 +90,11 @@ impl<'a> Elab<'a> {
             consumed,
             valid_paths: Vec::new(),
             anon: HashMap::new(),
+            sweeps,
+            ctx: Params::default(),
+            member_overrides: Vec::new(),
+            swept_paths: Vec::new(),
+            made: HashMap::new(),
         }
     }
 
@@ -101,8 +127,10 @@ impl<'a> Elab<'a> {
         self.let_stack.push(name);
         let scope = Scope { locals: HashMap::new(), let_name: Some(name) };
         let path = name.to_string();
+        let swept: Vec<&'a SweepOverride> = self.sweeps.iter().filter(|s| s.let_name == name).collect();
         let result = match self.take_override(&path) {
-            Some(o) => self.eval_override(o),
+            Some(e) => self.eval(e, &Scope::default(), None),
+            None if !swept.is_empty() => self.sweep_let(value, &swept, &scope, path),
             None => self.eval(value, &scope, Some(path)),
         };
         self.let_stack.pop();
@@ -132,14 +160,20 @@ impl<'a> Elab<'a> {
         self.nodes.truncate(mark);
     }
 
-    fn take_override(&mut self, path: &str) -> Option<usize> {
-        if self.overrides.is_empty() {
+    /// The value `--set`, a profile or a `--sweep` member gives the argument at `path`.
+    fn take_override(&mut self, path: &str) -> Option<&'a Expr> {
+        if self.overrides.is_empty() && self.sweeps.is_empty() {
             return None;
         }
         self.valid_paths.push(path.to_string());
-        let i = self.overrides.iter().position(|o| o.path == path)?;
+        if let Some((p, e)) = self.member_overrides.iter().find(|(p, _)| p == path) {
+            self.swept_paths.push(p.clone());
+            return Some(*e);
+        }
+        let overrides: &'a [Override] = self.overrides;
+        let i = overrides.iter().position(|o| o.path == path)?;
         self.consumed[i] = true;
-        Some(i)
+        Some(&overrides[i].value)
     }
 
     /// Diagnostics for overrides that matched no argument.
@@ -157,11 +191,6 @@ impl<'a> Elab<'a> {
             }
             self.diags.push(d);
         }
-    }
-
-    fn eval_override(&mut self, index: usize) -> Option<CVal> {
-        let overrides: &'a [Override] = self.overrides;
-        self.eval(&overrides[index].value, &Scope::default(), None)
     }
 
     /// An argument, read the way its parameter expects: a bare name that is one of the
@@ -203,7 +232,10 @@ impl<'a> Elab<'a> {
                         None => ok = false,
                     }
                 }
-                ok.then(|| CVal::new(VKind::List(out), e.span))
+                if !ok {
+                    return None;
+                }
+                self.map_families(out, e.span, &mut |_, items| Some(CVal::new(VKind::List(items), e.span)))
             }
             (ExprKind::BigInt(text), Ty::Float) => text.parse::<f64>().ok().map(|f| CVal::new(VKind::Float(f), e.span)),
             (ExprKind::BigInt(text), Ty::Int) => {
@@ -246,13 +278,14 @@ impl<'a> Elab<'a> {
                         None => ok = false,
                     }
                 }
-                if ok { v(VKind::List(out)) } else { None }
+                if ok { self.map_families(out, span, &mut |_, items| v(VKind::List(items))) } else { None }
             }
+            ExprKind::Sweep { axes, body } => self.sweep(axes, body, scope, path),
             ExprKind::Ident(name) => self.ident(name, span, scope),
             ExprKind::Call { callee, args } => self.call(callee, args, span, scope, path),
             ExprKind::Member { base, field } => {
                 let b = self.eval(base, scope, None)?;
-                self.member(b, field, span)
+                self.map_families(vec![b], span, &mut |this, mut b| this.member(b.remove(0), field, span))
             }
             ExprKind::Neg(inner) => {
                 let x = self.eval(inner, scope, None)?;
@@ -273,31 +306,38 @@ impl<'a> Elab<'a> {
             ExprKind::Binary { op: BinOp::Pipe, lhs, rhs } => {
                 let l = self.eval(lhs, scope, None);
                 let r = self.eval(rhs, scope, None);
-                let (l, r) = (l?, r?);
-                let mut items = Vec::new();
-                for side in [l, r] {
-                    if !self.is_layer(&side) {
-                        let what = self.describe(&side);
-                        self.diags.push(
-                            Diag::new(Code::E2005, format!("`|>` composes layers, but this is {what}"))
-                                .at(side.span, "not a layer")
-                                .hint("layers are built-ins such as `linear(64)`, `relu`, or `def`s that return them"),
-                        );
-                        return None;
-                    }
-                    match side.kind {
-                        VKind::Pipe(inner) => items.extend(inner),
-                        _ => items.push(side),
-                    }
-                }
-                v(VKind::Pipe(items))
+                self.map_families(vec![l?, r?], span, &mut |this, sides| this.compose(sides, span))
             }
             ExprKind::Binary { op, lhs, rhs } => {
                 let l = self.eval(lhs, scope, None);
                 let r = self.eval(rhs, scope, None);
-                self.arith(*op, l?, r?, span)
+                self.map_families(vec![l?, r?], span, &mut |this, mut x| {
+                    let r = x.pop()?;
+                    this.arith(*op, x.pop()?, r, span)
+                })
             }
         }
+    }
+
+    /// `l |> r`: the layers of both sides in one chain.
+    fn compose(&mut self, sides: Vec<CVal>, span: Span) -> Option<CVal> {
+        let mut items = Vec::new();
+        for side in sides {
+            if !self.is_layer(&side) {
+                let what = self.describe(&side);
+                self.diags.push(
+                    Diag::new(Code::E2005, format!("`|>` composes layers, but this is {what}"))
+                        .at(side.span, "not a layer")
+                        .hint("layers are built-ins such as `linear(64)`, `relu`, or `def`s that return them"),
+                );
+                return None;
+            }
+            match side.kind {
+                VKind::Pipe(inner) => items.extend(inner),
+                _ => items.push(side),
+            }
+        }
+        Some(CVal::new(VKind::Pipe(items), span))
     }
 
     fn arith(&mut self, op: BinOp, l: CVal, r: CVal, span: Span) -> Option<CVal> {
@@ -498,7 +538,7 @@ impl<'a> Elab<'a> {
             let pname = p.name.name.as_str();
             let child = path.as_ref().map(|pp| format!("{pp}.{pname}"));
             let value = match child.as_deref().and_then(|c| self.take_override(c)) {
-                Some(o) => self.eval_override(o),
+                Some(e) => self.eval(e, &Scope::default(), None),
                 None => match bound[i] {
                     Some(arg) => self.eval(&arg.value, scope, child),
                     None => self.eval(&p.default, &Scope::default(), None),
@@ -606,13 +646,12 @@ impl<'a> Elab<'a> {
         for (i, p) in b.params.iter().enumerate() {
             let child = path.as_ref().map(|pp| format!("{pp}.{}", p.name));
             let given = match child.as_deref().and_then(|c| self.take_override(c)) {
-                Some(o) => {
-                    let overrides: &'a [Override] = self.overrides;
-                    Some(self.eval_arg(b, p, &overrides[o].value, &Scope::default(), None))
-                }
+                Some(e) => Some(self.eval_arg(b, p, e, &Scope::default(), None)),
                 None => bound[i].map(|a| self.eval_arg(b, p, &a.value, scope, child.clone())),
             };
             let value = match given {
+                // A sweep is checked member by member when the call is mapped over it.
+                Some(Some(v)) if matches!(v.kind, VKind::Family(_)) => v,
                 Some(Some(v)) => {
                     if !self.check_arg(b, p, &v) {
                         ok = false;
@@ -642,7 +681,21 @@ impl<'a> Elab<'a> {
         if !ok {
             return None;
         }
-        let args = Args(values);
+        if values.iter().any(|(_, v)| matches!(v.kind, VKind::Family(_))) {
+            return self.map_call(b, values, span, scope, path);
+        }
+        self.make(b, Args(values), span, scope, path)
+    }
+
+    /// The node of a stage call, or the config of any other built-in.
+    fn make(
+        &mut self,
+        b: &'a Builtin,
+        args: Args,
+        span: Span,
+        scope: &Scope<'a>,
+        path: Option<String>,
+    ) -> Option<CVal> {
         match b.as_stage() {
             Some(_) => self.add_node(b, args, span, scope, path),
             None => Some(CVal::new(VKind::Config(Arc::new(Config { builtin: Cow::Borrowed(b.name), args })), span)),
@@ -725,11 +778,27 @@ impl<'a> Elab<'a> {
         let name = match path {
             Some(p) => p,
             None => {
-                let base = format!("{}.{}", scope.let_name.unwrap_or("anon"), b.name);
+                // Each member of a sweep counts its own anonymous stages, so that they are
+                // the same stream in every member.
+                let base = format!("{}{}.{}", scope.let_name.unwrap_or("anon"), self.ctx.bracket_or_empty(), b.name);
                 let n = self.anon.entry(base.clone()).or_insert(0);
                 *n += 1;
-                format!("{base}{n}")
+                format!("{}.{}{n}", scope.let_name.unwrap_or("anon"), b.name)
             }
+        };
+        let member = (!self.ctx.0.is_empty()).then(|| MemberOf {
+            params: self.ctx.clone(),
+            stream: name.clone(),
+            seed: self.ctx.seed(),
+        });
+        let identity = member.as_ref().map(|m| self.identity(b.name, &args, m));
+        if let Some(&shared) = identity.as_ref().and_then(|id| self.made.get(id)) {
+            self.share(shared, scope.let_name);
+            return Some(CVal::new(VKind::Stage(StageRef { node: shared, field: None }), span));
+        }
+        let name = match &member {
+            Some(m) => member_name(&m.stream, scope.let_name, &m.params),
+            None => name,
         };
         let nodes = &self.nodes;
         let meta_of = |r: &StageRef| node_meta(nodes, r);
@@ -750,7 +819,10 @@ impl<'a> Elab<'a> {
         let mut deps: Vec<usize> = refs.into_iter().map(|r| r.node).collect();
         deps.sort_unstable();
         deps.dedup();
-        self.nodes.push(Node { name, builtin: Cow::Borrowed(b.name), args, span, meta, deps });
+        self.nodes.push(Node { name, builtin: Cow::Borrowed(b.name), args, span, meta, deps, member });
+        if let Some(id) = identity {
+            self.made.insert(id, self.nodes.len() - 1);
+        }
         Some(CVal::new(VKind::Stage(StageRef { node: self.nodes.len() - 1, field: None }), span))
     }
 

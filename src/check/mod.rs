@@ -22,12 +22,32 @@ pub struct Override {
     pub span: Span,
 }
 
+/// `--sweep fit.optimizer.lr=1e-3,1e-4`: the `let` it makes a sweep of, the axis (the rest of
+/// the path; `seed` sets the members' seeds) and one value per member.
+#[derive(Debug, Clone)]
+pub struct SweepOverride {
+    pub let_name: String,
+    pub axis: String,
+    /// The whole path, which a member overrides with its value (none for `seed`).
+    pub path: String,
+    pub values: Vec<Expr>,
+    /// The values as written (`1e-3`), for names and tables.
+    pub shown: Vec<String>,
+    pub span: Span,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReportItem {
     pub node: usize,
     pub field: Option<String>,
     /// As written: `score` or `fit.final_loss`.
     pub label: String,
+    /// For a sweep: its axes and, per member, its swept values and its stage (`node` is the
+    /// first member's). Empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub axes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<(crate::lang::Params, usize)>,
 }
 
 /// The checker's result: every stage call with resolved arguments, what to report, the seed.
@@ -54,6 +74,8 @@ pub struct CheckOptions {
     pub profile: Option<String>,
     /// `path=value` strings from the command line.
     pub sets: Vec<String>,
+    /// `path=v1,v2,...` strings from the command line (`--sweep`).
+    pub sweeps: Vec<String>,
 }
 
 const DEFAULT_SEED: u64 = 0;
@@ -63,9 +85,10 @@ pub fn check(reg: &Registry, sources: &mut SourceMap, entry: u32, opts: &CheckOp
     let loaded = modules::load(sources, entry);
     let mut diags = loaded.diags;
     let sets = parse_sets(sources, &opts.sets, &mut diags);
-    let (result, more) = check_modules(reg, sources, &loaded.modules, opts.profile.as_deref(), &sets);
+    let sweeps = parse_sweeps(sources, &opts.sweeps, &mut diags);
+    let (result, more) = check_modules(reg, sources, &loaded.modules, opts.profile.as_deref(), &sets, &sweeps);
     diags.extend(more);
-    finish(result, diags, &opts.sets)
+    finish(result, diags, &opts.sets, &opts.sweeps)
 }
 
 /// Check the base pipeline and every profile it defines (what `flowline check` does).
@@ -74,20 +97,22 @@ pub fn check_all_profiles(
     sources: &mut SourceMap,
     entry: u32,
     sets: &[String],
+    sweeps: &[String],
 ) -> Result<Checked, Vec<Diag>> {
     let loaded = modules::load(sources, entry);
     let mut diags = loaded.diags;
     // Parsed once, so that a bad `--set` is one diagnostic however many profiles there are.
     let parsed = parse_sets(sources, sets, &mut diags);
-    let (base, more) = check_modules(reg, sources, &loaded.modules, None, &parsed);
+    let swept = parse_sweeps(sources, sweeps, &mut diags);
+    let (base, more) = check_modules(reg, sources, &loaded.modules, None, &parsed, &swept);
     diags.extend(more);
     if let Some(b) = &base {
         for p in b.profiles.clone() {
-            let (_, more) = check_modules(reg, sources, &loaded.modules, Some(&p), &parsed);
+            let (_, more) = check_modules(reg, sources, &loaded.modules, Some(&p), &parsed, &swept);
             diags.extend(more);
         }
     }
-    finish(base, diags, sets)
+    finish(base, diags, sets, sweeps)
 }
 
 fn parse_sets(sources: &mut SourceMap, sets: &[String], diags: &mut Vec<Diag>) -> Vec<Override> {
@@ -101,7 +126,28 @@ fn parse_sets(sources: &mut SourceMap, sets: &[String], diags: &mut Vec<Diag>) -
     out
 }
 
-fn finish(result: Option<Checked>, mut diags: Vec<Diag>, sets: &[String]) -> Result<Checked, Vec<Diag>> {
+fn parse_sweeps(sources: &mut SourceMap, sweeps: &[String], diags: &mut Vec<Diag>) -> Vec<SweepOverride> {
+    let mut out: Vec<SweepOverride> = Vec::new();
+    for text in sweeps {
+        match parse_sweep(sources, text) {
+            Ok(s) if out.iter().any(|o| o.path == s.path) => diags.push(
+                Diag::new(Code::E2015, format!("`--sweep {}` is given twice", s.path))
+                    .at(s.span, "swept again here")
+                    .hint("give all the values in one `--sweep`, separated by commas"),
+            ),
+            Ok(s) => out.push(s),
+            Err(d) => diags.push(d),
+        }
+    }
+    out
+}
+
+fn finish(
+    result: Option<Checked>,
+    mut diags: Vec<Diag>,
+    sets: &[String],
+    sweeps: &[String],
+) -> Result<Checked, Vec<Diag>> {
     let mut seen = std::collections::HashSet::new();
     diags.retain(|d| seen.insert((d.code, d.span, d.message.clone())));
     diags.sort_by_key(|d| (d.span.map(|s| (s.file, s.lo)), d.code));
@@ -109,6 +155,7 @@ fn finish(result: Option<Checked>, mut diags: Vec<Diag>, sets: &[String]) -> Res
     match result {
         Some(mut c) if errors.is_empty() => {
             c.sets = sets.to_vec();
+            c.sets.extend(sweeps.iter().map(|s| format!("sweep {s}")));
             c.warnings = warnings;
             Ok(c)
         }
@@ -122,6 +169,7 @@ fn check_modules(
     modules: &[modules::Module],
     profile: Option<&str>,
     sets: &[Override],
+    sweeps: &[SweepOverride],
 ) -> (Option<Checked>, Vec<Diag>) {
     let mut diags = Vec::new();
     let Some(main) = modules.first() else {
@@ -241,7 +289,7 @@ fn check_modules(
         }
     }
 
-    let mut elab = Elab::new(reg, globals, &rest);
+    let mut elab = Elab::new(reg, globals, &rest, sweeps);
     for name in &order {
         if matches!(elab.globals.get(name), Some(Global::Let { .. })) {
             elab.eval_let(name);
@@ -261,6 +309,7 @@ fn check_modules(
         }
     }
     elab.unconsumed_overrides();
+    elab.unapplied_sweeps();
 
     let mut reports = Vec::new();
     for stmt in &program.stmts {
@@ -304,14 +353,24 @@ fn report_item<'a>(elab: &mut Elab<'a>, path: &crate::syntax::ast::Path) -> Opti
     }
     let key: &'a str = elab.globals.get_key_value(first.name.as_str()).map(|(k, _)| *k)?;
     let value = elab.eval_let(key)?;
-    let VKind::Stage(StageRef { node, field: None }) = value.kind else {
-        let what = elab.describe(&value);
-        elab.diags.push(
-            Diag::new(Code::E2013, format!("`{}` is {what}, not a stage result", first.name))
-                .at(path.span, "nothing to report")
-                .hint("reports list stage results, such as `score` or `fit.final_loss`"),
-        );
-        return None;
+    // A sweep is reported as a table: one row per member.
+    let (axes, members) = match &value.kind {
+        VKind::Family(f) => {
+            let mut rows = Vec::new();
+            for m in &f.members {
+                match &m.value.kind {
+                    VKind::Stage(StageRef { node, field: None }) => rows.push((m.params.clone(), *node)),
+                    _ => return not_reportable(elab, &first.name, &m.value, path.span),
+                }
+            }
+            (f.axes.clone(), rows)
+        }
+        _ => (Vec::new(), Vec::new()),
+    };
+    let node = match (&value.kind, members.first()) {
+        (_, Some((_, node))) => *node,
+        (VKind::Stage(StageRef { node, field: None }), None) => *node,
+        _ => return not_reportable(elab, &first.name, &value, path.span),
     };
     let field = match path.segments.get(1) {
         None => None,
@@ -340,7 +399,17 @@ fn report_item<'a>(elab: &mut Elab<'a>, path: &crate::syntax::ast::Path) -> Opti
             Some(f.name.clone())
         }
     };
-    Some(ReportItem { node, field, label: path.dotted() })
+    Some(ReportItem { node, field, label: path.dotted(), axes, members })
+}
+
+fn not_reportable(elab: &mut Elab, name: &str, value: &CVal, span: Span) -> Option<ReportItem> {
+    let what = elab.describe(value);
+    elab.diags.push(
+        Diag::new(Code::E2013, format!("`{name}` is {what}, not a stage result"))
+            .at(span, "nothing to report")
+            .hint("reports list stage results, such as `score` or `fit.final_loss`"),
+    );
+    None
 }
 
 /// The global seed: a whole number from 0 to 2^63 - 1, written as a literal.
@@ -386,16 +455,58 @@ fn parse_set(sources: &mut SourceMap, set: &str) -> Result<Override, Diag> {
     }
     let text = &set[eq + 1..];
     if let Some(values) = sweep_values(text) {
-        return Err(Diag::new(
-            Code::E2010,
-            format!("`--set {path}={text}` gives {} values: sweeps are not supported yet", values.len()),
-        )
-        .at(Span::new(file, eq + 1, set.len()), "several values")
-        .hint(format!("run once per value: `--set {path}={}`, then `--set {path}={}`, ...", values[0], values[1]))
-        .hint(format!("a parameter that takes a list is written in brackets: `--set {path}=[{text}]`")));
+        return Err(Diag::new(Code::E2010, format!("`--set {path}={text}` gives {} values", values.len()))
+            .at(Span::new(file, eq + 1, set.len()), "several values")
+            .hint(format!("to run once per value, sweep it: `--sweep {path}={text}`"))
+            .hint(format!("a parameter that takes a list is written in brackets: `--set {path}=[{text}]`")));
     }
     let value = crate::syntax::parse_expr(file, text, eq + 1)?;
     Ok(Override { path: path.to_string(), value, span: whole })
+}
+
+/// `fit.optimizer.lr=1e-3,1e-4` -> the values of a sweep of `fit` over `optimizer.lr`.
+fn parse_sweep(sources: &mut SourceMap, text: &str) -> Result<SweepOverride, Diag> {
+    let file = sources.add("<--sweep>", None, text.to_string());
+    let whole = Span::new(file, 0, text.len());
+    let example = "write `--sweep fit.optimizer.lr=1e-3,1e-4` or `--sweep fit.seed=1,2,3`";
+    let Some(eq) = text.find('=') else {
+        return Err(Diag::new(Code::E2010, format!("`--sweep {text}` has no `=`"))
+            .at(whole, "expected `path=value,value,...`")
+            .hint(example));
+    };
+    let path = text[..eq].trim();
+    let segments: Vec<&str> = path.split('.').collect();
+    let valid = segments.iter().all(|seg| {
+        seg.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    });
+    if !valid || segments.len() < 2 {
+        return Err(Diag::new(Code::E2010, format!("`{path}` is not the path of an argument"))
+            .at(Span::new(file, 0, eq), "expected `let.argument`")
+            .hint("a sweep varies one argument of a `let` (or its `seed`)")
+            .hint(example));
+    }
+    let rest = &text[eq + 1..];
+    let (mut values, mut shown) = (Vec::new(), Vec::new());
+    for part in sweep_values(rest).unwrap_or_else(|| vec![rest.trim()]) {
+        if part.is_empty() {
+            return Err(Diag::new(Code::E2010, format!("`--sweep {text}` has an empty value"))
+                .at(Span::new(file, eq + 1, text.len()), "empty value")
+                .hint(example));
+        }
+        // Each value is a slice of `text`: its offset there places its spans.
+        let offset = part.as_ptr() as usize - text.as_ptr() as usize;
+        values.push(crate::syntax::parse_expr(file, part, offset)?);
+        shown.push(part.to_string());
+    }
+    Ok(SweepOverride {
+        let_name: segments[0].to_string(),
+        axis: segments[1..].join("."),
+        path: path.to_string(),
+        values,
+        shown,
+        span: whole,
+    })
 }
 
 /// `1,2,3` (a Hydra-style sweep): the values separated by commas outside brackets and

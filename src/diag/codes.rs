@@ -55,6 +55,9 @@ pub enum Code {
     E2013,
     /// Arguments that exclude each other.
     E2014,
+    /// A sweep that cannot be expanded: values that are not a list of constants, a value
+    /// given twice, sweeps that share no member, a sweep where one value is needed.
+    E2015,
     /// Cycle between stages.
     E3001,
     /// Unknown stage for `--only`.
@@ -93,7 +96,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 43] = [
+    pub const ALL: [Code; 44] = [
         Code::E0001,
         Code::E0002,
         Code::E0003,
@@ -120,6 +123,7 @@ impl Code {
         Code::E2012,
         Code::E2013,
         Code::E2014,
+        Code::E2015,
         Code::E3001,
         Code::E3002,
         Code::E4001,
@@ -167,6 +171,7 @@ impl Code {
             Code::E2012 => "E2012",
             Code::E2013 => "E2013",
             Code::E2014 => "E2014",
+            Code::E2015 => "E2015",
             Code::E3001 => "E3001",
             Code::E3002 => "E3002",
             Code::E4001 => "E4001",

@@ -4,6 +4,7 @@
 
 use super::dag_svg::{STATUS_COLORS, StageBox, draw, fill};
 use super::report::{Report, StageReport};
+use super::sweep_table::{SweepTable, cell};
 use crate::diag::Diag;
 use crate::plan::Plan;
 use crate::yaml::{self, Value};
@@ -59,12 +60,17 @@ pub fn page(plan: &Plan, report: &Report, out: &Path) -> String {
     h += "</div>\n<div class=\"dagwrap\">";
     h += &dag(plan, report);
     h += "</div>\n";
-    if !report.reported.is_empty() {
+    let single: Vec<&(String, Value)> =
+        report.reported.iter().filter(|(l, _)| !report.sweeps.iter().any(|t| &t.label == l)).collect();
+    if !single.is_empty() {
         h += "<h2>Reported</h2>\n<table>\n<tr><th>name</th><th>value</th></tr>\n";
-        for (label, v) in &report.reported {
+        for (label, v) in single {
             let _ = writeln!(h, "<tr><td>{}</td>{}</tr>", escape(label), value_cell(v));
         }
         h += "</table>\n";
+    }
+    for t in &report.sweeps {
+        h += &sweep(t, out);
     }
     for s in &report.stages {
         h += &stage(s, out);
@@ -185,15 +191,7 @@ fn stage(s: &StageReport, out: &Path) -> String {
         let _ = writeln!(h, "<p class=\"error\">error[{}]: {}</p>", e.code.as_str(), escape(&e.message));
     }
     for png in s.artifacts.iter().filter(|a| a.ends_with(".png")) {
-        let svg = out.join(png.trim_end_matches(".png").to_string() + ".svg");
-        match std::fs::read_to_string(&svg) {
-            Ok(text) => {
-                let _ = writeln!(h, "<figure>{}<figcaption>{}</figcaption></figure>", strip_prolog(&text), escape(png));
-            }
-            Err(_) => {
-                let _ = writeln!(h, "<p>figure <code>{}</code> (no SVG beside it to inline)</p>", escape(png));
-            }
-        }
+        h += &inline_figure(out, png);
     }
     let others: Vec<&String> = s.artifacts.iter().filter(|a| !a.ends_with(".png") && !a.ends_with(".svg")).collect();
     if !others.is_empty() {
@@ -202,6 +200,51 @@ fn stage(s: &StageReport, out: &Path) -> String {
         h += "</p>\n";
     }
     h + "</section>\n"
+}
+
+/// A reported sweep: its table, one row per member, and its figure.
+fn sweep(t: &SweepTable, out: &Path) -> String {
+    let mut h = format!("<h2>Sweep: {}</h2>\n<table class=\"sweep\">\n<tr>", escape(&t.label));
+    let seeded = t.axes.iter().any(|a| a == crate::lang::SEED_AXIS);
+    for a in &t.axes {
+        let _ = write!(h, "<th>{}</th>", escape(a));
+    }
+    if !seeded {
+        h += "<th>seed</th>";
+    }
+    for c in &t.columns {
+        let _ = write!(h, "<th>{}</th>", escape(c));
+    }
+    h += "<th>stage</th></tr>\n";
+    for r in &t.rows {
+        h += "<tr>";
+        for a in &t.axes {
+            let shown = r.params.get(a).map(|v| v.shown.as_str()).unwrap_or("");
+            let _ = write!(h, "<td>{}</td>", escape(shown));
+        }
+        if !seeded {
+            let _ = write!(h, "<td class=\"num\">{}</td>", r.seed);
+        }
+        for c in &t.columns {
+            let _ = write!(h, "<td class=\"num\">{}</td>", cell(r.values.get(c).copied()));
+        }
+        let note = r.missing.as_ref().map(|m| format!(" ({m})")).unwrap_or_default();
+        let _ = writeln!(h, "<td><a href=\"#stage-{id}\">{id}</a>{}</td></tr>", escape(&note), id = escape(&r.stage));
+    }
+    h += "</table>\n";
+    if let Some(png) = &t.figure {
+        h += &inline_figure(out, png);
+    }
+    h
+}
+
+/// A figure's SVG (beside its PNG) inlined, with the PNG's path as its caption.
+fn inline_figure(out: &Path, png: &str) -> String {
+    let svg = out.join(png.trim_end_matches(".png").to_string() + ".svg");
+    match std::fs::read_to_string(&svg) {
+        Ok(text) => format!("<figure>{}<figcaption>{}</figcaption></figure>\n", strip_prolog(&text), escape(png)),
+        Err(_) => format!("<p>figure <code>{}</code> (no SVG beside it to inline)</p>\n", escape(png)),
+    }
 }
 
 /// A mapping key as text (keys are strings in flowline's reports; others as YAML).

@@ -9,6 +9,7 @@ mod lock;
 mod provenance;
 mod report;
 mod session;
+mod sweep_table;
 
 /// Formatting and writing helpers the CLI shares with the stages.
 pub use crate::lang::{Metrics, show_number, write_atomic};
@@ -19,6 +20,7 @@ pub use lock::RunLock;
 pub use provenance::{Git, Provenance};
 pub use report::{Report, StageReport, flatten_metrics};
 pub use session::{Done, Session};
+pub use sweep_table::{SweepRow, SweepTable};
 
 use crate::diag::{Code, Diag};
 use crate::lang::{Progress, Registry};

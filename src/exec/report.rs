@@ -6,6 +6,7 @@
 use super::RunOptions;
 use super::cache::Manifest;
 use super::provenance::Provenance;
+use super::sweep_table::SweepTable;
 use crate::diag::{Code, Diag};
 use crate::lang::Node;
 use crate::lang::{CVal, Metrics, VKind};
@@ -71,7 +72,7 @@ impl StageReport {
     }
 
     /// The stage has a result to report (from this run or kept from an earlier one).
-    fn has_result(&self) -> bool {
+    pub(super) fn has_result(&self) -> bool {
         match self.status {
             "failed" | "skipped" => false,
             "not run" => !(self.artifacts.is_empty() && self.metrics.is_empty()),
@@ -104,6 +105,8 @@ fn param_value(v: &CVal, nodes: &[Node]) -> Value {
             );
             Value::Mapping(m)
         }
+        // The checker maps calls over sweeps; a stage never holds one.
+        VKind::Family(f) => Value::Sequence(f.members.iter().map(|m| param_value(&m.value, nodes)).collect()),
         VKind::Stage(r) => {
             let name = nodes.get(r.node).map(|n| n.name.as_str()).unwrap_or("?");
             yaml::string(match &r.field {
@@ -126,13 +129,24 @@ pub struct Report {
     pub stages: Vec<StageReport>,
     /// `label -> value` for everything named in `report`: metrics, or artifact paths.
     pub reported: Vec<(String, Value)>,
+    /// The reported sweeps, as tables (also in `reported`).
+    pub sweeps: Vec<SweepTable>,
 }
 
 impl Report {
     pub fn new(plan: &Plan, opts: &RunOptions, device: &str, stages: Vec<StageReport>, provenance: Provenance) -> Self {
         let nodes = plan.nodes();
         let mut reported = Vec::new();
+        let mut sweeps = Vec::new();
         for item in &plan.checked.reports {
+            if !item.members.is_empty() {
+                let mut table = SweepTable::new(item, nodes, &stages, plan.checked.seed);
+                // A figure that cannot be drawn leaves the table without one.
+                let _ = table.draw(&opts.out);
+                reported.push((item.label.clone(), table.to_value()));
+                sweeps.push(table);
+                continue;
+            }
             let Some(s) = stages.iter().find(|s| s.name == nodes[item.node].name) else {
                 continue;
             };
@@ -167,6 +181,7 @@ impl Report {
             provenance,
             stages,
             reported,
+            sweeps,
         }
     }
 
@@ -311,6 +326,10 @@ fn artifact_value(s: &StageReport, field: Option<&str>) -> Value {
 pub fn flatten_metrics(report: &Report) -> Metrics {
     let mut out = Metrics::new();
     for (label, v) in &report.reported {
+        if let Some(t) = report.sweeps.iter().find(|t| &t.label == label) {
+            t.flatten(&mut out);
+            continue;
+        }
         match v {
             Value::Number(n) => {
                 if let Some(x) = n.as_f64() {

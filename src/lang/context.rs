@@ -91,9 +91,9 @@ impl<'a> RunCtx<'a> {
     /// context. The first call gives the stage's stream; each later call an independent one
     /// of its own (never a fixed seed that two calls would share).
     pub fn take_rng(&mut self) -> Rng {
-        let label = stream_label(&self.node.name, self.streams);
+        let label = stream_label(self.node.stream(), self.streams);
         self.streams += 1;
-        Rng::derive(self.env.seed, &label)
+        Rng::derive(self.node.seed(self.env.seed), &label)
     }
 
     /// The argument was written in the pipeline, not defaulted.

@@ -6,6 +6,7 @@
 mod artifact;
 mod atomic;
 mod context;
+mod family;
 mod kind;
 mod node;
 mod number;
@@ -21,6 +22,7 @@ pub use artifact::{
 };
 pub use atomic::{write as write_atomic, write_with as write_atomic_with};
 pub use context::{RunCtx, RunEnv, Upstream};
+pub use family::{Family, Member, MemberOf, Params, SEED_AXIS, Swept};
 pub use kind::{FIGURE, Kind, METRICS, Role, TABLE};
 pub use node::Node;
 pub use number::show_number;

@@ -31,6 +31,8 @@ pub enum VKind {
     /// Layers composed with `|>`, flattened.
     Pipe(Vec<CVal>),
     Stage(StageRef),
+    /// The members of a sweep; the checker maps calls over it, so no stage receives one.
+    Family(Arc<super::family::Family>),
 }
 
 /// A call of a config built-in, its arguments resolved.
@@ -218,6 +220,60 @@ impl CVal {
                 Some(t) => t.to_string(),
                 None => "a stage result".into(),
             },
+            VKind::Family(f) => format!("a sweep over {}", f.axes.join(", ")),
+        }
+    }
+
+    /// A deterministic spelling of the value (floats in their exact round-trip form, spans
+    /// left out), with `stage` spelling a reference to a node: what a cache key hashes.
+    pub fn canonical(&self, stage: &dyn Fn(usize) -> String, out: &mut String) {
+        use std::fmt::Write;
+        match &self.kind {
+            VKind::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            VKind::Float(f) => {
+                let _ = write!(out, "{f:?}");
+            }
+            VKind::Str(s) | VKind::Sym(s) => {
+                let _ = write!(out, "{s:?}");
+            }
+            VKind::Bool(b) => {
+                let _ = write!(out, "{b}");
+            }
+            VKind::None => out.push_str("none"),
+            VKind::List(items) | VKind::Pipe(items) => {
+                out.push(if matches!(self.kind, VKind::Pipe(_)) { '<' } else { '[' });
+                for it in items {
+                    it.canonical(stage, out);
+                    out.push(',');
+                }
+                out.push(']');
+            }
+            VKind::Config(c) => {
+                let _ = write!(out, "{}(", c.builtin);
+                for (name, a) in &c.args.0 {
+                    let _ = write!(out, "{name}=");
+                    a.canonical(stage, out);
+                    out.push(',');
+                }
+                out.push(')');
+            }
+            VKind::Family(f) => {
+                out.push('{');
+                for m in &f.members {
+                    let _ = write!(out, "{}:", m.params.bracket());
+                    m.value.canonical(stage, out);
+                    out.push(',');
+                }
+                out.push('}');
+            }
+            VKind::Stage(r) => {
+                let _ = write!(out, "@{}", stage(r.node));
+                if let Some(f) = &r.field {
+                    let _ = write!(out, ".{f}");
+                }
+            }
         }
     }
 
@@ -227,6 +283,7 @@ impl CVal {
             VKind::Stage(r) => out.push(r.clone()),
             VKind::List(items) | VKind::Pipe(items) => items.iter().for_each(|i| i.stage_refs(out)),
             VKind::Config(c) => c.args.0.iter().for_each(|(_, v)| v.stage_refs(out)),
+            VKind::Family(f) => f.members.iter().for_each(|m| m.value.stage_refs(out)),
             _ => {}
         }
     }

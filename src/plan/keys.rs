@@ -4,7 +4,7 @@
 //! function of the plan and the data directory alone, so any executor computes the same.
 
 use super::Plan;
-use crate::lang::{CVal, Registry, VKind};
+use crate::lang::Registry;
 use sha2::{Digest, Sha256};
 use std::fmt::Write;
 use std::path::Path;
@@ -31,12 +31,16 @@ pub fn keys(plan: &Plan, reg: &Registry, data_dir: &Path) -> Vec<String> {
             reg.stage(&n.builtin).map_or(0, |s| s.revision()),
             n.builtin,
             n.name,
-            plan.checked.seed,
+            n.seed(plan.checked.seed),
             data_dir.display()
         );
+        if let Some(m) = &n.member {
+            // A member's random stream is not its name's (see `MemberOf`).
+            let _ = writeln!(text, "stream {}", m.stream);
+        }
         for (name, v) in &n.args.0 {
             let _ = write!(text, "{name}=");
-            canonical(v, &keys, &mut text);
+            v.canonical(&|node| keys.get(node).cloned().unwrap_or_default(), &mut text);
             text.push('\n');
         }
         keys[i] = hex(&Sha256::digest(text.as_bytes()));
@@ -46,46 +50,4 @@ pub fn keys(plan: &Plan, reg: &Registry, data_dir: &Path) -> Vec<String> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A deterministic spelling of a value; floats in their exact round-trip form.
-fn canonical(v: &CVal, keys: &[String], out: &mut String) {
-    match &v.kind {
-        VKind::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
-        VKind::Float(f) => {
-            let _ = write!(out, "{f:?}");
-        }
-        VKind::Str(s) | VKind::Sym(s) => {
-            let _ = write!(out, "{s:?}");
-        }
-        VKind::Bool(b) => {
-            let _ = write!(out, "{b}");
-        }
-        VKind::None => out.push_str("none"),
-        VKind::List(items) | VKind::Pipe(items) => {
-            out.push(if matches!(v.kind, VKind::Pipe(_)) { '<' } else { '[' });
-            for it in items {
-                canonical(it, keys, out);
-                out.push(',');
-            }
-            out.push(']');
-        }
-        VKind::Config(c) => {
-            let _ = write!(out, "{}(", c.builtin);
-            for (name, a) in &c.args.0 {
-                let _ = write!(out, "{name}=");
-                canonical(a, keys, out);
-                out.push(',');
-            }
-            out.push(')');
-        }
-        VKind::Stage(r) => {
-            let _ = write!(out, "@{}", keys.get(r.node).map(String::as_str).unwrap_or(""));
-            if let Some(f) = &r.field {
-                let _ = write!(out, ".{f}");
-            }
-        }
-    }
 }

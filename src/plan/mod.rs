@@ -46,6 +46,18 @@ impl Plan {
             return Ok(self.closure(i));
         }
         let nodes = self.nodes();
+        // A sweep's name: every member and what they need.
+        let members: Vec<usize> =
+            (0..nodes.len()).filter(|&i| nodes[i].member.as_ref().is_some_and(|m| m.stream == name)).collect();
+        if !members.is_empty() {
+            let mut keep = vec![false; nodes.len()];
+            for &m in &members {
+                for i in self.closure(m) {
+                    keep[i] = true;
+                }
+            }
+            return Ok(self.order.iter().copied().filter(|&i| keep[i]).collect());
+        }
         let prefix = format!("{name}.");
         let under: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).filter(|n| n.starts_with(&prefix)).collect();
         let d = Diag::new(Code::E3002, format!("no stage named `{name}`"));
@@ -144,6 +156,7 @@ mod tests {
             span: Default::default(),
             meta: Meta::default(),
             deps: deps.to_vec(),
+            member: None,
         }
     }
 

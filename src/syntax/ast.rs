@@ -109,6 +109,13 @@ impl BinOp {
     }
 }
 
+/// One swept parameter: its name and the expression of its values (a list).
+#[derive(Debug, Clone)]
+pub struct Axis {
+    pub name: Ident,
+    pub values: Expr,
+}
+
 #[derive(Debug, Clone)]
 pub struct Arg {
     pub name: Option<Ident>,
@@ -143,6 +150,12 @@ pub enum ExprKind {
     Neg(Box<Expr>),
     /// Kept so the formatter can round-trip explicit grouping.
     Paren(Box<Expr>),
+    /// `sweep lam in [0, 0.1], seed in [1, 2]: body`: the body once per combination of the
+    /// axes' values (the first axis varies slowest); the whole value of a `let`.
+    Sweep {
+        axes: Vec<Axis>,
+        body: Box<Expr>,
+    },
     /// Stands in for a statement that failed to parse; elaborates silently to nothing.
     Invalid,
 }

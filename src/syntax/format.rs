@@ -77,6 +77,17 @@ fn format_stmt(stmt: &Stmt, text: &str) -> String {
         StmtKind::Use(UseTarget::Std(m)) => format!("use {m}"),
         StmtKind::Use(UseTarget::File(f)) => format!("use {}", quote(f)),
         StmtKind::Seed(s) => format!("seed {}", expr(s, text)),
+        StmtKind::Let { name, value: Expr { kind: ExprKind::Sweep { axes, body }, .. } } => {
+            let head = format!("let {} = {}: ", name.name, sweep_head(axes, text));
+            let one = broken(&head, body, text);
+            if one.lines().count() == 1 && one.len() <= WIDTH {
+                one
+            } else {
+                // The body on lines of its own, indented under the sweep.
+                let body = broken("", body, text).replace('\n', &format!("\n{INDENT}"));
+                format!("{}\n{INDENT}{body}", head.trim_end())
+            }
+        }
         StmtKind::Let { name, value } => broken(&format!("let {} = ", name.name), value, text),
         StmtKind::Def { name, params, body } => {
             let ps: Vec<String> =
@@ -164,12 +175,19 @@ pub fn expr(e: &Expr, text: &str) -> String {
         ExprKind::Member { base, field } => format!("{}.{}", operand(base, 4, text), field.name),
         ExprKind::Neg(inner) => format!("-{}", operand(inner, 4, text)),
         ExprKind::Paren(inner) => format!("({})", expr(inner, text)),
+        ExprKind::Sweep { axes, body } => format!("{}: {}", sweep_head(axes, text), expr(body, text)),
         ExprKind::Binary { op, lhs, rhs } => {
             let p = op.precedence();
             // Left-associative: the right operand needs parentheses at equal precedence.
             format!("{} {} {}", operand(lhs, p, text), op.symbol(), operand(rhs, p + 1, text))
         }
     }
+}
+
+/// `sweep lam in [0, 0.1], seed in [1, 2]`
+fn sweep_head(axes: &[Axis], text: &str) -> String {
+    let axes: Vec<String> = axes.iter().map(|a| format!("{} in {}", a.name.name, expr(&a.values, text))).collect();
+    format!("sweep {}", axes.join(", "))
 }
 
 fn operand(e: &Expr, min_prec: u8, text: &str) -> String {

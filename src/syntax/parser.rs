@@ -212,8 +212,30 @@ fn parse_use(pair: Pair<Rule>) -> Option<StmtKind> {
 fn parse_let(ctx: &mut Ctx, pair: Pair<Rule>) -> Option<StmtKind> {
     let mut inner = pair.into_inner();
     let name = parse_ident(ctx, inner.next()?);
-    let value = parse_expr_pair(ctx, inner.next()?);
+    let value = inner.next()?;
+    let value = match value.as_rule() {
+        Rule::sweep => parse_sweep(ctx, value)?,
+        _ => parse_expr_pair(ctx, value),
+    };
     Some(StmtKind::Let { name, value })
+}
+
+fn parse_sweep(ctx: &mut Ctx, pair: Pair<Rule>) -> Option<Expr> {
+    let span = ctx.span(&pair);
+    let mut axes = Vec::new();
+    let mut body = None;
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::axis => {
+                let mut a = p.into_inner();
+                let name = parse_ident(ctx, a.next()?);
+                let values = parse_expr_pair(ctx, a.next()?);
+                axes.push(Axis { name, values });
+            }
+            _ => body = Some(Box::new(parse_expr_pair(ctx, p))),
+        }
+    }
+    Some(Expr { kind: ExprKind::Sweep { axes, body: body? }, span })
 }
 
 fn parse_def(ctx: &mut Ctx, pair: Pair<Rule>) -> Option<StmtKind> {
@@ -601,6 +623,8 @@ fn rule_label(r: Rule) -> Option<String> {
             Rule::param => "a parameter `name: default`",
             Rule::assign => "an assignment `path = value`",
             Rule::arg => "an argument",
+            Rule::sweep => "a sweep `sweep name in [values]: ...`",
+            Rule::axis => "a swept parameter `name in [values]`",
             Rule::EOI => "the end of the statement",
             Rule::pipe | Rule::add | Rule::sub | Rule::mul | Rule::div => "an operator",
             Rule::member => "`.field`",

@@ -75,7 +75,7 @@ pub fn run_file(path: &Path, profile: Option<&str>, out: &Path) -> Result<Report
 /// `run_file` on a device.
 pub fn run_file_on(path: &Path, profile: Option<&str>, out: &Path, device: DeviceChoice) -> Result<Report, String> {
     let mut sources = SourceMap::new();
-    let opts = CheckOptions { profile: profile.map(str::to_string), sets: vec![] };
+    let opts = CheckOptions { profile: profile.map(str::to_string), sets: vec![], ..Default::default() };
     let plan = flowline::compile(&mut sources, &rel(path), &opts).map_err(|d| render(&d, &sources))?;
     let run = RunOptions { device, ..run_opts(out, &rel(path).display().to_string()) };
     flowline::run(&plan, &run).map_err(|f| render(&f.diags, &sources))
@@ -85,6 +85,6 @@ pub fn run_file_on(path: &Path, profile: Option<&str>, out: &Path, device: Devic
 pub fn check_codes(src: &str) -> Vec<flowline::diag::Code> {
     let mut sources = SourceMap::new();
     let id = sources.add("t.flow", None, src);
-    let opts = CheckOptions { profile: None, sets: vec![] };
+    let opts = CheckOptions { profile: None, sets: vec![], ..Default::default() };
     flowline::check(&mut sources, id, &opts).err().unwrap_or_default().iter().map(|d| d.code).collect()
 }

@@ -19,11 +19,18 @@ pub enum Scaling {
 pub struct Axis {
     pub label: String,
     pub scaling: Scaling,
+    /// Named positions 0, 1, 2, ...: the ticks are exactly these, labelled by name (the
+    /// values of a sweep that no numeric scale shows well, such as 0, 0.001, 0.01).
+    pub categories: Vec<String>,
 }
 
 impl Axis {
     pub fn new(label: impl Into<String>, scaling: Scaling) -> Self {
-        Axis { label: label.into(), scaling }
+        Axis { label: label.into(), scaling, categories: Vec::new() }
+    }
+    /// An axis of named positions 0..n.
+    pub fn categories(label: impl Into<String>, names: Vec<String>) -> Self {
+        Axis { label: label.into(), scaling: Scaling::Linear, categories: names }
     }
     /// The data value where it is plotted; None where it cannot be (log of v <= 0, NaN).
     pub fn map(&self, v: f64) -> Option<f64> {
@@ -48,6 +55,9 @@ impl Axis {
     }
     /// The plotters coordinate for a plotted range, with this axis' ticks.
     pub fn coord(&self, (lo, hi): (f64, f64)) -> Ticked {
+        if !self.categories.is_empty() {
+            return Ticked { lo, hi, ticks: (0..self.categories.len()).map(|i| i as f64).collect() };
+        }
         let ticks = match self.scaling {
             Scaling::Linear => nice_ticks(lo, hi, false),
             Scaling::Integer => nice_ticks(lo, hi, true),
@@ -57,6 +67,9 @@ impl Axis {
     }
     /// A tick's label (the value, not its logarithm, on log axes).
     pub fn label(&self, v: f64) -> String {
+        if !self.categories.is_empty() {
+            return self.categories.get(v.round().max(0.0) as usize).cloned().unwrap_or_default();
+        }
         match self.scaling {
             Scaling::Log => number(10f64.powf(v)),
             _ => number(v),

@@ -13,6 +13,7 @@ mod lines;
 mod panels;
 mod points;
 mod style;
+mod sweep;
 
 pub use arrows::{ArrowPanel, ArrowPanels};
 pub use axis::{Axis, Scaling};
@@ -21,3 +22,4 @@ pub use grid::ImageGrid;
 pub use heatmap::{Heatmap, Heatmaps, viridis};
 pub use lines::{LinePlot, Series};
 pub use points::{Move, Points};
+pub use sweep::{SweepLine, SweepPanel, SweepPlot};
