@@ -73,6 +73,10 @@ enum Command {
         /// Re-execute every stage, ignoring the cache.
         #[arg(long)]
         force: bool,
+        /// Run up to N independent stages at the same time, the cores shared out among them
+        /// (the same results as one at a time).
+        #[arg(long, short = 'j', default_value_t = 1, value_name = "N")]
+        jobs: usize,
         /// Run one stage and what it needs.
         #[arg(long)]
         only: Option<String>,
@@ -201,7 +205,7 @@ fn device(d: DeviceArg) -> DeviceChoice {
 
 fn dispatch(cli: Cli) -> i32 {
     match cli.command {
-        Command::Run { file, out, sets, sweeps, profile, device: d, force, only, quiet, data_dir } => {
+        Command::Run { file, out, sets, sweeps, profile, device: d, force, jobs, only, quiet, data_dir } => {
             let mut sources = SourceMap::new();
             let opts = CheckOptions { profile, sets, sweeps };
             let plan = match flowline::compile(&mut sources, &file, &opts) {
@@ -222,6 +226,7 @@ fn dispatch(cli: Cli) -> i32 {
                 pipeline: file.display().to_string(),
                 data_dir: flowline::exec::data_dir(data_dir),
                 command: std::env::args().collect(),
+                jobs,
             };
             let (report, failures) = match flowline::run(&plan, &ropts) {
                 Ok(report) => (Some(report), Vec::new()),
@@ -420,6 +425,7 @@ fn test_one(file: &Path, accept: bool, profile: Option<&str>, device: DeviceChoi
         data_dir: data_dir.to_path_buf(),
         share_runs: false,
         command: std::env::args().collect(),
+        jobs: 1,
     };
     let report = match flowline::run(&plan, &ropts) {
         Ok(r) => r,

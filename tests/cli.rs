@@ -223,19 +223,22 @@ fn a_failing_stage_lets_independent_stages_run_and_is_recorded() {
          report score, points\n",
     )
     .unwrap();
-    let out = tmp.path().join("out");
-    let o = flowline(&["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    assert_eq!(code(&o), 1, "{}", stderr(&o));
-    assert!(stderr(&o).contains("R2001"), "{}", stderr(&o));
-    let r = report_value(&out);
-    assert_eq!(stage_field(&r, "fit", "status"), "failed");
-    assert!(stage_field(&r, "fit", "error").starts_with("R2001"));
-    assert_eq!(stage_field(&r, "score", "status"), "skipped");
-    assert!(stage_field(&r, "score", "note").contains("`fit`"));
-    assert_eq!(stage_field(&r, "points", "status"), "executed");
-    assert!(out.join("points/scatter.png").exists() || out.join("points").read_dir().unwrap().count() > 0);
-    assert_eq!(r["failures"][0]["stage"].as_str(), Some("fit"));
-    assert_eq!(r["failures"][0]["code"].as_str(), Some("R2001"));
+    // One stage at a time, and two at a time.
+    for jobs in ["1", "2"] {
+        let out = tmp.path().join(format!("out{jobs}"));
+        let o = flowline(&["run", file.to_str().unwrap(), "--out", out.to_str().unwrap(), "--jobs", jobs]);
+        assert_eq!(code(&o), 1, "{}", stderr(&o));
+        assert!(stderr(&o).contains("R2001"), "{}", stderr(&o));
+        let r = report_value(&out);
+        assert_eq!(stage_field(&r, "fit", "status"), "failed");
+        assert!(stage_field(&r, "fit", "error").starts_with("R2001"));
+        assert_eq!(stage_field(&r, "score", "status"), "skipped");
+        assert!(stage_field(&r, "score", "note").contains("`fit`"));
+        assert_eq!(stage_field(&r, "points", "status"), "executed");
+        assert!(out.join("points/scatter.png").exists() || out.join("points").read_dir().unwrap().count() > 0);
+        assert_eq!(r["failures"][0]["stage"].as_str(), Some("fit"));
+        assert_eq!(r["failures"][0]["code"].as_str(), Some("R2001"));
+    }
 }
 
 /// The report alone says how to reproduce the run: command line, overrides, profile, start

@@ -107,6 +107,7 @@ fn diagnose(path: &Path) -> (Vec<Diag>, SourceMap) {
         data_dir: f.data_dir.map(Into::into).unwrap_or_else(|| "tests/data".into()),
         share_runs: false,
         command: Vec::new(),
+        jobs: 1,
     };
     match flowline::run(&plan, &opts) {
         // A run that succeeds is here for the warnings its stages gave.

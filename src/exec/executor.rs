@@ -1,6 +1,6 @@
 //! Executors: how the selected stages of a plan are scheduled. Each runs stages through
 //! `Session::run_stage` and returns what became of each; the local executor runs them one
-//! after another in plan order. Parallel and cluster executors are further implementations.
+//! after another in plan order; `Parallel` (parallel.rs) several at a time.
 
 use super::session::{Done, Results, Session};
 use crate::diag::Diag;
@@ -29,6 +29,16 @@ pub trait Executor {
     fn execute(&self, session: &Session, selection: &[usize]) -> Vec<Option<Outcome>>;
 }
 
+/// Why a stage is skipped: it needs `dep`, which failed (`why` is `dep`) or was skipped
+/// because `why` failed.
+pub fn skip_note(dep: &str, why: &str) -> String {
+    if why == dep {
+        format!("needs `{why}`, which failed")
+    } else {
+        format!("needs `{dep}`, skipped because `{why}` failed")
+    }
+}
+
 /// One stage after another, in plan order. A failing stage does not stop the others: what
 /// depends on it is skipped, everything else runs.
 pub struct Local;
@@ -45,11 +55,7 @@ impl Executor for Local {
             let node = &nodes[i];
             if let Some(&d) = node.deps.iter().find(|&&d| broken[d].is_some()) {
                 let why = broken[d].clone().unwrap_or_default();
-                let note = if why == nodes[d].name {
-                    format!("needs `{why}`, which failed")
-                } else {
-                    format!("needs `{}`, skipped because `{why}` failed", nodes[d].name)
-                };
+                let note = skip_note(&nodes[d].name, &why);
                 broken[i] = Some(why);
                 session.announce(k, total, node, &format!("skipped ({note})"));
                 outcomes[i] = Some(Outcome::Skipped { note });

@@ -6,6 +6,7 @@ mod dag_svg;
 mod executor;
 mod html;
 mod lock;
+mod parallel;
 mod provenance;
 mod report;
 mod session;
@@ -17,6 +18,7 @@ pub use crate::lang::{Metrics, show_number, write_atomic};
 pub use crate::yaml;
 pub use executor::{Executor, Local, Outcome};
 pub use lock::RunLock;
+pub use parallel::Parallel;
 pub use provenance::{Git, Provenance};
 pub use report::{Report, StageReport, flatten_metrics};
 pub use session::{Done, Session};
@@ -51,6 +53,8 @@ pub struct RunOptions {
     pub share_runs: bool,
     /// The command line, recorded in the report.
     pub command: Vec<String>,
+    /// Stages run at the same time (`--jobs`); 0 and 1 run one after another.
+    pub jobs: usize,
 }
 
 /// `--data-dir` if given, else `FLOWLINE_DATA`, else `./data`.
@@ -107,7 +111,11 @@ impl From<Diag> for RunFailure {
 /// `out/report.yaml`). A failing stage does not stop the run: every stage that does not
 /// depend on it still runs, the report records the failure, and the result is a `RunFailure`.
 pub fn execute(reg: &Registry, plan: &Plan, opts: &RunOptions) -> Result<Report, RunFailure> {
-    execute_with(&Local, reg, plan, opts)
+    if opts.jobs > 1 {
+        execute_with(&Parallel::within(opts.jobs, rayon::current_num_threads()), reg, plan, opts)
+    } else {
+        execute_with(&Local, reg, plan, opts)
+    }
 }
 
 /// Execute the plan with `executor`.
@@ -127,8 +135,9 @@ pub fn execute_with(
         .map_err(|e| Diag::new(Code::R1001, format!("cannot create the output folder {}: {e}", opts.out.display())))?;
     let _lock = RunLock::acquire(&opts.out)?;
     let keys = crate::plan::keys(plan, reg, &opts.data_dir);
-    let session =
-        Session { plan, registry: reg, opts, keys, device: device.clone(), progress: Progress::new(opts.quiet) };
+    // Bars of stages running side by side would overwrite each other.
+    let progress = Progress::new(opts.quiet || opts.jobs > 1);
+    let session = Session { plan, registry: reg, opts, keys, device: device.clone(), progress };
     let outcomes = executor.execute(&session, &selection);
 
     let nodes = plan.nodes();

@@ -64,6 +64,7 @@ pub fn run_opts(out: &Path, pipeline: &str) -> RunOptions {
         data_dir: shared_data().unwrap_or_else(|| PathBuf::from("data")),
         share_runs: false,
         command: Vec::new(),
+        jobs: 1,
     }
 }
 
