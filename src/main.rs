@@ -36,6 +36,52 @@ enum GraphFormat {
     Dot,
 }
 
+/// A pipeline and what selects its run: overrides, sweeps, profile, output folder, stage.
+#[derive(clap::Args)]
+struct Target {
+    file: PathBuf,
+    /// Output folder (default: runs/<file stem>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Override an argument: --set fit.iters=50.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    sets: Vec<String>,
+    /// Run a `let` once per value: --sweep fit.optimizer.lr=1e-3,1e-4 (or fit.seed=1,2,3).
+    #[arg(long = "sweep", value_name = "PATH=V1,V2,...")]
+    sweeps: Vec<String>,
+    /// Apply a profile defined in the file.
+    #[arg(long)]
+    profile: Option<String>,
+    /// Run one stage (or every member of a sweep) and what it needs.
+    #[arg(long)]
+    only: Option<String>,
+    /// Where datasets are read (default: $FLOWLINE_DATA, else ./data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+impl Target {
+    /// The checked plan and the options of its run (what `run` and `status` share).
+    fn prepare(self, sources: &mut SourceMap) -> Result<(flowline::plan::Plan, RunOptions), Vec<Diag>> {
+        let Target { file, out, sets, sweeps, profile, only, data_dir } = self;
+        let plan = flowline::compile(sources, &file, &CheckOptions { profile, sets, sweeps })?;
+        let stem = file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "pipeline".into());
+        let share_runs = out.is_none();
+        let out = out.unwrap_or_else(|| Path::new("runs").join(stem));
+        let opts = RunOptions {
+            share_runs,
+            out,
+            only,
+            pipeline: file.display().to_string(),
+            data_dir: flowline::exec::data_dir(data_dir),
+            command: std::env::args().collect(),
+            jobs: 1,
+            ..Default::default()
+        };
+        Ok((plan, opts))
+    }
+}
+
 #[derive(Subcommand)]
 enum DataAction {
     /// Download NAME (mnist, fashion_mnist, cifar10) into the data directory and verify
@@ -55,19 +101,8 @@ enum DataAction {
 enum Command {
     /// Check, plan and execute a pipeline, reusing cached stages.
     Run {
-        file: PathBuf,
-        /// Output folder (default: runs/<file stem>).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Override an argument: --set fit.iters=50.
-        #[arg(long = "set", value_name = "PATH=VALUE")]
-        sets: Vec<String>,
-        /// Run a `let` once per value: --sweep fit.optimizer.lr=1e-3,1e-4 (or fit.seed=1,2,3).
-        #[arg(long = "sweep", value_name = "PATH=V1,V2,...")]
-        sweeps: Vec<String>,
-        /// Apply a profile defined in the file.
-        #[arg(long)]
-        profile: Option<String>,
+        #[command(flatten)]
+        target: Target,
         #[arg(long, value_enum, default_value = "cpu")]
         device: DeviceArg,
         /// Re-execute every stage, ignoring the cache.
@@ -77,15 +112,18 @@ enum Command {
         /// (the same results as one at a time).
         #[arg(long, short = 'j', default_value_t = 1, value_name = "N")]
         jobs: usize,
-        /// Run one stage and what it needs.
-        #[arg(long)]
-        only: Option<String>,
         /// No progress bars or stage lines.
         #[arg(long, short)]
         quiet: bool,
-        /// Where datasets are read (default: $FLOWLINE_DATA, else ./data).
+        /// Say what would run and why (as `flowline status`), and run nothing.
         #[arg(long)]
-        data_dir: Option<PathBuf>,
+        dry_run: bool,
+    },
+    /// What a run would do: per stage, cached, or would run and why (never run, files
+    /// missing, or stale: which argument, input, seed or data changed).
+    Status {
+        #[command(flatten)]
+        target: Target,
     },
     /// Parse, resolve, type- and shape-check; report every problem.
     Check {
@@ -195,6 +233,17 @@ fn warn(diags: &[Diag], sources: &SourceMap) {
     fail(diags, sources);
 }
 
+/// `flowline status` / `run --dry-run`: the table, exit status 0.
+fn print_status(plan: &flowline::plan::Plan, opts: &RunOptions, sources: &SourceMap) -> i32 {
+    match flowline::exec::status(flowline::registry(), plan, opts) {
+        Ok(stages) => {
+            print!("{}", flowline::exec::render_status(&stages));
+            0
+        }
+        Err(d) => fail(&[d], sources),
+    }
+}
+
 fn device(d: DeviceArg) -> DeviceChoice {
     match d {
         DeviceArg::Cpu => DeviceChoice::Cpu,
@@ -205,29 +254,18 @@ fn device(d: DeviceArg) -> DeviceChoice {
 
 fn dispatch(cli: Cli) -> i32 {
     match cli.command {
-        Command::Run { file, out, sets, sweeps, profile, device: d, force, jobs, only, quiet, data_dir } => {
+        Command::Run { target, device: d, force, jobs, quiet, dry_run } => {
             let mut sources = SourceMap::new();
-            let opts = CheckOptions { profile, sets, sweeps };
-            let plan = match flowline::compile(&mut sources, &file, &opts) {
+            let (plan, ropts) = match target.prepare(&mut sources) {
                 Ok(p) => p,
                 Err(diags) => return fail(&diags, &sources),
             };
             warn(&plan.checked.warnings, &sources);
-            let stem = file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "pipeline".into());
-            let share_runs = out.is_none();
-            let out = out.unwrap_or_else(|| Path::new("runs").join(stem));
-            let ropts = RunOptions {
-                share_runs,
-                out: out.clone(),
-                device: device(d),
-                force,
-                only,
-                quiet,
-                pipeline: file.display().to_string(),
-                data_dir: flowline::exec::data_dir(data_dir),
-                command: std::env::args().collect(),
-                jobs,
-            };
+            if dry_run {
+                return print_status(&plan, &ropts, &sources);
+            }
+            let out = ropts.out.clone();
+            let ropts = RunOptions { device: device(d), force, quiet, jobs, ..ropts };
             let (report, failures) = match flowline::run(&plan, &ropts) {
                 Ok(report) => (Some(report), Vec::new()),
                 Err(f) => (f.report.map(|r| *r), f.diags),
@@ -249,6 +287,13 @@ fn dispatch(cli: Cli) -> i32 {
                 }
             }
             fail(&failures, &sources)
+        }
+        Command::Status { target } => {
+            let mut sources = SourceMap::new();
+            match target.prepare(&mut sources) {
+                Ok((plan, ropts)) => print_status(&plan, &ropts, &sources),
+                Err(diags) => fail(&diags, &sources),
+            }
         }
         Command::Check { files, sets, sweeps } => {
             let mut code = 0;

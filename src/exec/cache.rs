@@ -20,6 +20,10 @@ pub struct Manifest {
     /// Warnings the stage gave when it ran; a cached result shows them again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<StoredDiag>,
+    /// What the key hashes, one line per thing the result depends on: `flowline status`
+    /// compares it with the pipeline's to say why a stage is stale.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub inputs: String,
 }
 
 /// The kind of a stage's artifact and the facts its loader needs.

@@ -10,7 +10,7 @@ use std::time::Instant;
 pub enum Outcome {
     /// A result from this run: executed or taken from the cache.
     Done {
-        done: Done,
+        done: Box<Done>,
         secs: f64,
     },
     Failed {
@@ -68,7 +68,7 @@ impl Executor for Local {
                 Ok(done) => {
                     session.announce(k, total, node, &format!("{} ({secs:.2}s)", done.status));
                     artifacts[i] = Some(done.artifact.clone());
-                    Outcome::Done { done, secs }
+                    Outcome::Done { done: Box::new(done), secs }
                 }
                 Err(diag) => {
                     session.announce(k, total, node, &format!("failed ({secs:.2}s)"));

@@ -10,6 +10,7 @@ mod parallel;
 mod provenance;
 mod report;
 mod session;
+mod status;
 mod sweep_table;
 
 /// Formatting and writing helpers the CLI shares with the stages.
@@ -22,6 +23,7 @@ pub use parallel::Parallel;
 pub use provenance::{Git, Provenance};
 pub use report::{Report, StageReport, flatten_metrics};
 pub use session::{Done, Session};
+pub use status::{StageStatus, State as StageState, render as render_status, status};
 pub use sweep_table::{SweepRow, SweepTable};
 
 use crate::diag::{Code, Diag};
@@ -134,10 +136,10 @@ pub fn execute_with(
     std::fs::create_dir_all(&opts.out)
         .map_err(|e| Diag::new(Code::R1001, format!("cannot create the output folder {}: {e}", opts.out.display())))?;
     let _lock = RunLock::acquire(&opts.out)?;
-    let keys = crate::plan::keys(plan, reg, &opts.data_dir);
+    let (keys, inputs) = crate::plan::keyed(plan, reg, &opts.data_dir).into_iter().map(|k| (k.key, k.text)).unzip();
     // Bars of stages running side by side would overwrite each other.
     let progress = Progress::new(opts.quiet || opts.jobs > 1);
-    let session = Session { plan, registry: reg, opts, keys, device: device.clone(), progress };
+    let session = Session { plan, registry: reg, opts, keys, inputs, device: device.clone(), progress };
     let outcomes = executor.execute(&session, &selection);
 
     let nodes = plan.nodes();

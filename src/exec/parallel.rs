@@ -127,7 +127,7 @@ impl Parallel {
                 Ok(done) => {
                     session.announce(k, total, node, &format!("{} ({secs:.2}s)", done.status));
                     b.artifacts[i] = Some(done.artifact.clone());
-                    Outcome::Done { done, secs }
+                    Outcome::Done { done: Box::new(done), secs }
                 }
                 Err(diag) => {
                     session.announce(k, total, node, &format!("failed ({secs:.2}s)"));

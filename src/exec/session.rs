@@ -17,6 +17,8 @@ pub struct Session<'a> {
     pub opts: &'a RunOptions,
     /// One cache key per node of the plan.
     pub keys: Vec<String>,
+    /// What each key hashes.
+    pub inputs: Vec<String>,
     pub device: Device,
     pub progress: Progress,
 }
@@ -113,6 +115,7 @@ impl Session<'_> {
             files,
             artifact: StoredArtifact { kind: result.artifact.kind().name.to_string(), facts: saved.facts },
             warnings: warnings.iter().map(StoredDiag::from).collect(),
+            inputs: self.inputs[i].clone(),
         };
         let text = yaml::to_string(&manifest).map_err(|e| Diag::new(Code::R1001, e))?;
         crate::lang::write_atomic(&manifest_path, text.as_bytes())?;

@@ -21,8 +21,21 @@ pub const NUMERICS: u32 = 6;
 /// One key per node. The data directory is part of every key: the same pipeline over other
 /// files is another result.
 pub fn keys(plan: &Plan, reg: &Registry, data_dir: &Path) -> Vec<String> {
+    keyed(plan, reg, data_dir).into_iter().map(|k| k.key).collect()
+}
+
+/// A node's cache key and the text it hashes: one line per thing the result depends on
+/// (`flowline ...`, the built-in, the name, `seed`, `data`, one line per argument), which a
+/// manifest keeps so that `flowline status` can say what changed.
+#[derive(Debug, Clone, Default)]
+pub struct Keyed {
+    pub key: String,
+    pub text: String,
+}
+
+pub fn keyed(plan: &Plan, reg: &Registry, data_dir: &Path) -> Vec<Keyed> {
     let nodes = plan.nodes();
-    let mut keys = vec![String::new(); nodes.len()];
+    let mut keys = vec![Keyed::default(); nodes.len()];
     for &i in &plan.order {
         let n = &nodes[i];
         let mut text = format!(
@@ -40,10 +53,10 @@ pub fn keys(plan: &Plan, reg: &Registry, data_dir: &Path) -> Vec<String> {
         }
         for (name, v) in &n.args.0 {
             let _ = write!(text, "{name}=");
-            v.canonical(&|node| keys.get(node).cloned().unwrap_or_default(), &mut text);
+            v.canonical(&|node| keys.get(node).map(|k| k.key.clone()).unwrap_or_default(), &mut text);
             text.push('\n');
         }
-        keys[i] = hex(&Sha256::digest(text.as_bytes()));
+        keys[i] = Keyed { key: hex(&Sha256::digest(text.as_bytes())), text };
     }
     keys
 }

@@ -6,7 +6,7 @@
 mod keys;
 mod render;
 
-pub use keys::{NUMERICS, keys};
+pub use keys::{Keyed, NUMERICS, keyed, keys};
 pub use render::{render_dot, render_text};
 
 use crate::check::{Checked, Node};
