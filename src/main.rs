@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use flowline::diag::{Diag, SourceMap, render_all};
-use flowline::exec::{DeviceChoice, RunOptions, flatten_metrics, show_number};
+use flowline::exec::{DeviceChoice, ExecutorChoice, RunOptions, flatten_metrics, show_number};
 use flowline::{CheckOptions, snapshot};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -28,6 +28,12 @@ enum DeviceArg {
     Cpu,
     Cuda,
     Auto,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExecutorArg {
+    Local,
+    Slurm,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -76,6 +82,7 @@ impl Target {
             data_dir: flowline::exec::data_dir(data_dir),
             command: std::env::args().collect(),
             jobs: 1,
+            executor: Default::default(),
             ..Default::default()
         };
         Ok((plan, opts))
@@ -118,6 +125,23 @@ enum Command {
         /// Say what would run and why (as `flowline status`), and run nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Where the stages run: this machine, or one Slurm job per stage (`sbatch`, with
+        /// dependencies mirroring the stage graph; the run folder must be on a file system
+        /// the cluster's nodes share).
+        #[arg(long, value_enum, default_value = "local")]
+        executor: ExecutorArg,
+        /// The folder holding Slurm's commands (sbatch, squeue, scontrol, scancel), if they
+        /// are not on PATH.
+        #[arg(long, value_name = "DIR")]
+        slurm_bin: Option<PathBuf>,
+    },
+    /// Run one stage of a run prepared by `run --executor slurm` (what each job runs).
+    #[command(hide = true)]
+    Worker {
+        /// The run folder.
+        run: PathBuf,
+        #[arg(long)]
+        stage: String,
     },
     /// What a run would do: per stage, cached, or would run and why (never run, files
     /// missing, or stale: which argument, input, seed or data changed).
@@ -254,7 +278,11 @@ fn device(d: DeviceArg) -> DeviceChoice {
 
 fn dispatch(cli: Cli) -> i32 {
     match cli.command {
-        Command::Run { target, device: d, force, jobs, quiet, dry_run } => {
+        Command::Worker { run, stage } => match flowline::exec::work(flowline::registry(), &run, &stage) {
+            Ok(()) => 0,
+            Err(d) => fail(&[d], &SourceMap::new()),
+        },
+        Command::Run { target, device: d, force, jobs, quiet, dry_run, executor, slurm_bin } => {
             let mut sources = SourceMap::new();
             let (plan, ropts) = match target.prepare(&mut sources) {
                 Ok(p) => p,
@@ -265,7 +293,18 @@ fn dispatch(cli: Cli) -> i32 {
                 return print_status(&plan, &ropts, &sources);
             }
             let out = ropts.out.clone();
-            let ropts = RunOptions { device: device(d), force, quiet, jobs, ..ropts };
+            let executor = match executor {
+                ExecutorArg::Local => ExecutorChoice::Local,
+                ExecutorArg::Slurm => {
+                    // Ctrl-C cancels the submitted jobs instead of leaving them queued.
+                    let _ = ctrlc::set_handler(|| {
+                        flowline::exec::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst)
+                    });
+                    let worker = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("flowline"));
+                    ExecutorChoice::Slurm { worker, bin: slurm_bin }
+                }
+            };
+            let ropts = RunOptions { device: device(d), force, quiet, jobs, executor, ..ropts };
             let (report, failures) = match flowline::run(&plan, &ropts) {
                 Ok(report) => (Some(report), Vec::new()),
                 Err(f) => (f.report.map(|r| *r), f.diags),
@@ -471,6 +510,7 @@ fn test_one(file: &Path, accept: bool, profile: Option<&str>, device: DeviceChoi
         share_runs: false,
         command: std::env::args().collect(),
         jobs: 1,
+        executor: Default::default(),
     };
     let report = match flowline::run(&plan, &ropts) {
         Ok(r) => r,

@@ -214,15 +214,7 @@ fn the_console_prints_reported_numbers_in_report_order_and_readably() {
 fn a_failing_stage_lets_independent_stages_run_and_is_recorded() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("p.flow");
-    std::fs::write(
-        &file,
-        "let data = toy2d(\"moons\", n: 64)\n\
-         let fit = train(linear(16) |> relu |> linear(2), data, optimizer: sgd(lr: 1e30), iters: 20)\n\
-         let score = evaluate(fit, data)\n\
-         let points = scatter_plot(data)\n\
-         report score, points\n",
-    )
-    .unwrap();
+    std::fs::write(&file, common::FAILING_PIPELINE).unwrap();
     // One stage at a time, and two at a time.
     for jobs in ["1", "2"] {
         let out = tmp.path().join(format!("out{jobs}"));

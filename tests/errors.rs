@@ -1,6 +1,6 @@
 //! Every file in tests/errors/ is a malformed pipeline; its rendered diagnostics (no
 //! colour, width 100) are snapshotted. A first-line comment `# flags: ...` passes
-//! `--set`, `--sweep`, `--profile`, `--only`, `--device`, `--out` and `--run` as the CLI would;
+//! `--set`, `--sweep`, `--slurm-bin`, `--profile`, `--only`, `--device`, `--out` and `--run` as the CLI would;
 //! `--hold-lock` runs while another holder keeps the output folder's lock.
 
 mod common;
@@ -8,11 +8,12 @@ mod common;
 use common::{rel, render};
 use flowline::CheckOptions;
 use flowline::diag::{Code, Diag, SourceMap};
-use flowline::exec::{DeviceChoice, RunOptions};
+use flowline::exec::{DeviceChoice, ExecutorChoice, RunOptions};
 use std::collections::BTreeSet;
 use std::path::Path;
 
 struct Flags {
+    slurm_bin: Option<String>,
     sets: Vec<String>,
     sweeps: Vec<String>,
     profile: Option<String>,
@@ -26,6 +27,7 @@ struct Flags {
 
 fn flags(text: &str) -> Flags {
     let mut f = Flags {
+        slurm_bin: None,
         sets: vec![],
         sweeps: vec![],
         profile: None,
@@ -44,6 +46,8 @@ fn flags(text: &str) -> Flags {
         match words[i] {
             "--set" => f.sets.push(next.unwrap_or_default()),
             "--sweep" => f.sweeps.push(next.unwrap_or_default()),
+            // `--run` under the Slurm executor with its commands looked up in this folder.
+            "--slurm-bin" => f.slurm_bin = next,
             "--profile" => f.profile = next,
             "--only" => f.only = next,
             "--out" => f.out = next,
@@ -108,6 +112,10 @@ fn diagnose(path: &Path) -> (Vec<Diag>, SourceMap) {
         share_runs: false,
         command: Vec::new(),
         jobs: 1,
+        executor: match f.slurm_bin {
+            Some(bin) => ExecutorChoice::Slurm { worker: "flowline".into(), bin: Some(bin.into()) },
+            None => ExecutorChoice::Local,
+        },
     };
     match flowline::run(&plan, &opts) {
         // A run that succeeds is here for the warnings its stages gave.

@@ -2,8 +2,10 @@
 //! binding and type-checking arguments against the registry, applying overrides, and
 //! turning every stage call into a node of the stage graph.
 
+mod resources;
 mod sweep;
 
+use resources::RESOURCES;
 use sweep::member_name;
 
 use super::typing::{accepts, check_choice};
@@ -531,7 +533,7 @@ impl<'a> Elab<'a> {
             return None;
         }
         let names: Vec<&str> = params.iter().map(|p| p.name.name.as_str()).collect();
-        let bound = self.bind(name, &names, None, args, span)?;
+        let bound = self.bind(name, &names, None, args, None)?;
         let mut locals = HashMap::new();
         let mut ok = true;
         for (i, p) in params.iter().enumerate() {
@@ -563,13 +565,14 @@ impl<'a> Elab<'a> {
     }
 
     /// Match arguments to parameter names. Returns, per parameter, the argument given.
+    /// `skip` names an argument handled apart (a stage's `resources:`).
     fn bind(
         &mut self,
         callee: &str,
         params: &[&str],
         single: Option<&str>,
         args: &'a [Arg],
-        _span: Span,
+        skip: Option<&str>,
     ) -> Option<Vec<Option<&'a Arg>>> {
         let mut bound: Vec<Option<&'a Arg>> = vec![None; params.len()];
         let positional: Vec<&'a Arg> = args.iter().filter(|a| a.name.is_none()).collect();
@@ -598,6 +601,9 @@ impl<'a> Elab<'a> {
         }
         for a in args {
             let Some(n) = &a.name else { continue };
+            if Some(n.name.as_str()) == skip {
+                continue;
+            }
             match params.iter().position(|p| *p == n.name) {
                 Some(i) => {
                     if bound[i].is_some() {
@@ -640,7 +646,9 @@ impl<'a> Elab<'a> {
         path: Option<String>,
     ) -> Option<CVal> {
         let names: Vec<&str> = b.params.iter().map(|p| p.name).collect();
-        let bound = self.bind(b.name, &names, b.single_positional, args, span)?;
+        let is_stage = b.as_stage().is_some() && !names.contains(&RESOURCES);
+        let bound = self.bind(b.name, &names, b.single_positional, args, is_stage.then_some(RESOURCES))?;
+        let resources = if is_stage { self.stage_resources(args, scope, path.as_deref())? } else { None };
         let mut values = Vec::with_capacity(b.params.len());
         let mut ok = true;
         for (i, p) in b.params.iter().enumerate() {
@@ -681,10 +689,15 @@ impl<'a> Elab<'a> {
         if !ok {
             return None;
         }
-        if values.iter().any(|(_, v)| matches!(v.kind, VKind::Family(_))) {
-            return self.map_call(b, values, span, scope, path);
+        let made = if values.iter().any(|(_, v)| matches!(v.kind, VKind::Family(_))) {
+            self.map_call(b, values, span, scope, path)?
+        } else {
+            self.make(b, Args(values), span, scope, path)?
+        };
+        if let Some(r) = resources {
+            self.attach_resources(&made, &r);
         }
-        self.make(b, Args(values), span, scope, path)
+        Some(made)
     }
 
     /// The node of a stage call, or the config of any other built-in.
@@ -819,7 +832,7 @@ impl<'a> Elab<'a> {
         let mut deps: Vec<usize> = refs.into_iter().map(|r| r.node).collect();
         deps.sort_unstable();
         deps.dedup();
-        self.nodes.push(Node { name, builtin: Cow::Borrowed(b.name), args, span, meta, deps, member });
+        self.nodes.push(Node { name, builtin: Cow::Borrowed(b.name), args, span, meta, deps, member, resources: None });
         if let Some(id) = identity {
             self.made.insert(id, self.nodes.len() - 1);
         }

@@ -64,6 +64,10 @@ pub struct Checked {
     pub sets: Vec<String>,
     /// Some stage reads the data directory: the pipeline needs real datasets to run.
     pub reads_data_dir: bool,
+    /// What every stage asks of a cluster unless it says otherwise (`resources = ...` in a
+    /// profile or `--set`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<crate::lang::Resources>,
     /// Diagnostics that do not stop the pipeline (`W` codes).
     #[serde(skip)]
     pub warnings: Vec<Diag>,
@@ -276,10 +280,13 @@ fn check_modules(
         overrides.retain(|x: &Override| x.path != o.path);
         overrides.push(o.clone());
     }
-    // `seed` is a statement, not an argument.
+    // `seed` is a statement, not an argument; `resources` the default of every stage.
     let mut rest = Vec::new();
+    let mut resources = None;
     for o in overrides {
-        if o.path == "seed" {
+        if o.path == "resources" {
+            resources = Some(o);
+        } else if o.path == "seed" {
             match seed_value(&o.value) {
                 Ok(s) => seed = Some(s),
                 Err(d) => diags.push(d),
@@ -290,6 +297,7 @@ fn check_modules(
     }
 
     let mut elab = Elab::new(reg, globals, &rest, sweeps);
+    let resources = resources.as_ref().and_then(|o| elab.default_resources(&o.value));
     for name in &order {
         if matches!(elab.globals.get(name), Some(Global::Let { .. })) {
             elab.eval_let(name);
@@ -334,6 +342,7 @@ fn check_modules(
         profiles: profiles.iter().map(|(n, _, _)| n.to_string()).collect(),
         sets: Vec::new(),
         warnings: Vec::new(),
+        resources,
     };
     (Some(checked), diags)
 }

@@ -81,6 +81,8 @@ pub enum Code {
     /// A computation failed inside the tensor library (or an inconsistency the checker
     /// should have caught: a bug to report).
     R1006,
+    /// The cluster scheduler refused, lost or cancelled a stage's job (`--executor slurm`).
+    R1007,
     /// Loss or gradient became NaN/Inf.
     R2001,
     /// ODE solve hit `max_steps`.
@@ -96,7 +98,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 44] = [
+    pub const ALL: [Code; 45] = [
         Code::E0001,
         Code::E0002,
         Code::E0003,
@@ -135,6 +137,7 @@ impl Code {
         Code::R1004,
         Code::R1005,
         Code::R1006,
+        Code::R1007,
         Code::R2001,
         Code::R2002,
         Code::R2003,
@@ -183,6 +186,7 @@ impl Code {
             Code::R1004 => "R1004",
             Code::R1005 => "R1005",
             Code::R1006 => "R1006",
+            Code::R1007 => "R1007",
             Code::R2001 => "R2001",
             Code::R2002 => "R2002",
             Code::R2003 => "R2003",

@@ -5,11 +5,13 @@ mod cache;
 mod dag_svg;
 mod executor;
 mod html;
+mod job;
 mod lock;
 mod parallel;
 mod provenance;
 mod report;
 mod session;
+mod slurm;
 mod status;
 mod sweep_table;
 
@@ -18,11 +20,13 @@ pub use crate::lang::{Metrics, show_number, write_atomic};
 /// The YAML module, as the report's readers use it.
 pub use crate::yaml;
 pub use executor::{Executor, Local, Outcome};
+pub use job::{JobFile, work};
 pub use lock::RunLock;
 pub use parallel::Parallel;
 pub use provenance::{Git, Provenance};
 pub use report::{Report, StageReport, flatten_metrics};
 pub use session::{Done, Session};
+pub use slurm::{INTERRUPTED, Slurm};
 pub use status::{StageStatus, State as StageState, render as render_status, status};
 pub use sweep_table::{SweepRow, SweepTable};
 
@@ -57,6 +61,21 @@ pub struct RunOptions {
     pub command: Vec<String>,
     /// Stages run at the same time (`--jobs`); 0 and 1 run one after another.
     pub jobs: usize,
+    /// Where the stages run.
+    pub executor: ExecutorChoice,
+}
+
+/// `--executor`: this machine, or one Slurm job per stage.
+#[derive(Debug, Clone, Default)]
+pub enum ExecutorChoice {
+    #[default]
+    Local,
+    Slurm {
+        /// The flowline executable the jobs run.
+        worker: PathBuf,
+        /// Where Slurm's commands are (else PATH).
+        bin: Option<PathBuf>,
+    },
 }
 
 /// `--data-dir` if given, else `FLOWLINE_DATA`, else `./data`.
@@ -113,6 +132,10 @@ impl From<Diag> for RunFailure {
 /// `out/report.yaml`). A failing stage does not stop the run: every stage that does not
 /// depend on it still runs, the report records the failure, and the result is a `RunFailure`.
 pub fn execute(reg: &Registry, plan: &Plan, opts: &RunOptions) -> Result<Report, RunFailure> {
+    if let ExecutorChoice::Slurm { worker, bin } = &opts.executor {
+        let slurm = Slurm { worker: worker.clone(), bin: bin.clone(), poll: std::time::Duration::from_millis(500) };
+        return execute_with(&slurm, reg, plan, opts);
+    }
     if opts.jobs > 1 {
         execute_with(&Parallel::within(opts.jobs, rayon::current_num_threads()), reg, plan, opts)
     } else {

@@ -58,6 +58,24 @@ impl Session<'_> {
         }
     }
 
+    /// Stage `i`'s current result in the run folder (or a sibling run's, copied here).
+    pub fn from_cache(&self, i: usize) -> Option<Done> {
+        let node = &self.nodes()[i];
+        let (out, key) = (&self.opts.out, &self.keys[i]);
+        let declared = self.registry.stage(&node.builtin)?.output_for(&node.args);
+        let cached = || cache::load_cached(self.registry, out, &node.name, declared, key, &self.device);
+        if let Some((manifest, artifact)) = cached() {
+            return Some(Done { manifest, artifact, status: "cached" });
+        }
+        if self.opts.share_runs
+            && cache::adopt_from_sibling_runs(out, &node.name, key)
+            && let Some((manifest, artifact)) = cached()
+        {
+            return Some(Done { manifest, artifact, status: "cached (another run)" });
+        }
+        None
+    }
+
     /// Stage `i`, from the cache (this run folder's, or a sibling's) or executed; `upstream`
     /// holds the results of the stages it uses.
     pub fn run_stage(&self, i: usize, upstream: &dyn Upstream) -> Result<Done, Diag> {
@@ -66,18 +84,10 @@ impl Session<'_> {
         let stage = self.registry.stage(&node.builtin).ok_or_else(|| {
             Diag::new(Code::R1006, format!("internal: `{}` is not a stage of this flowline", node.builtin))
         })?;
-        let declared = stage.output_for(&node.args);
-        let cached = || cache::load_cached(self.registry, out, &node.name, declared, key, &self.device);
-        if !self.opts.force {
-            if let Some((manifest, artifact)) = cached() {
-                return Ok(Done { manifest, artifact, status: "cached" });
-            }
-            if self.opts.share_runs
-                && cache::adopt_from_sibling_runs(out, &node.name, key)
-                && let Some((manifest, artifact)) = cached()
-            {
-                return Ok(Done { manifest, artifact, status: "cached (another run)" });
-            }
+        if !self.opts.force
+            && let Some(done) = self.from_cache(i)
+        {
+            return Ok(done);
         }
         let manifest_path = out.join(&node.name).join("stage.yaml");
         let _ = std::fs::remove_file(&manifest_path);
@@ -99,6 +109,7 @@ impl Session<'_> {
                 result.metrics.keys().filter(|k| !k.contains('.') && !names.contains(k)).collect();
             assert!(undeclared.is_empty(), "`{}` emits undeclared metrics {undeclared:?}", node.builtin);
             let made = result.artifact.kind();
+            let declared = stage.output_for(&node.args);
             assert!(made.is_a(declared), "`{}` makes {} but declares {}", node.builtin, made.name, declared.name);
         }
         let warnings = cx.take_warnings();

@@ -114,15 +114,20 @@ impl SweepTable {
     /// `fit[lam=0.1,seed=1].metric -> value` (for `report fit` or `report fit.metric`):
     /// what the console prints and `flowline test` compares.
     pub fn flatten(&self, out: &mut Metrics) {
-        let name = match &self.field {
-            Some(f) => self.label.strip_suffix(&format!(".{f}")).unwrap_or(&self.label),
-            None => &self.label,
-        };
+        let name = self.stage_label();
         for r in &self.rows {
             let head = format!("{name}{}", r.params.bracket_or_empty());
             for (k, v) in &r.values {
                 out.insert(format!("{head}.{k}"), *v);
             }
+        }
+    }
+
+    /// The sweep's name without the reported field: `fit` for `fit.final_loss`.
+    fn stage_label(&self) -> &str {
+        match &self.field {
+            Some(f) => self.label.strip_suffix(&format!(".{f}")).unwrap_or(&self.label),
+            None => &self.label,
         }
     }
 
@@ -173,12 +178,13 @@ impl SweepTable {
                 names.push(n);
             }
         }
+        let stage = self.stage_label();
         let panels: Vec<SweepPanel> = self
             .columns
             .iter()
             .take(MAX_PANELS)
             .map(|metric| SweepPanel {
-                metric: metric.clone(),
+                metric: format!("{stage}.{metric}"),
                 lines: names
                     .iter()
                     .map(|name| SweepLine {

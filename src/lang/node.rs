@@ -20,6 +20,9 @@ pub struct Node {
     /// For a stage made for one member of a sweep: its swept values, stream and seed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member: Option<MemberOf>,
+    /// What it asks of a cluster (`resources:`); the pipeline's defaults fill the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<super::resources::Resources>,
 }
 
 impl Node {

@@ -157,6 +157,7 @@ mod tests {
             meta: Meta::default(),
             deps: deps.to_vec(),
             member: None,
+            resources: None,
         }
     }
 
@@ -169,6 +170,7 @@ mod tests {
             profiles: vec![],
             sets: vec![],
             reads_data_dir: false,
+            resources: None,
             warnings: vec![],
         }
     }

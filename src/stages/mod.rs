@@ -64,5 +64,6 @@ families!(
     confidence,
     certify,
     regression,
+    resources,
     ood
 );

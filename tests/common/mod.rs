@@ -65,8 +65,16 @@ pub fn run_opts(out: &Path, pipeline: &str) -> RunOptions {
         share_runs: false,
         command: Vec::new(),
         jobs: 1,
+        executor: Default::default(),
     }
 }
+
+/// A pipeline whose training diverges (R2001): `score` needs it, `points` does not.
+pub const FAILING_PIPELINE: &str = "let data = toy2d(\"moons\", n: 64)\n\
+    let fit = train(linear(16) |> relu |> linear(2), data, optimizer: sgd(lr: 1e30), iters: 20)\n\
+    let score = evaluate(fit, data)\n\
+    let points = scatter_plot(data)\n\
+    report score, points\n";
 
 /// Check, plan and run a pipeline file with a profile.
 pub fn run_file(path: &Path, profile: Option<&str>, out: &Path) -> Result<Report, String> {
