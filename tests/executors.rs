@@ -38,3 +38,40 @@ fn two_jobs_give_the_numbers_of_one() {
         }
     }
 }
+
+fn plan_of(src: &str, sets: &[&str]) -> Result<flowline::plan::Plan, Vec<flowline::diag::Code>> {
+    let mut sources = SourceMap::new();
+    let id = sources.add("t.flow", None, src.to_string());
+    let opts = CheckOptions { sets: sets.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+    flowline::check(&mut sources, id, &opts)
+        .map(|c| flowline::plan(c).unwrap())
+        .map_err(|d| d.iter().map(|d| d.code).collect())
+}
+
+/// `resources:` reaches the stage's node (not its arguments), the pipeline's default fills
+/// what a stage leaves out, and neither changes a cache key: a stage computes the same
+/// wherever it runs.
+#[test]
+fn resources_are_checked_attached_to_their_stages_and_left_out_of_keys() {
+    let base = "use std.models\nlet data = toy2d(\"moons\", n: 100)\n";
+    let with = format!("{base}let fit = train(mlp(), data, iters: 3, resources: resources(cpus: 2, time: \"10\"))\n");
+    let plain = format!("{base}let fit = train(mlp(), data, iters: 3)\n");
+    let p = plan_of(&with, &["resources=resources(partition: \"debug\", time: \"5\")"]).unwrap();
+    let fit = &p.nodes()[p.find("fit").unwrap()];
+    let own = fit.resources.clone().unwrap();
+    assert_eq!((own.cpus, own.time.as_deref()), (Some(2), Some("10")));
+    assert!(fit.args.get("resources").is_none());
+    let defaults = p.checked.resources.clone().unwrap();
+    assert_eq!(own.over(&defaults).sbatch_options(), ["--cpus-per-task=2", "--time=10", "--partition=debug"]);
+    let q = plan_of(&plain, &[]).unwrap();
+    let d = std::path::Path::new("data");
+    assert_eq!(flowline::plan::keys(&p, flowline::registry(), d), flowline::plan::keys(&q, flowline::registry(), d));
+    // From `--set` on the stage's path, as any argument.
+    let set = plan_of(&plain, &["fit.resources=resources(gpus: 1)"]).unwrap();
+    assert_eq!(set.nodes()[set.find("fit").unwrap()].resources.as_ref().and_then(|r| r.gpus), Some(1));
+    // What Slurm would not read is refused before anything runs.
+    use flowline::diag::Code;
+    assert_eq!(plan_of(&plain, &["fit.resources=resources(mem: \"4GB\")"]).unwrap_err(), [Code::E2006]);
+    assert_eq!(plan_of(&plain, &["resources=resources(time: \"2h\")"]).unwrap_err(), [Code::E2006]);
+    assert_eq!(plan_of(&plain, &["fit.resources=adam()"]).unwrap_err(), [Code::E2005]);
+}
