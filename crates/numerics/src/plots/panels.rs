@@ -56,7 +56,30 @@ impl PanelGrid {
         DB::ErrorType: 'static,
     {
         let (x, y) = self.corner(k);
-        root.draw(&Text::new(heading.to_string(), (s.px(x), s.px(y - HEADING)), s.text(12.0))).map_err(err)?;
+        root.draw(&Text::new(heading.to_string(), (s.px(x), s.px(y - HEADING)), s.text(self.heading_size(heading))))
+            .map_err(err)?;
         Ok(())
+    }
+
+    /// 12 points, smaller (down to 8) for a heading that would run into the next panel.
+    pub fn heading_size(&self, heading: &str) -> f64 {
+        // DejaVu Sans averages about 0.6 em per character.
+        let wide = heading.chars().count() as f64 * 0.6 * 12.0;
+        if wide <= self.side + GAP * 0.5 { 12.0 } else { (12.0 * (self.side + GAP * 0.5) / wide).max(8.0) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_headings_get_a_smaller_font_so_that_they_stay_over_their_panel() {
+        let g = PanelGrid { side: 170.0, count: 3, columns: 3 };
+        assert_eq!(g.heading_size("moons: data (20000)"), 12.0);
+        let long = "checkerboard: density (closed form)";
+        let size = g.heading_size(long);
+        assert!((8.0..12.0).contains(&size), "{size}");
+        assert!(long.chars().count() as f64 * 0.6 * size <= 170.0 + GAP, "{size}");
     }
 }
