@@ -107,3 +107,17 @@ fn the_checker_refuses_what_a_potential_flow_cannot_take() {
         vec![Code::E4001, Code::E4001]
     );
 }
+
+/// A rule too coarse for its eps lets the potentials exploit its nodes: the objectives climb
+/// without bound (measured: past 3e5 on 8gaussians at eps 0.1 with 5 x 5 nodes). Training
+/// stops with R2001 saying so, instead of handing on potentials whose ODE takes hours.
+#[test]
+fn a_dual_that_runs_away_on_a_coarse_rule_stops_with_a_diagnosis() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = "use std.flows\nseed 7\nlet d = train(\n    potential_flow(phi: potential(hidden: 16), psi: potential(hidden: 16), \
+               eps: 0.05, heat: gauss_hermite, nodes: 2, flow_samples: 4),\n    toy2d(\"8gaussians\", n: 500),\n    \
+               loss: entropic_dual, optimizer: adam(lr: 1e-2), batch: 64, iters: 300,\n)\n";
+    let Err(err) = run_src(src, tmp.path()) else { panic!("the runaway dual trained") };
+    assert!(err.contains("R2001") && err.contains("exploit the heat operator's nodes"), "{err}");
+    assert!(err.contains("nodes: 9") && err.contains("monte_carlo"), "{err}");
+}

@@ -55,9 +55,12 @@ pub fn train(cx: &mut RunCtx, spec: FlowSpec) -> Result<Output, Diag> {
     });
     bar.finish_and_clear();
     let records = result.map_err(|(why, _)| {
-        cx.error(Code::R2001, format!("training the potentials of `{}`: {why}", cx.name())).hint(
-            "lower the learning rate; with `entropic_alternating` the coupling term is an exponential and can overflow, `entropic_dual` is the stable objective",
-        )
+        let d = cx.error(Code::R2001, format!("training the potentials of `{}`: {why}", cx.name()));
+        if why.contains("exploit") {
+            d.hint("a finer rule (`nodes: 9`), the Monte-Carlo estimator (`heat: monte_carlo`, fresh draws each step) or a larger `eps`")
+        } else {
+            d.hint("lower the learning rate; with `entropic_alternating` the coupling term is an exponential and can overflow, `entropic_dual` is the stable objective")
+        }
     })?;
     let tail = last_tenth(&records);
     let mut metrics = Metrics::new();
