@@ -95,17 +95,18 @@ fn scalar(t: &Tensor) -> Result<f64> {
 }
 
 /// How far past the transport cost a dual objective may go before training stops: the
-/// objectives estimate values of the order of E|x - y|^2 / 2 <= E|x|^2 + d; a hundred
-/// times that is a potential exploiting the heat operator's fixed nodes (measured: a 5 x 5
-/// rule at eps = 0.1 on 8gaussians climbs past 3e5 in 1000 iterations), not learning.
-pub const RUNAWAY: f64 = 100.0;
+/// objectives estimate values of the order of E|x - y|^2 / 2 <= E|x|^2 + d (measured on the
+/// toy sets: at most a fifth of it); ten times that is a potential exploiting the heat
+/// operator's fixed nodes, not learning (measured on 8gaussians at eps = 0.1: a 5 x 5 rule
+/// climbs past 3e5 in 1000 iterations, a 9 x 9 one past 100 near iteration 880).
+pub const RUNAWAY: f64 = 10.0;
 
 /// Iterations the runaway test averages over.
 pub const RUNAWAY_WINDOW: usize = 20;
 
 /// Trains the flow's potentials on `data` [n, d]; `on_iter` after each iteration. Stops
-/// with an error message at the first iteration whose loss is not finite, or whose
-/// objectives run away past `RUNAWAY` times the transport cost's scale.
+/// with an error message at the first iteration whose loss is not finite, or (semi-duals)
+/// whose objectives run away past `RUNAWAY` times the transport cost's scale.
 pub fn fit_dual(
     flow: &PotentialFlow,
     data: &Tensor,
@@ -178,15 +179,19 @@ pub fn fit_dual(
         if !r.loss.is_finite() {
             return Err((format!("the dual objective became {} at iteration {}", r.loss, records.len() + 1), records));
         }
-        // Over a window, so that one batch's outlier (the joint dual's exponential term has
-        // them) is not taken for a runaway.
+        // The median over a window, so that one batch's outlier (the joint dual's exponential
+        // term has them) is not taken for a runaway.
         let window = &records[records.len().saturating_sub(RUNAWAY_WINDOW - 1)..];
-        let runaway = (window.iter().map(|w| w.phi.abs().max(w.psi.abs())).sum::<f64>() + r.phi.abs().max(r.psi.abs()))
-            / (window.len() + 1) as f64;
-        if window.len() + 1 == RUNAWAY_WINDOW && runaway > RUNAWAY * cost_scale {
+        let mut sizes: Vec<f64> = window.iter().chain([&r]).map(|w| w.phi.abs().max(w.psi.abs())).collect();
+        sizes.sort_by(f64::total_cmp);
+        let runaway = sizes[sizes.len() / 2];
+        // The semi-duals only: the joint dual's values carry its coupling integral, whose
+        // size at the start depends on the initial potentials, not on the transport cost.
+        let semi = matches!(cfg.scheme, Scheme::SemiDual);
+        if semi && window.len() + 1 == RUNAWAY_WINDOW && runaway > RUNAWAY * cost_scale {
             return Err((
                 format!(
-                    "the dual objective averaged {runaway:.4e} over the {RUNAWAY_WINDOW} iterations to {}, {RUNAWAY} \
+                    "the dual objective's median over the {RUNAWAY_WINDOW} iterations to {} is {runaway:.4e}, {RUNAWAY} \
                      times past the transport cost's scale ({cost_scale:.3}): the potentials exploit the heat \
                      operator's nodes instead of learning",
                     records.len() + 1
