@@ -8,6 +8,8 @@ use flowline::rng::Rng;
 use flowline::robust::attack::Attack;
 use flowline::robust::cw::CwConfig;
 use flowline::robust::ddn::DdnConfig;
+use flowline::robust::ensemble::Ensemble;
+use flowline::robust::fmn::FmnConfig;
 use flowline::robust::logbarrier::LogBarrierConfig;
 use flowline::robust::norms::Norm;
 use flowline::robust::oracle::{Criterion, Oracle};
@@ -58,6 +60,31 @@ fn attacks() -> Vec<(&'static str, Attack)> {
         ),
         ("cw", Attack::CarliniWagner(CwConfig { steps: 100, ..CwConfig::default() })),
         ("ddn", Attack::Ddn(DdnConfig::default())),
+        ("fmn l0", Attack::Fmn(FmnConfig::paper(Norm::L0))),
+        ("fmn l1", Attack::Fmn(FmnConfig::paper(Norm::L1))),
+        ("fmn l2", Attack::Fmn(FmnConfig::paper(Norm::L2))),
+        ("fmn linf", Attack::Fmn(FmnConfig::paper(Norm::Linf))),
+        (
+            "prox l1 from fmn l1",
+            Attack::Warm {
+                start: Box::new(Attack::Fmn(FmnConfig::paper(Norm::L1))),
+                refine: Box::new(Attack::ProxLogBarrier(prox(Norm::L1))),
+            },
+        ),
+        (
+            "logbarrier linf from pgd linf",
+            Attack::Warm {
+                start: Box::new(Attack::Pgd(PgdConfig::baseline(Norm::Linf, Some(1.0)))),
+                refine: Box::new(Attack::LogBarrier(short(Norm::Linf))),
+            },
+        ),
+        (
+            "ensemble l2",
+            Attack::Ensemble(Ensemble {
+                norm: Norm::L2,
+                members: vec![Attack::Ddn(DdnConfig::default()), Attack::Fmn(FmnConfig::paper(Norm::L2))],
+            }),
+        ),
     ]
 }
 
@@ -127,4 +154,46 @@ fn attacks_on_unbounded_data_break_every_point_only_without_a_wrong_box() {
     assert!(m("free")["median"].is_finite());
     assert!(m("boxed")["success_rate"] < 1.0, "{:?}", m("boxed"));
     assert_eq!(m("boxed")["median"].is_infinite(), m("boxed")["success_rate"] <= 0.5);
+}
+
+/// An ensemble through the language: it breaks every point, its members' wins add up to
+/// the points broken, it is never above its best member run alone on the same points
+/// (`fmn(l2)` as a stage of its own draws no random numbers, so it reproduces the member),
+/// and `attack_report` puts it beside the single attacks with their wins and calls.
+#[test]
+fn an_ensemble_keeps_its_best_member_and_the_report_counts_wins_and_calls() {
+    let src = "use std.models\nseed 2\nlet data = toy2d(\"moons\", n: 400, noise: 0.1)\n\
+        let fit = train(mlp(hidden: 32, classes: 2), data, optimizer: adam(lr: 1e-2), epochs: 20)\n\
+        def on(using: ddn()) = attack(fit, data, using: using, count: 16, only_correct: true, bounds: none)\n\
+        let fmn2 = on(using: fmn(norm: l2))\n\
+        let ddn2 = on(using: ddn())\n\
+        let ens = on(using: ensemble(attacks: [ddn(), fmn(norm: l2), prox_logbarrier(norm: l2, outer: 5, inner: 10, start: fmn(norm: l2))]))\n\
+        let rep = attack_report([fmn2, ddn2, ens], labels: [\"fmn\", \"ddn\", \"ensemble\"])\n";
+    let mut sources = flowline::diag::SourceMap::new();
+    let id = sources.add("t.flow", None, src);
+    let plan = flowline::check(&mut sources, id, &flowline::CheckOptions::default()).and_then(flowline::plan).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let opts = flowline::exec::RunOptions { out: out.path().to_path_buf(), quiet: true, ..Default::default() };
+    let r = flowline::run(&plan, &opts).unwrap();
+    // A `def` call's stage is named after its `let` and the built-in it makes.
+    let m = |name: &str| {
+        let full = if name == "rep" { name.to_string() } else { format!("{name}.attack1") };
+        r.stages.iter().find(|s| s.name == full).unwrap().metrics.clone()
+    };
+    let ens = m("ens");
+    assert_eq!(ens["success_rate"], 1.0, "{ens:?}");
+    let wins: f64 =
+        ["ddn", "fmn_l2", "prox_logbarrier_l2_from_fmn_l2"].iter().map(|k| ens[&format!("members.{k}.wins")]).sum();
+    assert_eq!(wins, ens["broken"]);
+    assert!(ens["median"] <= m("fmn2")["median"], "{} vs {}", ens["median"], m("fmn2")["median"]);
+    // The shared FMN start is not run twice: the ensemble costs less than its members would alone.
+    let alone = m("fmn2")["calls_per_image"] + m("ddn2")["calls_per_image"];
+    assert!(ens["members.prox_logbarrier_l2_from_fmn_l2.calls_per_image"] < ens["calls_per_image"] - alone * 0.9);
+    let rep = m("rep");
+    assert_eq!(rep["l2.fmn.median"], m("fmn2")["median"]);
+    assert_eq!(rep["l2.fmn.wins"] + rep["l2.ddn.wins"] >= 16.0, true, "{rep:?}");
+    assert!(!rep.contains_key("l2.ensemble.wins"));
+    assert_eq!(rep["l2.ensemble.calls_per_image"], ens["calls_per_image"]);
+    let md = std::fs::read_to_string(out.path().join("rep/report.md")).unwrap();
+    assert!(md.contains("### Inside ensemble") && md.contains("prox_logbarrier(l2) from fmn(l2)"), "{md}");
 }

@@ -818,7 +818,12 @@ impl<'a> Elab<'a> {
         let reg = self.reg;
         let type_of = |r: &StageRef| stage_type(reg, nodes, r);
         let cx = StaticCall { args: &args, span, meta_of: &meta_of, type_of: &type_of, registry: self.reg };
-        let diags = stage.check(&cx);
+        let mut diags = stage.check(&cx);
+        if diags.iter().all(|d| d.is_warning()) {
+            for (_, v) in &args.0 {
+                unlowerable(self.reg, v, &mut diags);
+            }
+        }
         let meta = stage.meta(&cx);
         let failed = diags.iter().any(|d| !d.is_warning());
         self.diags.extend(diags);
@@ -881,5 +886,20 @@ fn show_number(v: &CVal) -> String {
         VKind::Int(i) => i.to_string(),
         VKind::Float(f) => format!("{f}"),
         _ => String::new(),
+    }
+}
+
+/// A config argument (or one in a list) whose lowering fails: E2006 at it. A lowering's
+/// message may carry its hint after a line break.
+fn unlowerable(reg: &Registry, v: &CVal, diags: &mut Vec<Diag>) {
+    match &v.kind {
+        VKind::Config(c) => {
+            if let Err(e) = reg.lowers(c) {
+                let (message, hint) = e.split_once('\n').unwrap_or((&e, "`flowline doc NAME` lists its arguments"));
+                diags.push(Diag::new(Code::E2006, message).at(v.span, "cannot be built").hint(hint));
+            }
+        }
+        VKind::List(items) => items.iter().for_each(|it| unlowerable(reg, it, diags)),
+        _ => {}
     }
 }

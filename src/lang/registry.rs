@@ -136,6 +136,17 @@ impl Registry {
         value.downcast::<T>().map(|v| *v).map_err(|_| format!("`{}` lowered into another type than its kind's", b.name))
     }
 
+    /// Whether a config can be lowered, whatever its kind: the checker asks this of every
+    /// config argument, so that what only the lowering can see (an `ensemble` of no
+    /// attacks) is reported before the run.
+    pub fn lowers(&self, c: &Config) -> Result<(), String> {
+        let b = self.find(&c.builtin).ok_or_else(|| format!("`{}` is not a built-in", c.builtin))?;
+        match &b.body {
+            Body::Config { lower, .. } => lower(self, &c.args).map(|_| ()).map_err(|e| format!("`{}`: {e}", b.name)),
+            _ => Ok(()),
+        }
+    }
+
     /// Each config of a `|>` chain (or the one config) lowered.
     pub fn lower_each<T: 'static>(&self, v: &CVal) -> Result<Vec<T>, String> {
         let layers = v.layers();

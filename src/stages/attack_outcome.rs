@@ -35,7 +35,7 @@ pub fn robust_metric(eps: f64) -> String {
     format!("robust_{}", format!("{rounded}").replace('.', "p"))
 }
 
-pub const SUMMARY: [&str; 14] = [
+pub const SUMMARY: [&str; 16] = [
     "count",
     "attacked",
     "misclassified_at_start",
@@ -50,6 +50,8 @@ pub const SUMMARY: [&str; 14] = [
     "median_linf",
     "gradients_per_image",
     "forwards_per_image",
+    "calls_per_image",
+    "seconds",
 ];
 
 /// One image's outcome, a row of `adversarial.csv`.

@@ -26,12 +26,66 @@ pub struct Attacked {
     pub shape: Vec<usize>,
     /// In image order.
     pub outcomes: Vec<Outcome>,
+    /// What the attack cost, and, for an ensemble, what each member cost and won.
+    pub cost: Cost,
+    pub members: Vec<Cost>,
+}
+
+/// Model calls per attacked image and wall time of an attack, or of one member of an
+/// ensemble (then with the images it broke and won).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Cost {
+    pub label: String,
+    pub forwards_per_image: f64,
+    pub gradients_per_image: f64,
+    pub seconds: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broken: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wins: Option<usize>,
+}
+
+impl Cost {
+    /// Every model evaluation counts once, with or without its backward pass.
+    pub fn calls_per_image(&self) -> f64 {
+        self.forwards_per_image + self.gradients_per_image
+    }
+
+    pub fn insert_into(&self, m: &mut crate::lang::Metrics, prefix: &str) {
+        m.insert(format!("{prefix}gradients_per_image"), self.gradients_per_image);
+        m.insert(format!("{prefix}forwards_per_image"), self.forwards_per_image);
+        m.insert(format!("{prefix}calls_per_image"), self.calls_per_image());
+        m.insert(format!("{prefix}seconds"), self.seconds);
+        if let Some(b) = self.broken {
+            m.insert(format!("{prefix}broken"), b as f64);
+        }
+        if let Some(w) = self.wins {
+            m.insert(format!("{prefix}wins"), w as f64);
+        }
+    }
+}
+
+/// A label as a metric name: `prox_logbarrier(l1) from fmn(l1)` -> `prox_logbarrier_l1_from_fmn_l1`.
+pub fn metric_key(label: &str) -> String {
+    let mut out = String::new();
+    for c in label.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_end_matches('_').to_string()
 }
 
 #[derive(Serialize, Deserialize)]
 struct Facts {
     norm: String,
     shape: Vec<usize>,
+    #[serde(default)]
+    cost: Cost,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    members: Vec<Cost>,
 }
 
 const TABLE: &str = "adversarial.csv";
@@ -82,7 +136,12 @@ impl Artifact for Attacked {
             ("index".to_string(), Tensor::from_vec(idx, self.outcomes.len(), &Device::Cpu).map_err(err)?),
         ]);
         let inputs = dir.write_tensors(INPUTS, &tensors)?;
-        let facts = Facts { norm: norm.name().into(), shape: self.shape.clone() };
+        let facts = Facts {
+            norm: norm.name().into(),
+            shape: self.shape.clone(),
+            cost: self.cost.clone(),
+            members: self.members.clone(),
+        };
         Ok(Saved { files: vec![table, inputs], facts: yaml::to_value(&facts) })
     }
 }
@@ -126,5 +185,5 @@ fn load(_kind: &'static Kind, dir: &StageDir, facts: &yaml::Value) -> Result<Art
         let input = (status == Status::Broken).then_some(input);
         outcomes.push(Outcome { index: count(f[0])?, label: count(f[1])?, status, adv_label, dist, input, clean });
     }
-    Ok(Arc::new(Attacked { norm, shape: facts.shape, outcomes }))
+    Ok(Arc::new(Attacked { norm, shape: facts.shape, outcomes, cost: facts.cost, members: facts.members }))
 }

@@ -4,7 +4,7 @@
 
 use crate::plots::ImageGrid;
 use super::attack_outcome::{Outcome, SUMMARY, Status, norm_column, robust_metric, summary};
-use super::attacked::{ATTACKED, Attacked};
+use super::attacked::{ATTACKED, Attacked, Cost, metric_key};
 use super::dataset::DATASET;
 use super::layers::check_model;
 use super::model::{MODEL, model_ref};
@@ -16,6 +16,8 @@ use crate::lang::{
 use crate::robust::attack::Attack;
 use crate::robust::cw::CwConfig;
 use crate::robust::ddn::DdnConfig;
+use crate::robust::ensemble::Ensemble;
+use crate::robust::fmn::FmnConfig;
 use crate::robust::logbarrier::LogBarrierConfig;
 use crate::robust::norms::Norm;
 use crate::robust::oracle::{Criterion, Oracle};
@@ -78,7 +80,27 @@ fn attack(
     params: Vec<Param>,
     lower: fn(&Args) -> Result<Attack, String>,
 ) -> Builtin {
-    Builtin::config(&ATTACK, name, doc, params, move |_: &Registry, a: &Args| lower(a))
+    Builtin::config(&ATTACK, name, doc, params, move |reg: &Registry, a: &Args| warm(reg, a, lower(a)?))
+}
+
+/// The `start:` parameter of the attacks that take starting points.
+fn start_param() -> Param {
+    Param::new(
+        "start",
+        Ty::opt(Ty::kind(&ATTACK)),
+        Dflt::None,
+        "warm start: refine the adversarial points of a fast attack, e.g. `fmn(norm: l2)` or `ddn()`, instead of starting from noise",
+    )
+}
+
+/// An attack with a `start:` runs from that attack's points.
+fn warm(reg: &Registry, a: &Args, refine: Attack) -> Result<Attack, String> {
+    match a.config("start") {
+        Some(c) if refine.takes_starts() => {
+            Ok(Attack::Warm { start: Box::new(reg.lower::<Attack>(c)?), refine: Box::new(refine) })
+        }
+        _ => Ok(refine),
+    }
 }
 
 /// What `bounds:` takes.
@@ -106,6 +128,7 @@ pub fn builtins() -> Vec<Builtin> {
             .within(Some(0.0), None),
     );
     lb.push(positive("temperature", lbd.temperature, "softmax temperature of the smooth linf surrogate"));
+    lb.push(start_param());
     let mut plb = vec![Param::new(
         "norm",
         Ty::choice(&["l0", "l1", "l2", "linf"]),
@@ -123,6 +146,8 @@ pub fn builtins() -> Vec<Builtin> {
         )
         .within(Some(0.0), Some(1.0)),
     );
+    plb.push(start_param());
+    let fmnd = FmnConfig::paper(Norm::L2);
     let attacked_doc = "Attack the first `count` images (or the first `count` correctly classified ones) of labelled data: \
                         per-image CSV and adversarial inputs, re-verified success, distances in l0/l1/l2/linf, robust \
                         accuracy at `eps`, and a clean / adversarial / perturbation figure.";
@@ -207,6 +232,55 @@ pub fn builtins() -> Vec<Builtin> {
                     c0: a.need_float("c0")?,
                     kappa: a.need_float("kappa")?,
                 }))
+            },
+        ),
+        attack(
+            "fmn",
+            "Fast Minimum-Norm (Pintor et al. 2021), l0/l1/l2/linf: normalised margin ascent projected onto an adaptive lp ball; the reference code's schedules, 100 steps.",
+            vec![
+                Param::new("norm", Ty::choice(&["l0", "l1", "l2", "linf"]), Dflt::Str("l2"), "the distance minimised"),
+                int_at_least("steps", fmnd.steps as i64, 1.0, "iterations"),
+                positive("alpha", fmnd.alpha_init, "initial step (cosine-annealed to `alpha_final`)"),
+                positive("alpha_final", fmnd.alpha_final, "final step"),
+                Param::new("gamma", Ty::Float, Dflt::Float(fmnd.gamma_init), "initial relative radius change")
+                    .within(Some(0.0), Some(1.0)),
+                Param::new("gamma_final", Ty::Float, Dflt::Float(fmnd.gamma_final), "final relative radius change")
+                    .within(Some(0.0), Some(1.0)),
+                start_param(),
+            ],
+            |a| {
+                Ok(Attack::Fmn(FmnConfig {
+                    norm: norm(a)?,
+                    steps: a.need_usize("steps")?,
+                    alpha_init: a.need_float("alpha")?,
+                    alpha_final: a.need_float("alpha_final")?,
+                    gamma_init: a.need_float("gamma")?,
+                    gamma_final: a.need_float("gamma_final")?,
+                }))
+            },
+        ),
+        Builtin::config(
+            &ATTACK,
+            "ensemble",
+            "Several attacks on the same images; per image the smallest perturbation the model confirms wins. A member warm-started from an earlier member reuses its points.",
+            vec![
+                Param::new("attacks", Ty::list(Ty::kind(&ATTACK)), Dflt::Required, "the members, run in order, e.g. `[fmn(norm: l1), prox_logbarrier(norm: l1, start: fmn(norm: l1))]`"),
+                Param::new(
+                    "norm",
+                    Ty::opt(Ty::choice(&["l0", "l1", "l2", "linf"])),
+                    Dflt::None,
+                    "the distance compared (default: the first member's)",
+                ),
+            ],
+            |reg: &Registry, a: &Args| {
+                let members =
+                    a.configs("attacks").into_iter().map(|(c, _)| reg.lower::<Attack>(c)).collect::<Result<Vec<_>, _>>()?;
+                let Some(first) = members.first() else { return Err("an ensemble needs at least one attack\nlist the attacks to run, e.g. `ensemble(attacks: [fmn(norm: l2), ddn()])`".into()) };
+                let norm = match a.text("norm") {
+                    Some(n) => Norm::parse(n).ok_or_else(|| format!("`{n}` is not a norm"))?,
+                    None => first.norm(),
+                };
+                Ok(Attack::Ensemble(Ensemble { norm, members }))
             },
         ),
         attack(
@@ -333,22 +407,27 @@ fn resolve_bounds(arg: BoundsArg, data: Option<&Meta>) -> Option<(f64, f64)> {
 
 /// Attacks that need a finite box say so when the inputs are unbounded.
 fn unbounded_ok(cx: &StaticCall, span: crate::diag::Span) -> Vec<Diag> {
-    match cx.lower::<Attack>("using") {
-        Some(Attack::CarliniWagner(_)) => vec![
-            Diag::new(Code::E2006, "`cw` needs finite bounds: it optimises in tanh space between them")
+    let Some(attack) = cx.lower::<Attack>("using") else { return vec![] };
+    let mut d = Vec::new();
+    for part in attack.parts() {
+        match part {
+            Attack::CarliniWagner(_) => d.push(
+                Diag::new(Code::E2006, "`cw` needs finite bounds: it optimises in tanh space between them")
+                    .at(span, "unbounded")
+                    .hint("give `bounds: [lo, hi]`, or attack unbounded inputs with `ddn`, `pgd` or `logbarrier`"),
+            ),
+            Attack::Pgd(c) if c.eps_max.is_none() => d.push(
+                Diag::new(
+                    Code::E2002,
+                    "`pgd` on unbounded inputs needs `eps_max`: its default is the diameter of the bounds",
+                )
                 .at(span, "unbounded")
-                .hint("give `bounds: [lo, hi]`, or attack unbounded inputs with `ddn`, `pgd` or `logbarrier`"),
-        ],
-        Some(Attack::Pgd(c)) if c.eps_max.is_none() => vec![
-            Diag::new(
-                Code::E2002,
-                "`pgd` on unbounded inputs needs `eps_max`: its default is the diameter of the bounds",
-            )
-            .at(span, "unbounded")
-            .hint("write e.g. `pgd(norm: l2, eps_max: 5.0)`, the largest radius to search"),
-        ],
-        _ => vec![],
+                .hint("write e.g. `pgd(norm: l2, eps_max: 5.0)`, the largest radius to search"),
+            ),
+            _ => {}
+        }
     }
+    d
 }
 
 struct AttackStage;
@@ -397,9 +476,10 @@ impl Stage for AttackStage {
         d
     }
     /// 1: ProxLogBarrier l0 pulls rejected steps back (the authors' rule); 2: the final pull
-    /// keeps a logit margin of 1e-4; 3: failures count as infinite distances in the summary.
+    /// keeps a logit margin of 1e-4; 3: failures count as infinite distances in the summary;
+    /// 4: model calls and time kept with the result (for `attack_report`).
     fn revision(&self) -> u32 {
-        3
+        4
     }
     fn run(&self, cx: &mut RunCtx) -> Result<Output, Diag> {
         let data = cx.input::<Dataset>("data")?;
@@ -450,10 +530,12 @@ impl Stage for AttackStage {
             }
         }
         let bar = cx.progress.bar(to_attack.len() as u64, cx.name());
+        let clock = std::time::Instant::now();
+        let mut members = Vec::new();
         for chunk in to_attack.chunks(batch) {
             let xs: Vec<Vec<f64>> = chunk.iter().map(|&i| row(i)).collect();
             let ys: Vec<usize> = chunk.iter().map(|&i| labels[i] as usize).collect();
-            let found = attack.run(&oracle, &xs, &ys, &mut rng).map_err(candle)?;
+            let found = attack.run_logged(&oracle, &xs, &ys, &mut rng, &mut members).map_err(candle)?;
             // Re-verify exactly what is returned: the float32 input the model sees.
             let adv: Vec<Option<Vec<f32>>> =
                 found.into_iter().map(|f| f.map(|v| v.iter().map(|x| *x as f32).collect())).collect();
@@ -500,13 +582,35 @@ impl Stage for AttackStage {
             files.extend(write_grid(cx, &outcomes, &data, grid, norm)?);
         }
         let (forwards, gradients) = oracle.evaluations();
+        let per = |v: usize| v as f64 / to_attack.len().max(1) as f64;
+        let cost = Cost {
+            label: attack.label(),
+            forwards_per_image: per(forwards),
+            gradients_per_image: per(gradients),
+            seconds: clock.elapsed().as_secs_f64(),
+            broken: None,
+            wins: None,
+        };
+        let members: Vec<Cost> = members
+            .into_iter()
+            .map(|m| Cost {
+                label: m.label,
+                forwards_per_image: per(m.forwards),
+                gradients_per_image: per(m.gradients),
+                seconds: m.seconds,
+                broken: Some(m.broken),
+                wins: Some(m.wins),
+            })
+            .collect();
         let mut metrics = summary(&outcomes, norm, &eps_list(a));
-        metrics.insert("gradients_per_image".into(), gradients as f64 / to_attack.len().max(1) as f64);
-        metrics.insert("forwards_per_image".into(), forwards as f64 / to_attack.len().max(1) as f64);
+        cost.insert_into(&mut metrics, "");
+        for m in &members {
+            m.insert_into(&mut metrics, &format!("members.{}.", metric_key(&m.label)));
+        }
         if let Some(w) = short {
             cx.warn(Code::W2001, w);
         }
-        let attacked = Attacked { norm, shape: data.shape.clone(), outcomes };
+        let attacked = Attacked { norm, shape: data.shape.clone(), outcomes, cost, members };
         Ok(Output { artifact: Arc::new(attacked), metrics, files })
     }
 }

@@ -60,6 +60,7 @@ families!(
     flows,
     attacks,
     attack_reports,
+    attack_report,
     bounds,
     confidence,
     certify,

@@ -9,7 +9,7 @@ use candle_core::Result;
 
 /// The defaults of Carlini and Wagner's code: 9 binary steps, 10,000 iterations, Adam at
 /// 0.01, c starting at 1e-3, kappa 0, early abort.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CwConfig {
     pub steps: usize,
     pub binary_steps: usize,

@@ -9,7 +9,7 @@ use super::oracle::{Oracle, softmax};
 use candle_core::Result;
 
 /// The paper's defaults: 100 steps, gamma 0.05, initial radius 1, step 1.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DdnConfig {
     pub steps: usize,
     pub gamma: f64,

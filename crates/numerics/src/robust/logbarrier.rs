@@ -9,7 +9,7 @@
 
 use super::norms::{Norm, distance};
 use super::oracle::{Oracle, Space, margin_and_dlogits};
-use super::start::{misclassified_starts, pull_back_until_adversarial};
+use super::start::{barrier_starts, pull_back_until_adversarial};
 use crate::rng::Rng;
 use candle_core::Result;
 
@@ -19,7 +19,7 @@ use candle_core::Result;
 const START_BISECTIONS: usize = 8;
 
 /// The defaults of the paper's reference code.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LogBarrierConfig {
     pub norm: Norm,
     pub lambda0: f64,
@@ -60,21 +60,25 @@ fn smooth_linf_gradient(d: &[f64], t: f64) -> Vec<f64> {
     d.iter().zip(w.iter().zip(&a)).map(|(di, (wi, ai))| di.signum() * wi * (1.0 + t * (ai - ex))).collect()
 }
 
-/// The attack on every input `xs[i]` of label `labels[i]`: the closest adversarial point
-/// found, or `None` where no misclassified start was found.
+/// The attack on every input `xs[i]` of label `labels[i]`, from `given[i]` where that
+/// holds an adversarial point (a warm start) and from noise elsewhere: the closest
+/// adversarial point found, or `None` where no misclassified start was found.
 pub fn log_barrier(
     oracle: &Oracle,
     xs: &[Vec<f64>],
     labels: &[usize],
     cfg: &LogBarrierConfig,
+    given: Option<&[Option<Vec<f64>>]>,
     rng: &mut Rng,
 ) -> Result<Vec<Option<Vec<f64>>>> {
-    let starts = misclassified_starts(oracle, xs, labels, START_BISECTIONS, rng)?;
+    let starts = barrier_starts(oracle, xs, labels, given, START_BISECTIONS, rng)?;
     let live: Vec<usize> = (0..xs.len()).filter(|&i| starts[i].is_some()).collect();
-    let mut z: Vec<Vec<f64>> = live.iter().map(|&i| starts[i].clone().unwrap_or_default()).collect();
+    let start = |i: usize| starts[i].clone().unwrap_or_default();
+    let mut z: Vec<Vec<f64>> = live.iter().map(|&i| start(i).0).collect();
     let x: Vec<&Vec<f64>> = live.iter().map(|&i| &xs[i]).collect();
     let y: Vec<usize> = live.iter().map(|&i| labels[i]).collect();
-    let mut best: Vec<(f64, Vec<f64>)> = z.iter().zip(&x).map(|(z, x)| (distance(cfg.norm, z, x), z.clone())).collect();
+    let mut best: Vec<(f64, Vec<f64>)> =
+        live.iter().zip(&x).map(|(&i, x)| (distance(cfg.norm, &start(i).1, x), start(i).1)).collect();
     let crit = oracle.criterion;
     for k in 0..cfg.outer {
         let lambda = cfg.lambda0 * cfg.beta.powi(k as i32);

@@ -7,7 +7,7 @@ use super::oracle::{Oracle, Space, margin_and_dlogits};
 use crate::rng::Rng;
 use candle_core::Result;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PgdConfig {
     pub norm: Norm,
     pub steps: usize,

@@ -7,7 +7,7 @@
 
 use super::norms::{Norm, diff};
 use super::oracle::{Oracle, Space, margin_and_dlogits};
-use super::start::misclassified_starts;
+use super::start::barrier_starts;
 use crate::rng::Rng;
 use candle_core::Result;
 
@@ -22,7 +22,7 @@ pub enum StepRule {
 
 /// The paper's defaults: lambda_0 = 0.1, beta = 0.75, step 0.1, mu = 1, 30 x 30 iterations
 /// (and, for l0, the code's pull-back gamma = 0.05).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ProxConfig {
     pub norm: Norm,
     pub lambda0: f64,
@@ -41,22 +41,31 @@ impl ProxConfig {
     }
 }
 
-/// The attack on every input: the closest adversarial point found, or `None` where no
-/// misclassified start was found.
+/// The attack on every input, from `given[i]` where that holds an adversarial point (a
+/// warm start) and from noise elsewhere: the closest adversarial point found, or `None`
+/// where no misclassified start was found.
 pub fn prox_log_barrier(
     oracle: &Oracle,
     xs: &[Vec<f64>],
     labels: &[usize],
     cfg: &ProxConfig,
+    given: Option<&[Option<Vec<f64>>]>,
     rng: &mut Rng,
 ) -> Result<Vec<Option<Vec<f64>>>> {
     let crit = oracle.criterion;
-    let starts = misclassified_starts(oracle, xs, labels, 30, rng)?;
+    let starts = barrier_starts(oracle, xs, labels, given, 30, rng)?;
     let live: Vec<usize> = (0..xs.len()).filter(|&i| starts[i].is_some()).collect();
     let x: Vec<&Vec<f64>> = live.iter().map(|&i| &xs[i]).collect();
     let y: Vec<usize> = live.iter().map(|&i| labels[i]).collect();
-    let mut delta: Vec<Vec<f64>> = live.iter().map(|&i| diff(starts[i].as_deref().unwrap_or(&[]), &xs[i])).collect();
-    let mut best: Vec<(f64, Vec<f64>)> = delta.iter().map(|d| (cfg.norm.of(d), d.clone())).collect();
+    let start = |i: usize| starts[i].clone().unwrap_or_default();
+    let mut delta: Vec<Vec<f64>> = live.iter().map(|&i| diff(&start(i).0, &xs[i])).collect();
+    let mut best: Vec<(f64, Vec<f64>)> = live
+        .iter()
+        .map(|&i| {
+            let d = diff(&start(i).1, &xs[i]);
+            (cfg.norm.of(&d), d)
+        })
+        .collect();
     let point = |a: usize, d: &[f64]| -> Vec<f64> { x[a].iter().zip(d).map(|(p, q)| oracle.clamp(p + q)).collect() };
     // Each image's step carries over: doubled after a success (up to ten times the
     // configured step), halved while a trial fails.
@@ -214,7 +223,7 @@ mod tests {
         let model = |z: &candle_core::Tensor| p.model(z);
         let oracle = Oracle::new(&model, &[8], (-100.0, 100.0), Criterion { top: 1 }, &candle_core::Device::Cpu);
         for (norm, exact) in [(Norm::L2, p.l2()), (Norm::Linf, p.linf()), (Norm::L1, p.l1())] {
-            let adv = prox_log_barrier(&oracle, &p.xs, &p.labels, &ProxConfig::paper(norm), &mut rng).unwrap();
+            let adv = prox_log_barrier(&oracle, &p.xs, &p.labels, &ProxConfig::paper(norm), None, &mut rng).unwrap();
             p.assert_distances(&adv, norm, &exact, 0.01);
         }
     }

@@ -35,6 +35,49 @@ pub fn misclassified_starts(
     pull_toward_inputs(oracle, xs, labels, &far, bisections)
 }
 
+/// Share of the way beyond a given start, away from its input, that a barrier attack
+/// starts at: a point on the decision boundary has a vanishing margin, and the barrier's
+/// first gradients there are huge.
+pub const WARM_PUSH: f64 = 0.05;
+
+/// Starting points for a barrier attack: where `given` holds a point (a fast attack's
+/// adversarial point), that point and its push `WARM_PUSH` further from the input when the
+/// push stays adversarial; elsewhere noise starts. Returns (iterate, best so far) per
+/// input, so that the attack never returns worse than the point it was given.
+pub fn barrier_starts(
+    oracle: &Oracle,
+    xs: &[Vec<f64>],
+    labels: &[usize],
+    given: Option<&[Option<Vec<f64>>]>,
+    bisections: usize,
+    rng: &mut Rng,
+) -> Result<Vec<Option<(Vec<f64>, Vec<f64>)>>> {
+    let given = |i: usize| given.and_then(|g| g.get(i).cloned().flatten());
+    let missing: Vec<usize> = (0..xs.len()).filter(|&i| given(i).is_none()).collect();
+    let sub_x: Vec<Vec<f64>> = missing.iter().map(|&i| xs[i].clone()).collect();
+    let sub_y: Vec<usize> = missing.iter().map(|&i| labels[i]).collect();
+    let noise =
+        if missing.is_empty() { Vec::new() } else { misclassified_starts(oracle, &sub_x, &sub_y, bisections, rng)? };
+    let mut out: Vec<Option<(Vec<f64>, Vec<f64>)>> = vec![None; xs.len()];
+    for (k, &i) in missing.iter().enumerate() {
+        out[i] = noise[k].clone().map(|p| (p.clone(), p));
+    }
+    let warm: Vec<usize> = (0..xs.len()).filter(|&i| given(i).is_some()).collect();
+    let pushed: Vec<Vec<f64>> = warm
+        .iter()
+        .map(|&i| {
+            let g = given(i).unwrap_or_default();
+            xs[i].iter().zip(&g).map(|(x, a)| oracle.clamp(x + (1.0 + WARM_PUSH) * (a - x))).collect()
+        })
+        .collect();
+    let ok = adversarial(oracle, &pushed, &warm.iter().map(|&i| labels[i]).collect::<Vec<_>>())?;
+    for ((&i, p), ok) in warm.iter().zip(pushed).zip(ok) {
+        let g = given(i).unwrap_or_default();
+        out[i] = Some((if ok { p } else { g.clone() }, g));
+    }
+    Ok(out)
+}
+
 /// Propose a point for every input that has none yet and keep the adversarial ones; false
 /// once every input has a point (nothing was proposed).
 fn adopt_adversarial(
