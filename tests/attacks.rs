@@ -191,7 +191,8 @@ fn an_ensemble_keeps_its_best_member_and_the_report_counts_wins_and_calls() {
     assert!(ens["members.prox_logbarrier_l2_from_fmn_l2.calls_per_image"] < ens["calls_per_image"] - alone * 0.9);
     let rep = m("rep");
     assert_eq!(rep["l2.fmn.median"], m("fmn2")["median"]);
-    assert_eq!(rep["l2.fmn.wins"] + rep["l2.ddn.wins"] >= 16.0, true, "{rep:?}");
+    // Every image is won by one of the two (ties by both).
+    assert!(rep["l2.fmn.wins"] + rep["l2.ddn.wins"] >= 16.0, "{rep:?}");
     assert!(!rep.contains_key("l2.ensemble.wins"));
     assert_eq!(rep["l2.ensemble.calls_per_image"], ens["calls_per_image"]);
     let md = std::fs::read_to_string(out.path().join("rep/report.md")).unwrap();

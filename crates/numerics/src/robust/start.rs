@@ -40,6 +40,9 @@ pub fn misclassified_starts(
 /// first gradients there are huge.
 pub const WARM_PUSH: f64 = 0.05;
 
+/// A barrier attack's first iterate and the point it must beat.
+pub type BarrierStart = (Vec<f64>, Vec<f64>);
+
 /// Starting points for a barrier attack: where `given` holds a point (a fast attack's
 /// adversarial point), that point and its push `WARM_PUSH` further from the input when the
 /// push stays adversarial; elsewhere noise starts. Returns (iterate, best so far) per
@@ -51,14 +54,14 @@ pub fn barrier_starts(
     given: Option<&[Option<Vec<f64>>]>,
     bisections: usize,
     rng: &mut Rng,
-) -> Result<Vec<Option<(Vec<f64>, Vec<f64>)>>> {
+) -> Result<Vec<Option<BarrierStart>>> {
     let given = |i: usize| given.and_then(|g| g.get(i).cloned().flatten());
     let missing: Vec<usize> = (0..xs.len()).filter(|&i| given(i).is_none()).collect();
     let sub_x: Vec<Vec<f64>> = missing.iter().map(|&i| xs[i].clone()).collect();
     let sub_y: Vec<usize> = missing.iter().map(|&i| labels[i]).collect();
     let noise =
         if missing.is_empty() { Vec::new() } else { misclassified_starts(oracle, &sub_x, &sub_y, bisections, rng)? };
-    let mut out: Vec<Option<(Vec<f64>, Vec<f64>)>> = vec![None; xs.len()];
+    let mut out: Vec<Option<BarrierStart>> = vec![None; xs.len()];
     for (k, &i) in missing.iter().enumerate() {
         out[i] = noise[k].clone().map(|p| (p.clone(), p));
     }
