@@ -136,10 +136,25 @@ fn smoke_reports_are_stable() {
         let tmp = tempfile::tempdir().unwrap();
         let report = run_file(path, Some("smoke"), tmp.path()).unwrap_or_else(|e| panic!("{e}"));
         assert!(tmp.path().join("report.yaml").exists());
-        // Attacks (and adversarial training, and bounds compared with attacks) throughout.
-        let chaotic = path.ends_with("attacks_mnist.flow")
-            || path.ends_with("igr_mnist.flow")
-            || path.ends_with("certify_mnist.flow");
+        // Attacks (and adversarial training, and bounds compared with attacks) throughout;
+        // and pipelines whose numbers were seen to move between two machines of this
+        // workplace (the same code on another CPU, this one an AMD EPYC): a few Adam steps on tiny gradients
+        // (gaussian_average_regression: mc_abs_error 0.05217 vs 0.051682), adaptive solvers
+        // taking other steps (mrcnf_mnist, ood_mnist: 60 vs 63-66 evaluations) and the fifth
+        // digit of the dual objectives (potential_flows). Each is deterministic on one machine
+        // (same_seed_gives_identical_reports_except_wall_times), and its numbers are tested
+        // against references in its own tests.
+        let chaotic = [
+            "attacks_mnist.flow",
+            "igr_mnist.flow",
+            "certify_mnist.flow",
+            "gaussian_average_regression.flow",
+            "mrcnf_mnist.flow",
+            "ood_mnist.flow",
+            "potential_flows.flow",
+        ]
+        .iter()
+        .any(|name| path.ends_with(name));
         insta::assert_snapshot!(yaml::to_string(&sanitize(&report.to_value(), chaotic)).unwrap());
     });
 }
@@ -210,6 +225,10 @@ fn same_seed_gives_identical_reports_except_wall_times() {
             for (_, s) in stages.iter_mut() {
                 if let Value::Mapping(m) = s {
                     m.remove("wall_seconds");
+                    // An attack's own wall time (`seconds`, `members.<m>.seconds`).
+                    if let Some(Value::Mapping(metrics)) = m.get_mut("metrics") {
+                        metrics.retain(|k, _| !k.as_str().is_some_and(|k| k.ends_with("seconds")));
+                    }
                 }
             }
         }
