@@ -190,6 +190,7 @@ let score = evaluate(fit, data, metrics: [accuracy, loss])
 let adv = attack(fit, data, using: ddn(steps: 50), count: 8, bounds: none, eps: [0.1, 0.5])
 let adv2 = attack(fit, data, using: pgd(norm: linf, steps: 5, bisections: 3, eps_max: 3.0), count: 8, bounds: [-3, 3])
 let table = attack_table([adv, adv2], labels: ["ddn", "pgd"])
+let by_norm = attack_report([adv, adv2], labels: ["ddn", "pgd"])
 let robust = robustness_plot([adv, adv2])
 let points = scatter_plot(soft)
 let regions = decision_plot(fit, data, grid: 20, adversarial: adv)
@@ -251,7 +252,7 @@ fn every_stage_emits_the_numbers_it_declares_and_reads_cached_inputs_like_fresh_
     let (plan2, sources2) = plan_of(&edited);
     let second = run(&plan2, &sources2, tmp.path());
     let status: BTreeMap<&str, &str> = second.stages.iter().map(|s| (s.name.as_str(), s.status)).collect();
-    let again = ["table", "density", "bounds"];
+    let again = ["table", "by_norm", "density", "bounds"];
     assert!(again.iter().all(|s| status[s] == "executed"), "{status:?}");
     assert!(
         second.stages.iter().filter(|s| !again.contains(&s.name.as_str())).all(|s| s.status == "cached"),
