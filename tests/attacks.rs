@@ -132,6 +132,15 @@ fn a_top_2_attack_moves_the_label_out_of_the_top_two() {
     }
 }
 
+/// Check, plan and run a pipeline given as text, into `out`.
+fn run_source(src: &str, out: &std::path::Path) -> flowline::Report {
+    let mut sources = flowline::diag::SourceMap::new();
+    let id = sources.add("t.flow", None, src);
+    let plan = flowline::check(&mut sources, id, &flowline::CheckOptions::default()).and_then(flowline::plan).unwrap();
+    let opts = flowline::exec::RunOptions { out: out.to_path_buf(), quiet: true, ..Default::default() };
+    flowline::run(&plan, &opts).unwrap()
+}
+
 /// Attacks on unbounded 2-D data (two moons spread over about [-1, 2] x [-0.5, 1]): with
 /// `bounds: none` every point is broken; forcing the old default box [0, 1]^2 on the same
 /// data leaves most points out of reach, which is why the box must now be given.
@@ -142,12 +151,8 @@ fn attacks_on_unbounded_data_break_every_point_only_without_a_wrong_box() {
         let free = attack(fit, data, using: pgd(norm: l2, eps_max: 4.0), count: 16, only_correct: true, bounds: none)\n\
         let lb = attack(fit, data, using: logbarrier(norm: l2, outer: 4, inner: 50), count: 16, only_correct: true, bounds: none)\n\
         let boxed = attack(fit, data, using: pgd(norm: l2), count: 16, only_correct: true, bounds: [0.0, 1.0])\n";
-    let mut sources = flowline::diag::SourceMap::new();
-    let id = sources.add("t.flow", None, src);
-    let plan = flowline::check(&mut sources, id, &flowline::CheckOptions::default()).and_then(flowline::plan).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let opts = flowline::exec::RunOptions { out: out.path().to_path_buf(), quiet: true, ..Default::default() };
-    let r = flowline::run(&plan, &opts).unwrap();
+    let r = run_source(src, out.path());
     let m = |name: &str| r.stages.iter().find(|s| s.name == name).unwrap().metrics.clone();
     assert_eq!(m("free")["success_rate"], 1.0, "{:?}", m("free"));
     assert_eq!(m("lb")["success_rate"], 1.0, "{:?}", m("lb"));
@@ -169,12 +174,8 @@ fn an_ensemble_keeps_its_best_member_and_the_report_counts_wins_and_calls() {
         let ddn2 = on(using: ddn())\n\
         let ens = on(using: ensemble(attacks: [ddn(), fmn(norm: l2), prox_logbarrier(norm: l2, outer: 5, inner: 10, start: fmn(norm: l2))]))\n\
         let rep = attack_report([fmn2, ddn2, ens], labels: [\"fmn\", \"ddn\", \"ensemble\"])\n";
-    let mut sources = flowline::diag::SourceMap::new();
-    let id = sources.add("t.flow", None, src);
-    let plan = flowline::check(&mut sources, id, &flowline::CheckOptions::default()).and_then(flowline::plan).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let opts = flowline::exec::RunOptions { out: out.path().to_path_buf(), quiet: true, ..Default::default() };
-    let r = flowline::run(&plan, &opts).unwrap();
+    let r = run_source(src, out.path());
     // A `def` call's stage is named after its `let` and the built-in it makes.
     let m = |name: &str| {
         let full = if name == "rep" { name.to_string() } else { format!("{name}.attack1") };

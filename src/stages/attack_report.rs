@@ -3,6 +3,7 @@
 //! each of its members won inside it.
 
 use super::attack_outcome::{Status, median, norm_column};
+use super::attack_reports::cell;
 use super::attacked::{ATTACKED, Attacked, Cost, metric_key};
 use crate::diag::Diag;
 use crate::lang::{Builtin, Dflt, Kind, Metrics, Output, Param, RunCtx, Stage, TABLE, Ty};
@@ -166,16 +167,6 @@ impl Stage for AttackReport {
         }
         let files = vec![cx.write_file("report.md", md.as_bytes())?, cx.write_file("report.csv", csv.as_bytes())?];
         Ok(Output::nothing(&TABLE, metrics, files))
-    }
-}
-
-fn cell(v: f64) -> String {
-    if v.is_infinite() {
-        "∞".into()
-    } else if v.is_nan() {
-        "–".into()
-    } else {
-        format!("{v:.4}")
     }
 }
 

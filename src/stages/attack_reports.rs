@@ -151,7 +151,7 @@ impl Stage for AttackTable {
 }
 
 /// A table cell: four decimals, or the symbol for a failed image's infinite distance.
-fn cell(v: f64) -> String {
+pub(super) fn cell(v: f64) -> String {
     if v.is_infinite() {
         "∞".into()
     } else if v.is_nan() {

@@ -107,10 +107,24 @@ impl Attack {
             Attack::Ensemble(e) => return e.run(oracle, xs, labels, rng, log),
             Attack::Warm { start, refine } => {
                 let starts = start.run(oracle, xs, labels, rng)?;
-                refine.search(oracle, xs, labels, Some(&starts), rng)?
+                return refine.run_from(oracle, xs, labels, &starts, rng);
             }
             other => other.search(oracle, xs, labels, None, rng)?,
         };
+        pull_toward_inputs(oracle, xs, labels, &found, PULL_BISECTIONS)
+    }
+
+    /// This attack (one that takes starts) from the given adversarial points, with the
+    /// final pull every attack gets.
+    pub fn run_from(
+        &self,
+        oracle: &Oracle,
+        xs: &[Vec<f64>],
+        labels: &[usize],
+        starts: &[Option<Vec<f64>>],
+        rng: &mut Rng,
+    ) -> Result<Points> {
+        let found = self.search(oracle, xs, labels, Some(starts), rng)?;
         pull_toward_inputs(oracle, xs, labels, &found, PULL_BISECTIONS)
     }
 

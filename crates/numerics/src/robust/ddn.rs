@@ -4,7 +4,7 @@
 //! projecting the perturbation onto that sphere and the bounds; the closest adversarial
 //! iterate is kept. The step is cosine-annealed from `alpha` to 0.01.
 
-use super::norms::Norm;
+use super::norms::{Norm, farthest};
 use super::oracle::{Oracle, softmax};
 use candle_core::Result;
 
@@ -30,8 +30,7 @@ pub fn ddn(oracle: &Oracle, xs: &[Vec<f64>], labels: &[usize], cfg: &DdnConfig) 
     let mut delta: Vec<Vec<f64>> = xs.iter().map(|x| vec![0.0; x.len()]).collect();
     let mut radius = vec![cfg.init_norm; n];
     // No perturbation inside the bounds is longer than the distance to the far corner.
-    let worst: Vec<f64> =
-        xs.iter().map(|x| Norm::L2.of(&x.iter().map(|v| (v - lo).max(hi - v)).collect::<Vec<_>>())).collect();
+    let worst: Vec<f64> = xs.iter().map(|x| farthest(Norm::L2, x, oracle.bounds)).collect();
     let mut best: Vec<(f64, Option<Vec<f64>>)> = vec![(f64::INFINITY, None); n];
     for k in 0..=cfg.steps {
         let zs: Vec<Vec<f64>> =

@@ -71,10 +71,7 @@ impl Ensemble {
             let clock = Instant::now();
             let found = match member {
                 Attack::Warm { start, refine } => match self.members[..m].iter().position(|a| a == start.as_ref()) {
-                    Some(earlier) => {
-                        let refined = refine.search(oracle, xs, labels, Some(&done[earlier]), rng)?;
-                        super::start::pull_toward_inputs(oracle, xs, labels, &refined, 20)?
-                    }
+                    Some(earlier) => refine.run_from(oracle, xs, labels, &done[earlier], rng)?,
                     None => member.run(oracle, xs, labels, rng)?,
                 },
                 other => other.run(oracle, xs, labels, rng)?,
@@ -155,8 +152,7 @@ mod tests {
         for m in &members {
             alone.push(match m {
                 Attack::Warm { refine, .. } => {
-                    let r = refine.search(&oracle, &p.xs, &p.labels, Some(&alone[1]), &mut alone_rng).unwrap();
-                    super::super::start::pull_toward_inputs(&oracle, &p.xs, &p.labels, &r, 20).unwrap()
+                    refine.run_from(&oracle, &p.xs, &p.labels, &alone[1], &mut alone_rng).unwrap()
                 }
                 m => m.run(&oracle, &p.xs, &p.labels, &mut alone_rng).unwrap(),
             });

@@ -10,7 +10,7 @@
 //! The projection is the exact Euclidean one in every norm (`Norm::project`): l1 by
 //! Duchi et al.'s sort, l0 by keeping the largest entries, then the box.
 
-use super::norms::{Norm, diff};
+use super::norms::{Norm, diff, farthest};
 use super::oracle::{Oracle, Space, margin_and_dlogits};
 use candle_core::Result;
 
@@ -49,8 +49,7 @@ pub fn fmn(
     let mut delta: Vec<Vec<f64>> =
         (0..n).map(|i| start(i).map_or_else(|| vec![0.0; xs[i].len()], |s| diff(&s, &xs[i]))).collect();
     // No perturbation inside the bounds is longer than the one to the far corner.
-    let worst: Vec<f64> =
-        xs.iter().map(|x| norm.of(&x.iter().map(|v| (v - lo).max(hi - v)).collect::<Vec<_>>())).collect();
+    let worst: Vec<f64> = xs.iter().map(|x| farthest(norm, x, oracle.bounds)).collect();
     let mut eps: Vec<f64> = (0..n)
         .map(|i| match (start(i), norm) {
             (Some(_), _) => norm.of(&delta[i]),
@@ -80,11 +79,11 @@ pub fn fmn(
                 })?
                 .1
         };
+        let sizes: Vec<f64> = delta.iter().map(|d| norm.of(d)).collect();
         for i in 0..n {
-            let size = norm.of(&delta[i]);
             let adv = margin[i] > 0.0;
-            if adv && size < best[i].0 {
-                best[i] = (size, Some(zs[i].clone()));
+            if adv && sizes[i] < best[i].0 {
+                best[i] = (sizes[i], Some(zs[i].clone()));
             }
             found[i] |= adv;
         }
@@ -95,7 +94,6 @@ pub fn fmn(
         let alpha = cfg.alpha_final + (cfg.alpha_init - cfg.alpha_final) * cosine;
         let gamma = cfg.gamma_final + (cfg.gamma_init - cfg.gamma_final) * cosine;
         for i in 0..n {
-            let size = norm.of(&delta[i]);
             let adv = margin[i] > 0.0;
             eps[i] = if norm == Norm::L0 {
                 if adv {
@@ -111,7 +109,7 @@ pub fn fmn(
                 // Beyond the linearised boundary by gamma: on a locally linear model (a
                 // ReLU network is piecewise linear) the estimate itself lands on the
                 // boundary, never strictly past it, step after step.
-                (size + margin[i].abs() / norm.dual().of(&g[i]).max(1e-12)) * (1.0 + gamma)
+                (sizes[i] + margin[i].abs() / norm.dual().of(&g[i]).max(1e-12)) * (1.0 + gamma)
             };
             eps[i] = eps[i].min(worst[i]);
             let gn = Norm::L2.of(&g[i]).max(1e-12);

@@ -105,6 +105,12 @@ pub fn diff(a: &[f64], b: &[f64]) -> Vec<f64> {
     a.iter().zip(b).map(|(p, q)| p - q).collect()
 }
 
+/// The largest perturbation of `x` inside the box (lo, hi) in `norm`: the one to the
+/// farthest corner.
+pub fn farthest(norm: Norm, x: &[f64], (lo, hi): (f64, f64)) -> f64 {
+    norm.of(&x.iter().map(|v| (v - lo).max(hi - v)).collect::<Vec<_>>())
+}
+
 /// The distance between two inputs in `norm`.
 pub fn distance(norm: Norm, a: &[f64], b: &[f64]) -> f64 {
     norm.of(&diff(a, b))

@@ -26,19 +26,6 @@ impl PgdConfig {
     }
 }
 
-/// Project a perturbation onto the eps-ball.
-fn project(d: &mut [f64], eps: f64, norm: Norm) {
-    match norm {
-        Norm::L2 => {
-            let n = Norm::L2.of(d);
-            if n > eps {
-                d.iter_mut().for_each(|v| *v *= eps / n);
-            }
-        }
-        _ => d.iter_mut().for_each(|v| *v = v.clamp(-eps, eps)),
-    }
-}
-
 /// PGD at radius `eps[i]` for every input: a misclassified point within the ball, if found.
 /// The first try starts at the input itself, restarts at a uniform point of the box.
 pub fn pgd(
@@ -59,7 +46,7 @@ pub fn pgd(
                 let mut d: Vec<f64> = (0..xs[i].len())
                     .map(|_| if restart == 0 { 0.0 } else { (rng.uniform() * 2.0 - 1.0) * eps[i] })
                     .collect();
-                project(&mut d, eps[i], cfg.norm);
+                cfg.norm.project(&mut d, eps[i]);
                 xs[i].iter().zip(&d).map(|(x, d)| oracle.clamp(x + d)).collect()
             })
             .collect();
@@ -94,7 +81,7 @@ pub fn pgd(
                 };
                 // Ascend the margin (it is positive once misclassified).
                 let mut d: Vec<f64> = z[r].iter().zip(&dir).zip(&xs[i]).map(|((z, s), x)| z + alpha * s - x).collect();
-                project(&mut d, eps[i], cfg.norm);
+                cfg.norm.project(&mut d, eps[i]);
                 keep_z.push(xs[i].iter().zip(&d).map(|(x, d)| oracle.clamp(x + d)).collect());
                 keep_i.push(i);
             }
